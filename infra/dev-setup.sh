@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Installs the development tools for switchboard. Safe to run again: it only does what is missing.
+#
+# - a Python virtual environment (default ~/.cache/switchboard/venv, override with SWITCHBOARD_VENV)
+#   holding moto (AWS emulator used by the integration tests), the AWS SAM CLI, cfn-lint and
+#   cargo-lambda with zig (cross-builds the Lambda functions for arm64);
+# - the Debian packages those need, when missing;
+# - the Rust components rustfmt and clippy and the aarch64-unknown-linux-gnu target.
+#
+# Usage: infra/dev-setup.sh [--quiet]   (--quiet prints nothing when everything is in place)
+set -euo pipefail
+
+quiet=0
+case "${1:-}" in
+  --quiet) quiet=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--quiet]" >&2; exit 2 ;;
+esac
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+venv="${SWITCHBOARD_VENV:-$HOME/.cache/switchboard/venv}"
+python="${SWITCHBOARD_PYTHON:-python3}"
+lambda_target="aarch64-unknown-linux-gnu"
+
+# Pinned to minor versions known to work together. aws-sam-cli pins cfn-lint to a range and
+# aws-sam-translator exactly; keep them in step when upgrading.
+requirements=(
+  "moto[server]==5.2.*"
+  "aws-sam-cli==1.170.*"
+  "cfn-lint==1.58.*"
+  "cargo-lambda==1.9.*"
+)
+
+say() {
+  if [[ $quiet == 0 ]]; then echo "dev-setup: $*"; fi
+}
+
+as_root() {
+  if [[ $(id -u) == 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "dev-setup: need root to run: $*" >&2
+    return 1
+  fi
+}
+
+# --- Debian packages -------------------------------------------------------------------------
+apt_packages=()
+if ! command -v "$python" >/dev/null 2>&1; then
+  apt_packages+=(python3 python3-venv)
+elif ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  apt_packages+=(python3-venv)
+fi
+if ! command -v cc >/dev/null 2>&1; then
+  apt_packages+=(build-essential)
+fi
+if ((${#apt_packages[@]})); then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "dev-setup: please install: ${apt_packages[*]}" >&2
+    exit 1
+  fi
+  echo "dev-setup: installing Debian packages: ${apt_packages[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${apt_packages[@]}"
+fi
+
+# --- Python virtual environment --------------------------------------------------------------
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))'; then
+  echo "dev-setup: Python 3.9 or newer is required ($("$python" --version 2>&1))" >&2
+  exit 1
+fi
+
+stamp="$venv/.switchboard-requirements"
+wanted="$(printf '%s\n' "$("$python" -c 'import sys; print(sys.version.split()[0])')" "${requirements[@]}")"
+
+venv_ok() {
+  [[ -f $stamp && "$(cat "$stamp")" == "$wanted" ]] || return 1
+  local tool
+  for tool in moto_server sam cfn-lint cargo-lambda; do
+    [[ -x "$venv/bin/$tool" ]] || return 1
+  done
+  "$venv/bin/python3" -m ziglang version >/dev/null 2>&1
+}
+
+if ! venv_ok; then
+  echo "dev-setup: installing Python tools into $venv"
+  rm -f "$stamp"
+  if ! "$venv/bin/python3" -c 'import sys' >/dev/null 2>&1; then
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    "$python" -m venv "$venv"
+  fi
+  pip=("$venv/bin/python3" -m pip --disable-pip-version-check --no-input)
+  "${pip[@]}" install --quiet --upgrade pip
+  "${pip[@]}" install --quiet --upgrade "${requirements[@]}"
+  printf '%s\n' "$wanted" >"$stamp"
+  venv_ok || { echo "dev-setup: the virtual environment is incomplete after install" >&2; exit 1; }
+fi
+say "Python tools: $("$venv/bin/python3" -m pip list --disable-pip-version-check 2>/dev/null |
+  awk 'tolower($1) ~ /^(moto|aws-sam-cli|cfn-lint|cargo-lambda|ziglang)$/ {printf "%s %s, ", $1, $2}' |
+  sed 's/, $//')"
+
+# --- Rust ------------------------------------------------------------------------------------
+if ! command -v rustup >/dev/null 2>&1; then
+  echo "dev-setup: rustup not found; install Rust with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+
+installed_components="$(rustup component list --installed)"
+missing_components=()
+for component in rustfmt clippy; do
+  grep -q "^$component" <<<"$installed_components" || missing_components+=("$component")
+done
+if ((${#missing_components[@]})); then
+  echo "dev-setup: adding Rust components: ${missing_components[*]}"
+  rustup component add "${missing_components[@]}"
+fi
+
+if ! rustup target list --installed | grep -qx "$lambda_target"; then
+  echo "dev-setup: adding Rust target $lambda_target (for the arm64 Lambda build)"
+  if ! rustup target add "$lambda_target"; then
+    echo "dev-setup: could not install the Rust standard library for $lambda_target." >&2
+    echo "dev-setup: Lambda builds (sam build, cargo lambda build --arm64) will fail until" >&2
+    echo "dev-setup: 'rustup target add $lambda_target' succeeds; the tests do not need it." >&2
+  fi
+fi
+
+say "ready. Put the tools first on PATH with:"
+say "  export PATH=\"$venv/bin:\$PATH\""

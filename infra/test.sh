@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The project's test command: formatting, lints, tests, template checks and the Lambda build.
+# Stops at the first failing step.
+#
+# Environment (all optional):
+#   SWITCHBOARD_VENV            tools virtual environment (default ~/.cache/switchboard/venv)
+#   CARGO_TARGET_DIR            cargo build directory (default ~/.cache/switchboard/target)
+#   SWITCHBOARD_SKIP_SAM_BUILD  set to 1 to skip the arm64 release build (sam build)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+exec </dev/null
+
+./infra/dev-setup.sh --quiet
+
+venv="${SWITCHBOARD_VENV:-$HOME/.cache/switchboard/venv}"
+# First on PATH: cargo-lambda runs zig through the first `python3` it finds.
+export PATH="$venv/bin:$PATH"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}"
+export SAM_CLI_TELEMETRY="${SAM_CLI_TELEMETRY:-0}"
+
+if ! SWITCHBOARD_MOTO_SERVER="$(command -v moto_server)"; then
+  echo "test: moto_server not found on PATH after set-up" >&2
+  exit 1
+fi
+export SWITCHBOARD_MOTO_SERVER
+
+total_start=$SECONDS
+
+step() {
+  local name=$1
+  shift
+  local start=$SECONDS rc=0
+  printf '\n==> %s: %s\n' "$name" "$*"
+  "$@" || rc=$?
+  if ((rc != 0)); then
+    printf '\n==> FAILED: %s (exit %d, %d s)\n' "$name" "$rc" "$((SECONDS - start))" >&2
+    exit "$rc"
+  fi
+  printf '==> ok: %s (%d s)\n' "$name" "$((SECONDS - start))"
+}
+
+sam_build() {
+  local target=aarch64-unknown-linux-gnu
+  if ! rustup target list --installed | grep -qx "$target"; then
+    echo "The Rust standard library for $target is not installed and could not be fetched." >&2
+    echo "Run 'rustup target add $target', or set SWITCHBOARD_SKIP_SAM_BUILD=1 to skip this step." >&2
+    return 1
+  fi
+  sam build
+}
+
+step "format" cargo fmt --all --check
+step "clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "tests" cargo test --workspace
+step "template" sam validate --lint
+if [[ ${SWITCHBOARD_SKIP_SAM_BUILD:-0} == 1 ]]; then
+  printf '\n==> skipped: sam build (SWITCHBOARD_SKIP_SAM_BUILD=1)\n'
+else
+  step "sam build" sam_build
+fi
+
+printf '\n==> all steps passed (%d s)\n' "$((SECONDS - total_start))"

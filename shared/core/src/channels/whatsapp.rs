@@ -1,0 +1,620 @@
+//! WhatsApp Business Cloud API deliveries.
+//!
+//! Envelope: `{"object":"whatsapp_business_account","entry":[{"id":WABA,"changes":[{"field":…,
+//! "value":{…}}]}]}`. Every entry, every change and every item of `messages[]`, `statuses[]`,
+//! `message_echoes[]` and `calls[]` becomes a record:
+//!
+//! | item | record |
+//! |---|---|
+//! | `messages[]` of type `reaction`, `edit`, `revoke` | [`Event`] on the message it names |
+//! | other `messages[]` | inbound [`Message`]; unknown types are `unsupported` |
+//! | `message_echoes[]` (the business app's own sends) | outbound message, or outbound event |
+//! | `statuses[]` | status [`Event`] on our outbound message (`<id>:<status>`), or a call state |
+//! | `calls[]` `connect` | a `call` message; other call events are events on the call |
+//! | a value without item lists (`account_update`, `user_preferences`, …) | [`Notification`] |
+//! | anything else in a value (`errors`, `groups`, …), or a shape nobody knows | [`Notification`] |
+//!
+//! The customer of an item is the user side of it, decided from `metadata` and `contacts[]`
+//! (echoes of edits and revokes have `from`/`to` the other way round in real payloads).
+//!
+//! [`Event`]: crate::model::Event
+//! [`Message`]: crate::model::Message
+//! [`Notification`]: crate::model::Notification
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{id_at, provider_time, str_at, unknown_account, unsupported};
+use crate::ids::{ConversationId, CustomerId, digest_json};
+use crate::model::{
+    Attachment, Channel, CustomerIdentity, DeliveryStatus, Direction, Event, EventKind, Message,
+    MessageKind, ProviderError, ProviderId, Record,
+};
+
+const CHANNEL: Channel = Channel::Whatsapp;
+
+/// The value keys that hold items this module turns into messages and events.
+const ITEM_LISTS: [&str; 4] = ["messages", "message_echoes", "statuses", "calls"];
+/// The value keys that only describe the items (the business number, the users' profiles).
+const CONTEXT_KEYS: [&str; 3] = ["messaging_product", "metadata", "contacts"];
+
+/// Normalizes one WhatsApp delivery. Never fails: see the module docs.
+pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
+    let mut out = Vec::new();
+    let Some(entries) = body.get("entry").and_then(Value::as_array) else {
+        out.push(unsupported(CHANNEL, None, "unsupported", body, received_at));
+        return out;
+    };
+    for entry in entries {
+        let waba = id_at(entry, "/id");
+        let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
+            out.push(unsupported(CHANNEL, waba, "unsupported", entry, received_at));
+            continue;
+        };
+        for change in changes {
+            normalize_change(change, waba.as_ref(), received_at, &mut out);
+        }
+    }
+    out
+}
+
+fn normalize_change(
+    change: &Value,
+    waba: Option<&ProviderId>,
+    received_at: DateTime<Utc>,
+    out: &mut Vec<Record>,
+) {
+    let field = str_at(change, "/field").unwrap_or("unsupported");
+    let Some(value) = change.get("value").filter(|v| v.is_object()) else {
+        out.push(unsupported(CHANNEL, waba.cloned(), field, change, received_at));
+        return;
+    };
+    let ctx = Context {
+        account_id: id_at(value, "/metadata/phone_number_id")
+            .or_else(|| waba.cloned())
+            .unwrap_or_else(unknown_account),
+        business_number: str_at(value, "/metadata/display_phone_number"),
+        contacts: value
+            .get("contacts")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+        received_at,
+    };
+    let map = value.as_object().expect("checked above");
+    let has_items = ITEM_LISTS.iter().any(|k| map.contains_key(*k));
+    if !has_items {
+        // A notification that is not about a conversation: account updates, template reviews,
+        // user preferences, user id changes. Kept whole, as one record.
+        out.push(notification(&ctx, field, value));
+        return;
+    }
+    for (key, item_list) in map {
+        let key = key.as_str();
+        if CONTEXT_KEYS.contains(&key) {
+            continue;
+        }
+        let items = match (ITEM_LISTS.contains(&key), item_list.as_array()) {
+            (true, Some(items)) => items,
+            _ => {
+                // `errors` beside the items, group updates, fields Meta adds later.
+                let topic = format!("{field}.{key}");
+                out.push(notification(&ctx, &topic, item_list));
+                continue;
+            }
+        };
+        for item in items {
+            let record = match key {
+                "messages" => ctx.message(item, Direction::Inbound),
+                "message_echoes" => ctx.message(item, Direction::Outbound),
+                "statuses" => ctx.status(item),
+                _ => ctx.call(item),
+            };
+            out.push(record);
+        }
+    }
+}
+
+fn notification(ctx: &Context<'_>, topic: &str, raw: &Value) -> Record {
+    let mut record = unsupported(
+        CHANNEL,
+        Some(ctx.account_id.clone()),
+        topic,
+        raw,
+        ctx.received_at,
+    );
+    if let Record::Notification(n) = &mut record {
+        if let (_, Some(at)) = provider_time(raw.get("timestamp")) {
+            n.occurred_at = at;
+        }
+    }
+    record
+}
+
+struct Context<'a> {
+    account_id: ProviderId,
+    business_number: Option<&'a str>,
+    contacts: &'a [Value],
+    received_at: DateTime<Utc>,
+}
+
+/// Fields common to every item: identity, time, customer.
+struct ItemBase {
+    id: ProviderId,
+    provider_timestamp: Option<String>,
+    at: DateTime<Utc>,
+    estimated: bool,
+    customer: CustomerIdentity,
+    conversation_id: ConversationId,
+}
+
+impl Context<'_> {
+    fn base(&self, item: &Value, customer_candidates: &[Option<ProviderId>]) -> ItemBase {
+        let id = id_at(item, "/id")
+            .unwrap_or_else(|| ProviderId(format!("synthetic:{}", digest_json(item))));
+        let (provider_timestamp, at) = provider_time(item.get("timestamp"));
+        let customer = self.customer(customer_candidates);
+        ItemBase {
+            id,
+            provider_timestamp,
+            at: at.unwrap_or(self.received_at),
+            estimated: at.is_none(),
+            conversation_id: ConversationId::derive(
+                CHANNEL,
+                &self.account_id,
+                &customer.provider_user_id,
+            ),
+            customer,
+        }
+    }
+
+    /// The user side of an item. Candidates come in order of preference: one that is a known
+    /// contact wins, then one that is neither the business number nor a placeholder, then the
+    /// only contact of the change, then the first candidate.
+    fn customer(&self, candidates: &[Option<ProviderId>]) -> CustomerIdentity {
+        let contact_ids = |c: &Value| [id_at(c, "/wa_id"), id_at(c, "/user_id")];
+        let present: Vec<&ProviderId> = candidates.iter().flatten().collect();
+        let known = present.iter().find_map(|id| {
+            let contact = self
+                .contacts
+                .iter()
+                .find(|c| contact_ids(c).iter().flatten().any(|cid| cid == *id))?;
+            Some(((*id).clone(), Some(contact)))
+        });
+        let plausible = || {
+            present
+                .iter()
+                .find(|id| self.business_number != Some(id.as_str()) && !is_placeholder(id))
+                .map(|id| ((*id).clone(), None))
+        };
+        let only_contact = || match self.contacts {
+            [only] => contact_ids(only)
+                .into_iter()
+                .flatten()
+                .next()
+                .map(|id| (id, Some(only))),
+            _ => None,
+        };
+        let (user_id, contact) = known
+            .or_else(plausible)
+            .or_else(only_contact)
+            .unwrap_or_else(|| {
+                let first = present.first().map(|id| (*id).clone());
+                (first.unwrap_or_else(unknown_user), None)
+            });
+        let display_name = contact
+            .and_then(|c| str_at(c, "/profile/name"))
+            .map(str::to_owned);
+        CustomerIdentity {
+            customer_id: CustomerId::derive(CHANNEL, &user_id),
+            channel: CHANNEL,
+            provider_user_id: user_id,
+            display_name,
+        }
+    }
+
+    fn message(&self, item: &Value, direction: Direction) -> Record {
+        let candidates = match direction {
+            Direction::Inbound => vec![
+                id_at(item, "/from"),
+                id_at(item, "/from_user_id"),
+                id_at(item, "/system/user_id"),
+            ],
+            Direction::Outbound => vec![
+                id_at(item, "/to"),
+                id_at(item, "/to_user_id"),
+                id_at(item, "/from"),
+            ],
+        };
+        let base = self.base(item, &candidates);
+        let provider_type = str_at(item, "/type").map(str::to_owned);
+        let event_kind = match provider_type.as_deref() {
+            Some("reaction") => Some((
+                id_at(item, "/reaction/message_id"),
+                EventKind::Reaction {
+                    emoji: str_at(item, "/reaction/emoji").map(str::to_owned),
+                },
+            )),
+            Some("edit") => Some((
+                id_at(item, "/edit/original_message_id"),
+                EventKind::Edit {
+                    text: item.pointer("/edit/message").and_then(content_text),
+                },
+            )),
+            Some("revoke") => Some((
+                id_at(item, "/revoke/original_message_id"),
+                EventKind::Delete,
+            )),
+            _ => None,
+        };
+        if let Some((target, kind)) = event_kind {
+            // An event without the id of its target still refers to *something*; keep it with
+            // its own id as the target rather than drop it.
+            let refers_to = target.unwrap_or_else(|| base.id.clone());
+            return self.event(base, refers_to, direction, kind, item);
+        }
+        let kind = match provider_type.as_deref() {
+            Some("text") => MessageKind::Text,
+            Some("image") => MessageKind::Image,
+            Some("audio") | Some("voice") => MessageKind::Audio,
+            Some("video") => MessageKind::Video,
+            Some("document") => MessageKind::Document,
+            Some("sticker") => MessageKind::Sticker,
+            Some("location") => MessageKind::Location,
+            Some("contacts") => MessageKind::Contacts,
+            Some("interactive") => MessageKind::Interactive,
+            Some("button") => MessageKind::Button,
+            Some("order") => MessageKind::Order,
+            Some("system") => MessageKind::System,
+            _ => MessageKind::Unsupported,
+        };
+        Record::Message(Message {
+            channel: CHANNEL,
+            account_id: self.account_id.clone(),
+            provider_message_id: base.id,
+            conversation_id: base.conversation_id,
+            customer: base.customer,
+            direction,
+            kind,
+            provider_type,
+            text: content_text(item),
+            attachments: attachments(item),
+            sent_at: base.at,
+            sent_at_estimated: base.estimated,
+            provider_timestamp: base.provider_timestamp,
+            reply_to: id_at(item, "/context/id"),
+            raw: item.clone(),
+        })
+    }
+
+    fn status(&self, item: &Value) -> Record {
+        let base = self.base(
+            item,
+            &[
+                id_at(item, "/recipient_id"),
+                id_at(item, "/recipient_user_id"),
+            ],
+        );
+        let status = str_at(item, "/status").unwrap_or("unknown");
+        let refers_to = base.id.clone();
+        let mut base = base;
+        base.id = ProviderId(format!("{}:{status}", base.id));
+        let kind = if str_at(item, "/type") == Some("call") {
+            EventKind::Call {
+                state: status.to_ascii_lowercase(),
+            }
+        } else {
+            EventKind::Status {
+                status: DeliveryStatus::parse(status),
+                errors: errors(item),
+            }
+        };
+        self.event(base, refers_to, Direction::Outbound, kind, item)
+    }
+
+    fn call(&self, item: &Value) -> Record {
+        let direction = match str_at(item, "/direction") {
+            Some("BUSINESS_INITIATED") => Direction::Outbound,
+            _ => Direction::Inbound,
+        };
+        let candidates = match direction {
+            Direction::Inbound => [id_at(item, "/from"), id_at(item, "/from_user_id"), id_at(item, "/to")],
+            Direction::Outbound => [id_at(item, "/to"), id_at(item, "/to_user_id"), id_at(item, "/from")],
+        };
+        let mut base = self.base(item, &candidates);
+        let event = str_at(item, "/event").unwrap_or("unknown").to_ascii_lowercase();
+        if event == "connect" {
+            return Record::Message(Message {
+                channel: CHANNEL,
+                account_id: self.account_id.clone(),
+                provider_message_id: base.id,
+                conversation_id: base.conversation_id,
+                customer: base.customer,
+                direction,
+                kind: MessageKind::Call,
+                provider_type: Some("call".into()),
+                text: None,
+                attachments: Vec::new(),
+                sent_at: base.at,
+                sent_at_estimated: base.estimated,
+                provider_timestamp: base.provider_timestamp,
+                reply_to: None,
+                raw: item.clone(),
+            });
+        }
+        let refers_to = base.id.clone();
+        base.id = ProviderId(format!("{}:{event}", base.id));
+        self.event(base, refers_to, direction, EventKind::Call { state: event }, item)
+    }
+
+    fn event(
+        &self,
+        base: ItemBase,
+        refers_to: ProviderId,
+        direction: Direction,
+        kind: EventKind,
+        item: &Value,
+    ) -> Record {
+        Record::Event(Event {
+            channel: CHANNEL,
+            account_id: self.account_id.clone(),
+            event_id: base.id,
+            refers_to,
+            conversation_id: base.conversation_id,
+            customer: base.customer,
+            direction,
+            kind,
+            occurred_at: base.at,
+            occurred_at_estimated: base.estimated,
+            provider_timestamp: base.provider_timestamp,
+            raw: item.clone(),
+        })
+    }
+}
+
+fn unknown_user() -> ProviderId {
+    ProviderId("unknown".into())
+}
+
+/// Library fixtures write `<WHATSAPP_USER_PHONE_NUMBER>` where a number would be.
+fn is_placeholder(id: &ProviderId) -> bool {
+    id.as_str().starts_with('<')
+}
+
+/// The human-readable content of a message: its text, caption, chosen option or body.
+fn content_text(item: &Value) -> Option<String> {
+    const POINTERS: [&str; 14] = [
+        "/text/body",
+        "/image/caption",
+        "/video/caption",
+        "/document/caption",
+        "/audio/caption",
+        "/button/text",
+        "/interactive/button_reply/title",
+        "/interactive/list_reply/title",
+        "/interactive/nfm_reply/body",
+        "/order/text",
+        "/system/body",
+        "/location/name",
+        "/location/address",
+        "/reaction/emoji",
+    ];
+    POINTERS
+        .iter()
+        .find_map(|p| str_at(item, p))
+        .map(str::to_owned)
+}
+
+fn attachments(item: &Value) -> Vec<Attachment> {
+    ["image", "audio", "video", "document", "sticker", "voice"]
+        .into_iter()
+        .filter_map(|kind| {
+            let media = item.get(kind).filter(|m| m.is_object())?;
+            Some(Attachment {
+                kind: kind.to_owned(),
+                media_id: id_at(media, "/id").map(|id| id.0),
+                url: str_at(media, "/url").map(str::to_owned),
+                mime_type: str_at(media, "/mime_type").map(str::to_owned),
+                sha256: str_at(media, "/sha256").map(str::to_owned),
+                filename: str_at(media, "/filename").map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+fn errors(item: &Value) -> Vec<ProviderError> {
+    item.get("errors")
+        .and_then(Value::as_array)
+        .map(|errs| {
+            errs.iter()
+                .map(|e| ProviderError {
+                    code: id_at(e, "/code").map(|c| c.0),
+                    title: str_at(e, "/title")
+                        .or_else(|| str_at(e, "/message"))
+                        .map(str::to_owned),
+                    details: str_at(e, "/error_data/details").map(str::to_owned),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn delivery(value: Value) -> Value {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [
+            {"field": "messages", "value": value}
+        ]}]})
+    }
+
+    #[test]
+    fn a_text_message_keeps_ids_time_and_customer() {
+        let body = delivery(json!({
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PNID"},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5511999990000"}],
+            "messages": [{"from": "5511999990000", "id": "wamid.A", "timestamp": "1730231903",
+                          "type": "text", "text": {"body": "hola"}, "context": {"id": "wamid.PREV"}}]
+        }));
+        let records = normalize(&body, now());
+        let [Record::Message(m)] = records.as_slice() else {
+            panic!("{records:?}")
+        };
+        assert_eq!(m.provider_message_id.as_str(), "wamid.A");
+        assert_eq!(m.account_id.as_str(), "PNID");
+        assert_eq!(m.customer.provider_user_id.as_str(), "5511999990000");
+        assert_eq!(m.customer.display_name.as_deref(), Some("Ana"));
+        assert_eq!(m.text.as_deref(), Some("hola"));
+        assert_eq!(m.sent_at.timestamp(), 1_730_231_903);
+        assert_eq!(m.provider_timestamp.as_deref(), Some("1730231903"));
+        assert_eq!(m.reply_to.as_ref().map(ProviderId::as_str), Some("wamid.PREV"));
+        assert_eq!(m.direction, Direction::Inbound);
+    }
+
+    #[test]
+    fn numeric_ids_and_unreadable_timestamps_are_kept() {
+        let body = delivery(json!({
+            "metadata": {"phone_number_id": 123},
+            "messages": [{"from": 5511, "id": 42, "timestamp": "TIMESTAMP", "type": "text",
+                          "text": {"body": "x"}}]
+        }));
+        let records = normalize(&body, now());
+        let Record::Message(m) = &records[0] else {
+            panic!()
+        };
+        assert_eq!(m.provider_message_id.as_str(), "42");
+        assert_eq!(m.account_id.as_str(), "123");
+        assert_eq!(m.provider_timestamp.as_deref(), Some("TIMESTAMP"));
+        assert!(m.sent_at_estimated);
+        assert_eq!(m.sent_at, now());
+    }
+
+    #[test]
+    fn an_unknown_type_is_an_unsupported_message_with_its_raw_json() {
+        let item = json!({"from": "1", "id": "wamid.U", "timestamp": "1", "type": "hologram",
+                          "hologram": {"depth": 3}});
+        let records = normalize(&delivery(json!({"messages": [item.clone()]})), now());
+        let Record::Message(m) = &records[0] else {
+            panic!()
+        };
+        assert_eq!(m.kind, MessageKind::Unsupported);
+        assert_eq!(m.provider_type.as_deref(), Some("hologram"));
+        assert_eq!(m.raw, item);
+    }
+
+    #[test]
+    fn reactions_edits_and_revokes_are_events_on_their_target() {
+        let body = delivery(json!({"messages": [
+            {"from": "1", "id": "wamid.R", "timestamp": "1", "type": "reaction",
+             "reaction": {"message_id": "wamid.T", "emoji": ""}},
+            {"from": "1", "id": "wamid.E", "timestamp": "1", "type": "edit",
+             "edit": {"original_message_id": "wamid.T", "message": {"type": "text", "text": {"body": "new"}}}},
+            {"from": "1", "id": "wamid.D", "timestamp": "1", "type": "revoke",
+             "revoke": {"original_message_id": "wamid.T"}}
+        ]}));
+        let kinds: Vec<(String, String)> = normalize(&body, now())
+            .into_iter()
+            .map(|r| match r {
+                Record::Event(e) => (e.kind.name(), e.refers_to.0),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("reaction.removed".into(), "wamid.T".into()),
+                ("edit".into(), "wamid.T".into()),
+                ("delete".into(), "wamid.T".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn statuses_are_keyed_by_message_and_status() {
+        let body = delivery(json!({"statuses": [
+            {"id": "wamid.O", "status": "delivered", "timestamp": "2", "recipient_id": "1"},
+            {"id": "wamid.O", "status": "read", "timestamp": "3", "recipient_id": "1"}
+        ]}));
+        let ids: Vec<String> = normalize(&body, now())
+            .iter()
+            .map(|r| match r {
+                Record::Event(e) => e.event_id.0.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, ["wamid.O:delivered", "wamid.O:read"]);
+    }
+
+    #[test]
+    fn values_without_items_and_extra_keys_become_notifications() {
+        let body = json!({"entry": [{"id": "W", "changes": [
+            {"field": "account_update", "value": {"event": "X"}},
+            {"field": "messages", "value": {"messages": [], "errors": [{"code": 1}]}},
+            {"field": "messages"}
+        ]}, {"id": "W2"}]});
+        let topics: Vec<String> = normalize(&body, now())
+            .iter()
+            .map(|r| match r {
+                Record::Notification(n) => n.topic.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(topics, ["account_update", "messages.errors", "messages", "unsupported"]);
+    }
+
+    #[test]
+    fn an_envelope_without_entries_is_kept_whole() {
+        for body in [json!([1, 2]), json!("x"), json!({"object": "page"}), json!(null)] {
+            let records = normalize(&body, now());
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].raw(), &body);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_json_is_normalized_without_panicking(json in arb_json()) {
+            let _ = normalize(&json, now());
+            let _ = normalize(&delivery(json.clone()), now());
+            let _ = normalize(&delivery(json!({"messages": [json.clone()], "statuses": [json.clone()],
+                "message_echoes": [json.clone()], "calls": [json.clone()], "contacts": [json]})), now());
+        }
+    }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            prop_oneof![
+                Just("text".to_string()), Just("reaction".to_string()), Just("edit".to_string()),
+                Just("revoke".to_string()), Just("connect".to_string()), Just("".to_string()),
+                Just("BUSINESS_INITIATED".to_string()), "[a-z0-9.<>]{0,12}"
+            ].prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let keys = prop_oneof![
+                Just("id".to_string()), Just("from".to_string()), Just("to".to_string()),
+                Just("type".to_string()), Just("timestamp".to_string()), Just("entry".to_string()),
+                Just("changes".to_string()), Just("value".to_string()), Just("field".to_string()),
+                Just("messages".to_string()), Just("statuses".to_string()), Just("event".to_string()),
+                Just("reaction".to_string()), Just("edit".to_string()), Just("text".to_string()),
+                Just("body".to_string()), Just("wa_id".to_string()), Just("metadata".to_string()),
+                "[a-z_]{1,8}"
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(keys, inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! Configuration from the environment, the same names for the Lambda functions and
+//! `switchboard serve`. Read and checked once, at start; a missing or bad setting stops start-up
+//! with an error that names it.
+
+use crate::model::Channel;
+use crate::verify::{MetaVerifier, Secret};
+
+/// A setting that is missing or unusable. The message names the variable and what to put there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set (or empty).
+    #[error("missing setting {name}: {hint}")]
+    Missing {
+        /// The environment variable.
+        name: String,
+        /// What it should hold.
+        hint: &'static str,
+    },
+    /// A variable is set to something unusable.
+    #[error("invalid setting {name}: {reason}")]
+    Invalid {
+        /// The environment variable.
+        name: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+/// Where settings are looked up: the process environment, or a map in tests.
+pub trait Source {
+    /// The value of `name`, `None` when unset or empty.
+    fn get(&self, name: &str) -> Option<String>;
+
+    /// A required value.
+    fn require(&self, name: &str, hint: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or_else(|| ConfigError::Missing {
+            name: name.to_owned(),
+            hint,
+        })
+    }
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Source for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name).filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// The table name: `SWITCHBOARD_TABLE`.
+pub const TABLE: &str = "SWITCHBOARD_TABLE";
+/// The intake queue URL: `SWITCHBOARD_INTAKE_QUEUE_URL`.
+pub const INTAKE_QUEUE_URL: &str = "SWITCHBOARD_INTAKE_QUEUE_URL";
+/// Days stored data is kept: `SWITCHBOARD_RETENTION_DAYS` (default 365).
+pub const RETENTION_DAYS: &str = "SWITCHBOARD_RETENTION_DAYS";
+/// Default retention.
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+
+/// The name of a per-channel variable: `SWITCHBOARD_WHATSAPP_APP_SECRETS`, …
+pub fn channel_var(channel: Channel, suffix: &str) -> String {
+    format!("SWITCHBOARD_{}_{suffix}", channel.as_str().to_ascii_uppercase())
+}
+
+/// Retention in days, from `SWITCHBOARD_RETENTION_DAYS` or the default.
+pub fn retention_days(source: &impl Source) -> Result<u32, ConfigError> {
+    match source.get(RETENTION_DAYS) {
+        None => Ok(DEFAULT_RETENTION_DAYS),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name: RETENTION_DAYS.into(),
+                reason: "expected a whole number of days, at least 1".into(),
+            }),
+        },
+    }
+}
+
+/// The verifier of a Meta channel from plain variables, for local use:
+/// `SWITCHBOARD_<CHANNEL>_APP_SECRETS` (comma-separated, newest first) and
+/// `SWITCHBOARD_<CHANNEL>_VERIFY_TOKEN`. On Lambda the same values come from Secrets Manager.
+pub fn meta_verifier(source: &impl Source, channel: Channel) -> Result<MetaVerifier, ConfigError> {
+    let secrets_var = channel_var(channel, "APP_SECRETS");
+    let secrets = source.require(
+        &secrets_var,
+        "the app secret(s) of the Meta app, comma-separated (App settings > Basic > App secret)",
+    )?;
+    let token = source.require(
+        &channel_var(channel, "VERIFY_TOKEN"),
+        "the verify token you type in the Meta app's webhook settings",
+    )?;
+    meta_verifier_from_parts(
+        &secrets_var,
+        secrets.split(',').map(str::trim).map(str::to_owned),
+        token,
+    )
+}
+
+/// A verifier from secrets and a token, refusing an empty secret list. `origin` names where the
+/// values came from, for the error.
+pub fn meta_verifier_from_parts(
+    origin: &str,
+    secrets: impl IntoIterator<Item = String>,
+    verify_token: String,
+) -> Result<MetaVerifier, ConfigError> {
+    let secrets: Vec<Secret> = secrets
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(Secret::new)
+        .collect();
+    if secrets.is_empty() {
+        return Err(ConfigError::Invalid {
+            name: origin.to_owned(),
+            reason: "no app secret given".into(),
+        });
+    }
+    if verify_token.trim().is_empty() {
+        return Err(ConfigError::Invalid {
+            name: origin.to_owned(),
+            reason: "empty verify token".into(),
+        });
+    }
+    Ok(MetaVerifier::new(secrets, Secret::new(verify_token)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(pairs: &'static [(&'static str, &'static str)]) -> impl Source {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn a_missing_secret_is_named() {
+        let err = meta_verifier(&source(&[]), Channel::Whatsapp).unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_WHATSAPP_APP_SECRETS"), "{err}");
+        let err = meta_verifier(
+            &source(&[("SWITCHBOARD_WHATSAPP_APP_SECRETS", "a,b")]),
+            Channel::Whatsapp,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_split_on_commas_and_blank_ones_refused() {
+        let ok = meta_verifier(
+            &source(&[
+                ("SWITCHBOARD_WHATSAPP_APP_SECRETS", " new , old "),
+                ("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", "t"),
+            ]),
+            Channel::Whatsapp,
+        )
+        .unwrap();
+        let body = b"{}";
+        let sig = crate::verify::sign("old", body);
+        assert!(ok.verify(Some(sig.as_bytes()), body).is_ok());
+        let err = meta_verifier(
+            &source(&[
+                ("SWITCHBOARD_WHATSAPP_APP_SECRETS", " , "),
+                ("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", "t"),
+            ]),
+            Channel::Whatsapp,
+        );
+        assert!(matches!(err, Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn retention_defaults_and_rejects_nonsense() {
+        assert_eq!(retention_days(&source(&[])), Ok(365));
+        assert_eq!(retention_days(&source(&[("SWITCHBOARD_RETENTION_DAYS", "30")])), Ok(30));
+        assert!(retention_days(&source(&[("SWITCHBOARD_RETENTION_DAYS", "0")])).is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! The read API: conversations and their timelines, JSON, paginated with a `next` cursor.
+//!
+//! * `GET /api/conversations?channel=&cursor=&limit=`: most recently active first.
+//! * `GET /api/conversations/{id}`
+//! * `GET /api/conversations/{id}/messages?cursor=&limit=`: messages and the events that refer
+//!   to them, in provider-time order.
+//! * `GET /api/quarantine?cursor=&limit=`: ids of deliveries kept because they were not JSON.
+//! * `GET /api/deliveries/{id}`: a kept delivery, byte for byte.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use super::ApiError;
+use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
+use crate::model::{
+    Attachment, Channel, Conversation, Direction, EventKind, ProviderId, Record,
+};
+use crate::ports::{ConversationReader, Page, PageRequest, StoredRecord};
+
+/// Items per page when the client does not say.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The most items per page a client may ask for.
+pub const MAX_LIMIT: usize = 500;
+
+/// The `/api` routes over a reader.
+pub fn api_router(reader: Arc<dyn ConversationReader>) -> Router {
+    Router::new()
+        .route("/api/conversations", get(list_conversations))
+        .route("/api/conversations/{id}", get(get_conversation))
+        .route("/api/conversations/{id}/messages", get(list_messages))
+        .route("/api/quarantine", get(list_quarantine))
+        .route("/api/deliveries/{id}", get(get_delivery))
+        .with_state(reader)
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
+    channel: Option<String>,
+}
+
+impl PageQuery {
+    fn page(&self) -> Result<PageRequest, ApiError> {
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n @ 1..=MAX_LIMIT) => n,
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "limit must be a whole number from 1 to {MAX_LIMIT}"
+                    )));
+                }
+            },
+        };
+        Ok(PageRequest {
+            cursor: self.cursor.clone().filter(|c| !c.is_empty()),
+            limit,
+        })
+    }
+
+    fn channel(&self) -> Result<Option<Channel>, ApiError> {
+        match self.channel.as_deref() {
+            None | Some("") => Ok(None),
+            Some(name) => name
+                .parse()
+                .map(Some)
+                .map_err(|e: crate::model::UnknownChannel| ApiError::BadRequest(e.to_string())),
+        }
+    }
+}
+
+fn bad_query(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::BadRequest(e.body_text())
+}
+
+/// A conversation as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationView {
+    /// Conversation id.
+    pub id: ConversationId,
+    /// Channel.
+    pub channel: Channel,
+    /// Business account the customer writes to.
+    pub account_id: ProviderId,
+    /// Customer id.
+    pub customer_id: CustomerId,
+    /// The customer's id on the channel (a phone number on WhatsApp).
+    pub customer_provider_id: ProviderId,
+    /// The customer's display name, when the provider sent one.
+    pub customer_name: Option<String>,
+    /// Provider time of the first record.
+    pub first_at: DateTime<Utc>,
+    /// Provider time of the latest record.
+    pub last_at: DateTime<Utc>,
+}
+
+impl From<Conversation> for ConversationView {
+    fn from(c: Conversation) -> Self {
+        Self {
+            id: c.id,
+            channel: c.channel,
+            account_id: c.account_id,
+            customer_id: c.customer_id,
+            customer_provider_id: c.customer.provider_user_id,
+            customer_name: c.customer.display_name,
+            first_at: c.first_at,
+            last_at: c.last_at,
+        }
+    }
+}
+
+/// A message or event as the API shows it (without the raw JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordView {
+    /// `message` or `event`.
+    pub record: String,
+    /// Storage key.
+    pub key: RecordKey,
+    /// The provider's id of the message, or of the event.
+    pub provider_message_id: ProviderId,
+    /// Channel.
+    pub channel: Channel,
+    /// `text`, `image`, … for messages; `status.read`, `reaction`, `edit`, … for events.
+    pub kind: String,
+    /// Who sent it or caused it.
+    pub direction: Direction,
+    /// Provider time (RFC 3339, UTC).
+    pub sent_at: DateTime<Utc>,
+    /// True when the provider gave no readable time and `sent_at` is the receive time.
+    pub sent_at_estimated: bool,
+    /// Text, caption or chosen option.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Media references.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub attachments: Vec<Attachment>,
+    /// The message this one replies to (messages) or the message it refers to (events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ProviderId>,
+    /// The event's details (status and errors, emoji, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventKind>,
+    /// When switchboard first stored it.
+    pub stored_at: DateTime<Utc>,
+}
+
+impl RecordView {
+    fn from_stored(stored: StoredRecord) -> Option<Self> {
+        let key = stored.key;
+        let stored_at = stored.stored_at;
+        Some(match stored.record {
+            Record::Message(m) => Self {
+                record: "message".into(),
+                key,
+                provider_message_id: m.provider_message_id,
+                channel: m.channel,
+                kind: m.kind.as_str().into(),
+                direction: m.direction,
+                sent_at: m.sent_at,
+                sent_at_estimated: m.sent_at_estimated,
+                text: m.text,
+                attachments: m.attachments,
+                reply_to: m.reply_to,
+                event: None,
+                stored_at,
+            },
+            Record::Event(e) => Self {
+                record: "event".into(),
+                key,
+                provider_message_id: e.event_id,
+                channel: e.channel,
+                kind: e.kind.name(),
+                direction: e.direction,
+                sent_at: e.occurred_at,
+                sent_at_estimated: e.occurred_at_estimated,
+                text: match &e.kind {
+                    EventKind::Edit { text } => text.clone(),
+                    _ => None,
+                },
+                attachments: Vec::new(),
+                reply_to: Some(e.refers_to),
+                event: Some(e.kind),
+                stored_at,
+            },
+            Record::Notification(_) => return None,
+        })
+    }
+}
+
+fn page_of<T, U>(page: Page<T>, f: impl FnMut(T) -> Option<U>) -> Json<Page<U>> {
+    Json(Page {
+        items: page.items.into_iter().filter_map(f).collect(),
+        next: page.next,
+    })
+}
+
+async fn list_conversations(
+    State(reader): State<Arc<dyn ConversationReader>>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<ConversationView>>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let page = reader.conversations(query.channel()?, query.page()?).await?;
+    Ok(page_of(page, |c| Some(c.into())))
+}
+
+async fn get_conversation(
+    State(reader): State<Arc<dyn ConversationReader>>,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationView>, ApiError> {
+    let conversation = reader
+        .conversation(&ConversationId::from_stored(id))
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    Ok(Json(conversation.into()))
+}
+
+async fn list_messages(
+    State(reader): State<Arc<dyn ConversationReader>>,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<RecordView>>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let page_request = query.page()?;
+    let id = ConversationId::from_stored(id);
+    if reader.conversation(&id).await?.is_none() {
+        return Err(ApiError::NotFound("conversation"));
+    }
+    let page = reader.timeline(&id, page_request).await?;
+    Ok(page_of(page, RecordView::from_stored))
+}
+
+async fn list_quarantine(
+    State(reader): State<Arc<dyn ConversationReader>>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<serde_json::Value>>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let page = reader.quarantined(query.page()?).await?;
+    Ok(page_of(page, |id| Some(serde_json::json!({ "id": id }))))
+}
+
+async fn get_delivery(
+    State(reader): State<Arc<dyn ConversationReader>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let delivery = reader
+        .delivery(&DeliveryId::from_stored(id))
+        .await?
+        .ok_or(ApiError::NotFound("delivery"))?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        delivery.body,
+    )
+        .into_response())
+}

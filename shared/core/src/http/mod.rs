@@ -1,0 +1,119 @@
+//! HTTP face of switchboard, shared by the Lambda functions (through `lambda_http`) and by
+//! `switchboard serve` (through hyper): the same axum routers answer in both.
+//!
+//! * [`webhook_router`]: `GET`/`POST /webhooks/{channel}` for the channels given a verifier.
+//! * [`api_router`]: the read API under `/api`.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::intake::{Intake, MAX_BODY_BYTES};
+use crate::model::Channel;
+use crate::verify::{MetaVerifier, SIGNATURE_HEADER};
+
+mod api;
+mod error;
+
+pub use api::{ConversationView, RecordView, api_router};
+pub use error::ApiError;
+
+/// What the webhook routes need: the intake service and one verifier per enabled channel.
+#[derive(Clone)]
+pub struct WebhookState {
+    intake: Intake,
+    verifiers: Arc<HashMap<Channel, MetaVerifier>>,
+}
+
+impl WebhookState {
+    /// Webhook routes for the channels in `verifiers`; any other channel is 404.
+    pub fn new(intake: Intake, verifiers: HashMap<Channel, MetaVerifier>) -> Self {
+        Self {
+            intake,
+            verifiers: Arc::new(verifiers),
+        }
+    }
+
+    fn verifier(&self, channel: &str) -> Result<(Channel, &MetaVerifier), ApiError> {
+        let channel: Channel = channel.parse().map_err(|_| ApiError::NotFound("channel"))?;
+        let verifier = self
+            .verifiers
+            .get(&channel)
+            .ok_or(ApiError::NotFound("channel"))?;
+        Ok((channel, verifier))
+    }
+}
+
+/// `GET`/`POST /webhooks/{channel}`.
+pub fn webhook_router(state: WebhookState) -> Router {
+    Router::new()
+        .route("/webhooks/{channel}", get(handshake).post(deliver))
+        .with_state(state)
+}
+
+/// The subscription handshake: echo `hub.challenge` when the verify token matches.
+async fn handshake(
+    State(state): State<WebhookState>,
+    Path(channel): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (_, verifier) = state.verifier(&channel)?;
+    let challenge = verifier.handshake(
+        query.get("hub.mode").map(String::as_str),
+        query.get("hub.verify_token").map(String::as_str),
+        query.get("hub.challenge").map(String::as_str),
+    )?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        challenge.to_owned(),
+    )
+        .into_response())
+}
+
+/// A delivery: size check, signature over the raw bytes, then intake. 200 only once durable.
+async fn deliver(
+    State(state): State<WebhookState>,
+    Path(channel): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (channel, verifier) = state.verifier(&channel)?;
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body).await?;
+    verifier.verify(
+        parts.headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes()),
+        &body,
+    )?;
+    let outcome = state.intake.accept(channel, body).await?;
+    let answer = if outcome.quarantined {
+        "quarantined"
+    } else {
+        "accepted"
+    };
+    Ok((StatusCode::OK, axum::Json(serde_json::json!({ "status": answer }))).into_response())
+}
+
+/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] without buffering it.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+    let too_large = ApiError::TooLarge {
+        limit: MAX_BODY_BYTES,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large);
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
+        Err(_) => Err(ApiError::BodyUnreadable),
+    }
+}

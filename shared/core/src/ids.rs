@@ -1,0 +1,146 @@
+//! Deterministic ids.
+//!
+//! Every id switchboard makes is a hash of what identifies the thing at the provider, so a retry
+//! of the same delivery yields the same ids (idempotency), and the ids carry no personal data:
+//! a WhatsApp message id or a conversation key contains the customer's phone number, their hash
+//! does not, so these ids are safe in logs, URLs and queue messages.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+use crate::model::{Channel, ProviderId};
+
+fn hash_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        // Length-prefix each part so ("ab","c") and ("a","bc") differ.
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn short_hex(digest: &[u8; 32]) -> String {
+    hex::encode(&digest[..16])
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// Wraps an id read back from storage or a URL, without checking it.
+            pub fn from_stored(s: impl Into<String>) -> Self {
+                Self(s.into())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A conversation: `cv_` and 32 hex digits, from channel, business account and customer.
+    ConversationId
+);
+string_id!(
+    /// A customer identity on one channel: `cu_` and 32 hex digits, from channel and the
+    /// provider's user id.
+    CustomerId
+);
+string_id!(
+    /// The storage key of a record: 32 hex digits, from channel, account, record type and the
+    /// provider's id. Equal for every repeat of the same item.
+    RecordKey
+);
+string_id!(
+    /// A raw delivery: the SHA-256 of its exact bytes, in hex. A retried delivery (same bytes)
+    /// has the same id.
+    DeliveryId
+);
+
+impl ConversationId {
+    /// The conversation of `customer` with `account` on `channel`.
+    pub fn derive(channel: Channel, account: &ProviderId, customer: &ProviderId) -> Self {
+        let d = hash_parts(&[
+            b"conversation",
+            channel.as_str().as_bytes(),
+            account.as_str().as_bytes(),
+            customer.as_str().as_bytes(),
+        ]);
+        Self(format!("cv_{}", short_hex(&d)))
+    }
+}
+
+impl CustomerId {
+    /// The customer known on `channel` by `provider_user_id`.
+    pub fn derive(channel: Channel, provider_user_id: &ProviderId) -> Self {
+        let d = hash_parts(&[
+            b"customer",
+            channel.as_str().as_bytes(),
+            provider_user_id.as_str().as_bytes(),
+        ]);
+        Self(format!("cu_{}", short_hex(&d)))
+    }
+}
+
+impl RecordKey {
+    /// The key of the record `record_type` with id `id` on `account` of `channel`.
+    pub fn derive(channel: Channel, account: &ProviderId, record_type: &str, id: &ProviderId) -> Self {
+        let d = hash_parts(&[
+            b"record",
+            channel.as_str().as_bytes(),
+            account.as_str().as_bytes(),
+            record_type.as_bytes(),
+            id.as_str().as_bytes(),
+        ]);
+        Self(short_hex(&d))
+    }
+}
+
+impl DeliveryId {
+    /// The id of a delivery with these exact bytes.
+    pub fn of(body: &[u8]) -> Self {
+        Self(hex::encode(Sha256::digest(body)))
+    }
+}
+
+/// A short stable digest of any JSON value, for items that carry no id of their own.
+pub fn digest_json(value: &serde_json::Value) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    short_hex(&hash_parts(&[&bytes]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic_and_carry_no_input_text() {
+        let a = ConversationId::derive(Channel::Whatsapp, &"123".into(), &"5511999990000".into());
+        let b = ConversationId::derive(Channel::Whatsapp, &"123".into(), &"5511999990000".into());
+        assert_eq!(a, b);
+        assert!(!a.as_str().contains("5511999990000"));
+        assert!(a.as_str().starts_with("cv_") && a.as_str().len() == 35);
+    }
+
+    #[test]
+    fn parts_are_not_confused_by_concatenation() {
+        let a = RecordKey::derive(Channel::Whatsapp, &"ab".into(), "message", &"c".into());
+        let b = RecordKey::derive(Channel::Whatsapp, &"a".into(), "message", &"bc".into());
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,577 @@
+//! The normalized model: one schema for every channel.
+//!
+//! A provider delivery (one webhook POST) is normalized into [`Record`]s. A record is one of
+//! three things:
+//!
+//! * a [`Message`]: something a customer sent to the brand (inbound) or the brand sent to a
+//!   customer (outbound, seen through the provider's echo);
+//! * an [`Event`]: something that happened *to another message* (a delivery status, a reaction,
+//!   an edit, a deletion) and refers to it by its provider id;
+//! * a [`Notification`]: anything the provider sends that is not about a conversation (account
+//!   updates, template reviews, user preferences) or that nobody understands yet. It is kept with
+//!   its raw JSON, never dropped.
+//!
+//! Ids and timestamps are kept exactly as the provider sent them ([`ProviderId`],
+//! `provider_timestamp`); the parsed time used for ordering is [`Message::sent_at`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+use crate::ids::{ConversationId, CustomerId, RecordKey};
+
+/// A messaging channel switchboard receives from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// WhatsApp Business Cloud API.
+    Whatsapp,
+    /// Facebook Messenger (page messaging).
+    Messenger,
+    /// Instagram messaging, comments and mentions.
+    Instagram,
+    /// Facebook page feed: posts and comments.
+    FacebookFeed,
+    /// Telegram Bot API.
+    Telegram,
+    /// X (Account Activity API).
+    X,
+}
+
+impl Channel {
+    /// Every channel, in a stable order.
+    pub const ALL: [Channel; 6] = [
+        Channel::Whatsapp,
+        Channel::Messenger,
+        Channel::Instagram,
+        Channel::FacebookFeed,
+        Channel::Telegram,
+        Channel::X,
+    ];
+
+    /// The lower-case name used in URLs, keys and JSON (`whatsapp`, `facebook_feed`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Whatsapp => "whatsapp",
+            Channel::Messenger => "messenger",
+            Channel::Instagram => "instagram",
+            Channel::FacebookFeed => "facebook_feed",
+            Channel::Telegram => "telegram",
+            Channel::X => "x",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Channel {
+    type Err = UnknownChannel;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownChannel(s.to_owned()))
+    }
+}
+
+/// A channel name that switchboard does not know.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown channel {0:?}; expected one of whatsapp, messenger, instagram, facebook_feed, telegram, x")]
+pub struct UnknownChannel(pub String);
+
+/// An identifier exactly as the provider sent it.
+///
+/// Providers send ids as JSON strings or numbers (`"wamid.HBg…"`, `987654321432`); both are kept
+/// as the text of the value, so `"123"` and `123` are the same id. The original JSON type
+/// survives in the record's raw JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderId(pub String);
+
+impl ProviderId {
+    /// The id from a JSON string or number; `None` for anything else (null, object, empty string).
+    pub fn from_json(value: &Value) -> Option<Self> {
+        match value {
+            Value::String(s) if !s.is_empty() => Some(Self(s.clone())),
+            Value::Number(n) => Some(Self(n.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for ProviderId {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// Whether a message went from the customer to the brand or from the brand to the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Sent by the customer, received by the brand.
+    Inbound,
+    /// Sent by the brand (an agent, a bot or the business app), seen through an echo.
+    Outbound,
+}
+
+/// The customer on the other side of a conversation, as one channel identifies them.
+///
+/// `provider_user_id` is the channel's own id for the person (a WhatsApp number or business-scoped
+/// user id, a page-scoped id, …). It is personal data: it is stored, never logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerIdentity {
+    /// Deterministic id of this identity, safe to log.
+    pub customer_id: CustomerId,
+    /// The channel the identity belongs to.
+    pub channel: Channel,
+    /// The provider's id of the person on that channel.
+    pub provider_user_id: ProviderId,
+    /// The name the person shows on the channel, when the provider sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// What a message is. Providers' own type names are kept in [`Message::provider_type`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Plain text.
+    Text,
+    /// A picture (attachment reference).
+    Image,
+    /// An audio file or voice note.
+    Audio,
+    /// A video.
+    Video,
+    /// A document or file.
+    Document,
+    /// A sticker.
+    Sticker,
+    /// A location pin.
+    Location,
+    /// One or more contact cards.
+    Contacts,
+    /// A reply to an interactive element: button, list, flow.
+    Interactive,
+    /// A press of a template quick-reply button.
+    Button,
+    /// A product order.
+    Order,
+    /// A call started or received on the channel.
+    Call,
+    /// A system message about the customer (number or identity changed).
+    System,
+    /// A kind nobody knows yet, or one the provider itself could not render; the raw JSON is kept.
+    Unsupported,
+}
+
+impl MessageKind {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Image => "image",
+            MessageKind::Audio => "audio",
+            MessageKind::Video => "video",
+            MessageKind::Document => "document",
+            MessageKind::Sticker => "sticker",
+            MessageKind::Location => "location",
+            MessageKind::Contacts => "contacts",
+            MessageKind::Interactive => "interactive",
+            MessageKind::Button => "button",
+            MessageKind::Order => "order",
+            MessageKind::Call => "call",
+            MessageKind::System => "system",
+            MessageKind::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// A reference to media the provider holds. switchboard stores the reference, not the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    /// `image`, `audio`, `video`, `document`, `sticker`, … as the provider names it.
+    pub kind: String,
+    /// The provider's media id, to fetch the bytes through its API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
+    /// A URL the provider gave for the media, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// MIME type, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// SHA-256 of the media as the provider reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The file name of a document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+/// A message of a conversation, inbound or outbound.
+///
+/// Identity: `(channel, account_id, provider_message_id)`; [`Record::key`] derives the storage
+/// key from it, so a provider retry of the same message is the same record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The channel it arrived on.
+    pub channel: Channel,
+    /// The business account it arrived on (WhatsApp `phone_number_id`, a page id, …).
+    pub account_id: ProviderId,
+    /// The provider's id of the message, exactly as sent.
+    pub provider_message_id: ProviderId,
+    /// The conversation it belongs to: this customer with this business account on this channel.
+    pub conversation_id: ConversationId,
+    /// The customer of the conversation (the sender of an inbound message, the recipient of an
+    /// outbound one).
+    pub customer: CustomerIdentity,
+    /// Who sent it.
+    pub direction: Direction,
+    /// What it is.
+    pub kind: MessageKind,
+    /// The provider's own type name (`text`, `interactive`, `nfm_reply`, `some_new_type`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_type: Option<String>,
+    /// The text of the message, its caption, or the title of the option chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Media referenced by the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// The provider's time of the message, or the time switchboard received it when the provider
+    /// sent none that could be read (then `sent_at_estimated` is true).
+    pub sent_at: DateTime<Utc>,
+    /// True when `sent_at` is the receive time, not the provider's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sent_at_estimated: bool,
+    /// The timestamp exactly as the provider sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_timestamp: Option<String>,
+    /// The provider id of the message this one replies to or quotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ProviderId>,
+    /// The raw JSON of the item as the provider sent it.
+    pub raw: Value,
+}
+
+/// The delivery state of an outbound message, as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Accepted by the provider.
+    Sent,
+    /// Delivered to the customer's device.
+    Delivered,
+    /// Read by the customer.
+    Read,
+    /// A voice message played.
+    Played,
+    /// Not delivered; see the errors.
+    Failed,
+    /// A status value nobody knows yet, kept as sent.
+    Other(String),
+}
+
+impl DeliveryStatus {
+    /// Parses the provider's status word.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "sent" => Self::Sent,
+            "delivered" => Self::Delivered,
+            "read" => Self::Read,
+            "played" => Self::Played,
+            "failed" => Self::Failed,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The status word.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Played => "played",
+            Self::Failed => "failed",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// An error a provider attached to a status or a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderError {
+    /// The provider's error code, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The provider's title or message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Further detail, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// What happened to the message an [`Event`] refers to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A delivery status of an outbound message.
+    Status {
+        /// The new status.
+        status: DeliveryStatus,
+        /// Errors, for a failed delivery.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        errors: Vec<ProviderError>,
+    },
+    /// A reaction added (`emoji` set) or removed (`emoji` none).
+    Reaction {
+        /// The emoji, or none when the reaction was removed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        emoji: Option<String>,
+    },
+    /// The message was edited; the new text when there is one.
+    Edit {
+        /// The new text or caption.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// The message was deleted (revoked, unsent).
+    Delete,
+    /// A call's state changed (terminated, ringing, …).
+    Call {
+        /// The provider's word for the new state.
+        state: String,
+    },
+}
+
+impl EventKind {
+    /// A short name: `status.read`, `reaction`, `edit`, `delete`, `call.terminate`.
+    pub fn name(&self) -> String {
+        match self {
+            EventKind::Status { status, .. } => format!("status.{}", status.as_str()),
+            EventKind::Reaction { emoji: Some(_) } => "reaction".into(),
+            EventKind::Reaction { emoji: None } => "reaction.removed".into(),
+            EventKind::Edit { .. } => "edit".into(),
+            EventKind::Delete => "delete".into(),
+            EventKind::Call { state } => format!("call.{state}"),
+        }
+    }
+}
+
+/// Something that happened to another message, which it names by provider id (`refers_to`).
+///
+/// Identity: `(channel, account_id, event_id)`. `event_id` is the provider's own id of the event
+/// when it has one (a reaction's or an edit's wamid), otherwise derived from what identifies it
+/// (a status is `<message id>:<status>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The channel it arrived on.
+    pub channel: Channel,
+    /// The business account it arrived on.
+    pub account_id: ProviderId,
+    /// The id of the event (see the type's docs).
+    pub event_id: ProviderId,
+    /// The provider id of the message it refers to.
+    pub refers_to: ProviderId,
+    /// The conversation of the message it refers to.
+    pub conversation_id: ConversationId,
+    /// The customer of that conversation.
+    pub customer: CustomerIdentity,
+    /// Who caused it: the customer (inbound) or the brand (outbound).
+    pub direction: Direction,
+    /// What happened.
+    pub kind: EventKind,
+    /// The provider's time of the event, or the receive time (then `occurred_at_estimated`).
+    pub occurred_at: DateTime<Utc>,
+    /// True when `occurred_at` is the receive time, not the provider's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub occurred_at_estimated: bool,
+    /// The timestamp exactly as the provider sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_timestamp: Option<String>,
+    /// The raw JSON of the item as the provider sent it.
+    pub raw: Value,
+}
+
+/// A delivery item that is not about a conversation, or not understood: kept, never dropped.
+///
+/// Identity: `(channel, account_id, notification_id)`, where `notification_id` is derived from
+/// the item's raw JSON, so a retried delivery yields the same notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The channel it arrived on.
+    pub channel: Channel,
+    /// The business account it concerns, when the provider names one.
+    pub account_id: ProviderId,
+    /// Derived id (see the type's docs).
+    pub notification_id: ProviderId,
+    /// What the provider called it (`account_update`, `message_template_status_update`, …), or
+    /// `unsupported` for a shape nobody knows.
+    pub topic: String,
+    /// The provider's time, or the receive time.
+    pub occurred_at: DateTime<Utc>,
+    /// The raw JSON of the item as the provider sent it.
+    pub raw: Value,
+}
+
+/// One normalized item of a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// A conversation message.
+    Message(Message),
+    /// An event referring to another message.
+    Event(Event),
+    /// Anything else, kept as received.
+    Notification(Notification),
+}
+
+impl Record {
+    /// The deterministic storage key: equal for every repeat of the same provider item.
+    pub fn key(&self) -> RecordKey {
+        match self {
+            Record::Message(m) => {
+                RecordKey::derive(m.channel, &m.account_id, "message", &m.provider_message_id)
+            }
+            Record::Event(e) => RecordKey::derive(e.channel, &e.account_id, "event", &e.event_id),
+            Record::Notification(n) => {
+                RecordKey::derive(n.channel, &n.account_id, "notification", &n.notification_id)
+            }
+        }
+    }
+
+    /// The channel of the record.
+    pub fn channel(&self) -> Channel {
+        match self {
+            Record::Message(m) => m.channel,
+            Record::Event(e) => e.channel,
+            Record::Notification(n) => n.channel,
+        }
+    }
+
+    /// The business account of the record.
+    pub fn account_id(&self) -> &ProviderId {
+        match self {
+            Record::Message(m) => &m.account_id,
+            Record::Event(e) => &e.account_id,
+            Record::Notification(n) => &n.account_id,
+        }
+    }
+
+    /// The conversation, for messages and events.
+    pub fn conversation_id(&self) -> Option<&ConversationId> {
+        match self {
+            Record::Message(m) => Some(&m.conversation_id),
+            Record::Event(e) => Some(&e.conversation_id),
+            Record::Notification(_) => None,
+        }
+    }
+
+    /// The customer, for messages and events.
+    pub fn customer(&self) -> Option<&CustomerIdentity> {
+        match self {
+            Record::Message(m) => Some(&m.customer),
+            Record::Event(e) => Some(&e.customer),
+            Record::Notification(_) => None,
+        }
+    }
+
+    /// The provider time that orders the record in its conversation.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Record::Message(m) => m.sent_at,
+            Record::Event(e) => e.occurred_at,
+            Record::Notification(n) => n.occurred_at,
+        }
+    }
+
+    /// `message`, `event` or `notification`.
+    pub fn record_type(&self) -> &'static str {
+        match self {
+            Record::Message(_) => "message",
+            Record::Event(_) => "event",
+            Record::Notification(_) => "notification",
+        }
+    }
+
+    /// The kind, for logs and queue entries: `text`, `status.read`, `account_update`, …
+    pub fn kind_name(&self) -> String {
+        match self {
+            Record::Message(m) => m.kind.as_str().to_owned(),
+            Record::Event(e) => e.kind.name(),
+            Record::Notification(n) => n.topic.clone(),
+        }
+    }
+
+    /// The raw JSON of the item.
+    pub fn raw(&self) -> &Value {
+        match self {
+            Record::Message(m) => &m.raw,
+            Record::Event(e) => &e.raw,
+            Record::Notification(n) => &n.raw,
+        }
+    }
+
+    /// Replaces the raw JSON (used by stores that keep oversized raw items by reference).
+    pub fn set_raw(&mut self, raw: Value) {
+        match self {
+            Record::Message(m) => m.raw = raw,
+            Record::Event(e) => e.raw = raw,
+            Record::Notification(n) => n.raw = raw,
+        }
+    }
+}
+
+/// A conversation: one customer with one business account on one channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Deterministic id from channel, account and customer identity.
+    pub id: ConversationId,
+    /// The channel.
+    pub channel: Channel,
+    /// The business account.
+    pub account_id: ProviderId,
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// The customer's identity on the channel.
+    pub customer: CustomerIdentity,
+    /// Provider time of the earliest record seen.
+    pub first_at: DateTime<Utc>,
+    /// Provider time of the latest record seen.
+    pub last_at: DateTime<Utc>,
+}
+
+impl Conversation {
+    /// The conversation a message or event belongs to, as known from that one record.
+    pub fn from_record(record: &Record) -> Option<Self> {
+        let customer = record.customer()?.clone();
+        Some(Self {
+            id: record.conversation_id()?.clone(),
+            channel: record.channel(),
+            account_id: record.account_id().clone(),
+            customer_id: customer.customer_id.clone(),
+            customer,
+            first_at: record.at(),
+            last_at: record.at(),
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! Ports: the narrow traits the intake service and the read API need from storage and queues.
+//!
+//! Each has two implementations, AWS (DynamoDB, SQS) and embedded (SQLite), held to the same
+//! contract by one test suite run against both.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConversationId, DeliveryId, RecordKey};
+use crate::model::{Channel, Conversation, Record};
+
+/// A failure of a storage or queue backend. Always retryable from the provider's point of view:
+/// the webhook answers 5xx and the provider sends the delivery again.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend could not be reached or refused the operation.
+    #[error("{operation} failed")]
+    Unavailable {
+        /// What was being done (`keep_delivery`, `enqueue`, …), for the log.
+        operation: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A pagination cursor that this backend did not issue.
+    #[error("invalid cursor")]
+    BadCursor,
+}
+
+impl BackendError {
+    /// Wraps any error as [`BackendError::Unavailable`].
+    pub fn unavailable(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            operation,
+            source: source.into(),
+        }
+    }
+}
+
+/// The exact bytes of one webhook delivery, as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawDelivery {
+    /// SHA-256 of the bytes.
+    pub id: DeliveryId,
+    /// The channel whose route received it.
+    pub channel: Channel,
+    /// When switchboard received it.
+    pub received_at: DateTime<Utc>,
+    /// True when the signature was valid but the body is not JSON: kept for a human to look at.
+    pub quarantined: bool,
+    /// The body, byte for byte.
+    pub body: Bytes,
+}
+
+impl RawDelivery {
+    /// A delivery of `body` on `channel`, received at `received_at`.
+    pub fn new(channel: Channel, body: Bytes, received_at: DateTime<Utc>, quarantined: bool) -> Self {
+        Self {
+            id: DeliveryId::of(&body),
+            channel,
+            received_at,
+            quarantined,
+            body,
+        }
+    }
+}
+
+/// What the intake queue carries: a reference to a stored record, never its content (no message
+/// text or phone number travels through the queue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// The stored record.
+    pub record_key: RecordKey,
+    /// Its conversation; the queue keeps one conversation's entries in order.
+    pub conversation_id: ConversationId,
+    /// Its channel.
+    pub channel: Channel,
+    /// `message` or `event`.
+    pub record_type: String,
+    /// `text`, `status.read`, …
+    pub kind: String,
+}
+
+impl QueueEntry {
+    /// The entry for a message or event; `None` for a notification (not about a conversation).
+    pub fn for_record(record: &Record) -> Option<Self> {
+        Some(Self {
+            record_key: record.key(),
+            conversation_id: record.conversation_id()?.clone(),
+            channel: record.channel(),
+            record_type: record.record_type().to_owned(),
+            kind: record.kind_name(),
+        })
+    }
+}
+
+/// A record as stored, with when it was first stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    /// The record's key.
+    pub key: RecordKey,
+    /// When this store first wrote it.
+    pub stored_at: DateTime<Utc>,
+    /// The record.
+    pub record: Record,
+}
+
+/// The durable side of intake.
+///
+/// Contract (held by the contract suite on every backend):
+/// * [`keep_delivery`](Self::keep_delivery) keeps the bytes whole, whatever their size up to the
+///   intake limit; keeping the same delivery again changes nothing.
+/// * [`record`](Self::record) writes each record that is not stored yet, once, keyed by
+///   [`Record::key`]; a record already stored is left as it is (a duplicate is a no-op, the
+///   first version wins). Every conversation of the records reflects them afterwards.
+///   It returns, in input order, the queue entries of every message and event that is not yet
+///   marked enqueued: those written now *and* those an earlier call wrote whose enqueue was never
+///   confirmed. On error, some records may be written; calling again with the same records is
+///   always safe.
+/// * [`mark_enqueued`](Self::mark_enqueued) confirms entries were handed to the queue, so later
+///   calls of `record` with the same records return nothing for them.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Keeps a raw delivery durably.
+    async fn keep_delivery(&self, delivery: &RawDelivery) -> Result<(), BackendError>;
+    /// Writes new records; returns the entries still to enqueue.
+    async fn record(&self, records: &[Record]) -> Result<Vec<QueueEntry>, BackendError>;
+    /// Marks records as handed to the queue.
+    async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError>;
+}
+
+/// One page of a listing, and the cursor of the next page (`None` at the end).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Opaque cursor of the next page, `None` when this is the last.
+    pub next: Option<String>,
+}
+
+/// What to read: where to start and how many at most.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PageRequest {
+    /// A `next` cursor from an earlier page of the same listing.
+    pub cursor: Option<String>,
+    /// The most items to return (the backend may return fewer, never more).
+    pub limit: usize,
+}
+
+/// The read side of the store: conversations and their records.
+///
+/// Listings are paginated with opaque cursors; a cursor not issued by the same listing of the
+/// same backend is [`BackendError::BadCursor`].
+#[async_trait]
+pub trait ConversationReader: Send + Sync {
+    /// Conversations, most recently active first, optionally of one channel.
+    async fn conversations(
+        &self,
+        channel: Option<Channel>,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, BackendError>;
+    /// One conversation.
+    async fn conversation(&self, id: &ConversationId)
+    -> Result<Option<Conversation>, BackendError>;
+    /// A conversation's messages and events, in provider-time order.
+    async fn timeline(
+        &self,
+        id: &ConversationId,
+        page: PageRequest,
+    ) -> Result<Page<StoredRecord>, BackendError>;
+    /// A kept delivery, whole.
+    async fn delivery(&self, id: &DeliveryId) -> Result<Option<RawDelivery>, BackendError>;
+    /// Quarantined deliveries (valid signature, not JSON), newest first.
+    async fn quarantined(&self, page: PageRequest) -> Result<Page<DeliveryId>, BackendError>;
+}
+
+/// The queue that hands new records to the prioritizer.
+///
+/// Contract: after `Ok`, every entry is durably in the queue. Entries of one conversation keep
+/// their order. An entry enqueued twice may be delivered twice (FIFO queues drop a repeat within
+/// their deduplication window); consumers are idempotent.
+#[async_trait]
+pub trait IntakeQueue: Send + Sync {
+    /// Enqueues entries, in batches where the backend allows.
+    async fn enqueue(&self, entries: &[QueueEntry]) -> Result<(), BackendError>;
+}
