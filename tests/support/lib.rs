@@ -1,1 +1,398 @@
+//! Test support: fixtures, signing, a moto server on loopback, and the two backends behind one
+//! interface so that the same contract tests run against both.
 
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+use switchboard_aws::resources::{ResourceNames, provision};
+use switchboard_aws::{DynamoStore, SqsIntakeQueue};
+use switchboard_core::clock::{Clock, SystemClock};
+use switchboard_core::http::{WebhookState, api_router, webhook_router};
+use switchboard_core::intake::Intake;
+use switchboard_core::model::Channel;
+use switchboard_core::ports::{
+    BackendError, ConversationReader, IntakeQueue, MessageStore, QueueEntry,
+};
+use switchboard_core::verify::{MetaVerifier, Secret, sign};
+use switchboard_embedded::SqliteStore;
+
+/// The app secret the tests sign with.
+pub const APP_SECRET: &str = "test-app-secret";
+/// An older secret still accepted (rotation).
+pub const OLD_APP_SECRET: &str = "test-app-secret-previous";
+/// The verify token of the handshake.
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+
+/// The folder of the fixtures.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Every WhatsApp webhook body of the fixtures (not the signature metadata), by file name.
+pub fn whatsapp_fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir = fixtures_dir().join("whatsapp");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("fixtures folder")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".json") && !name.ends_with(".meta.json")
+        })
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).expect("fixture"))
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 80, "expected the WhatsApp fixtures in {}", dir.display());
+    out
+}
+
+/// The verifiers the tests' apps use: both secrets active, as during a rotation.
+pub fn verifiers() -> HashMap<Channel, MetaVerifier> {
+    HashMap::from([(
+        Channel::Whatsapp,
+        MetaVerifier::new(
+            vec![Secret::new(APP_SECRET), Secret::new(OLD_APP_SECRET)],
+            Secret::new(VERIFY_TOKEN),
+        ),
+    )])
+}
+
+/// The `X-Hub-Signature-256` value for `body` under the test secret.
+pub fn signature(body: &[u8]) -> String {
+    sign(APP_SECRET, body)
+}
+
+/// A store, reader and queue of one backend, and a way to read what reached the queue.
+#[derive(Clone)]
+pub struct Backend {
+    /// `embedded` or `aws`.
+    pub name: &'static str,
+    /// The store.
+    pub store: Arc<dyn MessageStore>,
+    /// The reader.
+    pub reader: Arc<dyn ConversationReader>,
+    /// The queue.
+    pub queue: Arc<dyn IntakeQueue>,
+    /// Reads and removes what is in the queue.
+    pub probe: Arc<dyn QueueProbe>,
+    _keep: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl Backend {
+    /// The application (webhooks and read API) over this backend, with the queue replaced by
+    /// `queue` when given (to inject faults).
+    pub fn app(&self, queue: Option<Arc<dyn IntakeQueue>>) -> axum::Router {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let intake = Intake::new(
+            self.store.clone(),
+            queue.unwrap_or_else(|| self.queue.clone()),
+            clock,
+        );
+        webhook_router(WebhookState::new(intake, verifiers())).merge(api_router(self.reader.clone()))
+    }
+}
+
+/// Reads and removes everything that is in a queue.
+#[async_trait]
+pub trait QueueProbe: Send + Sync {
+    /// Every entry now in the queue, in the order received; the queue is empty afterwards.
+    async fn drain(&self) -> Vec<QueueEntry>;
+}
+
+/// An embedded backend in a fresh temporary folder.
+pub async fn embedded() -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_owned();
+    embedded_in(&path, Arc::new(dir))
+}
+
+/// An embedded backend on the store in `path`.
+pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> Backend {
+    let store = Arc::new(SqliteStore::open(path, 30, Arc::new(SystemClock)).expect("open store"));
+    Backend {
+        name: "embedded",
+        store: store.clone(),
+        reader: store.clone(),
+        queue: store.clone(),
+        probe: Arc::new(EmbeddedProbe(store)),
+        _keep: keep,
+    }
+}
+
+struct EmbeddedProbe(Arc<SqliteStore>);
+
+#[async_trait]
+impl QueueProbe for EmbeddedProbe {
+    async fn drain(&self) -> Vec<QueueEntry> {
+        let mut out = Vec::new();
+        loop {
+            let batch = self
+                .0
+                .receive(100, Duration::from_secs(60))
+                .await
+                .expect("receive");
+            if batch.is_empty() {
+                return out;
+            }
+            let receipts: Vec<_> = batch.iter().map(|r| r.receipt).collect();
+            out.extend(batch.into_iter().map(|r| r.entry));
+            self.0.ack(&receipts).await.expect("ack");
+        }
+    }
+}
+
+/// A moto server on loopback, shared by the tests of one test binary.
+pub struct Moto {
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+}
+
+static MOTO: OnceCell<Moto> = OnceCell::const_new();
+static NAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// The moto server of this test binary, started on first use. It stops by itself when the test
+/// process ends. Never skipped: without `moto_server` the test fails and says how to install it.
+pub async fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| async {
+        if let Ok(endpoint) = std::env::var("SWITCHBOARD_TEST_AWS_ENDPOINT") {
+            return Moto { endpoint };
+        }
+        let program = std::env::var("SWITCHBOARD_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        // A watchdog shell stops moto when this test process is gone, so no server outlives the
+        // tests (the harness exits without running destructors).
+        let script = format!(
+            "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
+            parent = std::process::id()
+        );
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v \"{program}\" >/dev/null"))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "moto_server not found (looked for {program:?}): run ./infra/dev-setup.sh and put its \
+             virtual environment first on PATH, or set SWITCHBOARD_MOTO_SERVER"
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&program)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Moto { endpoint };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("moto_server did not answer on port {port} within 30 s");
+    })
+    .await
+}
+
+impl Moto {
+    /// SDK configuration pointing at this server with static test credentials.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await
+    }
+}
+
+/// An AWS backend on moto, with its own freshly provisioned table and queues.
+pub async fn aws() -> Backend {
+    let moto = moto().await;
+    let sdk = moto.sdk_config().await;
+    let prefix = format!("t{}-{}", std::process::id(), NAMES.fetch_add(1, Ordering::SeqCst));
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let provisioned = provision(&dynamodb, &sqs, &ResourceNames::with_prefix(&prefix))
+        .await
+        .expect("provision on moto");
+    let store = Arc::new(DynamoStore::new(
+        dynamodb,
+        &provisioned.table,
+        30,
+        Arc::new(SystemClock),
+    ));
+    let queue = Arc::new(SqsIntakeQueue::new(sqs.clone(), &provisioned.intake_queue_url));
+    Backend {
+        name: "aws",
+        store: store.clone(),
+        reader: store,
+        queue,
+        probe: Arc::new(SqsProbe {
+            client: sqs,
+            url: provisioned.intake_queue_url,
+        }),
+        _keep: Arc::new(()),
+    }
+}
+
+/// Reads an SQS queue empty.
+pub struct SqsProbe {
+    /// The client.
+    pub client: aws_sdk_sqs::Client,
+    /// The queue URL.
+    pub url: String,
+}
+
+#[async_trait]
+impl QueueProbe for SqsProbe {
+    async fn drain(&self) -> Vec<QueueEntry> {
+        let mut out = Vec::new();
+        loop {
+            let received = self
+                .client
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                out.push(serde_json::from_str(m.body().unwrap_or_default()).expect("entry"));
+                self.client
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+}
+
+/// A queue that fails its first `failures` calls, then passes everything to `inner`.
+pub struct FlakyQueue {
+    inner: Arc<dyn IntakeQueue>,
+    failures: AtomicUsize,
+    /// Calls made, failed or not.
+    pub calls: AtomicUsize,
+}
+
+impl FlakyQueue {
+    /// Fails the first `failures` calls.
+    pub fn new(inner: Arc<dyn IntakeQueue>, failures: usize) -> Self {
+        Self {
+            inner,
+            failures: AtomicUsize::new(failures),
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl IntakeQueue for FlakyQueue {
+    async fn enqueue(&self, entries: &[QueueEntry]) -> Result<(), BackendError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(BackendError::unavailable(
+                "enqueue",
+                std::io::Error::other("injected queue failure"),
+            ));
+        }
+        self.inner.enqueue(entries).await
+    }
+}
+
+/// Sends `request` to `app` in-process and returns the status and the body.
+pub async fn call(app: &axum::Router, request: http::Request<axum::body::Body>) -> (http::StatusCode, bytes::Bytes) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let response = app.clone().oneshot(request).await.expect("router is infallible");
+    let status = response.status();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    (status, body)
+}
+
+/// A WhatsApp webhook POST of `body`, with `signature` as the signature header when given.
+pub fn post(body: impl Into<bytes::Bytes>, signature: Option<&str>) -> http::Request<axum::body::Body> {
+    let body = body.into();
+    let mut builder = http::Request::post("/webhooks/whatsapp").header("content-type", "application/json");
+    if let Some(sig) = signature {
+        builder = builder.header("x-hub-signature-256", sig);
+    }
+    builder.body(axum::body::Body::from(body)).expect("request")
+}
+
+/// A signed WhatsApp webhook POST of `body`.
+pub fn signed(body: impl Into<bytes::Bytes>) -> http::Request<axum::body::Body> {
+    let body = body.into();
+    let sig = signature(&body);
+    post(body, Some(&sig))
+}
+
+/// A GET of `uri`, parsed as JSON.
+pub async fn get_json(app: &axum::Router, uri: &str) -> (http::StatusCode, serde_json::Value) {
+    let (status, body) = call(app, http::Request::get(uri).body(axum::body::Body::empty()).unwrap()).await;
+    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// Follows `next` cursors from `uri` (which has no query or ends in `?`/`&`-ready query) until the
+/// end, with pages of `limit`, and returns every item.
+pub async fn get_all(app: &axum::Router, uri: &str, limit: usize) -> Vec<serde_json::Value> {
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page_uri = match &cursor {
+            None => format!("{uri}{sep}limit={limit}"),
+            Some(c) => format!("{uri}{sep}limit={limit}&cursor={c}"),
+        };
+        let (status, page) = get_json(app, &page_uri).await;
+        assert_eq!(status, 200, "{page_uri}: {page}");
+        let got = page["items"].as_array().expect("items").clone();
+        assert!(got.len() <= limit, "a page never holds more than the limit");
+        items.extend(got);
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+/// Every message and event of every conversation, through the read API.
+pub async fn all_records(app: &axum::Router) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for conversation in get_all(app, "/api/conversations", 50).await {
+        let id = conversation["id"].as_str().expect("id");
+        out.extend(get_all(app, &format!("/api/conversations/{id}/messages"), 100).await);
+    }
+    out
+}

@@ -1,1 +1,13 @@
-fn main() {}
+//! Lambda function: the WhatsApp Business Cloud API webhook.
+//!
+//! Wiring only: configuration and clients are built once, at start (a missing setting stops
+//! start-up with its name); the handler is the shared webhook router.
+
+use switchboard_core::model::Channel;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let app = switchboard_aws::app::webhook_app(&[Channel::Whatsapp]).await?;
+    lambda_http::run(app).await
+}

@@ -14,7 +14,7 @@ pub enum ConfigError {
         /// The environment variable.
         name: String,
         /// What it should hold.
-        hint: &'static str,
+        hint: String,
     },
     /// A variable is set to something unusable.
     #[error("invalid setting {name}: {reason}")]
@@ -32,10 +32,10 @@ pub trait Source {
     fn get(&self, name: &str) -> Option<String>;
 
     /// A required value.
-    fn require(&self, name: &str, hint: &'static str) -> Result<String, ConfigError> {
+    fn require(&self, name: &str, hint: &str) -> Result<String, ConfigError> {
         self.get(name).ok_or_else(|| ConfigError::Missing {
             name: name.to_owned(),
-            hint,
+            hint: hint.to_owned(),
         })
     }
 }

@@ -1,0 +1,795 @@
+//! [`DynamoStore`]: the store on one DynamoDB table (single-table design).
+//!
+//! | item | pk | sk | gsi1pk / gsi1sk | gsi2pk / gsi2sk |
+//! |---|---|---|---|---|
+//! | record (message, event) | `R#<key>` | `R` | `C#<conversation>` / `<at>#<key>` | `U#<customer>` / `<at>#<key>` |
+//! | record (notification) | `R#<key>` | `R` | `N#<channel>#<account>` / `<at>#<key>` | – |
+//! | conversation | `C#<id>` | `C` | `CONVS` / `<last_at>#<id>` | `CONVS#<channel>` / `<last_at>#<id>` |
+//! | raw delivery chunk | `D#<sha256>` | `CHUNK#<n>` | – | – |
+//! | quarantine entry | `QUARANTINE` | `<received_at>#<sha256>` | – | – |
+//!
+//! `<at>` is the provider time in milliseconds, zero-padded, so the sort key orders by time.
+//! A record is keyed by its provider id alone (`R#<key>`), which makes the conditional write
+//! (`attribute_not_exists(pk)`) the idempotency check; a conversation's records in provider-time
+//! order are one query on `gsi1`, a customer's history one query on `gsi2`.
+//!
+//! **Raw deliveries** can be 6 MB and an item holds 400 KB: the body is gzip-compressed and split
+//! into chunks of at most [`CHUNK_BYTES`], written with `BatchWriteItem` (25 a call; a 6 MB body
+//! needs one or two calls). No S3 bucket is needed and everything shares the table's TTL.
+//!
+//! **Calls per delivery of n records** on the acknowledgement path: ⌈chunks/25⌉ to keep the
+//! delivery, ⌈n/100⌉ `BatchGetItem`, ⌈n/100⌉ `TransactWriteItems` for the new records, 2 per
+//! conversation touched, ⌈n/100⌉ `TransactWriteItems` to confirm enqueueing.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::clock::Clock;
+use switchboard_core::ids::{ConversationId, DeliveryId, RecordKey};
+use switchboard_core::model::{Channel, Conversation, Record};
+use switchboard_core::ports::{
+    BackendError, ConversationReader, MessageStore, Page, PageRequest, QueueEntry, RawDelivery,
+    StoredRecord,
+};
+
+use crate::resources::{GSI1, GSI2, IndexSpec, PK, SK, TTL_ATTRIBUTE};
+
+/// Largest piece of a compressed raw delivery in one item (leaves room under DynamoDB's 400 KB).
+pub const CHUNK_BYTES: usize = 350 * 1024;
+/// Largest record document kept whole; above it the raw JSON is replaced by a marker (the
+/// delivery it came in is kept whole).
+pub const MAX_DOC_BYTES: usize = 300 * 1024;
+/// DynamoDB's limits per call.
+const BATCH_WRITE_MAX: usize = 25;
+const BATCH_GET_MAX: usize = 100;
+const TRANSACT_MAX: usize = 100;
+const TRANSACT_MAX_BYTES: usize = 3 * 1024 * 1024;
+/// Attempts for the unprocessed part of a batch call before giving up with an error.
+const BATCH_ATTEMPTS: u32 = 8;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The store on one DynamoDB table. See the module docs for the key design.
+///
+/// Implements [`MessageStore`] and [`ConversationReader`] with the contract stated on them;
+/// every failed AWS call is a [`BackendError::Unavailable`], after which a retry of the same
+/// delivery is safe.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: Arc<str>,
+    retention: chrono::Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl DynamoStore {
+    /// A store on `table`, keeping data `retention_days` (DynamoDB TTL).
+    pub fn new(client: Client, table: impl Into<String>, retention_days: u32, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            client,
+            table: Arc::from(table.into()),
+            retention: chrono::Duration::days(i64::from(retention_days)),
+            clock,
+        }
+    }
+
+    fn expires_at(&self) -> AttributeValue {
+        n((self.clock.now() + self.retention).timestamp())
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn at_key(at: DateTime<Utc>, id: &str) -> String {
+    // 15 digits of milliseconds cover every date until the year 33658; negative times (before
+    // 1970) sort first.
+    format!("{:015}#{id}", at.timestamp_millis().max(0))
+}
+
+fn record_pk(key: &RecordKey) -> String {
+    format!("R#{key}")
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn unavailable<E>(operation: &'static str) -> impl FnOnce(E) -> BackendError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| BackendError::unavailable(operation, e)
+}
+
+fn corrupt(operation: &'static str, what: &str) -> BackendError {
+    BackendError::unavailable(operation, format!("stored item unreadable: {what}"))
+}
+
+/// The document stored for a record: its JSON, with an oversized raw item replaced by a marker.
+fn record_doc(record: &Record) -> Result<String, BackendError> {
+    let doc = serde_json::to_string(record).map_err(unavailable("record"))?;
+    if doc.len() <= MAX_DOC_BYTES {
+        return Ok(doc);
+    }
+    let mut slim = record.clone();
+    slim.set_raw(serde_json::json!({
+        "omitted": "raw item too large for one item; it is kept in its raw delivery",
+        "bytes": record.raw().to_string().len(),
+    }));
+    let doc = serde_json::to_string(&slim).map_err(unavailable("record"))?;
+    if doc.len() <= MAX_DOC_BYTES {
+        return Ok(doc);
+    }
+    // Text or attachments themselves too large: keep the first part of the text.
+    if let Record::Message(m) = &mut slim {
+        if let Some(text) = &mut m.text {
+            let mut cut = MAX_DOC_BYTES / 2;
+            while !text.is_char_boundary(cut.min(text.len())) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+    }
+    serde_json::to_string(&slim).map_err(unavailable("record"))
+}
+
+impl DynamoStore {
+    fn record_item(&self, record: &Record, key: &RecordKey, now: DateTime<Utc>) -> Result<Item, BackendError> {
+        let mut item = Item::from([
+            (PK.to_owned(), s(record_pk(key))),
+            (SK.to_owned(), s("R")),
+            ("record_type".to_owned(), s(record.record_type())),
+            ("doc".to_owned(), s(record_doc(record)?)),
+            ("stored_at".to_owned(), s(now.to_rfc3339())),
+            ("enqueued".to_owned(), AttributeValue::Bool(false)),
+            (TTL_ATTRIBUTE.to_owned(), self.expires_at()),
+        ]);
+        let sort = at_key(record.at(), key.as_str());
+        match (record.conversation_id(), record.customer()) {
+            (Some(conversation), Some(customer)) => {
+                item.insert(GSI1.pk.into(), s(format!("C#{conversation}")));
+                item.insert(GSI1.sk.into(), s(sort.clone()));
+                item.insert(GSI2.pk.into(), s(format!("U#{}", customer.customer_id)));
+                item.insert(GSI2.sk.into(), s(sort));
+            }
+            _ => {
+                item.insert(
+                    GSI1.pk.into(),
+                    s(format!("N#{}#{}", record.channel(), record.account_id())),
+                );
+                item.insert(GSI1.sk.into(), s(sort));
+            }
+        }
+        Ok(item)
+    }
+
+    /// `BatchGetItem` of record keys: which exist, and whether each is confirmed enqueued.
+    async fn existing(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, bool>, BackendError> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(BATCH_GET_MAX) {
+            let mut request = KeysAndAttributes::builder()
+                .projection_expression("#pk, enqueued")
+                .expression_attribute_names("#pk", PK)
+                .consistent_read(true);
+            for key in chunk {
+                request = request.keys(HashMap::from([
+                    (PK.to_owned(), s(record_pk(key))),
+                    (SK.to_owned(), s("R")),
+                ]));
+            }
+            let mut pending = Some(HashMap::from([(
+                self.table.to_string(),
+                request.build().map_err(unavailable("record"))?,
+            )]));
+            let mut attempt = 0;
+            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
+                if attempt == BATCH_ATTEMPTS {
+                    return Err(BackendError::unavailable("record", "BatchGetItem kept returning unprocessed keys"));
+                }
+                backoff(attempt).await;
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(unavailable("record"))?;
+                for item in out.responses().and_then(|r| r.get(self.table.as_ref())).into_iter().flatten() {
+                    if let Some(pk) = get_s(item, PK).and_then(|p| p.strip_prefix("R#")) {
+                        let enqueued = item
+                            .get("enqueued")
+                            .and_then(|v| v.as_bool().ok())
+                            .copied()
+                            .unwrap_or(false);
+                        found.insert(RecordKey::from_stored(pk), enqueued);
+                    }
+                }
+                pending = out.unprocessed_keys;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Conditional puts of new records, up to 100 per transaction. Returns the keys that turned
+    /// out to exist already (written concurrently by another invocation).
+    async fn put_new(&self, items: Vec<(RecordKey, Item)>) -> Result<HashSet<RecordKey>, BackendError> {
+        let mut raced = HashSet::new();
+        let mut batch: Vec<(RecordKey, Item)> = Vec::new();
+        let mut batch_bytes = 0;
+        let mut batches = Vec::new();
+        for (key, item) in items {
+            let size = item_size(&item);
+            if !batch.is_empty() && (batch.len() == TRANSACT_MAX || batch_bytes + size > TRANSACT_MAX_BYTES) {
+                batches.push(std::mem::take(&mut batch));
+                batch_bytes = 0;
+            }
+            batch_bytes += size;
+            batch.push((key, item));
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+        for mut batch in batches {
+            for attempt in 0..BATCH_ATTEMPTS {
+                if batch.is_empty() {
+                    break;
+                }
+                backoff(attempt).await;
+                let actions = batch
+                    .iter()
+                    .map(|(_, item)| {
+                        let put = Put::builder()
+                            .table_name(self.table.as_ref())
+                            .set_item(Some(item.clone()))
+                            .condition_expression("attribute_not_exists(#pk)")
+                            .expression_attribute_names("#pk", PK)
+                            .build()
+                            .map_err(unavailable("record"))?;
+                        Ok(TransactWriteItem::builder().put(put).build())
+                    })
+                    .collect::<Result<Vec<_>, BackendError>>()?;
+                let result = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(actions))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => {
+                        batch.clear();
+                    }
+                    Err(e) => {
+                        let Some(reasons) = e
+                            .as_service_error()
+                            .and_then(|s| match s {
+                                TransactWriteItemsError::TransactionCanceledException(c) => {
+                                    Some(c.cancellation_reasons().to_vec())
+                                }
+                                _ => None,
+                            })
+                        else {
+                            return Err(BackendError::unavailable("record", e));
+                        };
+                        // Drop the items that exist already; retry the rest (a conflict with a
+                        // concurrent transaction cancels everything without a failed condition).
+                        let mut index = 0;
+                        batch.retain(|(key, _)| {
+                            let code = reasons.get(index).and_then(|r| r.code()).unwrap_or("None");
+                            index += 1;
+                            if code == "ConditionalCheckFailed" {
+                                raced.insert(key.clone());
+                                false
+                            } else {
+                                true
+                            }
+                        });
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                return Err(BackendError::unavailable("record", "TransactWriteItems kept being cancelled"));
+            }
+        }
+        Ok(raced)
+    }
+
+    /// Moves a conversation's first and last times outwards to cover `first..=last`, creating it
+    /// if needed. Two conditional updates: one for the last time (and the sort keys that follow
+    /// it), one for the first; a failed condition means the stored value already covers it.
+    async fn touch_conversation(&self, conversation: &Conversation) -> Result<(), BackendError> {
+        let key = HashMap::from([
+            (PK.to_owned(), s(format!("C#{}", conversation.id))),
+            (SK.to_owned(), s("C")),
+        ]);
+        let doc = serde_json::to_string(conversation).map_err(unavailable("record"))?;
+        let last = conversation.last_at.timestamp_millis();
+        let first = conversation.first_at.timestamp_millis();
+        let sort = at_key(conversation.last_at, conversation.id.as_str());
+        let raise_last = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key.clone()))
+            .update_expression(
+                "SET doc = :doc, channel = :channel, last_at_ms = :last, \
+                 first_at_ms = if_not_exists(first_at_ms, :first), \
+                 gsi1pk = :g1, gsi1sk = :sort, gsi2pk = :g2, gsi2sk = :sort, #ttl = :ttl",
+            )
+            .condition_expression("attribute_not_exists(last_at_ms) OR last_at_ms < :last")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":doc", s(doc))
+            .expression_attribute_values(":channel", s(conversation.channel.as_str()))
+            .expression_attribute_values(":last", n(last))
+            .expression_attribute_values(":first", n(first))
+            .expression_attribute_values(":g1", s("CONVS"))
+            .expression_attribute_values(":g2", s(format!("CONVS#{}", conversation.channel)))
+            .expression_attribute_values(":sort", s(sort))
+            .expression_attribute_values(":ttl", self.expires_at())
+            .send()
+            .await;
+        ignore_failed_condition(raise_last.map(drop).map_err(|e| {
+            let failed = e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception());
+            (failed, BackendError::unavailable("record", e))
+        }))?;
+        let lower_first = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key))
+            .update_expression("SET first_at_ms = :first")
+            .condition_expression("attribute_exists(#pk) AND first_at_ms > :first")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":first", n(first))
+            .send()
+            .await;
+        ignore_failed_condition(lower_first.map(drop).map_err(|e| {
+            let failed = e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception());
+            (failed, BackendError::unavailable("record", e))
+        }))
+    }
+
+    async fn write_batch(&self, operation: &'static str, items: Vec<Item>) -> Result<(), BackendError> {
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map_err(unavailable(operation))?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<_, BackendError>>()?;
+            let mut pending = Some(HashMap::from([(self.table.to_string(), requests)]));
+            let mut attempt = 0;
+            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
+                if attempt == BATCH_ATTEMPTS {
+                    return Err(BackendError::unavailable(operation, "BatchWriteItem kept returning unprocessed items"));
+                }
+                backoff(attempt).await;
+                attempt += 1;
+                pending = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(unavailable(operation))?
+                    .unprocessed_items;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ignore_failed_condition(result: Result<(), (bool, BackendError)>) -> Result<(), BackendError> {
+    match result {
+        Ok(()) | Err((true, _)) => Ok(()),
+        Err((false, e)) => Err(e),
+    }
+}
+
+/// Approximate size of an item, for the 4 MB limit of a transaction.
+fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    AttributeValue::S(s) => s.len(),
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    _ => 16,
+                }
+        })
+        .sum()
+}
+
+/// Exponential backoff before a retry of an unprocessed part: none before the first attempt.
+async fn backoff(attempt: u32) {
+    if attempt > 0 {
+        tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+    }
+}
+
+#[async_trait]
+impl MessageStore for DynamoStore {
+    async fn keep_delivery(&self, delivery: &RawDelivery) -> Result<(), BackendError> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&delivery.body).map_err(unavailable("keep_delivery"))?;
+        let compressed = encoder.finish().map_err(unavailable("keep_delivery"))?;
+        let chunks: Vec<&[u8]> = if compressed.is_empty() {
+            vec![&[]]
+        } else {
+            compressed.chunks(CHUNK_BYTES).collect()
+        };
+        let pk = format!("D#{}", delivery.id);
+        let received_at = delivery.received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut items: Vec<Item> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                Item::from([
+                    (PK.to_owned(), s(pk.clone())),
+                    (SK.to_owned(), s(format!("CHUNK#{i:04}"))),
+                    ("data".to_owned(), AttributeValue::B(Blob::new(chunk.to_vec()))),
+                    (TTL_ATTRIBUTE.to_owned(), self.expires_at()),
+                ])
+            })
+            .collect();
+        let head = &mut items[0];
+        head.insert("chunks".into(), n(chunks.len()));
+        head.insert("size".into(), n(delivery.body.len()));
+        head.insert("encoding".into(), s("gzip"));
+        head.insert("channel".into(), s(delivery.channel.as_str()));
+        head.insert("received_at".into(), s(received_at.clone()));
+        head.insert("quarantined".into(), AttributeValue::Bool(delivery.quarantined));
+        if delivery.quarantined {
+            items.push(Item::from([
+                (PK.to_owned(), s("QUARANTINE")),
+                (SK.to_owned(), s(format!("{received_at}#{}", delivery.id))),
+                ("delivery_id".to_owned(), s(delivery.id.as_str())),
+                (TTL_ATTRIBUTE.to_owned(), self.expires_at()),
+            ]));
+        }
+        self.write_batch("keep_delivery", items).await
+    }
+
+    async fn record(&self, records: &[Record]) -> Result<Vec<QueueEntry>, BackendError> {
+        let now = self.clock.now();
+        let keys: Vec<RecordKey> = records.iter().map(Record::key).collect();
+        let existing = self.existing(&keys).await?;
+        let new_items = records
+            .iter()
+            .zip(&keys)
+            .filter(|(_, key)| !existing.contains_key(*key))
+            .map(|(record, key)| Ok((key.clone(), self.record_item(record, key, now)?)))
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        let written = new_items.len();
+        let raced = self.put_new(new_items).await?;
+        let mut pending = Vec::new();
+        let mut conversations: HashMap<ConversationId, Conversation> = HashMap::new();
+        for (record, key) in records.iter().zip(&keys) {
+            let confirmed = existing.get(key).copied().unwrap_or(false);
+            if confirmed {
+                continue;
+            }
+            let Some(entry) = QueueEntry::for_record(record) else {
+                continue;
+            };
+            if let Some(c) = Conversation::from_record(record) {
+                conversations
+                    .entry(c.id.clone())
+                    .and_modify(|known| {
+                        known.first_at = known.first_at.min(c.first_at);
+                        known.last_at = known.last_at.max(c.last_at);
+                    })
+                    .or_insert(c);
+            }
+            pending.push(entry);
+        }
+        for conversation in conversations.values() {
+            self.touch_conversation(conversation).await?;
+        }
+        tracing::debug!(
+            records = records.len(),
+            written = written - raced.len(),
+            raced = raced.len(),
+            pending = pending.len(),
+            "records stored"
+        );
+        Ok(pending)
+    }
+
+    async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError> {
+        for chunk in keys.chunks(TRANSACT_MAX) {
+            let actions = chunk
+                .iter()
+                .map(|key| {
+                    let update = Update::builder()
+                        .table_name(self.table.as_ref())
+                        .key(PK, s(record_pk(key)))
+                        .key(SK, s("R"))
+                        .update_expression("SET enqueued = :t")
+                        .condition_expression("attribute_exists(#pk)")
+                        .expression_attribute_names("#pk", PK)
+                        .expression_attribute_values(":t", AttributeValue::Bool(true))
+                        .build()
+                        .map_err(unavailable("mark_enqueued"))?;
+                    Ok(TransactWriteItem::builder().update(update).build())
+                })
+                .collect::<Result<Vec<_>, BackendError>>()?;
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await
+                .map_err(unavailable("mark_enqueued"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The keys a cursor carries: the table's and the index's key attributes of the last item.
+fn cursor_of(item: &Item, index: Option<IndexSpec>) -> Option<String> {
+    let mut names = vec![PK, SK];
+    if let Some(index) = index {
+        names.extend([index.pk, index.sk]);
+    }
+    let map: serde_json::Map<String, serde_json::Value> = names
+        .into_iter()
+        .map(|name| Some((name.to_owned(), get_s(item, name)?.into())))
+        .collect::<Option<_>>()?;
+    Some(URL_SAFE_NO_PAD.encode(serde_json::Value::Object(map).to_string()))
+}
+
+/// The `ExclusiveStartKey` of a cursor, checked to belong to the same listing (`expect_pk` is
+/// the partition the listing reads: the index's, or the table's).
+fn start_key(cursor: &str, index: Option<IndexSpec>, expect_pk: &str) -> Result<Item, BackendError> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| BackendError::BadCursor)?;
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| BackendError::BadCursor)?;
+    let mut names = vec![PK, SK];
+    if let Some(index) = index {
+        names.extend([index.pk, index.sk]);
+    }
+    if json.len() != names.len() {
+        return Err(BackendError::BadCursor);
+    }
+    let mut key = Item::new();
+    for name in names {
+        let value = json.get(name).and_then(|v| v.as_str()).ok_or(BackendError::BadCursor)?;
+        key.insert(name.to_owned(), s(value));
+    }
+    let partition = index.map_or(PK, |i| i.pk);
+    if get_s(&key, partition) != Some(expect_pk) {
+        return Err(BackendError::BadCursor);
+    }
+    Ok(key)
+}
+
+impl DynamoStore {
+    /// One page of a query on `partition` of the table or an index, `limit + 1` read to know
+    /// whether another page follows.
+    async fn query_page(
+        &self,
+        operation: &'static str,
+        index: Option<IndexSpec>,
+        partition: &str,
+        forward: bool,
+        page: &PageRequest,
+    ) -> Result<(Vec<Item>, Option<String>), BackendError> {
+        let limit = page.limit.max(1);
+        let pk_name = index.map_or(PK, |i| i.pk);
+        let start = match &page.cursor {
+            Some(c) => Some(start_key(c, index, partition)?),
+            None => None,
+        };
+        let mut items: Vec<Item> = Vec::new();
+        let mut exclusive_start = start;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .set_index_name(index.map(|i| i.name.to_owned()))
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", pk_name)
+                .expression_attribute_values(":p", s(partition))
+                .scan_index_forward(forward)
+                .limit((limit + 1 - items.len()) as i32)
+                .set_exclusive_start_key(exclusive_start.take())
+                .set_consistent_read(index.is_none().then_some(true))
+                .send()
+                .await
+                .map_err(unavailable(operation))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if items.len() <= limit => exclusive_start = Some(k),
+                _ => break,
+            }
+        }
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().and_then(|last| cursor_of(last, index))
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+}
+
+fn conversation_from(item: &Item) -> Result<Conversation, BackendError> {
+    let doc = get_s(item, "doc").ok_or_else(|| corrupt("conversations", "doc"))?;
+    let mut c: Conversation =
+        serde_json::from_str(doc).map_err(|_| corrupt("conversations", "doc"))?;
+    let millis = |name| get_n(item, name).and_then(DateTime::from_timestamp_millis);
+    c.first_at = millis("first_at_ms").unwrap_or(c.first_at);
+    c.last_at = millis("last_at_ms").unwrap_or(c.last_at);
+    Ok(c)
+}
+
+fn stored_record_from(item: &Item) -> Result<StoredRecord, BackendError> {
+    let key = get_s(item, PK)
+        .and_then(|p| p.strip_prefix("R#"))
+        .ok_or_else(|| corrupt("timeline", "pk"))?;
+    let record = serde_json::from_str(get_s(item, "doc").unwrap_or_default())
+        .map_err(|_| corrupt("timeline", "doc"))?;
+    let stored_at = get_s(item, "stored_at")
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| corrupt("timeline", "stored_at"))?;
+    Ok(StoredRecord {
+        key: RecordKey::from_stored(key),
+        stored_at,
+        record,
+    })
+}
+
+#[async_trait]
+impl ConversationReader for DynamoStore {
+    async fn conversations(
+        &self,
+        channel: Option<Channel>,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, BackendError> {
+        let (index, partition) = match channel {
+            None => (GSI1, "CONVS".to_owned()),
+            Some(c) => (GSI2, format!("CONVS#{c}")),
+        };
+        let (items, next) = self
+            .query_page("conversations", Some(index), &partition, false, &page)
+            .await?;
+        let items = items.iter().map(conversation_from).collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, BackendError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .key(PK, s(format!("C#{id}")))
+            .key(SK, s("C"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable("conversation"))?;
+        out.item.as_ref().map(conversation_from).transpose()
+    }
+
+    async fn timeline(
+        &self,
+        id: &ConversationId,
+        page: PageRequest,
+    ) -> Result<Page<StoredRecord>, BackendError> {
+        let (items, next) = self
+            .query_page("timeline", Some(GSI1), &format!("C#{id}"), true, &page)
+            .await?;
+        let items = items.iter().map(stored_record_from).collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn delivery(&self, id: &DeliveryId) -> Result<Option<RawDelivery>, BackendError> {
+        let pk = format!("D#{id}");
+        let mut chunks: Vec<Item> = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", PK)
+                .expression_attribute_values(":p", s(&pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable("delivery"))?;
+            chunks.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let Some(head) = chunks.first() else {
+            return Ok(None);
+        };
+        let expected = get_n(head, "chunks").unwrap_or(0) as usize;
+        if chunks.len() != expected {
+            return Err(corrupt("delivery", "chunk count"));
+        }
+        let channel = get_s(head, "channel")
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| corrupt("delivery", "channel"))?;
+        let received_at = get_s(head, "received_at")
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| corrupt("delivery", "received_at"))?;
+        let quarantined = head
+            .get("quarantined")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false);
+        let mut compressed = Vec::new();
+        for chunk in &chunks {
+            let data = chunk
+                .get("data")
+                .and_then(|v| v.as_b().ok())
+                .ok_or_else(|| corrupt("delivery", "data"))?;
+            compressed.extend_from_slice(data.as_ref());
+        }
+        let mut body = Vec::with_capacity(get_n(head, "size").unwrap_or(0).max(0) as usize);
+        flate2::read::GzDecoder::new(compressed.as_slice())
+            .read_to_end(&mut body)
+            .map_err(|_| corrupt("delivery", "gzip"))?;
+        let delivery = RawDelivery {
+            id: id.clone(),
+            channel,
+            received_at,
+            quarantined,
+            body: Bytes::from(body),
+        };
+        Ok(Some(delivery))
+    }
+
+    async fn quarantined(&self, page: PageRequest) -> Result<Page<DeliveryId>, BackendError> {
+        let (items, next) = self
+            .query_page("quarantined", None, "QUARANTINE", false, &page)
+            .await?;
+        let items = items
+            .iter()
+            .map(|item| {
+                get_s(item, "delivery_id")
+                    .map(DeliveryId::from_stored)
+                    .ok_or_else(|| corrupt("quarantined", "delivery_id"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+}

@@ -1,0 +1,279 @@
+//! The AWS resources switchboard needs, defined once: `switchboard provision` creates them from
+//! these definitions on an emulator or a development account, and a test holds them in agreement
+//! with `template.yaml`, which creates them in a deployed stack.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use std::collections::HashMap;
+
+/// Partition key attribute of the table.
+pub const PK: &str = "pk";
+/// Sort key attribute of the table.
+pub const SK: &str = "sk";
+/// The attribute DynamoDB's TTL reads (Unix seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// A global secondary index: name, partition key attribute, sort key attribute. Projection ALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpec {
+    /// Index name.
+    pub name: &'static str,
+    /// Partition key attribute.
+    pub pk: &'static str,
+    /// Sort key attribute.
+    pub sk: &'static str,
+}
+
+/// `gsi1`: a conversation's records in provider-time order (`C#<conversation>`), all
+/// conversations by last activity (`CONVS`), an account's notifications.
+pub const GSI1: IndexSpec = IndexSpec {
+    name: "gsi1",
+    pk: "gsi1pk",
+    sk: "gsi1sk",
+};
+/// `gsi2`: a customer's records across conversations in provider-time order (`U#<customer>`),
+/// one channel's conversations by last activity (`CONVS#<channel>`).
+pub const GSI2: IndexSpec = IndexSpec {
+    name: "gsi2",
+    pk: "gsi2pk",
+    sk: "gsi2sk",
+};
+/// Every index of the table.
+pub const INDEXES: [IndexSpec; 2] = [GSI1, GSI2];
+
+/// The intake queue: FIFO (one conversation = one message group, so its records stay in order),
+/// explicit deduplication ids (the record key), a dead-letter queue after a bounded number of
+/// receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Seconds a received message stays hidden; above the consumer's timeout.
+    pub visibility_timeout_secs: u32,
+    /// Seconds a message is kept (14 days, the SQS maximum).
+    pub retention_secs: u32,
+    /// Receives before a message moves to the dead-letter queue.
+    pub max_receive_count: u32,
+}
+
+/// The intake queue's settings.
+pub const INTAKE_QUEUE: QueueSpec = QueueSpec {
+    visibility_timeout_secs: 180,
+    retention_secs: 1_209_600,
+    max_receive_count: 5,
+};
+
+/// The key schema, attribute definitions and indexes of the table, as SDK types.
+pub fn table_schema() -> (
+    Vec<KeySchemaElement>,
+    Vec<AttributeDefinition>,
+    Vec<GlobalSecondaryIndex>,
+) {
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("name and type are set")
+    };
+    let string_attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let mut attributes = vec![string_attr(PK), string_attr(SK)];
+    let mut indexes = Vec::new();
+    for index in INDEXES {
+        attributes.push(string_attr(index.pk));
+        attributes.push(string_attr(index.sk));
+        indexes.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.pk, KeyType::Hash))
+                .key_schema(key(index.sk, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("name, keys and projection are set"),
+        );
+    }
+    (
+        vec![key(PK, KeyType::Hash), key(SK, KeyType::Range)],
+        attributes,
+        indexes,
+    )
+}
+
+/// The queue attributes of the intake queue, given its dead-letter queue's ARN.
+pub fn intake_queue_attributes(dlq_arn: &str) -> HashMap<QueueAttributeName, String> {
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": INTAKE_QUEUE.max_receive_count,
+    });
+    HashMap::from([
+        (QueueAttributeName::FifoQueue, "true".to_owned()),
+        (
+            QueueAttributeName::ContentBasedDeduplication,
+            "false".to_owned(),
+        ),
+        (
+            QueueAttributeName::VisibilityTimeout,
+            INTAKE_QUEUE.visibility_timeout_secs.to_string(),
+        ),
+        (
+            QueueAttributeName::MessageRetentionPeriod,
+            INTAKE_QUEUE.retention_secs.to_string(),
+        ),
+        (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+    ])
+}
+
+/// The attributes of the intake dead-letter queue.
+pub fn intake_dlq_attributes() -> HashMap<QueueAttributeName, String> {
+    HashMap::from([
+        (QueueAttributeName::FifoQueue, "true".to_owned()),
+        (
+            QueueAttributeName::MessageRetentionPeriod,
+            INTAKE_QUEUE.retention_secs.to_string(),
+        ),
+    ])
+}
+
+/// Names of the provisioned resources, from a prefix (the stack name in a deployment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceNames {
+    /// The table.
+    pub table: String,
+    /// The intake queue (ends in `.fifo`).
+    pub intake_queue: String,
+    /// The intake dead-letter queue (ends in `.fifo`).
+    pub intake_dlq: String,
+}
+
+impl ResourceNames {
+    /// The names `template.yaml` gives a stack called `prefix`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            table: format!("{prefix}-table"),
+            intake_queue: format!("{prefix}-intake.fifo"),
+            intake_dlq: format!("{prefix}-intake-dlq.fifo"),
+        }
+    }
+}
+
+/// What `provision` created (or found): the values of `SWITCHBOARD_TABLE` and
+/// `SWITCHBOARD_INTAKE_QUEUE_URL`, and the dead-letter queue's URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    /// Table name.
+    pub table: String,
+    /// Intake queue URL.
+    pub intake_queue_url: String,
+    /// Dead-letter queue URL.
+    pub intake_dlq_url: String,
+}
+
+/// Why provisioning failed.
+#[derive(Debug, thiserror::Error)]
+#[error("could not {step}")]
+pub struct ProvisionError {
+    step: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+fn failed(
+    step: impl Into<String>,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ProvisionError {
+    let step = step.into();
+    move |source| ProvisionError { step, source }
+}
+
+/// Creates the table (with TTL), the dead-letter queue and the intake queue, unless they exist.
+/// Safe to run again: existing resources are left as they are.
+pub async fn provision(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    names: &ResourceNames,
+) -> Result<Provisioned, ProvisionError> {
+    let (keys, attributes, indexes) = table_schema();
+    let created = dynamodb
+        .create_table()
+        .table_name(&names.table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(keys))
+        .set_attribute_definitions(Some(attributes))
+        .set_global_secondary_indexes(Some(indexes))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(failed(format!("create table {}", names.table))(e.into())),
+    }
+    dynamodb
+        .update_time_to_live()
+        .table_name(&names.table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .expect("name and flag are set"),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .or_else(|e| {
+            // Enabling TTL twice is refused with a ValidationException: already done.
+            let already = e
+                .as_service_error()
+                .and_then(|s| s.meta().message())
+                .is_some_and(|m| m.contains("already enabled"));
+            if already { Ok(()) } else { Err(e) }
+        })
+        .map_err(|e| failed("enable TTL on the table")(e.into()))?;
+
+    let dlq_url = create_queue(sqs, &names.intake_dlq, intake_dlq_attributes()).await?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| failed("read the dead-letter queue's ARN")(e.into()))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| failed("read the dead-letter queue's ARN")("no QueueArn returned".into()))?;
+    let queue_url =
+        create_queue(sqs, &names.intake_queue, intake_queue_attributes(&dlq_arn)).await?;
+    Ok(Provisioned {
+        table: names.table.clone(),
+        intake_queue_url: queue_url,
+        intake_dlq_url: dlq_url,
+    })
+}
+
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: HashMap<QueueAttributeName, String>,
+) -> Result<String, ProvisionError> {
+    sqs.create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(|e| failed(format!("create queue {name}"))(e.into()))?
+        .queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| failed(format!("create queue {name}"))("no QueueUrl returned".into()))
+}
