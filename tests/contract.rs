@@ -100,14 +100,19 @@ async fn every_whatsapp_fixture_is_accepted_and_each_id_is_stored_once(backend: 
     let mut seen_keys: BTreeMap<String, usize> = BTreeMap::new();
     let mut seen_ids: BTreeMap<String, usize> = BTreeMap::new();
     for record in &stored {
-        *seen_keys.entry(record["key"].as_str().unwrap().to_owned()).or_default() += 1;
+        *seen_keys
+            .entry(record["key"].as_str().unwrap().to_owned())
+            .or_default() += 1;
         *seen_ids
             .entry(record["provider_message_id"].as_str().unwrap().to_owned())
             .or_default() += 1;
     }
     assert!(seen_keys.values().all(|&n| n == 1), "a record listed twice");
     let seen: HashSet<String> = seen_keys.keys().cloned().collect();
-    assert_eq!(seen, expected_keys, "stored records differ from the normalized ones");
+    assert_eq!(
+        seen, expected_keys,
+        "stored records differ from the normalized ones"
+    );
     // Every message id of every fixture is among the stored records. Placeholder ids shared by
     // several fixtures of the same account ("wamid.ID") are one message, stored once.
     for (_, id) in &expected_ids {
@@ -116,7 +121,11 @@ async fn every_whatsapp_fixture_is_accepted_and_each_id_is_stored_once(backend: 
     let queued = backend.probe.drain().await;
     let queued_keys: Vec<String> = queued.iter().map(|e| e.record_key.to_string()).collect();
     let unique: HashSet<&String> = queued_keys.iter().collect();
-    assert_eq!(unique.len(), queued_keys.len(), "an entry was enqueued twice");
+    assert_eq!(
+        unique.len(),
+        queued_keys.len(),
+        "an entry was enqueued twice"
+    );
     assert_eq!(
         unique.into_iter().cloned().collect::<HashSet<_>>(),
         expected_keys,
@@ -151,7 +160,10 @@ fn text_delivery(messages: &[(&str, &str, i64)]) -> Bytes {
 
 async fn a_repeated_delivery_stores_and_enqueues_nothing_new(backend: Backend) {
     let app = backend.app(None);
-    let body = text_delivery(&[("111", "wamid.r1", 1_700_000_000), ("111", "wamid.r2", 1_700_000_001)]);
+    let body = text_delivery(&[
+        ("111", "wamid.r1", 1_700_000_000),
+        ("111", "wamid.r2", 1_700_000_001),
+    ]);
     for _ in 0..3 {
         assert_eq!(call(&app, signed(body.clone())).await.0, 200);
     }
@@ -179,7 +191,10 @@ async fn a_queue_failure_answers_5xx_and_the_retry_enqueues_exactly_once(backend
     let body = text_delivery(&[("222", "wamid.f1", 1_700_000_000)]);
     let (status, answer) = call(&app, signed(body.clone())).await;
     assert_eq!(status, 500);
-    assert!(!String::from_utf8_lossy(&answer).contains("injected"), "no internals in the body");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("injected"),
+        "no internals in the body"
+    );
     // The store succeeded: the message is there, the queue is empty.
     assert_eq!(all_records(&app).await.len(), 1);
     assert!(backend.probe.drain().await.is_empty());
@@ -205,7 +220,11 @@ async fn a_record_stored_but_not_confirmed_is_enqueued_by_the_next_attempt(backe
     assert_eq!(first.len(), 2, "new records are returned to enqueue");
     let again = backend.store.record(&records).await.unwrap();
     assert_eq!(again, first, "not yet confirmed: returned again");
-    backend.store.mark_enqueued(&[first[0].record_key.clone()]).await.unwrap();
+    backend
+        .store
+        .mark_enqueued(&[first[0].record_key.clone()])
+        .await
+        .unwrap();
     let third = backend.store.record(&records).await.unwrap();
     assert_eq!(third, vec![first[1].clone()]);
     backend
@@ -240,7 +259,9 @@ async fn a_six_megabyte_delivery_is_kept_whole(backend: Backend) {
     assert!(kept.body == body.as_bytes(), "kept byte for byte");
     let (status, raw) = call(
         &app,
-        http::Request::get(format!("/api/deliveries/{id}")).body(axum::body::Body::empty()).unwrap(),
+        http::Request::get(format!("/api/deliveries/{id}"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 200);
@@ -253,7 +274,14 @@ async fn a_six_megabyte_delivery_is_kept_whole(backend: Backend) {
     let over = format!("{body} ");
     let (status, _) = call(&app, signed(over.clone())).await;
     assert_eq!(status, 413);
-    assert!(backend.reader.delivery(&DeliveryId::of(over.as_bytes())).await.unwrap().is_none());
+    assert!(
+        backend
+            .reader
+            .delivery(&DeliveryId::of(over.as_bytes()))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn a_signed_body_that_is_not_json_is_quarantined_and_answered_200(backend: Backend) {
@@ -261,7 +289,10 @@ async fn a_signed_body_that_is_not_json_is_quarantined_and_answered_200(backend:
     let body = Bytes::from_static(b"\x00not json {\xff");
     let (status, answer) = call(&app, signed(body.clone())).await;
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_slice::<Value>(&answer).unwrap()["status"], "quarantined");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&answer).unwrap()["status"],
+        "quarantined"
+    );
     let (status, page) = get_json(&app, "/api/quarantine").await;
     assert_eq!(status, 200);
     let id = DeliveryId::of(&body);
@@ -278,12 +309,28 @@ async fn a_bad_signature_is_refused_and_nothing_is_kept(backend: Backend) {
     let body = text_delivery(&[("555", "wamid.s1", 1_700_000_000)]);
     let good = signature(&body);
     let wrong = switchboard_core::verify::sign("not-the-secret", &body);
-    for sig in [None, Some("sha256="), Some(&good[..20]), Some(wrong.as_str()), Some(&good[7..])] {
+    for sig in [
+        None,
+        Some("sha256="),
+        Some(&good[..20]),
+        Some(wrong.as_str()),
+        Some(&good[7..]),
+    ] {
         let (status, answer) = call(&app, post(body.clone(), sig)).await;
         assert_eq!(status, 401, "{sig:?}");
-        assert_eq!(serde_json::from_slice::<Value>(&answer).unwrap()["error"], "invalid signature");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&answer).unwrap()["error"],
+            "invalid signature"
+        );
     }
-    assert!(backend.reader.delivery(&DeliveryId::of(&body)).await.unwrap().is_none());
+    assert!(
+        backend
+            .reader
+            .delivery(&DeliveryId::of(&body))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(all_records(&app).await.is_empty());
     assert!(backend.probe.drain().await.is_empty());
 }
@@ -299,12 +346,18 @@ async fn conversations_and_messages_are_paginated_in_order(backend: Backend) {
     for (i, t) in times.iter().enumerate() {
         messages.push(("talker".into(), format!("wamid.t{i}"), 1_700_001_000 + t));
     }
-    let refs: Vec<(&str, &str, i64)> = messages.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), *c)).collect();
+    let refs: Vec<(&str, &str, i64)> = messages
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), *c))
+        .collect();
     assert_eq!(call(&app, signed(text_delivery(&refs))).await.0, 200);
 
     let conversations = get_all(&app, "/api/conversations", 3).await;
     assert_eq!(conversations.len(), 8);
-    let last: Vec<&str> = conversations.iter().map(|c| c["last_at"].as_str().unwrap()).collect();
+    let last: Vec<&str> = conversations
+        .iter()
+        .map(|c| c["last_at"].as_str().unwrap())
+        .collect();
     let mut sorted = last.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(last, sorted, "most recently active first");
@@ -315,7 +368,11 @@ async fn conversations_and_messages_are_paginated_in_order(backend: Backend) {
     }
     let by_channel = get_all(&app, "/api/conversations?channel=whatsapp", 5).await;
     assert_eq!(by_channel, conversations);
-    assert!(get_all(&app, "/api/conversations?channel=messenger", 5).await.is_empty());
+    assert!(
+        get_all(&app, "/api/conversations?channel=messenger", 5)
+            .await
+            .is_empty()
+    );
     let (status, error) = get_json(&app, "/api/conversations?channel=fax").await;
     assert_eq!(status, 400);
     assert!(error["error"].as_str().unwrap().contains("fax"));
@@ -326,8 +383,16 @@ async fn conversations_and_messages_are_paginated_in_order(backend: Backend) {
     assert_eq!(talker["customer_provider_id"], "talker");
     let id = talker["id"].as_str().unwrap();
     let timeline = get_all(&app, &format!("/api/conversations/{id}/messages"), 3).await;
-    let ids: Vec<&str> = timeline.iter().map(|m| m["provider_message_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["wamid.t3", "wamid.t1", "wamid.t5", "wamid.t4", "wamid.t6", "wamid.t0", "wamid.t2"]);
+    let ids: Vec<&str> = timeline
+        .iter()
+        .map(|m| m["provider_message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "wamid.t3", "wamid.t1", "wamid.t5", "wamid.t4", "wamid.t6", "wamid.t0", "wamid.t2"
+        ]
+    );
     let first = &timeline[0];
     assert_eq!(first["channel"], "whatsapp");
     assert_eq!(first["kind"], "text");
@@ -338,7 +403,11 @@ async fn conversations_and_messages_are_paginated_in_order(backend: Backend) {
 
 async fn a_cursor_from_elsewhere_is_a_400(backend: Backend) {
     let app = backend.app(None);
-    let refs = [("x1", "wamid.x1", 1), ("x2", "wamid.x2", 2), ("x2", "wamid.x3", 3)];
+    let refs = [
+        ("x1", "wamid.x1", 1),
+        ("x2", "wamid.x2", 2),
+        ("x2", "wamid.x3", 3),
+    ];
     assert_eq!(call(&app, signed(text_delivery(&refs))).await.0, 200);
     let (_, page) = get_json(&app, "/api/conversations?limit=1").await;
     let cursor = page["next"].as_str().expect("a next page").to_owned();
@@ -370,15 +439,28 @@ async fn a_cursor_from_elsewhere_is_a_400(backend: Backend) {
 
 async fn conversation_times_cover_records_arriving_out_of_order(backend: Backend) {
     let app = backend.app(None);
-    for (id, ts) in [("wamid.o2", 1_700_000_200), ("wamid.o1", 1_700_000_100), ("wamid.o3", 1_700_000_300)] {
-        assert_eq!(call(&app, signed(text_delivery(&[("ooo", id, ts)]))).await.0, 200);
+    for (id, ts) in [
+        ("wamid.o2", 1_700_000_200),
+        ("wamid.o1", 1_700_000_100),
+        ("wamid.o3", 1_700_000_300),
+    ] {
+        assert_eq!(
+            call(&app, signed(text_delivery(&[("ooo", id, ts)])))
+                .await
+                .0,
+            200
+        );
     }
     let conversations = get_all(&app, "/api/conversations", 10).await;
     assert_eq!(conversations.len(), 1);
     let c = &conversations[0];
     assert_eq!(c["first_at"], "2023-11-14T22:15:00Z");
     assert_eq!(c["last_at"], "2023-11-14T22:18:20Z");
-    let (status, one) = get_json(&app, &format!("/api/conversations/{}", c["id"].as_str().unwrap())).await;
+    let (status, one) = get_json(
+        &app,
+        &format!("/api/conversations/{}", c["id"].as_str().unwrap()),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(&one, c);
 }

@@ -18,7 +18,10 @@ fn vector() -> (Vec<u8>, String, String) {
     (
         raw,
         meta["app_secret"].as_str().unwrap().to_owned(),
-        meta["headers"]["X-Hub-Signature-256"].as_str().unwrap().to_owned(),
+        meta["headers"]["X-Hub-Signature-256"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
     )
 }
 
@@ -30,11 +33,19 @@ fn the_published_vector_verifies_over_its_raw_bytes_only() {
     // The same JSON serialized again (the fixture's pretty-printed copy, or any other spacing)
     // is other bytes, and fails.
     let parsed: Value = serde_json::from_slice(&raw).unwrap();
-    let pretty_fixture = std::fs::read(fixtures_dir().join("whatsapp/text_signed__pywa.json")).unwrap();
-    assert_eq!(serde_json::from_slice::<Value>(&pretty_fixture).unwrap(), parsed);
+    let pretty_fixture =
+        std::fs::read(fixtures_dir().join("whatsapp/text_signed__pywa.json")).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&pretty_fixture).unwrap(),
+        parsed
+    );
     for reserialized in [pretty_fixture, serde_json::to_vec_pretty(&parsed).unwrap()] {
         assert_ne!(reserialized, raw);
-        assert!(verifier.verify(Some(header.as_bytes()), &reserialized).is_err());
+        assert!(
+            verifier
+                .verify(Some(header.as_bytes()), &reserialized)
+                .is_err()
+        );
     }
 }
 
@@ -50,7 +61,12 @@ async fn refused(sig: Option<&str>, body: Bytes) {
     let (status, _) = call(&app, post(body.clone(), sig)).await;
     assert_eq!(status, 401, "signature {sig:?} must be refused");
     assert!(
-        backend.reader.delivery(&DeliveryId::of(&body)).await.unwrap().is_none(),
+        backend
+            .reader
+            .delivery(&DeliveryId::of(&body))
+            .await
+            .unwrap()
+            .is_none(),
         "nothing kept"
     );
     assert!(all_records(&app).await.is_empty(), "nothing stored");
@@ -60,7 +76,11 @@ async fn refused(sig: Option<&str>, body: Bytes) {
 #[tokio::test]
 async fn tampered_body_is_rejected_and_nothing_is_kept() {
     let sig = signature(&body());
-    let tampered = Bytes::from(String::from_utf8(body().to_vec()).unwrap().replace("hi", "ho"));
+    let tampered = Bytes::from(
+        String::from_utf8(body().to_vec())
+            .unwrap()
+            .replace("hi", "ho"),
+    );
     refused(Some(&sig), tampered).await;
 }
 
@@ -68,7 +88,11 @@ async fn tampered_body_is_rejected_and_nothing_is_kept() {
 async fn tampered_truncated_or_extended_signature_is_rejected() {
     let sig = signature(&body());
     let last = sig.chars().last().unwrap();
-    let flipped = format!("{}{}", &sig[..sig.len() - 1], if last == '0' { '1' } else { '0' });
+    let flipped = format!(
+        "{}{}",
+        &sig[..sig.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
     refused(Some(&flipped), body()).await;
     refused(Some(&sig[..sig.len() - 2]), body()).await;
     refused(Some(&format!("{sig}00")), body()).await;
@@ -108,7 +132,11 @@ async fn both_the_new_and_the_old_secret_are_accepted_during_rotation() {
     let app = backend.app(None);
     for secret in [APP_SECRET, OLD_APP_SECRET] {
         let sig = sign(secret, &body());
-        assert_eq!(call(&app, post(body(), Some(&sig))).await.0, 200, "{secret}");
+        assert_eq!(
+            call(&app, post(body(), Some(&sig))).await.0,
+            200,
+            "{secret}"
+        );
     }
     let retired = sign("a-secret-no-longer-configured", &body());
     assert_eq!(call(&app, post(body(), Some(&retired))).await.0, 401);

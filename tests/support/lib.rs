@@ -53,7 +53,11 @@ pub fn whatsapp_fixtures() -> Vec<(String, Vec<u8>)> {
         })
         .collect();
     out.sort();
-    assert!(out.len() >= 80, "expected the WhatsApp fixtures in {}", dir.display());
+    assert!(
+        out.len() >= 80,
+        "expected the WhatsApp fixtures in {}",
+        dir.display()
+    );
     out
 }
 
@@ -99,7 +103,8 @@ impl Backend {
             queue.unwrap_or_else(|| self.queue.clone()),
             clock,
         );
-        webhook_router(WebhookState::new(intake, verifiers())).merge(api_router(self.reader.clone()))
+        webhook_router(WebhookState::new(intake, verifiers()))
+            .merge(api_router(self.reader.clone()))
     }
 }
 
@@ -168,7 +173,8 @@ pub async fn moto() -> &'static Moto {
         if let Ok(endpoint) = std::env::var("SWITCHBOARD_TEST_AWS_ENDPOINT") {
             return Moto { endpoint };
         }
-        let program = std::env::var("SWITCHBOARD_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let program =
+            std::env::var("SWITCHBOARD_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -176,8 +182,9 @@ pub async fn moto() -> &'static Moto {
         // A watchdog shell stops moto when this test process is gone, so no server outlives the
         // tests (the harness exits without running destructors).
         let script = format!(
-            "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
+            "( \"$0\" -H 127.0.0.1 -p {port} & m=$!; \
+               while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; \
+               kill $m 2>/dev/null ) >/dev/null 2>&1 &",
             parent = std::process::id()
         );
         let found = Command::new("sh")
@@ -198,7 +205,7 @@ pub async fn moto() -> &'static Moto {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .status()
             .expect("start moto_server");
         let endpoint = format!("http://127.0.0.1:{port}");
         for _ in 0..300 {
@@ -228,7 +235,11 @@ impl Moto {
 pub async fn aws() -> Backend {
     let moto = moto().await;
     let sdk = moto.sdk_config().await;
-    let prefix = format!("t{}-{}", std::process::id(), NAMES.fetch_add(1, Ordering::SeqCst));
+    let prefix = format!(
+        "t{}-{}",
+        std::process::id(),
+        NAMES.fetch_add(1, Ordering::SeqCst)
+    );
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let provisioned = provision(&dynamodb, &sqs, &ResourceNames::with_prefix(&prefix))
@@ -240,7 +251,10 @@ pub async fn aws() -> Backend {
         30,
         Arc::new(SystemClock),
     ));
-    let queue = Arc::new(SqsIntakeQueue::new(sqs.clone(), &provisioned.intake_queue_url));
+    let queue = Arc::new(SqsIntakeQueue::new(
+        sqs.clone(),
+        &provisioned.intake_queue_url,
+    ));
     Backend {
         name: "aws",
         store: store.clone(),
@@ -331,19 +345,35 @@ impl IntakeQueue for FlakyQueue {
 }
 
 /// Sends `request` to `app` in-process and returns the status and the body.
-pub async fn call(app: &axum::Router, request: http::Request<axum::body::Body>) -> (http::StatusCode, bytes::Bytes) {
+pub async fn call(
+    app: &axum::Router,
+    request: http::Request<axum::body::Body>,
+) -> (http::StatusCode, bytes::Bytes) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    let response = app.clone().oneshot(request).await.expect("router is infallible");
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("router is infallible");
     let status = response.status();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     (status, body)
 }
 
 /// A WhatsApp webhook POST of `body`, with `signature` as the signature header when given.
-pub fn post(body: impl Into<bytes::Bytes>, signature: Option<&str>) -> http::Request<axum::body::Body> {
+pub fn post(
+    body: impl Into<bytes::Bytes>,
+    signature: Option<&str>,
+) -> http::Request<axum::body::Body> {
     let body = body.into();
-    let mut builder = http::Request::post("/webhooks/whatsapp").header("content-type", "application/json");
+    let mut builder =
+        http::Request::post("/webhooks/whatsapp").header("content-type", "application/json");
     if let Some(sig) = signature {
         builder = builder.header("x-hub-signature-256", sig);
     }
@@ -359,7 +389,13 @@ pub fn signed(body: impl Into<bytes::Bytes>) -> http::Request<axum::body::Body> 
 
 /// A GET of `uri`, parsed as JSON.
 pub async fn get_json(app: &axum::Router, uri: &str) -> (http::StatusCode, serde_json::Value) {
-    let (status, body) = call(app, http::Request::get(uri).body(axum::body::Body::empty()).unwrap()).await;
+    let (status, body) = call(
+        app,
+        http::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
     let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     (status, json)
 }

@@ -23,7 +23,11 @@ use switchboard_embedded::SqliteStore;
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about = "Social customer service intake: webhooks in, conversations out")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Social customer service intake: webhooks in, conversations out"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -190,7 +194,10 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router,
     };
     let mut verifiers = HashMap::new();
     for channel in CHANNELS {
-        verifiers.insert(channel, channel_verifier(source, sdk.as_ref(), channel).await?);
+        verifiers.insert(
+            channel,
+            channel_verifier(source, sdk.as_ref(), channel).await?,
+        );
     }
     let intake = Intake::new(ports.store, ports.queue, clock);
     Ok(webhook_router(WebhookState::new(intake, verifiers)).merge(api_router(ports.reader)))

@@ -91,7 +91,10 @@ pub async fn channel_verifier(
             let client = aws_sdk_secretsmanager::Client::new(sdk);
             crate::secrets::meta_verifier(&client, &arn_var, &arn).await
         }
-        _ if source.get(&config::channel_var(channel, "APP_SECRETS")).is_none() => {
+        _ if source
+            .get(&config::channel_var(channel, "APP_SECRETS"))
+            .is_none() =>
+        {
             Err(ConfigError::Missing {
                 name: arn_var,
                 hint: format!(
@@ -119,7 +122,10 @@ pub async fn webhook_app(channels: &[Channel]) -> Result<axum::Router, StartupEr
     let sdk = sdk_config().await;
     let mut verifiers = HashMap::new();
     for &channel in channels {
-        verifiers.insert(channel, channel_verifier(&source, Some(&sdk), channel).await?);
+        verifiers.insert(
+            channel,
+            channel_verifier(&source, Some(&sdk), channel).await?,
+        );
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backend = AwsBackend::new(&sdk, &settings, clock.clone());

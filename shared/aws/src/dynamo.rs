@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use switchboard_core::clock::Clock;
 use switchboard_core::ids::{ConversationId, DeliveryId, RecordKey};
-use switchboard_core::model::{Channel, Conversation, Record};
+use switchboard_core::model::{Channel, Conversation, Message, Record};
 use switchboard_core::ports::{
     BackendError, ConversationReader, MessageStore, Page, PageRequest, QueueEntry, RawDelivery,
     StoredRecord,
@@ -77,7 +77,12 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     /// A store on `table`, keeping data `retention_days` (DynamoDB TTL).
-    pub fn new(client: Client, table: impl Into<String>, retention_days: u32, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        retention_days: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             client,
             table: Arc::from(table.into()),
@@ -110,7 +115,9 @@ fn record_pk(key: &RecordKey) -> String {
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn get_n(item: &Item, name: &str) -> Option<i64> {
@@ -146,20 +153,26 @@ fn record_doc(record: &Record) -> Result<String, BackendError> {
         return Ok(doc);
     }
     // Text or attachments themselves too large: keep the first part of the text.
-    if let Record::Message(m) = &mut slim {
-        if let Some(text) = &mut m.text {
-            let mut cut = MAX_DOC_BYTES / 2;
-            while !text.is_char_boundary(cut.min(text.len())) {
-                cut -= 1;
-            }
-            text.truncate(cut);
+    if let Record::Message(Message {
+        text: Some(text), ..
+    }) = &mut slim
+    {
+        let mut cut = (MAX_DOC_BYTES / 2).min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
         }
+        text.truncate(cut);
     }
     serde_json::to_string(&slim).map_err(unavailable("record"))
 }
 
 impl DynamoStore {
-    fn record_item(&self, record: &Record, key: &RecordKey, now: DateTime<Utc>) -> Result<Item, BackendError> {
+    fn record_item(
+        &self,
+        record: &Record,
+        key: &RecordKey,
+        now: DateTime<Utc>,
+    ) -> Result<Item, BackendError> {
         let mut item = Item::from([
             (PK.to_owned(), s(record_pk(key))),
             (SK.to_owned(), s("R")),
@@ -209,7 +222,10 @@ impl DynamoStore {
             let mut attempt = 0;
             while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
                 if attempt == BATCH_ATTEMPTS {
-                    return Err(BackendError::unavailable("record", "BatchGetItem kept returning unprocessed keys"));
+                    return Err(BackendError::unavailable(
+                        "record",
+                        "BatchGetItem kept returning unprocessed keys",
+                    ));
                 }
                 backoff(attempt).await;
                 attempt += 1;
@@ -220,7 +236,12 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(unavailable("record"))?;
-                for item in out.responses().and_then(|r| r.get(self.table.as_ref())).into_iter().flatten() {
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(self.table.as_ref()))
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(pk) = get_s(item, PK).and_then(|p| p.strip_prefix("R#")) {
                         let enqueued = item
                             .get("enqueued")
@@ -238,14 +259,19 @@ impl DynamoStore {
 
     /// Conditional puts of new records, up to 100 per transaction. Returns the keys that turned
     /// out to exist already (written concurrently by another invocation).
-    async fn put_new(&self, items: Vec<(RecordKey, Item)>) -> Result<HashSet<RecordKey>, BackendError> {
+    async fn put_new(
+        &self,
+        items: Vec<(RecordKey, Item)>,
+    ) -> Result<HashSet<RecordKey>, BackendError> {
         let mut raced = HashSet::new();
         let mut batch: Vec<(RecordKey, Item)> = Vec::new();
         let mut batch_bytes = 0;
         let mut batches = Vec::new();
         for (key, item) in items {
             let size = item_size(&item);
-            if !batch.is_empty() && (batch.len() == TRANSACT_MAX || batch_bytes + size > TRANSACT_MAX_BYTES) {
+            if !batch.is_empty()
+                && (batch.len() == TRANSACT_MAX || batch_bytes + size > TRANSACT_MAX_BYTES)
+            {
                 batches.push(std::mem::take(&mut batch));
                 batch_bytes = 0;
             }
@@ -285,15 +311,12 @@ impl DynamoStore {
                         batch.clear();
                     }
                     Err(e) => {
-                        let Some(reasons) = e
-                            .as_service_error()
-                            .and_then(|s| match s {
-                                TransactWriteItemsError::TransactionCanceledException(c) => {
-                                    Some(c.cancellation_reasons().to_vec())
-                                }
-                                _ => None,
-                            })
-                        else {
+                        let Some(reasons) = e.as_service_error().and_then(|s| match s {
+                            TransactWriteItemsError::TransactionCanceledException(c) => {
+                                Some(c.cancellation_reasons().to_vec())
+                            }
+                            _ => None,
+                        }) else {
                             return Err(BackendError::unavailable("record", e));
                         };
                         // Drop the items that exist already; retry the rest (a conflict with a
@@ -313,7 +336,10 @@ impl DynamoStore {
                 }
             }
             if !batch.is_empty() {
-                return Err(BackendError::unavailable("record", "TransactWriteItems kept being cancelled"));
+                return Err(BackendError::unavailable(
+                    "record",
+                    "TransactWriteItems kept being cancelled",
+                ));
             }
         }
         Ok(raced)
@@ -336,11 +362,18 @@ impl DynamoStore {
             .update_item()
             .table_name(self.table.as_ref())
             .set_key(Some(key.clone()))
-            .update_expression(
-                "SET doc = :doc, channel = :channel, last_at_ms = :last, \
+            .update_expression(format!(
+                "SET doc = {doc}, channel = :channel, last_at_ms = :last, \
                  first_at_ms = if_not_exists(first_at_ms, :first), \
                  gsi1pk = :g1, gsi1sk = :sort, gsi2pk = :g2, gsi2sk = :sort, #ttl = :ttl",
-            )
+                // The newest record's identity carries the newest display name; one without a
+                // name does not erase the known one.
+                doc = if conversation.customer.display_name.is_some() {
+                    ":doc"
+                } else {
+                    "if_not_exists(doc, :doc)"
+                }
+            ))
             .condition_expression("attribute_not_exists(last_at_ms) OR last_at_ms < :last")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":doc", s(doc))
@@ -354,7 +387,9 @@ impl DynamoStore {
             .send()
             .await;
         ignore_failed_condition(raise_last.map(drop).map_err(|e| {
-            let failed = e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception());
+            let failed = e
+                .as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception());
             (failed, BackendError::unavailable("record", e))
         }))?;
         let lower_first = self
@@ -369,12 +404,18 @@ impl DynamoStore {
             .send()
             .await;
         ignore_failed_condition(lower_first.map(drop).map_err(|e| {
-            let failed = e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception());
+            let failed = e
+                .as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception());
             (failed, BackendError::unavailable("record", e))
         }))
     }
 
-    async fn write_batch(&self, operation: &'static str, items: Vec<Item>) -> Result<(), BackendError> {
+    async fn write_batch(
+        &self,
+        operation: &'static str,
+        items: Vec<Item>,
+    ) -> Result<(), BackendError> {
         for chunk in items.chunks(BATCH_WRITE_MAX) {
             let requests: Vec<WriteRequest> = chunk
                 .iter()
@@ -390,7 +431,10 @@ impl DynamoStore {
             let mut attempt = 0;
             while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
                 if attempt == BATCH_ATTEMPTS {
-                    return Err(BackendError::unavailable(operation, "BatchWriteItem kept returning unprocessed items"));
+                    return Err(BackendError::unavailable(
+                        operation,
+                        "BatchWriteItem kept returning unprocessed items",
+                    ));
                 }
                 backoff(attempt).await;
                 attempt += 1;
@@ -440,7 +484,9 @@ async fn backoff(attempt: u32) {
 impl MessageStore for DynamoStore {
     async fn keep_delivery(&self, delivery: &RawDelivery) -> Result<(), BackendError> {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(&delivery.body).map_err(unavailable("keep_delivery"))?;
+        encoder
+            .write_all(&delivery.body)
+            .map_err(unavailable("keep_delivery"))?;
         let compressed = encoder.finish().map_err(unavailable("keep_delivery"))?;
         let chunks: Vec<&[u8]> = if compressed.is_empty() {
             vec![&[]]
@@ -448,7 +494,9 @@ impl MessageStore for DynamoStore {
             compressed.chunks(CHUNK_BYTES).collect()
         };
         let pk = format!("D#{}", delivery.id);
-        let received_at = delivery.received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let received_at = delivery
+            .received_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut items: Vec<Item> = chunks
             .iter()
             .enumerate()
@@ -456,7 +504,10 @@ impl MessageStore for DynamoStore {
                 Item::from([
                     (PK.to_owned(), s(pk.clone())),
                     (SK.to_owned(), s(format!("CHUNK#{i:04}"))),
-                    ("data".to_owned(), AttributeValue::B(Blob::new(chunk.to_vec()))),
+                    (
+                        "data".to_owned(),
+                        AttributeValue::B(Blob::new(chunk.to_vec())),
+                    ),
                     (TTL_ATTRIBUTE.to_owned(), self.expires_at()),
                 ])
             })
@@ -467,7 +518,10 @@ impl MessageStore for DynamoStore {
         head.insert("encoding".into(), s("gzip"));
         head.insert("channel".into(), s(delivery.channel.as_str()));
         head.insert("received_at".into(), s(received_at.clone()));
-        head.insert("quarantined".into(), AttributeValue::Bool(delivery.quarantined));
+        head.insert(
+            "quarantined".into(),
+            AttributeValue::Bool(delivery.quarantined),
+        );
         if delivery.quarantined {
             items.push(Item::from([
                 (PK.to_owned(), s("QUARANTINE")),
@@ -569,8 +623,14 @@ fn cursor_of(item: &Item, index: Option<IndexSpec>) -> Option<String> {
 
 /// The `ExclusiveStartKey` of a cursor, checked to belong to the same listing (`expect_pk` is
 /// the partition the listing reads: the index's, or the table's).
-fn start_key(cursor: &str, index: Option<IndexSpec>, expect_pk: &str) -> Result<Item, BackendError> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| BackendError::BadCursor)?;
+fn start_key(
+    cursor: &str,
+    index: Option<IndexSpec>,
+    expect_pk: &str,
+) -> Result<Item, BackendError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| BackendError::BadCursor)?;
     let json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes).map_err(|_| BackendError::BadCursor)?;
     let mut names = vec![PK, SK];
@@ -582,7 +642,10 @@ fn start_key(cursor: &str, index: Option<IndexSpec>, expect_pk: &str) -> Result<
     }
     let mut key = Item::new();
     for name in names {
-        let value = json.get(name).and_then(|v| v.as_str()).ok_or(BackendError::BadCursor)?;
+        let value = json
+            .get(name)
+            .and_then(|v| v.as_str())
+            .ok_or(BackendError::BadCursor)?;
         key.insert(name.to_owned(), s(value));
     }
     let partition = index.map_or(PK, |i| i.pk);
@@ -684,11 +747,17 @@ impl ConversationReader for DynamoStore {
         let (items, next) = self
             .query_page("conversations", Some(index), &partition, false, &page)
             .await?;
-        let items = items.iter().map(conversation_from).collect::<Result<_, _>>()?;
+        let items = items
+            .iter()
+            .map(conversation_from)
+            .collect::<Result<_, _>>()?;
         Ok(Page { items, next })
     }
 
-    async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, BackendError> {
+    async fn conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<Conversation>, BackendError> {
         let out = self
             .client
             .get_item()
@@ -710,7 +779,10 @@ impl ConversationReader for DynamoStore {
         let (items, next) = self
             .query_page("timeline", Some(GSI1), &format!("C#{id}"), true, &page)
             .await?;
-        let items = items.iter().map(stored_record_from).collect::<Result<_, _>>()?;
+        let items = items
+            .iter()
+            .map(stored_record_from)
+            .collect::<Result<_, _>>()?;
         Ok(Page { items, next })
     }
 

@@ -219,7 +219,7 @@ pub async fn provision(
                 .is_some_and(|s| s.is_resource_in_use_exception()) => {}
         Err(e) => return Err(failed(format!("create table {}", names.table))(e.into())),
     }
-    dynamodb
+    let ttl = dynamodb
         .update_time_to_live()
         .table_name(&names.table)
         .time_to_live_specification(
@@ -230,17 +230,17 @@ pub async fn provision(
                 .expect("name and flag are set"),
         )
         .send()
-        .await
-        .map(|_| ())
-        .or_else(|e| {
-            // Enabling TTL twice is refused with a ValidationException: already done.
-            let already = e
-                .as_service_error()
-                .and_then(|s| s.meta().message())
-                .is_some_and(|m| m.contains("already enabled"));
-            if already { Ok(()) } else { Err(e) }
-        })
-        .map_err(|e| failed("enable TTL on the table")(e.into()))?;
+        .await;
+    if let Err(e) = ttl {
+        // Enabling TTL twice is refused with a ValidationException: already done.
+        let already = e
+            .as_service_error()
+            .and_then(|s| s.meta().message())
+            .is_some_and(|m| m.contains("already enabled"));
+        if !already {
+            return Err(failed("enable TTL on the table")(e.into()));
+        }
+    }
 
     let dlq_url = create_queue(sqs, &names.intake_dlq, intake_dlq_attributes()).await?;
     let dlq_arn = sqs

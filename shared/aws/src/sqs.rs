@@ -36,8 +36,13 @@ impl SqsIntakeQueue {
         }
     }
 
-    fn entry(&self, id: usize, entry: &QueueEntry) -> Result<SendMessageBatchRequestEntry, BackendError> {
-        let body = serde_json::to_string(entry).map_err(|e| BackendError::unavailable("enqueue", e))?;
+    fn entry(
+        &self,
+        id: usize,
+        entry: &QueueEntry,
+    ) -> Result<SendMessageBatchRequestEntry, BackendError> {
+        let body =
+            serde_json::to_string(entry).map_err(|e| BackendError::unavailable("enqueue", e))?;
         let mut builder = SendMessageBatchRequestEntry::builder()
             .id(id.to_string())
             .message_body(body);
@@ -46,7 +51,9 @@ impl SqsIntakeQueue {
                 .message_group_id(entry.conversation_id.as_str())
                 .message_deduplication_id(entry.record_key.as_str());
         }
-        builder.build().map_err(|e| BackendError::unavailable("enqueue", e))
+        builder
+            .build()
+            .map_err(|e| BackendError::unavailable("enqueue", e))
     }
 }
 
@@ -79,12 +86,19 @@ impl IntakeQueue for SqsIntakeQueue {
                 if pending.is_empty() {
                     break;
                 }
-                tracing::warn!(failed = pending.len(), attempt, "SQS refused part of a batch");
+                tracing::warn!(
+                    failed = pending.len(),
+                    attempt,
+                    "SQS refused part of a batch"
+                );
             }
             if !pending.is_empty() {
                 return Err(BackendError::unavailable(
                     "enqueue",
-                    format!("SQS refused {} entries after {ATTEMPTS} attempts", pending.len()),
+                    format!(
+                        "SQS refused {} entries after {ATTEMPTS} attempts",
+                        pending.len()
+                    ),
                 ));
             }
         }

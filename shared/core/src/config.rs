@@ -67,7 +67,10 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 
 /// The name of a per-channel variable: `SWITCHBOARD_WHATSAPP_APP_SECRETS`, …
 pub fn channel_var(channel: Channel, suffix: &str) -> String {
-    format!("SWITCHBOARD_{}_{suffix}", channel.as_str().to_ascii_uppercase())
+    format!(
+        "SWITCHBOARD_{}_{suffix}",
+        channel.as_str().to_ascii_uppercase()
+    )
 }
 
 /// Retention in days, from `SWITCHBOARD_RETENTION_DAYS` or the default.
@@ -147,13 +150,20 @@ mod tests {
     #[test]
     fn a_missing_secret_is_named() {
         let err = meta_verifier(&source(&[]), Channel::Whatsapp).unwrap_err();
-        assert!(err.to_string().contains("SWITCHBOARD_WHATSAPP_APP_SECRETS"), "{err}");
+        assert!(
+            err.to_string().contains("SWITCHBOARD_WHATSAPP_APP_SECRETS"),
+            "{err}"
+        );
         let err = meta_verifier(
             &source(&[("SWITCHBOARD_WHATSAPP_APP_SECRETS", "a,b")]),
             Channel::Whatsapp,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -182,7 +192,10 @@ mod tests {
     #[test]
     fn retention_defaults_and_rejects_nonsense() {
         assert_eq!(retention_days(&source(&[])), Ok(365));
-        assert_eq!(retention_days(&source(&[("SWITCHBOARD_RETENTION_DAYS", "30")])), Ok(30));
+        assert_eq!(
+            retention_days(&source(&[("SWITCHBOARD_RETENTION_DAYS", "30")])),
+            Ok(30)
+        );
         assert!(retention_days(&source(&[("SWITCHBOARD_RETENTION_DAYS", "0")])).is_err());
     }
 }

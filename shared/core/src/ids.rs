@@ -99,7 +99,12 @@ impl CustomerId {
 
 impl RecordKey {
     /// The key of the record `record_type` with id `id` on `account` of `channel`.
-    pub fn derive(channel: Channel, account: &ProviderId, record_type: &str, id: &ProviderId) -> Self {
+    pub fn derive(
+        channel: Channel,
+        account: &ProviderId,
+        record_type: &str,
+        id: &ProviderId,
+    ) -> Self {
         let d = hash_parts(&[
             b"record",
             channel.as_str().as_bytes(),

@@ -59,7 +59,11 @@ impl Intake {
 
     /// Takes in one verified delivery of `channel`. See the module docs for the guarantees.
     #[tracing::instrument(skip_all, fields(channel = %channel, bytes = body.len()))]
-    pub async fn accept(&self, channel: Channel, body: Bytes) -> Result<IntakeOutcome, BackendError> {
+    pub async fn accept(
+        &self,
+        channel: Channel,
+        body: Bytes,
+    ) -> Result<IntakeOutcome, BackendError> {
         let received_at = self.clock.now();
         let parsed = serde_json::from_slice::<serde_json::Value>(&body);
         let delivery = RawDelivery::new(channel, body, received_at, parsed.is_err());
@@ -104,5 +108,8 @@ const ENQUEUE_CHUNK: usize = 100;
 /// Keeps the first record of each key, in order.
 fn unique_by_key(records: Vec<Record>) -> Vec<Record> {
     let mut seen = HashSet::with_capacity(records.len());
-    records.into_iter().filter(|r| seen.insert(r.key())).collect()
+    records
+        .into_iter()
+        .filter(|r| seen.insert(r.key()))
+        .collect()
 }

@@ -81,7 +81,9 @@ impl std::str::FromStr for Channel {
 
 /// A channel name that switchboard does not know.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown channel {0:?}; expected one of whatsapp, messenger, instagram, facebook_feed, telegram, x")]
+#[error(
+    "unknown channel {0:?}; expected one of whatsapp, messenger, instagram, facebook_feed, telegram, x"
+)]
 pub struct UnknownChannel(pub String);
 
 /// An identifier exactly as the provider sent it.

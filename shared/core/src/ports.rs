@@ -59,7 +59,12 @@ pub struct RawDelivery {
 
 impl RawDelivery {
     /// A delivery of `body` on `channel`, received at `received_at`.
-    pub fn new(channel: Channel, body: Bytes, received_at: DateTime<Utc>, quarantined: bool) -> Self {
+    pub fn new(
+        channel: Channel,
+        body: Bytes,
+        received_at: DateTime<Utc>,
+        quarantined: bool,
+    ) -> Self {
         Self {
             id: DeliveryId::of(&body),
             channel,

@@ -154,13 +154,19 @@ mod tests {
     use super::*;
 
     fn verifier() -> MetaVerifier {
-        MetaVerifier::new(vec![Secret::new("new"), Secret::new("old")], Secret::new("tok-8e2f"))
+        MetaVerifier::new(
+            vec![Secret::new("new"), Secret::new("old")],
+            Secret::new("tok-8e2f"),
+        )
     }
 
     #[test]
     fn handshake_echoes_the_challenge_only_for_the_right_token() {
         let v = verifier();
-        assert_eq!(v.handshake(Some("subscribe"), Some("tok-8e2f"), Some("42")), Ok("42"));
+        assert_eq!(
+            v.handshake(Some("subscribe"), Some("tok-8e2f"), Some("42")),
+            Ok("42")
+        );
         assert_eq!(
             v.handshake(Some("subscribe"), Some("tok2"), Some("42")),
             Err(HandshakeError::Rejected)

@@ -1,1 +1,43 @@
+//! switchboard's embedded backend: the message store, the read side and the intake queue in one
+//! SQLite file on disk, for `switchboard serve` (local development, demos, small teams).
+//!
+//! [`SqliteStore`] implements the three ports of `switchboard_core::ports` with the same contract
+//! as the AWS adapters:
+//!
+//! * [`MessageStore`](switchboard_core::ports::MessageStore): raw deliveries kept byte for byte,
+//!   records written once by key (the first version wins), conversations kept up to date, and
+//!   the queue entries still to enqueue returned until they are confirmed;
+//! * [`ConversationReader`](switchboard_core::ports::ConversationReader): keyset-paginated
+//!   listings with opaque cursors;
+//! * [`IntakeQueue`](switchboard_core::ports::IntakeQueue): a durable FIFO-per-conversation
+//!   queue, with inherent consumer methods ([`SqliteStore::receive`], [`SqliteStore::ack`]).
+//!
+//! Durability: the file is in WAL mode with `synchronous=FULL`, so an operation that returned
+//! `Ok` survives a crash of the process or of the machine. Every operation runs on a blocking
+//! thread, one at a time over a single connection.
+//!
+//! Layout of the file (schema version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`):
+//!
+//! | table | key | holds |
+//! |---|---|---|
+//! | `deliveries` | delivery id (SHA-256 of the bytes) | raw bodies, the quarantine |
+//! | `records` | record key | each normalized record as JSON, and whether it was enqueued |
+//! | `conversations` | conversation id | each conversation as JSON, first and last record times |
+//! | `intake_queue` | sequence number | queue entries, deduplicated by record key |
+#![warn(missing_docs)]
 
+mod cursor;
+mod error;
+mod queue;
+mod reader;
+mod schema;
+mod store;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::EmbeddedError;
+pub use queue::ReceivedEntry;
+pub use schema::SCHEMA_VERSION;
+pub use store::{FILE_NAME, MAX_PAGE_LIMIT, Purged, SqliteStore};

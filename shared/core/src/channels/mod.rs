@@ -22,20 +22,20 @@ pub fn normalize(channel: Channel, body: &Value, received_at: DateTime<Utc>) -> 
     }
 }
 
-/// A notification that keeps `raw` as it came, keyed by its digest.
+/// A notification that keeps `raw` as it came, keyed by its digest, at `occurred_at`.
 pub(crate) fn unsupported(
     channel: Channel,
     account_id: Option<ProviderId>,
     topic: &str,
     raw: &Value,
-    received_at: DateTime<Utc>,
+    occurred_at: DateTime<Utc>,
 ) -> Record {
     Record::Notification(Notification {
         channel,
         account_id: account_id.unwrap_or_else(unknown_account),
         notification_id: ProviderId(format!("{topic}:{}", digest_json(raw))),
         topic: topic.to_owned(),
-        occurred_at: received_at,
+        occurred_at,
         raw: raw.clone(),
     })
 }

@@ -48,7 +48,13 @@ pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
     for entry in entries {
         let waba = id_at(entry, "/id");
         let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
-            out.push(unsupported(CHANNEL, waba, "unsupported", entry, received_at));
+            out.push(unsupported(
+                CHANNEL,
+                waba,
+                "unsupported",
+                entry,
+                received_at,
+            ));
             continue;
         };
         for change in changes {
@@ -66,7 +72,13 @@ fn normalize_change(
 ) {
     let field = str_at(change, "/field").unwrap_or("unsupported");
     let Some(value) = change.get("value").filter(|v| v.is_object()) else {
-        out.push(unsupported(CHANNEL, waba.cloned(), field, change, received_at));
+        out.push(unsupported(
+            CHANNEL,
+            waba.cloned(),
+            field,
+            change,
+            received_at,
+        ));
         return;
     };
     let ctx = Context {
@@ -116,19 +128,10 @@ fn normalize_change(
 }
 
 fn notification(ctx: &Context<'_>, topic: &str, raw: &Value) -> Record {
-    let mut record = unsupported(
-        CHANNEL,
-        Some(ctx.account_id.clone()),
-        topic,
-        raw,
-        ctx.received_at,
-    );
-    if let Record::Notification(n) = &mut record {
-        if let (_, Some(at)) = provider_time(raw.get("timestamp")) {
-            n.occurred_at = at;
-        }
-    }
-    record
+    let at = provider_time(raw.get("timestamp"))
+        .1
+        .unwrap_or(ctx.received_at);
+    unsupported(CHANNEL, Some(ctx.account_id.clone()), topic, raw, at)
 }
 
 struct Context<'a> {
@@ -318,11 +321,21 @@ impl Context<'_> {
             _ => Direction::Inbound,
         };
         let candidates = match direction {
-            Direction::Inbound => [id_at(item, "/from"), id_at(item, "/from_user_id"), id_at(item, "/to")],
-            Direction::Outbound => [id_at(item, "/to"), id_at(item, "/to_user_id"), id_at(item, "/from")],
+            Direction::Inbound => [
+                id_at(item, "/from"),
+                id_at(item, "/from_user_id"),
+                id_at(item, "/to"),
+            ],
+            Direction::Outbound => [
+                id_at(item, "/to"),
+                id_at(item, "/to_user_id"),
+                id_at(item, "/from"),
+            ],
         };
         let mut base = self.base(item, &candidates);
-        let event = str_at(item, "/event").unwrap_or("unknown").to_ascii_lowercase();
+        let event = str_at(item, "/event")
+            .unwrap_or("unknown")
+            .to_ascii_lowercase();
         if event == "connect" {
             return Record::Message(Message {
                 channel: CHANNEL,
@@ -344,7 +357,13 @@ impl Context<'_> {
         }
         let refers_to = base.id.clone();
         base.id = ProviderId(format!("{}:{event}", base.id));
-        self.event(base, refers_to, direction, EventKind::Call { state: event }, item)
+        self.event(
+            base,
+            refers_to,
+            direction,
+            EventKind::Call { state: event },
+            item,
+        )
     }
 
     fn event(
@@ -473,7 +492,10 @@ mod tests {
         assert_eq!(m.text.as_deref(), Some("hola"));
         assert_eq!(m.sent_at.timestamp(), 1_730_231_903);
         assert_eq!(m.provider_timestamp.as_deref(), Some("1730231903"));
-        assert_eq!(m.reply_to.as_ref().map(ProviderId::as_str), Some("wamid.PREV"));
+        assert_eq!(
+            m.reply_to.as_ref().map(ProviderId::as_str),
+            Some("wamid.PREV")
+        );
         assert_eq!(m.direction, Direction::Inbound);
     }
 
@@ -565,12 +587,25 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(topics, ["account_update", "messages.errors", "messages", "unsupported"]);
+        assert_eq!(
+            topics,
+            [
+                "account_update",
+                "messages.errors",
+                "messages",
+                "unsupported"
+            ]
+        );
     }
 
     #[test]
     fn an_envelope_without_entries_is_kept_whole() {
-        for body in [json!([1, 2]), json!("x"), json!({"object": "page"}), json!(null)] {
+        for body in [
+            json!([1, 2]),
+            json!("x"),
+            json!({"object": "page"}),
+            json!(null),
+        ] {
             let records = normalize(&body, now());
             assert_eq!(records.len(), 1);
             assert_eq!(records[0].raw(), &body);
@@ -593,21 +628,41 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
             prop_oneof![
-                Just("text".to_string()), Just("reaction".to_string()), Just("edit".to_string()),
-                Just("revoke".to_string()), Just("connect".to_string()), Just("".to_string()),
-                Just("BUSINESS_INITIATED".to_string()), "[a-z0-9.<>]{0,12}"
-            ].prop_map(Value::from),
+                Just("text".to_string()),
+                Just("reaction".to_string()),
+                Just("edit".to_string()),
+                Just("revoke".to_string()),
+                Just("connect".to_string()),
+                Just("".to_string()),
+                Just("BUSINESS_INITIATED".to_string()),
+                "[a-z0-9.<>]{0,12}"
+            ]
+            .prop_map(Value::from),
         ];
         leaf.prop_recursive(4, 48, 6, |inner| {
             let keys = prop_oneof![
-                Just("id".to_string()), Just("from".to_string()), Just("to".to_string()),
-                Just("type".to_string()), Just("timestamp".to_string()), Just("entry".to_string()),
-                Just("changes".to_string()), Just("value".to_string()), Just("field".to_string()),
-                Just("messages".to_string()), Just("statuses".to_string()), Just("event".to_string()),
-                Just("reaction".to_string()), Just("edit".to_string()), Just("text".to_string()),
-                Just("body".to_string()), Just("wa_id".to_string()), Just("metadata".to_string()),
+                Just("id".to_string()),
+                Just("from".to_string()),
+                Just("to".to_string()),
+                Just("type".to_string()),
+                Just("timestamp".to_string()),
+                Just("entry".to_string()),
+                Just("changes".to_string()),
+                Just("value".to_string()),
+                Just("field".to_string()),
+                Just("messages".to_string()),
+                Just("statuses".to_string()),
+                Just("event".to_string()),
+                Just("reaction".to_string()),
+                Just("edit".to_string()),
+                Just("text".to_string()),
+                Just("body".to_string()),
+                Just("wa_id".to_string()),
+                Just("metadata".to_string()),
                 "[a-z_]{1,8}"
             ];
             prop_oneof![

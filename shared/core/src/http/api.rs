@@ -18,9 +18,7 @@ use std::sync::Arc;
 
 use super::ApiError;
 use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
-use crate::model::{
-    Attachment, Channel, Conversation, Direction, EventKind, ProviderId, Record,
-};
+use crate::model::{Attachment, Channel, Conversation, Direction, EventKind, ProviderId, Record};
 use crate::ports::{ConversationReader, Page, PageRequest, StoredRecord};
 
 /// Items per page when the client does not say.
@@ -206,7 +204,9 @@ async fn list_conversations(
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page<ConversationView>>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
-    let page = reader.conversations(query.channel()?, query.page()?).await?;
+    let page = reader
+        .conversations(query.channel()?, query.page()?)
+        .await?;
     Ok(page_of(page, |c| Some(c.into())))
 }
 

@@ -60,7 +60,9 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Backend(BackendError::BadCursor) => StatusCode::BAD_REQUEST,
-            ApiError::Backend(BackendError::Unavailable { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Backend(BackendError::Unavailable { .. }) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 

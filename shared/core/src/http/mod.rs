@@ -96,7 +96,11 @@ async fn deliver(
     } else {
         "accepted"
     };
-    Ok((StatusCode::OK, axum::Json(serde_json::json!({ "status": answer }))).into_response())
+    Ok((
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "status": answer })),
+    )
+        .into_response())
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] without buffering it.

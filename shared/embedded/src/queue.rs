@@ -1,0 +1,200 @@
+//! The intake queue: the [`IntakeQueue`] port and its consumer side.
+//!
+//! Semantics are those of an SQS FIFO queue whose message group is the conversation, with two
+//! differences, both stronger:
+//!
+//! * deduplication by record key lasts as long as the entry is in the queue (until it is
+//!   acknowledged), not five minutes;
+//! * at most one entry of a group is in flight at a time, and a group's later entries wait until
+//!   its earliest one is acknowledged (SQS may hand out several entries of a group in one
+//!   receive).
+
+use async_trait::async_trait;
+use rusqlite::TransactionBehavior;
+use std::time::Duration;
+use switchboard_core::ports::{BackendError, IntakeQueue, QueueEntry};
+
+use crate::store::{SqliteStore, UndecodableDoc};
+use crate::time;
+
+/// An entry handed out by [`SqliteStore::receive`].
+///
+/// It stays in the queue, hidden, until acknowledged with [`SqliteStore::ack`] or until its
+/// visibility timeout passes; then it is handed out again with a higher `receive_count`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEntry {
+    /// What to pass to [`SqliteStore::ack`] once the entry is handled (its sequence number).
+    pub receipt: i64,
+    /// The entry.
+    pub entry: QueueEntry,
+    /// How many times it has been received, this time included (1 the first time).
+    pub receive_count: u32,
+}
+
+#[async_trait]
+impl IntakeQueue for SqliteStore {
+    /// Appends the entries in order, in one transaction: after `Ok` all are on disk, after an
+    /// error none is. An entry whose record key is already in the queue is not added again
+    /// (deduplication until acknowledgement, see the module docs); once acknowledged, the same
+    /// entry enqueued again is delivered again, and consumers stay idempotent.
+    async fn enqueue(&self, entries: &[QueueEntry]) -> Result<(), BackendError> {
+        const OP: &str = "enqueue";
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let entries = entries.to_vec();
+        let now = self.clock.now();
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let enqueued_at = time::to_text(now);
+            let visible_at_ms = now.timestamp_millis();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut added = 0usize;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO intake_queue
+                             (dedup_id, group_id, body, enqueued_at, visible_at_ms, receive_count)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+                    )
+                    .map_err(unavailable)?;
+                for entry in &entries {
+                    let body = serde_json::to_string(entry)
+                        .map_err(|e| BackendError::unavailable(OP, e))?;
+                    added += insert
+                        .execute(rusqlite::params![
+                            entry.record_key.as_str(),
+                            entry.conversation_id.as_str(),
+                            body,
+                            enqueued_at,
+                            visible_at_ms,
+                        ])
+                        .map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            tracing::debug!(entries = entries.len(), added, "entries enqueued");
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Hands out up to `max` visible entries, in enqueue order, at most one per conversation
+    /// (group): a group whose earliest entry is in flight is skipped, its later entries wait.
+    /// Each entry handed out is hidden for `visibility` and its receive count goes up by one,
+    /// in one transaction. `max` of 0 hands out nothing.
+    ///
+    /// An entry whose stored body no longer decodes is dropped with an error in the log (its
+    /// record stays in the store), so that it cannot block its conversation.
+    pub async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedEntry>, BackendError> {
+        const OP: &str = "receive";
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let now_ms = self.clock.now().timestamp_millis();
+        let hidden_until =
+            now_ms.saturating_add(i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX));
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let heads: Vec<(i64, String, i64)> = tx
+                .prepare_cached(
+                    "SELECT q.seq, q.body, q.receive_count FROM intake_queue q
+                     WHERE q.visible_at_ms <= ?1
+                       AND NOT EXISTS (SELECT 1 FROM intake_queue p
+                                       WHERE p.group_id = q.group_id AND p.seq < q.seq)
+                     ORDER BY q.seq
+                     LIMIT ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_map(rusqlite::params![now_ms, max], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })?
+                    .collect()
+                })
+                .map_err(unavailable)?;
+            let mut received = Vec::with_capacity(heads.len());
+            for (seq, body, count) in heads {
+                let entry = match serde_json::from_str::<QueueEntry>(&body) {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        let e = UndecodableDoc::new("queue entry", &seq.to_string(), &e);
+                        tracing::error!(seq, error = %e, "dropping an undecodable queue entry");
+                        tx.execute("DELETE FROM intake_queue WHERE seq = ?1", [seq])
+                            .map_err(unavailable)?;
+                        continue;
+                    }
+                };
+                tx.prepare_cached(
+                    "UPDATE intake_queue
+                     SET visible_at_ms = ?2, receive_count = receive_count + 1
+                     WHERE seq = ?1",
+                )
+                .and_then(|mut s| s.execute(rusqlite::params![seq, hidden_until]))
+                .map_err(unavailable)?;
+                received.push(ReceivedEntry {
+                    receipt: seq,
+                    entry,
+                    receive_count: u32::try_from(count.saturating_add(1)).unwrap_or(u32::MAX),
+                });
+            }
+            tx.commit().map_err(unavailable)?;
+            tracing::debug!(received = received.len(), "entries received");
+            Ok(received)
+        })
+        .await
+    }
+
+    /// Deletes handled entries by their receipts, in one transaction. Unknown receipts (already
+    /// acknowledged) are ignored. A receipt stays valid after its visibility timeout: it still
+    /// deletes the entry, even if the entry was handed out again.
+    pub async fn ack(&self, receipts: &[i64]) -> Result<(), BackendError> {
+        const OP: &str = "ack";
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let receipts = receipts.to_vec();
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut deleted = 0usize;
+            {
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM intake_queue WHERE seq = ?1")
+                    .map_err(unavailable)?;
+                for receipt in &receipts {
+                    deleted += delete.execute([receipt]).map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            tracing::debug!(receipts = receipts.len(), deleted, "entries acknowledged");
+            Ok(())
+        })
+        .await
+    }
+
+    /// The number of entries in the queue, visible or in flight.
+    pub async fn queue_len(&self) -> Result<usize, BackendError> {
+        const OP: &str = "queue_len";
+        self.run(OP, |conn| {
+            let n: i64 = conn
+                .query_row("SELECT COUNT(*) FROM intake_queue", [], |row| row.get(0))
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+}

@@ -1,0 +1,76 @@
+//! The schema and its version.
+
+use rusqlite::Connection;
+
+/// The schema version this crate writes and reads, kept in `PRAGMA user_version`. A file of a
+/// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
+///
+/// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Version 1. Times: see `crate::time`.
+const V1: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+    id          TEXT PRIMARY KEY NOT NULL,
+    channel     TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    quarantined INTEGER NOT NULL,
+    body        BLOB NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_quarantine
+    ON deliveries (received_at DESC, id DESC) WHERE quarantined = 1;
+CREATE INDEX IF NOT EXISTS deliveries_expiry ON deliveries (expires_at);
+
+CREATE TABLE IF NOT EXISTS records (
+    key             TEXT PRIMARY KEY NOT NULL,
+    record_type     TEXT NOT NULL,
+    conversation_id TEXT NULL,
+    customer_id     TEXT NULL,
+    at_ms           INTEGER NOT NULL,
+    doc             TEXT NOT NULL,
+    stored_at       TEXT NOT NULL,
+    enqueued        INTEGER NOT NULL DEFAULT 0,
+    expires_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_conversation ON records (conversation_id, at_ms, key);
+CREATE INDEX IF NOT EXISTS records_customer ON records (customer_id, at_ms, key);
+CREATE INDEX IF NOT EXISTS records_expiry ON records (expires_at);
+
+CREATE TABLE IF NOT EXISTS conversations (
+    id          TEXT PRIMARY KEY NOT NULL,
+    channel     TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    doc         TEXT NOT NULL,
+    first_at_ms INTEGER NOT NULL,
+    last_at_ms  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_recent ON conversations (last_at_ms DESC, id DESC);
+CREATE INDEX IF NOT EXISTS conversations_channel_recent
+    ON conversations (channel, last_at_ms DESC, id DESC);
+CREATE INDEX IF NOT EXISTS conversations_expiry ON conversations (expires_at);
+
+CREATE TABLE IF NOT EXISTS intake_queue (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedup_id      TEXT NOT NULL UNIQUE,
+    group_id      TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    enqueued_at   TEXT NOT NULL,
+    visible_at_ms INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS intake_queue_group ON intake_queue (group_id, seq);
+";
+
+/// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
+pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
+    if found >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(V1)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}

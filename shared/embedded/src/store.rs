@@ -1,0 +1,500 @@
+//! The store: opening the file, running operations, retention, and the [`MessageStore`] port.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use switchboard_core::clock::Clock;
+use switchboard_core::ids::RecordKey;
+use switchboard_core::model::{Conversation, Record};
+use switchboard_core::ports::{BackendError, MessageStore, QueueEntry, RawDelivery};
+
+use crate::error::EmbeddedError;
+use crate::schema::{self, SCHEMA_VERSION};
+use crate::time;
+
+/// The name of the database file inside the data directory.
+pub const FILE_NAME: &str = "switchboard.sqlite3";
+
+/// The most items a listing returns per page, whatever the request asks (a request for 0 gets 1).
+pub const MAX_PAGE_LIMIT: usize = 1000;
+
+/// How long an operation waits for another process holding the file's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The embedded backend: one SQLite file holding the deliveries, the records, the conversations
+/// and the intake queue.
+///
+/// Implements [`MessageStore`], [`ConversationReader`] and [`IntakeQueue`] with their documented
+/// contracts, plus the queue's consumer side ([`receive`](Self::receive), [`ack`](Self::ack)).
+///
+/// * Duplicates are no-ops: a delivery is keyed by the hash of its bytes, a record by
+///   [`Record::key`] (the first version stored wins), a queue entry by its record key while it is
+///   in the queue. Repeating any call after an error is safe.
+/// * Cloning is cheap; clones share one connection, and operations run one at a time, each on
+///   a blocking thread (`tokio::task::spawn_blocking`) when a Tokio runtime is present.
+/// * Every write is one SQLite transaction on a file in WAL mode with `synchronous=FULL`:
+///   after `Ok` it is on disk; after an error nothing of it is (the transaction rolled back).
+/// * Any SQLite failure, a panic inside an operation or a lock poisoned by one is reported as
+///   [`BackendError::Unavailable`] naming the operation; no input makes an operation panic.
+/// * Rows expire `retention_days` after they were written: expired deliveries, records and
+///   conversations are deleted when the store is opened and by
+///   [`purge_expired`](Self::purge_expired); until then they are still read.
+///
+/// [`ConversationReader`]: switchboard_core::ports::ConversationReader
+/// [`IntakeQueue`]: switchboard_core::ports::IntakeQueue
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: Arc<PathBuf>,
+    retention_days: u32,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("retention_days", &self.retention_days)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many expired rows [`SqliteStore::purge_expired`] deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Raw deliveries.
+    pub deliveries: usize,
+    /// Records.
+    pub records: usize,
+    /// Conversations (a conversation expires when no record of it was written for the
+    /// retention period).
+    pub conversations: usize,
+}
+
+fn open_error(
+    path: &Path,
+    operation: &'static str,
+) -> impl FnOnce(rusqlite::Error) -> EmbeddedError {
+    let path = path.to_path_buf();
+    move |source| EmbeddedError::Sqlite {
+        path,
+        operation,
+        source,
+    }
+}
+
+impl SqliteStore {
+    /// Opens the store in `dir`, creating the directory and the file [`FILE_NAME`] if missing.
+    ///
+    /// Sets WAL journal mode, `synchronous=FULL` and a busy timeout, creates the schema of a new
+    /// file, refuses a file of an unknown (newer) [`SCHEMA_VERSION`] without touching it, then
+    /// deletes expired rows. Rows written from now on expire `retention_days` days after their
+    /// write (0 counts as 1). `clock` times every write.
+    ///
+    /// This is blocking file I/O: call it at startup, before serving.
+    pub fn open(
+        dir: &Path,
+        retention_days: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, EmbeddedError> {
+        std::fs::create_dir_all(dir).map_err(|source| EmbeddedError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let mut conn = Connection::open(&path).map_err(open_error(&path, "open"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(open_error(&path, "busy_timeout"))?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(open_error(&path, "read schema version"))?;
+        if !(0..=SCHEMA_VERSION).contains(&found) {
+            return Err(EmbeddedError::UnsupportedSchema {
+                path,
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(open_error(&path, "journal_mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(
+                journal_mode = %mode,
+                "SQLite refused WAL mode on this file system; writes stay durable but slower"
+            );
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_error(&path, "synchronous"))?;
+        schema::migrate(&mut conn, found).map_err(open_error(&path, "create schema"))?;
+
+        let now = clock.now();
+        let purged = purge(&mut conn, now).map_err(open_error(&path, "purge expired rows"))?;
+        tracing::info!(
+            path = %path.display(),
+            schema_version = SCHEMA_VERSION,
+            retention_days,
+            purged_deliveries = purged.deliveries,
+            purged_records = purged.records,
+            purged_conversations = purged.conversations,
+            "store opened"
+        );
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: Arc::new(path),
+            retention_days: retention_days.max(1),
+            clock,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Deletes the deliveries, records and conversations whose retention has passed, in one
+    /// transaction. Queue entries are not touched (they are deleted when acknowledged).
+    pub async fn purge_expired(&self) -> Result<Purged, BackendError> {
+        const OP: &str = "purge_expired";
+        let now = self.clock.now();
+        let purged = self
+            .run(OP, move |conn| {
+                purge(conn, now).map_err(|e| BackendError::unavailable(OP, e))
+            })
+            .await?;
+        tracing::info!(
+            deliveries = purged.deliveries,
+            records = purged.records,
+            conversations = purged.conversations,
+            "expired rows purged"
+        );
+        Ok(purged)
+    }
+
+    /// When a row written at `now` expires, in unix seconds.
+    pub(crate) fn expires_at(&self, now: DateTime<Utc>) -> i64 {
+        now.timestamp()
+            .saturating_add(i64::from(self.retention_days).saturating_mul(SECONDS_PER_DAY))
+    }
+
+    /// Runs `f` on the connection, on a blocking thread, one operation at a time.
+    pub(crate) async fn run<T, F>(&self, operation: &'static str, f: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, BackendError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let task = move || {
+            let mut guard = lock(&conn, operation)?;
+            f(&mut guard)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(task)
+                .await
+                .map_err(|e| BackendError::unavailable(operation, e))?,
+            // Polled outside Tokio: run in place rather than fail.
+            Err(_) => task(),
+        }
+    }
+}
+
+/// Takes the connection. A lock poisoned by a panic in an earlier operation fails this operation
+/// and heals the lock: the panicking operation's transaction was rolled back (here again, if it
+/// was left open), so the next operation finds the store consistent.
+fn lock<'a>(
+    conn: &'a Mutex<Connection>,
+    operation: &'static str,
+) -> Result<MutexGuard<'a, Connection>, BackendError> {
+    match conn.lock() {
+        Ok(guard) => Ok(guard),
+        Err(poisoned) => {
+            let guard = poisoned.into_inner();
+            if !guard.is_autocommit() {
+                let _ = guard.execute_batch("ROLLBACK");
+            }
+            drop(guard);
+            conn.clear_poison();
+            tracing::error!(
+                operation,
+                "an earlier store operation panicked; lock recovered"
+            );
+            Err(BackendError::unavailable(
+                operation,
+                "the store lock was poisoned by a panic in an earlier operation",
+            ))
+        }
+    }
+}
+
+fn purge(conn: &mut Connection, now: DateTime<Utc>) -> rusqlite::Result<Purged> {
+    let now = now.timestamp();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let purged = Purged {
+        deliveries: tx.execute("DELETE FROM deliveries WHERE expires_at <= ?1", [now])?,
+        records: tx.execute("DELETE FROM records WHERE expires_at <= ?1", [now])?,
+        conversations: tx.execute("DELETE FROM conversations WHERE expires_at <= ?1", [now])?,
+    };
+    tx.commit()?;
+    Ok(purged)
+}
+
+/// A stored JSON document that does not decode. The message names the row and where decoding
+/// failed, never the content (it may hold message text or phone numbers).
+#[derive(Debug, thiserror::Error)]
+#[error("stored {what} {id} does not decode: {category:?} error at line {line}, column {column}")]
+pub(crate) struct UndecodableDoc {
+    what: &'static str,
+    id: String,
+    category: serde_json::error::Category,
+    line: usize,
+    column: usize,
+}
+
+impl UndecodableDoc {
+    pub(crate) fn new(what: &'static str, id: &str, e: &serde_json::Error) -> Self {
+        Self {
+            what,
+            id: id.to_owned(),
+            category: e.classify(),
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+}
+
+/// Decodes the JSON document of row `id`.
+pub(crate) fn decode_doc<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    id: &str,
+    doc: &str,
+) -> Result<T, UndecodableDoc> {
+    serde_json::from_str(doc).map_err(|e| UndecodableDoc::new(what, id, &e))
+}
+
+/// Merges the conversation of one record into the stored one, if any: first and last times are
+/// the min and max; identity is the first one stored, except that the customer's display name is
+/// taken from the record when it has one and the stored one has none or is not newer.
+fn merge_conversation(stored: Conversation, seen: Conversation) -> Conversation {
+    let mut merged = stored;
+    if let Some(name) = seen.customer.display_name
+        && (merged.customer.display_name.is_none() || seen.last_at >= merged.last_at)
+    {
+        merged.customer.display_name = Some(name);
+    }
+    merged.first_at = merged.first_at.min(seen.first_at);
+    merged.last_at = merged.last_at.max(seen.last_at);
+    merged
+}
+
+/// Reflects `record` in its conversation (no-op for a notification).
+fn touch_conversation(
+    tx: &rusqlite::Transaction<'_>,
+    record: &Record,
+    expires_at: i64,
+) -> Result<(), BackendError> {
+    const OP: &str = "record";
+    let Some(seen) = Conversation::from_record(record) else {
+        return Ok(());
+    };
+    let stored: Option<String> = tx
+        .prepare_cached("SELECT doc FROM conversations WHERE id = ?1")
+        .and_then(|mut s| s.query_row([seen.id.as_str()], |row| row.get(0)).optional())
+        .map_err(|e| BackendError::unavailable(OP, e))?;
+    let conversation = match stored
+        .map(|doc| decode_doc::<Conversation>("conversation", seen.id.as_str(), &doc))
+    {
+        None => seen,
+        Some(Ok(stored)) => merge_conversation(stored, seen),
+        Some(Err(e)) => {
+            tracing::warn!(conversation = %seen.id, error = %e, "rebuilding an undecodable conversation");
+            seen
+        }
+    };
+    let doc = serde_json::to_string(&conversation).map_err(|e| BackendError::unavailable(OP, e))?;
+    tx.prepare_cached(
+        "INSERT INTO conversations
+             (id, channel, account_id, customer_id, doc, first_at_ms, last_at_ms, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET
+             doc = excluded.doc,
+             first_at_ms = excluded.first_at_ms,
+             last_at_ms = excluded.last_at_ms,
+             expires_at = max(expires_at, excluded.expires_at)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            conversation.id.as_str(),
+            conversation.channel.as_str(),
+            conversation.account_id.as_str(),
+            conversation.customer_id.as_str(),
+            doc,
+            conversation.first_at.timestamp_millis(),
+            conversation.last_at.timestamp_millis(),
+            expires_at,
+        ])
+    })
+    .map_err(|e| BackendError::unavailable(OP, e))?;
+    Ok(())
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    /// Keeps the delivery under its id, whole (a `BLOB`, any size). A delivery already kept
+    /// (same id, that is the same bytes) is left as it is.
+    async fn keep_delivery(&self, delivery: &RawDelivery) -> Result<(), BackendError> {
+        const OP: &str = "keep_delivery";
+        let delivery = delivery.clone();
+        let expires_at = self.expires_at(self.clock.now());
+        self.run(OP, move |conn| {
+            let new = conn
+                .execute(
+                    "INSERT OR IGNORE INTO deliveries
+                         (id, channel, received_at, quarantined, body, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        delivery.id.as_str(),
+                        delivery.channel.as_str(),
+                        time::to_text(delivery.received_at),
+                        delivery.quarantined,
+                        &delivery.body[..],
+                        expires_at,
+                    ],
+                )
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+            tracing::debug!(
+                delivery = %delivery.id,
+                bytes = delivery.body.len(),
+                quarantined = delivery.quarantined,
+                new = new == 1,
+                "delivery kept"
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    /// In one transaction: inserts each record not stored yet (the first version of a key wins),
+    /// reflects every message and event not yet marked enqueued in its conversation, and returns
+    /// their queue entries in input order, each key once. Notifications are stored, never
+    /// returned. On error nothing was written.
+    async fn record(&self, records: &[Record]) -> Result<Vec<QueueEntry>, BackendError> {
+        const OP: &str = "record";
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records = records.to_vec();
+        let now = self.clock.now();
+        let expires_at = self.expires_at(now);
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let stored_at = time::to_text(now);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut pending = Vec::new();
+            let mut seen = HashSet::with_capacity(records.len());
+            let mut written = 0usize;
+            for record in &records {
+                let key = record.key();
+                if !seen.insert(key.clone()) {
+                    continue;
+                }
+                let doc = serde_json::to_string(record).map_err(|e| BackendError::unavailable(OP, e))?;
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO records
+                             (key, record_type, conversation_id, customer_id, at_ms, doc,
+                              stored_at, enqueued, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            key.as_str(),
+                            record.record_type(),
+                            record.conversation_id().map(|c| c.as_str()),
+                            record.customer().map(|c| c.customer_id.as_str()),
+                            record.at().timestamp_millis(),
+                            doc,
+                            stored_at,
+                            expires_at,
+                        ])
+                    })
+                    .map_err(unavailable)?
+                    == 1;
+                written += usize::from(inserted);
+                if record.conversation_id().is_none() {
+                    continue;
+                }
+                // A key stored earlier: its stored (first) version counts, if not yet enqueued.
+                let current: Cow<'_, Record> = if inserted {
+                    Cow::Borrowed(record)
+                } else {
+                    let (enqueued, doc): (bool, String) = tx
+                        .prepare_cached("SELECT enqueued, doc FROM records WHERE key = ?1")
+                        .and_then(|mut s| {
+                            s.query_row([key.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                        })
+                        .map_err(unavailable)?;
+                    if enqueued {
+                        continue;
+                    }
+                    match decode_doc::<Record>("record", key.as_str(), &doc) {
+                        Ok(stored) => Cow::Owned(stored),
+                        Err(e) => {
+                            tracing::warn!(record = %key, error = %e, "stored record undecodable; using the delivered one");
+                            Cow::Borrowed(record)
+                        }
+                    }
+                };
+                touch_conversation(&tx, &current, expires_at)?;
+                pending.extend(QueueEntry::for_record(&current));
+            }
+            tx.commit().map_err(unavailable)?;
+            tracing::debug!(
+                records = seen.len(),
+                written,
+                pending = pending.len(),
+                "records stored"
+            );
+            Ok(pending)
+        })
+        .await
+    }
+
+    /// Marks the records enqueued, in one transaction. Unknown keys are ignored.
+    async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError> {
+        const OP: &str = "mark_enqueued";
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys = keys.to_vec();
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut marked = 0usize;
+            {
+                let mut update = tx
+                    .prepare_cached("UPDATE records SET enqueued = 1 WHERE key = ?1")
+                    .map_err(unavailable)?;
+                for key in &keys {
+                    marked += update.execute([key.as_str()]).map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            tracing::debug!(keys = keys.len(), marked, "records marked enqueued");
+            Ok(())
+        })
+        .await
+    }
+}

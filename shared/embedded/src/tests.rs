@@ -1,0 +1,708 @@
+use bytes::Bytes;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use switchboard_core::clock::Clock;
+use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId};
+use switchboard_core::model::{
+    Channel, CustomerIdentity, Direction, Message, MessageKind, Notification, ProviderId, Record,
+};
+use switchboard_core::ports::{
+    BackendError, ConversationReader, IntakeQueue, MessageStore, Page, PageRequest, QueueEntry,
+    RawDelivery,
+};
+
+use crate::{EmbeddedError, FILE_NAME, SCHEMA_VERSION, SqliteStore};
+
+/// A clock tests move by hand.
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(t(1_700_000_000))))
+    }
+
+    fn advance(&self, by: TimeDelta) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).unwrap()
+}
+
+fn open(dir: &tempfile::TempDir, clock: &Arc<TestClock>) -> SqliteStore {
+    SqliteStore::open(dir.path(), 30, clock.clone()).unwrap()
+}
+
+fn message(customer: &str, id: &str, at: DateTime<Utc>, text: &str) -> Record {
+    let channel = Channel::Whatsapp;
+    let account = ProviderId::from("100200300");
+    let customer = ProviderId::from(customer);
+    Record::Message(Message {
+        channel,
+        account_id: account.clone(),
+        provider_message_id: id.into(),
+        conversation_id: ConversationId::derive(channel, &account, &customer),
+        customer: CustomerIdentity {
+            customer_id: CustomerId::derive(channel, &customer),
+            channel,
+            provider_user_id: customer,
+            display_name: None,
+        },
+        direction: Direction::Inbound,
+        kind: MessageKind::Text,
+        provider_type: Some("text".into()),
+        text: Some(text.into()),
+        attachments: Vec::new(),
+        sent_at: at,
+        sent_at_estimated: false,
+        provider_timestamp: Some(at.timestamp().to_string()),
+        reply_to: None,
+        raw: json!({"id": id, "text": {"body": text}}),
+    })
+}
+
+fn notification(id: &str) -> Record {
+    Record::Notification(Notification {
+        channel: Channel::Whatsapp,
+        account_id: "100200300".into(),
+        notification_id: id.into(),
+        topic: "account_update".into(),
+        occurred_at: t(1_700_000_000),
+        raw: json!({"event": id}),
+    })
+}
+
+fn text_of(record: &Record) -> Option<&str> {
+    match record {
+        Record::Message(m) => m.text.as_deref(),
+        _ => None,
+    }
+}
+
+fn entry(conversation: &str, key: &str) -> QueueEntry {
+    QueueEntry {
+        record_key: switchboard_core::ids::RecordKey::from_stored(key),
+        conversation_id: ConversationId::from_stored(conversation),
+        channel: Channel::Whatsapp,
+        record_type: "message".into(),
+        kind: "text".into(),
+    }
+}
+
+fn page(cursor: Option<String>, limit: usize) -> PageRequest {
+    PageRequest { cursor, limit }
+}
+
+/// Reads a whole listing `limit` items at a time, checking every page but the last is full.
+async fn read_all<T, F, Fut>(limit: usize, mut read: F) -> Vec<Vec<T>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, BackendError>>,
+{
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let Page { items, next } = read(page(cursor, limit)).await.unwrap();
+        pages.push(items);
+        match next {
+            Some(next) => {
+                assert_eq!(pages.last().unwrap().len(), limit);
+                cursor = Some(next);
+            }
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "pagination does not end");
+    }
+}
+
+#[tokio::test]
+async fn everything_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let body = Bytes::from_static(br#"{"entry":[]}"#);
+    let delivery = RawDelivery::new(
+        Channel::Whatsapp,
+        body,
+        Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap(),
+        false,
+    );
+    let record = message("5511999990000", "wamid.1", t(1_700_000_100), "hello");
+    let conversation_id = record.conversation_id().unwrap().clone();
+    {
+        let store = open(&dir, &clock);
+        store.keep_delivery(&delivery).await.unwrap();
+        let pending = store.record(std::slice::from_ref(&record)).await.unwrap();
+        store.enqueue(&pending).await.unwrap();
+    }
+    let file = dir.path().join(FILE_NAME);
+    let mode: String = rusqlite::Connection::open(&file)
+        .unwrap()
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+
+    let store = open(&dir, &clock);
+    assert_eq!(store.delivery(&delivery.id).await.unwrap(), Some(delivery));
+    let conversation = store.conversation(&conversation_id).await.unwrap().unwrap();
+    assert_eq!(conversation.first_at, t(1_700_000_100));
+    let timeline = store
+        .timeline(&conversation_id, page(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(timeline.items.len(), 1);
+    assert_eq!(timeline.items[0].record, record);
+    assert_eq!(timeline.items[0].key, record.key());
+    assert_eq!(timeline.items[0].stored_at, clock.now());
+    assert_eq!(store.queue_len().await.unwrap(), 1);
+    // Not marked enqueued before the reopen: still pending.
+    assert_eq!(store.record(&[record]).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_record_is_a_no_op_and_the_first_version_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let first = message("5511999990000", "wamid.1", t(1_700_000_100), "first");
+    let second = message("5511999990000", "wamid.1", t(1_700_000_900), "second");
+    assert_eq!(first.key(), second.key());
+
+    let pending = store.record(std::slice::from_ref(&first)).await.unwrap();
+    assert_eq!(pending, vec![QueueEntry::for_record(&first).unwrap()]);
+    store.mark_enqueued(&[first.key()]).await.unwrap();
+    let stored_at = clock.now();
+
+    clock.advance(TimeDelta::seconds(60));
+    assert!(store.record(&[second]).await.unwrap().is_empty());
+
+    let conversation_id = first.conversation_id().unwrap();
+    let timeline = store
+        .timeline(conversation_id, page(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(timeline.items.len(), 1);
+    assert_eq!(text_of(&timeline.items[0].record), Some("first"));
+    assert_eq!(timeline.items[0].stored_at, stored_at);
+    let conversation = store.conversation(conversation_id).await.unwrap().unwrap();
+    assert_eq!(conversation.last_at, t(1_700_000_100));
+}
+
+#[tokio::test]
+async fn a_record_not_marked_enqueued_is_returned_again_until_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let a = message("5511999990000", "wamid.a", t(1_700_000_100), "a");
+    let b = message("5511999990000", "wamid.b", t(1_700_000_200), "b");
+    let note = notification("n1");
+    let entry_a = QueueEntry::for_record(&a).unwrap();
+    let entry_b = QueueEntry::for_record(&b).unwrap();
+
+    let pending = store.record(&[a.clone(), note.clone()]).await.unwrap();
+    assert_eq!(pending, vec![entry_a.clone()]);
+    // `a` left unconfirmed, `b` new, the notification never returned; input order, each once.
+    let pending = store
+        .record(&[b.clone(), note.clone(), a.clone(), a.clone()])
+        .await
+        .unwrap();
+    assert_eq!(pending, vec![entry_b.clone(), entry_a.clone()]);
+
+    store.mark_enqueued(&[a.key()]).await.unwrap();
+    assert_eq!(
+        store.record(&[a.clone(), b.clone()]).await.unwrap(),
+        vec![entry_b]
+    );
+    store.mark_enqueued(&[b.key()]).await.unwrap();
+    assert!(store.record(&[a, b, note]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn conversation_times_are_min_and_max_whatever_the_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let times = [50, 10, 90, 30];
+    for (i, at) in times.into_iter().enumerate() {
+        let record = message(
+            "5511999990000",
+            &format!("wamid.{i}"),
+            t(1_700_000_000 + at),
+            "x",
+        );
+        store.record(&[record]).await.unwrap();
+    }
+    // And several in one call, out of order.
+    let batch = [
+        message("5511999990000", "wamid.x", t(1_700_000_095), "x"),
+        message("5511999990000", "wamid.y", t(1_700_000_005), "y"),
+    ];
+    store.record(&batch).await.unwrap();
+
+    let id = batch[0].conversation_id().unwrap();
+    let conversation = store.conversation(id).await.unwrap().unwrap();
+    assert_eq!(conversation.first_at, t(1_700_000_005));
+    assert_eq!(conversation.last_at, t(1_700_000_095));
+    assert_eq!(conversation.channel, Channel::Whatsapp);
+
+    let timeline = store.timeline(id, page(None, 100)).await.unwrap();
+    let at: Vec<i64> = timeline
+        .items
+        .iter()
+        .map(|r| r.record.at().timestamp() - 1_700_000_000)
+        .collect();
+    assert_eq!(at, [5, 10, 30, 50, 90, 95]);
+}
+
+#[tokio::test]
+async fn conversations_page_through_every_item_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    // Seven conversations; two share a last time (ordered by id then).
+    let offsets = [70, 10, 40, 40, 20, 60, 30];
+    for (i, at) in offsets.into_iter().enumerate() {
+        let record = message(
+            &format!("55119999900{i:02}"),
+            &format!("wamid.c{i}"),
+            t(1_700_000_000 + at),
+            "x",
+        );
+        store.record(&[record]).await.unwrap();
+    }
+    let pages = read_all(3, |p| store.conversations(None, p)).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
+    let all: Vec<_> = pages.into_iter().flatten().collect();
+    let keys: Vec<_> = all.iter().map(|c| (c.last_at, c.id.clone())).collect();
+    let mut expected = keys.clone();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(keys, expected);
+    let mut ids: Vec<_> = all.iter().map(|c| c.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 7);
+
+    // The channel filter, with its own cursors.
+    let whatsapp = read_all(3, |p| store.conversations(Some(Channel::Whatsapp), p)).await;
+    assert_eq!(whatsapp.concat().len(), 7);
+    let telegram = store
+        .conversations(Some(Channel::Telegram), page(None, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        telegram,
+        Page {
+            items: Vec::new(),
+            next: None
+        }
+    );
+}
+
+#[tokio::test]
+async fn timeline_and_quarantine_page_through_every_item_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let records: Vec<Record> = [5, 3, 3, 1, 7, 6, 2]
+        .into_iter()
+        .enumerate()
+        .map(|(i, at)| {
+            message(
+                "5511999990000",
+                &format!("wamid.{i}"),
+                t(1_700_000_000 + at),
+                "x",
+            )
+        })
+        .collect();
+    store.record(&records).await.unwrap();
+    let id = records[0].conversation_id().unwrap();
+    let pages = read_all(3, |p| store.timeline(id, p)).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
+    let got: Vec<_> = pages
+        .concat()
+        .into_iter()
+        .map(|r| (r.record.at(), r.key))
+        .collect();
+    let mut expected: Vec<_> = records.iter().map(|r| (r.at(), r.key())).collect();
+    expected.sort();
+    assert_eq!(got, expected);
+
+    let mut kept = Vec::new();
+    for i in 0..7 {
+        let delivery = RawDelivery::new(
+            Channel::Whatsapp,
+            Bytes::from(format!("not json {i}")),
+            t(1_700_000_000 + [3, 1, 4, 1, 5, 9, 2][i]),
+            true,
+        );
+        store.keep_delivery(&delivery).await.unwrap();
+        kept.push((delivery.received_at, delivery.id));
+    }
+    store
+        .keep_delivery(&RawDelivery::new(
+            Channel::Whatsapp,
+            Bytes::from_static(b"{}"),
+            t(1_700_000_010),
+            false,
+        ))
+        .await
+        .unwrap();
+    let pages = read_all(3, |p| store.quarantined(p)).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
+    kept.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<DeliveryId> = kept.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(pages.concat(), expected);
+}
+
+#[tokio::test]
+async fn a_limit_of_zero_is_one_and_an_exact_last_page_has_no_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let records: Vec<Record> = (0..6)
+        .map(|i| {
+            message(
+                "5511999990000",
+                &format!("wamid.{i}"),
+                t(1_700_000_000 + i),
+                "x",
+            )
+        })
+        .collect();
+    store.record(&records).await.unwrap();
+    let id = records[0].conversation_id().unwrap();
+    let first = store.timeline(id, page(None, 0)).await.unwrap();
+    assert_eq!(first.items.len(), 1);
+    assert!(first.next.is_some());
+    let pages = read_all(3, |p| store.timeline(id, p)).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3]);
+}
+
+#[tokio::test]
+async fn a_cursor_not_issued_by_the_same_listing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let records: Vec<Record> = (0..3)
+        .map(|i| {
+            message(
+                &format!("55119999900{i:02}"),
+                &format!("wamid.c{i}"),
+                t(1_700_000_000 + i),
+                "x",
+            )
+        })
+        .collect();
+    store.record(&records).await.unwrap();
+    let id = records[0].conversation_id().unwrap();
+    let other = records[1].conversation_id().unwrap();
+
+    for garbage in ["garbage", "%%%", "eyJ4IjoxfQ", "AAAA"] {
+        let bad = || page(Some(garbage.to_owned()), 3);
+        assert!(matches!(
+            store.conversations(None, bad()).await,
+            Err(BackendError::BadCursor)
+        ));
+        assert!(matches!(
+            store.timeline(id, bad()).await,
+            Err(BackendError::BadCursor)
+        ));
+        assert!(matches!(
+            store.quarantined(bad()).await,
+            Err(BackendError::BadCursor)
+        ));
+    }
+
+    let conversations_cursor = store.conversations(None, page(None, 1)).await.unwrap().next;
+    assert!(conversations_cursor.is_some());
+    let misuse = page(conversations_cursor.clone(), 1);
+    assert!(matches!(
+        store.timeline(id, misuse.clone()).await,
+        Err(BackendError::BadCursor)
+    ));
+    assert!(matches!(
+        store.quarantined(misuse.clone()).await,
+        Err(BackendError::BadCursor)
+    ));
+    assert!(matches!(
+        store
+            .conversations(Some(Channel::Whatsapp), misuse.clone())
+            .await,
+        Err(BackendError::BadCursor)
+    ));
+    assert!(store.conversations(None, misuse).await.is_ok());
+
+    store
+        .record(&[message("5511999990000", "wamid.2", t(1_700_000_050), "x")])
+        .await
+        .unwrap();
+    let timeline_cursor = store.timeline(id, page(None, 1)).await.unwrap().next;
+    assert!(timeline_cursor.is_some());
+    assert!(matches!(
+        store
+            .timeline(other, page(timeline_cursor.clone(), 1))
+            .await,
+        Err(BackendError::BadCursor)
+    ));
+    assert!(store.timeline(id, page(timeline_cursor, 1)).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_six_megabyte_delivery_round_trips_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let body: Vec<u8> = (0..6 * 1024 * 1024)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let delivery = RawDelivery::new(Channel::Messenger, Bytes::from(body), clock.now(), true);
+    store.keep_delivery(&delivery).await.unwrap();
+    // Same bytes again: no-op.
+    store.keep_delivery(&delivery).await.unwrap();
+    let read = store.delivery(&delivery.id).await.unwrap().unwrap();
+    assert_eq!(read.body.len(), 6 * 1024 * 1024);
+    assert_eq!(read, delivery);
+    assert_eq!(DeliveryId::of(&read.body), delivery.id);
+    assert_eq!(
+        store.delivery(&DeliveryId::of(b"other")).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_queue_deduplicates_and_keeps_each_conversation_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let visibility = Duration::from_secs(30);
+    store
+        .enqueue(&[
+            entry("cv_a", "a1"),
+            entry("cv_a", "a2"),
+            entry("cv_b", "b1"),
+        ])
+        .await
+        .unwrap();
+    store
+        .enqueue(&[entry("cv_a", "a1"), entry("cv_a", "a3")])
+        .await
+        .unwrap();
+    assert_eq!(store.queue_len().await.unwrap(), 4);
+
+    // One per group, in enqueue order.
+    let got = store.receive(10, visibility).await.unwrap();
+    let keys: Vec<_> = got.iter().map(|r| r.entry.record_key.as_str()).collect();
+    assert_eq!(keys, ["a1", "b1"]);
+    assert!(got.iter().all(|r| r.receive_count == 1));
+    // cv_a's head is in flight, cv_b's only entry too.
+    assert!(store.receive(10, visibility).await.unwrap().is_empty());
+
+    store.ack(&[got[0].receipt]).await.unwrap();
+    let next = store.receive(10, visibility).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].entry, entry("cv_a", "a2"));
+
+    // b1's visibility passes without an ack: handed out again.
+    clock.advance(TimeDelta::seconds(31));
+    let again = store.receive(10, visibility).await.unwrap();
+    let keys: Vec<_> = again
+        .iter()
+        .map(|r| (r.entry.record_key.as_str(), r.receive_count))
+        .collect();
+    assert_eq!(keys, [("a2", 2), ("b1", 2)]);
+    store
+        .ack(&again.iter().map(|r| r.receipt).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    store.ack(&[got[0].receipt]).await.unwrap();
+
+    let last = store.receive(1, visibility).await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].entry, entry("cv_a", "a3"));
+    assert!(store.receive(0, visibility).await.unwrap().is_empty());
+    store.ack(&[last[0].receipt]).await.unwrap();
+    assert_eq!(store.queue_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn expired_rows_are_purged_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let record = message("5511999990000", "wamid.1", t(1_700_000_100), "x");
+    let delivery = RawDelivery::new(
+        Channel::Whatsapp,
+        Bytes::from_static(b"{}"),
+        clock.now(),
+        false,
+    );
+    {
+        let store = SqliteStore::open(dir.path(), 2, clock.clone()).unwrap();
+        store.keep_delivery(&delivery).await.unwrap();
+        store.record(std::slice::from_ref(&record)).await.unwrap();
+    }
+    clock.advance(TimeDelta::days(1));
+    let store = SqliteStore::open(dir.path(), 2, clock.clone()).unwrap();
+    assert!(store.delivery(&delivery.id).await.unwrap().is_some());
+
+    clock.advance(TimeDelta::days(1));
+    drop(store);
+    let store = SqliteStore::open(dir.path(), 2, clock.clone()).unwrap();
+    assert_eq!(store.delivery(&delivery.id).await.unwrap(), None);
+    let id = record.conversation_id().unwrap();
+    assert_eq!(store.conversation(id).await.unwrap(), None);
+    assert!(
+        store
+            .timeline(id, page(None, 10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store.purge_expired().await.unwrap(),
+        crate::Purged::default()
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+    }
+    let err = SqliteStore::open(dir.path(), 30, TestClock::new()).unwrap_err();
+    match &err {
+        EmbeddedError::UnsupportedSchema {
+            path: p,
+            found,
+            supported,
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!((*found, *supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains(FILE_NAME));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(tables, 0);
+}
+
+#[test]
+fn opening_creates_the_directory_and_a_bad_directory_names_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a").join("b");
+    SqliteStore::open(&nested, 30, TestClock::new()).unwrap();
+    assert!(nested.join(FILE_NAME).is_file());
+
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SqliteStore::open(&file, 30, TestClock::new()).unwrap_err();
+    assert!(matches!(err, EmbeddedError::CreateDir { .. }), "{err:?}");
+    assert!(err.to_string().contains("plain-file"));
+}
+
+#[test]
+fn operations_work_outside_a_tokio_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), 30, TestClock::new()).unwrap();
+    let len = futures_lite_block_on(store.queue_len());
+    assert_eq!(len.unwrap(), 0);
+}
+
+/// Polls a future that never waits (the store runs in place outside Tokio) to completion.
+fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+#[tokio::test]
+async fn whatsapp_deliveries_normalize_store_and_enqueue() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "100200300"},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5511999990000"}],
+            "messages": [{"from": "5511999990000", "id": "wamid.A", "timestamp": "1700000000",
+                          "type": "text", "text": {"body": "hi"}}]
+        }}]}]
+    });
+    let records = switchboard_core::channels::whatsapp::normalize(&body, clock.now());
+    assert!(!records.is_empty());
+    let pending = store.record(&records).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    store.enqueue(&pending).await.unwrap();
+    store
+        .mark_enqueued(&[pending[0].record_key.clone()])
+        .await
+        .unwrap();
+    let conversation = store
+        .conversation(&pending[0].conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conversation.customer.display_name.as_deref(), Some("Ana"));
+    let received = store.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].entry, pending[0]);
+}
+
+#[tokio::test]
+async fn a_panic_inside_an_operation_is_an_error_and_the_store_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let panicked = store
+        .run("test", |conn| -> Result<(), BackendError> {
+            let _tx = conn.transaction().unwrap();
+            conn_panics()
+        })
+        .await;
+    assert!(matches!(
+        panicked,
+        Err(BackendError::Unavailable {
+            operation: "test",
+            ..
+        })
+    ));
+    // The next operation reports the poisoned lock, heals it; the one after works.
+    assert!(matches!(
+        store.queue_len().await,
+        Err(BackendError::Unavailable {
+            operation: "queue_len",
+            ..
+        })
+    ));
+    assert_eq!(store.queue_len().await.unwrap(), 0);
+    store.enqueue(&[entry("cv_a", "a1")]).await.unwrap();
+    assert_eq!(store.queue_len().await.unwrap(), 1);
+}
+
+fn conn_panics() -> Result<(), BackendError> {
+    panic!("deliberate panic inside a store operation")
+}

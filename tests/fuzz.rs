@@ -1,0 +1,91 @@
+//! Arbitrary input through the whole webhook path: whatever a signed body holds, the answer is
+//! 200 (stored, or quarantined when it is not JSON), never a panic or a 5xx, and an unsigned one
+//! is always 401.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use switchboard_tests::{Backend, call, embedded, post, signed};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn shapes() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[a-z0-9 .<>é😡]{0,10}".prop_map(Value::from),
+    ];
+    let tree = leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("id".to_owned()),
+                    Just("type".to_owned()),
+                    Just("from".to_owned()),
+                    Just("timestamp".to_owned()),
+                    Just("text".to_owned()),
+                    Just("status".to_owned()),
+                    Just("reaction".to_owned()),
+                    Just("contacts".to_owned()),
+                    "[a-z]{1,6}"
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    (tree.clone(), tree).prop_map(|(item, other)| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [
+            {"field": "messages", "value": {"metadata": {"phone_number_id": "P"},
+              "messages": [item.clone()], "statuses": [item.clone()], "message_echoes": [item.clone()],
+              "calls": [item], "other": other}}
+        ]}]})
+    })
+}
+
+fn backend(rt: &tokio::runtime::Runtime) -> (Backend, axum::Router) {
+    let backend = rt.block_on(embedded());
+    let app = backend.app(None);
+    (backend, app)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn any_signed_bytes_are_answered_200_and_kept(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let rt = runtime();
+        let (backend, app) = backend(&rt);
+        let (status, _) = rt.block_on(call(&app, signed(bytes.clone())));
+        prop_assert_eq!(status, 200);
+        let kept = rt.block_on(backend.reader.delivery(&switchboard_core::ids::DeliveryId::of(&bytes))).unwrap();
+        prop_assert!(kept.is_some_and(|d| d.body == bytes));
+    }
+
+    #[test]
+    fn any_signed_json_shape_is_accepted_twice_without_doubling(body in shapes()) {
+        let rt = runtime();
+        let (backend, app) = backend(&rt);
+        let bytes = body.to_string();
+        prop_assert_eq!(rt.block_on(call(&app, signed(bytes.clone()))).0, 200);
+        let first = rt.block_on(backend.probe.drain()).len();
+        prop_assert_eq!(rt.block_on(call(&app, signed(bytes))).0, 200);
+        prop_assert_eq!(rt.block_on(backend.probe.drain()).len(), 0, "{} queued first", first);
+    }
+
+    #[test]
+    fn any_unsigned_body_is_401(bytes in prop::collection::vec(any::<u8>(), 0..256), header in "[ -~]{0,80}") {
+        let rt = runtime();
+        let (_, app) = backend(&rt);
+        prop_assert_eq!(rt.block_on(call(&app, post(bytes.clone(), Some(&header)))).0, 401);
+        prop_assert_eq!(rt.block_on(call(&app, post(bytes, None))).0, 401);
+    }
+}

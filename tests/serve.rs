@@ -1,0 +1,379 @@
+//! End to end over HTTP: the real `switchboard` binary, started as a process, answering on
+//! loopback, on the embedded backend and on AWS (moto), plus its start-up errors.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use switchboard_tests::{APP_SECRET, OLD_APP_SECRET, VERIFY_TOKEN, fixtures_dir, moto, signature};
+
+/// The `switchboard` binary of this workspace, built if `cargo test` did not build it.
+fn binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        // <target>/<profile>/deps/<test> → <target>/<profile>/switchboard
+        let path = exe
+            .parent()
+            .and_then(|p| p.parent())
+            .expect("target dir")
+            .join("switchboard");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "switchboard",
+                "--bin",
+                "switchboard",
+            ])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building the switchboard binary failed");
+        assert!(path.exists(), "no binary at {}", path.display());
+        path
+    })
+    .clone()
+}
+
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Starts `switchboard serve ARGS` and waits for the line that gives its address.
+fn serve(args: &[&str], envs: &[(&str, &str)]) -> Process {
+    let mut child = command(envs)
+        .arg("serve")
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start switchboard serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(rest) = line.split("serving on http://").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("switchboard serve did not print its address");
+    Process {
+        child,
+        addr: addr.parse().expect("address"),
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns the status and the body.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, response[split + 4..].to_vec())
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> Value {
+    let (status, body) = http(addr, "GET", path, &[], b"");
+    assert_eq!(status, 200, "{path}");
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+fn post_signed(addr: SocketAddr, body: &[u8]) -> u16 {
+    let sig = signature(body);
+    http(
+        addr,
+        "POST",
+        "/webhooks/whatsapp",
+        &[
+            ("content-type", "application/json"),
+            ("x-hub-signature-256", &sig),
+        ],
+        body,
+    )
+    .0
+}
+
+const LOCAL_SECRETS: [(&str, &str); 2] = [
+    (
+        "SWITCHBOARD_WHATSAPP_APP_SECRETS",
+        "test-app-secret,test-app-secret-previous",
+    ),
+    ("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
+];
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join("whatsapp").join(name)).unwrap()
+}
+
+/// Waits until `check` holds (the read API of the AWS backend reads an index).
+fn eventually(mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "condition not met in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_on_the_embedded_backend_takes_webhooks_and_keeps_them_across_restarts() {
+    assert_eq!(
+        (APP_SECRET, OLD_APP_SECRET),
+        ("test-app-secret", "test-app-secret-previous")
+    );
+    let data = tempfile::tempdir().unwrap();
+    let data_arg = data.path().to_str().unwrap();
+    let server = serve(&["--data", data_arg], &LOCAL_SECRETS);
+
+    let (status, challenge) = http(
+        server.addr,
+        "GET",
+        &format!(
+            "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=31337"
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!((status, challenge.as_slice()), (200, &b"31337"[..]));
+    let (status, _) = http(
+        server.addr,
+        "GET",
+        "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 403);
+
+    let raw = fixture("text_signed__pywa.raw");
+    assert_eq!(post_signed(server.addr, &raw), 200);
+    assert_eq!(post_signed(server.addr, &fixture("image__pywa.json")), 200);
+    let (status, _) = http(
+        server.addr,
+        "POST",
+        "/webhooks/whatsapp",
+        &[("x-hub-signature-256", "sha256=00")],
+        &raw,
+    );
+    assert_eq!(status, 401);
+
+    let conversations = get_json(server.addr, "/api/conversations");
+    assert_eq!(conversations["items"].as_array().unwrap().len(), 2);
+    assert_eq!(conversations["next"], Value::Null);
+    drop(server);
+
+    // Restarted on the same data folder: everything is still there.
+    let server = serve(&["--data", data_arg], &LOCAL_SECRETS);
+    let conversations = get_json(server.addr, "/api/conversations?channel=whatsapp");
+    let items = conversations["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let pywa = items
+        .iter()
+        .find(|c| c["customer_name"] == "PyWa Tests")
+        .expect("the signed fixture's conversation");
+    assert_eq!(pywa["channel"], "whatsapp");
+    let messages = get_json(
+        server.addr,
+        &format!(
+            "/api/conversations/{}/messages",
+            pywa["id"].as_str().unwrap()
+        ),
+    );
+    let message = &messages["items"][0];
+    assert_eq!(
+        message["provider_message_id"],
+        "wamid.HBgMOTcyNTQ0NDAxMjQzFQIAEhggM0RFQTNCMEEwRTY3QzUwODYzMDc4NjQ4QzM4ODAxM0YA"
+    );
+    assert_eq!(message["kind"], "text");
+    assert_eq!(message["direction"], "inbound");
+    assert_eq!(message["sent_at"], "2024-10-29T19:58:23Z");
+    assert_eq!(message["text"], "Hey there! I am using PyWa.");
+    // Posting it again after the restart stores nothing new.
+    assert_eq!(post_signed(server.addr, &raw), 200);
+    let again = get_json(
+        server.addr,
+        &format!(
+            "/api/conversations/{}/messages",
+            pywa["id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(again["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn serve_refuses_to_start_without_the_channel_secret_and_names_it() {
+    let data = tempfile::tempdir().unwrap();
+    let output = command(&[])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data.path().to_str().unwrap(),
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SWITCHBOARD_WHATSAPP_SECRET_ARN"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SWITCHBOARD_WHATSAPP_APP_SECRETS"),
+        "{stderr}"
+    );
+
+    let output = command(&[LOCAL_SECRETS[0], LOCAL_SECRETS[1]])
+        .args(["serve", "--backend", "aws", "--addr", "127.0.0.1:0"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SWITCHBOARD_TABLE"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
+    let moto = moto().await;
+    let aws_env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let prefix = format!("serve{}", std::process::id());
+    let output = command(&aws_env)
+        .args(["provision", "--prefix", &prefix])
+        .output()
+        .expect("run provision");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let setting = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} not printed: {stdout}"))
+            .to_owned()
+    };
+    let table = setting("SWITCHBOARD_TABLE");
+    let queue = setting("SWITCHBOARD_INTAKE_QUEUE_URL");
+    assert_eq!(table, format!("{prefix}-table"));
+    assert!(queue.ends_with(&format!("{prefix}-intake.fifo")), "{queue}");
+    // Provisioning again is harmless.
+    assert!(
+        command(&aws_env)
+            .args(["provision", "--prefix", &prefix])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+
+    let mut envs = aws_env.to_vec();
+    envs.extend([
+        ("SWITCHBOARD_TABLE", table.as_str()),
+        ("SWITCHBOARD_INTAKE_QUEUE_URL", queue.as_str()),
+    ]);
+    envs.extend(LOCAL_SECRETS);
+    let server = serve(&["--backend", "aws"], &envs);
+    let addr = server.addr;
+    let body = fixture("text_signed__pywa.raw");
+    let status = tokio::task::spawn_blocking(move || post_signed(addr, &body))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let items = tokio::task::spawn_blocking(move || {
+        let mut items = Vec::new();
+        eventually(|| {
+            items = get_json(addr, "/api/conversations")["items"]
+                .as_array()
+                .unwrap()
+                .clone();
+            !items.is_empty()
+        });
+        items
+    })
+    .await
+    .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["customer_name"], "PyWa Tests");
+
+    // The message reached the SQS queue, once.
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let probe = switchboard_tests::SqsProbe {
+        client: sqs,
+        url: queue,
+    };
+    let queued = switchboard_tests::QueueProbe::drain(&probe).await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].kind, "text");
+}

@@ -1,0 +1,259 @@
+//! `template.yaml` (what a deployment creates) agrees with the resource definitions the code uses
+//! (what `switchboard provision` creates and what the adapters expect), and follows the rules of
+//! the project: least privilege, no secret as a plain parameter.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use switchboard_aws::resources::{self, INDEXES, INTAKE_QUEUE, PK, SK, TTL_ATTRIBUTE};
+
+fn template() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(&path).expect("template.yaml");
+    serde_yaml_ng::from_str(&text).expect("template.yaml is plain YAML (long-form intrinsics)")
+}
+
+fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+    let r = &t["Resources"][name];
+    assert!(r.is_object(), "resource {name} missing");
+    r
+}
+
+fn names(list: &Value, key: &str) -> BTreeSet<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|v| v[key].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+#[test]
+fn the_table_matches_the_code_definitions() {
+    let t = template();
+    let table = &resource(&t, "Table")["Properties"];
+    let (keys, attributes, indexes) = resources::table_schema();
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    let key_schema: Vec<(String, String)> = table["KeySchema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap().into(),
+                k["KeyType"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let code_keys: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (k.attribute_name().into(), k.key_type().as_str().into()))
+        .collect();
+    assert_eq!(key_schema, code_keys);
+    assert_eq!(code_keys[0].0, PK);
+    assert_eq!(code_keys[1].0, SK);
+    let template_attrs: BTreeSet<(String, String)> = table["AttributeDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap().into(),
+                a["AttributeType"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let code_attrs: BTreeSet<(String, String)> = attributes
+        .iter()
+        .map(|a| {
+            (
+                a.attribute_name().into(),
+                a.attribute_type().as_str().into(),
+            )
+        })
+        .collect();
+    assert_eq!(template_attrs, code_attrs);
+    let template_indexes = table["GlobalSecondaryIndexes"].as_array().unwrap();
+    assert_eq!(template_indexes.len(), indexes.len());
+    for (spec, code) in INDEXES.iter().zip(&indexes) {
+        let t_index = template_indexes
+            .iter()
+            .find(|i| i["IndexName"] == spec.name)
+            .unwrap_or_else(|| panic!("index {} missing", spec.name));
+        assert_eq!(code.index_name(), spec.name);
+        let t_keys: Vec<&str> = t_index["KeySchema"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["AttributeName"].as_str().unwrap())
+            .collect();
+        assert_eq!(t_keys, [spec.pk, spec.sk]);
+        assert_eq!(t_index["Projection"]["ProjectionType"], "ALL");
+    }
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        TTL_ATTRIBUTE
+    );
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+}
+
+#[test]
+fn the_queues_match_the_code_definitions() {
+    let t = template();
+    let queue = &resource(&t, "IntakeQueue")["Properties"];
+    let dlq = &resource(&t, "IntakeDeadLetterQueue")["Properties"];
+    let code = resources::intake_queue_attributes("arn:dlq");
+    let attr = |name: aws_sdk_sqs::types::QueueAttributeName| code.get(&name).cloned().unwrap();
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    assert_eq!(queue["FifoQueue"].to_string(), attr(Q::FifoQueue));
+    assert_eq!(dlq["FifoQueue"], true);
+    assert_eq!(
+        queue["ContentBasedDeduplication"].to_string(),
+        attr(Q::ContentBasedDeduplication)
+    );
+    assert_eq!(
+        queue["VisibilityTimeout"],
+        INTAKE_QUEUE.visibility_timeout_secs
+    );
+    assert_eq!(queue["MessageRetentionPeriod"], INTAKE_QUEUE.retention_secs);
+    assert_eq!(dlq["MessageRetentionPeriod"], INTAKE_QUEUE.retention_secs);
+    assert_eq!(
+        queue["RedrivePolicy"]["maxReceiveCount"],
+        INTAKE_QUEUE.max_receive_count
+    );
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"],
+        serde_json::json!(["IntakeDeadLetterQueue", "Arn"])
+    );
+    let redrive: Value = serde_json::from_str(&attr(Q::RedrivePolicy)).unwrap();
+    assert_eq!(redrive["maxReceiveCount"], INTAKE_QUEUE.max_receive_count);
+    // The names provision gives a prefix are the names the template gives a stack.
+    let names = resources::ResourceNames::with_prefix("${AWS::StackName}");
+    assert_eq!(queue["QueueName"]["Fn::Sub"], names.intake_queue);
+    assert_eq!(dlq["QueueName"]["Fn::Sub"], names.intake_dlq);
+}
+
+#[test]
+fn the_webhook_function_is_wired_as_the_code_expects() {
+    let t = template();
+    let function = resource(&t, "WebhookWhatsAppFunction");
+    assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");
+    let binary = function["Metadata"]["BuildProperties"]["Binary"]
+        .as_str()
+        .unwrap();
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions")
+            .join(binary)
+            .join("Cargo.toml"),
+    )
+    .expect("the function crate named by Binary");
+    assert!(manifest.contains(&format!("name = \"{binary}\"")));
+    let env = &function["Properties"]["Environment"]["Variables"];
+    for name in [
+        switchboard_core::config::TABLE,
+        switchboard_core::config::INTAKE_QUEUE_URL,
+        switchboard_core::config::RETENTION_DAYS,
+        "SWITCHBOARD_WHATSAPP_SECRET_ARN",
+    ] {
+        assert!(
+            env[name].is_object(),
+            "{name} not set from a resource or parameter"
+        );
+    }
+    let routes: BTreeSet<(String, String)> = function["Properties"]["Events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| {
+            assert_eq!(e["Type"], "HttpApi");
+            (
+                e["Properties"]["Method"].as_str().unwrap().to_owned(),
+                e["Properties"]["Path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        BTreeSet::from([
+            ("GET".into(), "/webhooks/whatsapp".into()),
+            ("POST".into(), "/webhooks/whatsapp".into())
+        ])
+    );
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"], serde_json::json!(["arm64"]));
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+}
+
+#[test]
+fn the_webhook_role_has_exactly_the_actions_it_uses_on_its_own_resources() {
+    let t = template();
+    let function = resource(&t, "WebhookWhatsAppFunction");
+    let statements: Vec<&Value> = function["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["Statement"]
+                .as_array()
+                .expect("inline statements only")
+                .iter()
+        })
+        .collect();
+    let mut actions = BTreeSet::new();
+    for s in &statements {
+        assert_eq!(s["Effect"], "Allow");
+        assert!(
+            s["Resource"].is_object(),
+            "resource must be a reference, not {}",
+            s["Resource"]
+        );
+        let list = match &s["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
+            other => panic!("{other}"),
+        };
+        for a in list {
+            assert!(!a.contains('*'), "wildcard action {a}");
+            actions.insert(a);
+        }
+    }
+    let used: BTreeSet<String> = [
+        // DynamoStore: BatchGetItem (dedup), BatchWriteItem (raw delivery chunks),
+        // TransactWriteItems of Put and Update (new records, confirmations), UpdateItem
+        // (conversations). Transactions need the underlying actions' permissions.
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+        "secretsmanager:GetSecretValue",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(actions, used);
+}
+
+#[test]
+fn no_secret_is_a_plain_parameter() {
+    let t = template();
+    for (name, p) in t["Parameters"].as_object().into_iter().flatten() {
+        let lower = name.to_ascii_lowercase();
+        assert!(
+            !["secret", "token", "password"]
+                .iter()
+                .any(|w| lower.contains(w)),
+            "parameter {name} looks like a secret: {p}"
+        );
+    }
+    assert_eq!(
+        resource(&t, "WhatsAppSecret")["Type"],
+        "AWS::SecretsManager::Secret"
+    );
+}
