@@ -78,18 +78,14 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Process {
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut sent = false;
+        // Keep reading after the address line so the server never blocks on a full pipe.
+        let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(rest) = line.split("serving on http://").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
+            if let Some(rest) = line.split("serving on http://").nth(1)
+                && let Some(tx) = tx.take()
+            {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                let _ = tx.send(addr.to_owned());
             }
         }
     });

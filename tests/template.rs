@@ -20,14 +20,6 @@ fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
     r
 }
 
-fn names(list: &Value, key: &str) -> BTreeSet<String> {
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .map(|v| v[key].as_str().expect("a name").to_owned())
-        .collect()
-}
-
 #[test]
 fn the_table_matches_the_code_definitions() {
     let t = template();
