@@ -87,3 +87,32 @@ async fn the_handshake_works_through_an_api_gateway_event() {
         (200, "987".to_owned())
     );
 }
+
+#[tokio::test]
+async fn the_sample_events_in_infra_are_answered_as_documented() {
+    use std::collections::HashMap;
+    use switchboard_core::http::{WebhookState, webhook_router};
+    use switchboard_core::intake::Intake;
+    use switchboard_core::model::Channel;
+    use switchboard_core::verify::{MetaVerifier, Secret};
+
+    let backend = embedded().await;
+    let verifier = MetaVerifier::new(vec![Secret::new("dev-secret")], Secret::new("dev-token"));
+    let intake = Intake::new(
+        backend.store.clone(),
+        backend.queue.clone(),
+        std::sync::Arc::new(switchboard_core::clock::SystemClock),
+    );
+    let app = webhook_router(WebhookState::new(
+        intake,
+        HashMap::from([(Channel::Whatsapp, verifier)]),
+    ));
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events");
+    let read = |name: &str| std::fs::read_to_string(events.join(name)).unwrap();
+    assert_eq!(
+        invoke(&app, &read("whatsapp-verify.json")).await,
+        (200, "1158201444".to_owned())
+    );
+    assert_eq!(invoke(&app, &read("whatsapp-post.json")).await.0, 200);
+    assert_eq!(backend.probe.drain().await.len(), 1);
+}
