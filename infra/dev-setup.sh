@@ -30,6 +30,7 @@ requirements=(
   "aws-sam-cli==1.170.*"
   "cfn-lint==1.58.*"
   "cargo-lambda==1.9.*"
+  "ziglang==0.17.*"
 )
 
 say() {
