@@ -54,7 +54,15 @@ sam_build() {
 
 step "format" cargo fmt --all --check
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
-step "tests" cargo test --workspace
+# The test log is kept to print one total at the end: cargo prints a result line per test
+# binary, and the last of them (doc tests) is often "0 passed".
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+run_tests() {
+  cargo test --workspace 2>&1 | tee "$test_log"
+  return "${PIPESTATUS[0]}"
+}
+step "tests" run_tests
 step "template" sam validate --lint
 if [[ ${SWITCHBOARD_SKIP_SAM_BUILD:-0} == 1 ]]; then
   printf '\n==> skipped: sam build (SWITCHBOARD_SKIP_SAM_BUILD=1)\n'
@@ -63,3 +71,4 @@ else
 fi
 
 printf '\n==> all steps passed (%d s)\n' "$((SECONDS - total_start))"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"
