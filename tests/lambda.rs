@@ -93,7 +93,7 @@ async fn the_sample_events_in_infra_are_answered_as_documented() {
     use std::collections::HashMap;
     use switchboard_core::http::{WebhookState, webhook_router};
     use switchboard_core::intake::Intake;
-    use switchboard_core::model::Channel;
+    use switchboard_core::model::Webhook;
     use switchboard_core::verify::{MetaVerifier, Secret};
 
     let backend = embedded().await;
@@ -105,7 +105,7 @@ async fn the_sample_events_in_infra_are_answered_as_documented() {
     );
     let app = webhook_router(WebhookState::new(
         intake,
-        HashMap::from([(Channel::Whatsapp, verifier)]),
+        HashMap::from([(Webhook::Whatsapp, verifier)]),
     ));
     let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events");
     let read = |name: &str| std::fs::read_to_string(events.join(name)).unwrap();

@@ -3,7 +3,7 @@
 
 use switchboard_aws::app::channel_verifier;
 use switchboard_core::config::{ConfigError, Source};
-use switchboard_core::model::Channel;
+use switchboard_core::model::Webhook;
 use switchboard_core::verify::sign;
 use switchboard_tests::moto;
 
@@ -42,7 +42,7 @@ async fn the_verifier_comes_from_the_secret_named_by_its_arn() {
     let verifier = channel_verifier(
         &source(vec![("SWITCHBOARD_WHATSAPP_SECRET_ARN", arn)]),
         Some(&sdk),
-        Channel::Whatsapp,
+        Webhook::Whatsapp,
     )
     .await
     .expect("verifier");
@@ -63,7 +63,7 @@ async fn the_verifier_comes_from_the_secret_named_by_its_arn() {
 async fn a_missing_unreadable_or_empty_secret_stops_start_up_naming_the_setting() {
     let sdk = moto().await.sdk_config().await;
     let var = "SWITCHBOARD_WHATSAPP_SECRET_ARN";
-    let missing = channel_verifier(&source(vec![]), Some(&sdk), Channel::Whatsapp)
+    let missing = channel_verifier(&source(vec![]), Some(&sdk), Webhook::Whatsapp)
         .await
         .unwrap_err();
     assert!(
@@ -77,7 +77,7 @@ async fn a_missing_unreadable_or_empty_secret_stops_start_up_naming_the_setting(
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".into(),
         )]),
         Some(&sdk),
-        Channel::Whatsapp,
+        Webhook::Whatsapp,
     )
     .await
     .unwrap_err();
@@ -90,7 +90,7 @@ async fn a_missing_unreadable_or_empty_secret_stops_start_up_naming_the_setting(
         ("notoken", r#"{"app_secrets": ["s"]}"#),
     ] {
         let arn = secret(&sdk, &format!("bad-{suffix}-{pid}"), value).await;
-        let err = channel_verifier(&source(vec![(var, arn)]), Some(&sdk), Channel::Whatsapp)
+        let err = channel_verifier(&source(vec![(var, arn)]), Some(&sdk), Webhook::Whatsapp)
             .await
             .unwrap_err();
         assert!(

@@ -18,7 +18,7 @@ use switchboard_aws::{DynamoStore, SqsIntakeQueue};
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::http::{WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
-use switchboard_core::model::Channel;
+use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
     BackendError, ConversationReader, IntakeQueue, MessageStore, QueueEntry,
 };
@@ -62,9 +62,9 @@ pub fn whatsapp_fixtures() -> Vec<(String, Vec<u8>)> {
 }
 
 /// The verifiers the tests' apps use: both secrets active, as during a rotation.
-pub fn verifiers() -> HashMap<Channel, MetaVerifier> {
+pub fn verifiers() -> HashMap<Webhook, MetaVerifier> {
     HashMap::from([(
-        Channel::Whatsapp,
+        Webhook::Whatsapp,
         MetaVerifier::new(
             vec![Secret::new(APP_SECRET), Secret::new(OLD_APP_SECRET)],
             Secret::new(VERIFY_TOKEN),

@@ -17,7 +17,7 @@ use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, ProcessEnv, Source};
 use switchboard_core::http::{WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
-use switchboard_core::model::Channel;
+use switchboard_core::model::Webhook;
 use switchboard_core::ports::{ConversationReader, IntakeQueue, MessageStore};
 use switchboard_embedded::SqliteStore;
 
@@ -163,8 +163,8 @@ struct Ports {
     queue: Arc<dyn IntakeQueue>,
 }
 
-/// The channels `serve` answers webhooks for.
-pub const CHANNELS: [Channel; 1] = [Channel::Whatsapp];
+/// The webhooks `serve` answers.
+pub const WEBHOOKS: [Webhook; 1] = [Webhook::Whatsapp];
 
 /// Builds the whole application (webhooks and read API) from `args` and settings in `source`.
 pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router, CliError> {
@@ -193,7 +193,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router,
         }
     };
     let mut verifiers = HashMap::new();
-    for channel in CHANNELS {
+    for channel in WEBHOOKS {
         verifiers.insert(
             channel,
             channel_verifier(source, sdk.as_ref(), channel).await?,

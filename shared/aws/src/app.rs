@@ -10,7 +10,7 @@ use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, Source};
 use switchboard_core::http::{WebhookState, webhook_router};
 use switchboard_core::intake::Intake;
-use switchboard_core::model::Channel;
+use switchboard_core::model::Webhook;
 use switchboard_core::verify::MetaVerifier;
 
 use crate::{DynamoStore, SqsIntakeQueue};
@@ -83,7 +83,7 @@ impl AwsBackend {
 pub async fn channel_verifier(
     source: &impl Source,
     sdk: Option<&SdkConfig>,
-    channel: Channel,
+    channel: Webhook,
 ) -> Result<MetaVerifier, ConfigError> {
     let arn_var = config::channel_var(channel, "SECRET_ARN");
     match (source.get(&arn_var), sdk) {
@@ -116,7 +116,7 @@ pub struct StartupError(#[from] ConfigError);
 
 /// The webhook application of a Lambda function serving `channels`, from the process
 /// environment: the router `lambda_http::run` serves.
-pub async fn webhook_app(channels: &[Channel]) -> Result<axum::Router, StartupError> {
+pub async fn webhook_app(channels: &[Webhook]) -> Result<axum::Router, StartupError> {
     let source = config::ProcessEnv;
     let settings = AwsSettings::from_source(&source)?;
     let sdk = sdk_config().await;

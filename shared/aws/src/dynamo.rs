@@ -516,7 +516,7 @@ impl MessageStore for DynamoStore {
         head.insert("chunks".into(), n(chunks.len()));
         head.insert("size".into(), n(delivery.body.len()));
         head.insert("encoding".into(), s("gzip"));
-        head.insert("channel".into(), s(delivery.channel.as_str()));
+        head.insert("channel".into(), s(delivery.webhook.as_str()));
         head.insert("received_at".into(), s(received_at.clone()));
         head.insert(
             "quarantined".into(),
@@ -816,7 +816,7 @@ impl ConversationReader for DynamoStore {
         if chunks.len() != expected {
             return Err(corrupt("delivery", "chunk count"));
         }
-        let channel = get_s(head, "channel")
+        let webhook = get_s(head, "channel")
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| corrupt("delivery", "channel"))?;
         let received_at = get_s(head, "received_at")
@@ -842,7 +842,7 @@ impl ConversationReader for DynamoStore {
             .map_err(|_| corrupt("delivery", "gzip"))?;
         let delivery = RawDelivery {
             id: id.clone(),
-            channel,
+            webhook,
             received_at,
             quarantined,
             body: Bytes::from(body),

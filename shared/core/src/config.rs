@@ -2,7 +2,7 @@
 //! `switchboard serve`. Read and checked once, at start; a missing or bad setting stops start-up
 //! with an error that names it.
 
-use crate::model::Channel;
+use crate::model::Webhook;
 use crate::verify::{MetaVerifier, Secret};
 
 /// A setting that is missing or unusable. The message names the variable and what to put there.
@@ -65,8 +65,8 @@ pub const RETENTION_DAYS: &str = "SWITCHBOARD_RETENTION_DAYS";
 /// Default retention.
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 
-/// The name of a per-channel variable: `SWITCHBOARD_WHATSAPP_APP_SECRETS`, …
-pub fn channel_var(channel: Channel, suffix: &str) -> String {
+/// The name of a per-webhook variable: `SWITCHBOARD_WHATSAPP_APP_SECRETS`, …
+pub fn channel_var(channel: Webhook, suffix: &str) -> String {
     format!(
         "SWITCHBOARD_{}_{suffix}",
         channel.as_str().to_ascii_uppercase()
@@ -90,7 +90,7 @@ pub fn retention_days(source: &impl Source) -> Result<u32, ConfigError> {
 /// The verifier of a Meta channel from plain variables, for local use:
 /// `SWITCHBOARD_<CHANNEL>_APP_SECRETS` (comma-separated, newest first) and
 /// `SWITCHBOARD_<CHANNEL>_VERIFY_TOKEN`. On Lambda the same values come from Secrets Manager.
-pub fn meta_verifier(source: &impl Source, channel: Channel) -> Result<MetaVerifier, ConfigError> {
+pub fn meta_verifier(source: &impl Source, channel: Webhook) -> Result<MetaVerifier, ConfigError> {
     let secrets_var = channel_var(channel, "APP_SECRETS");
     let secrets = source.require(
         &secrets_var,
@@ -149,14 +149,14 @@ mod tests {
 
     #[test]
     fn a_missing_secret_is_named() {
-        let err = meta_verifier(&source(&[]), Channel::Whatsapp).unwrap_err();
+        let err = meta_verifier(&source(&[]), Webhook::Whatsapp).unwrap_err();
         assert!(
             err.to_string().contains("SWITCHBOARD_WHATSAPP_APP_SECRETS"),
             "{err}"
         );
         let err = meta_verifier(
             &source(&[("SWITCHBOARD_WHATSAPP_APP_SECRETS", "a,b")]),
-            Channel::Whatsapp,
+            Webhook::Whatsapp,
         )
         .unwrap_err();
         assert!(
@@ -173,7 +173,7 @@ mod tests {
                 ("SWITCHBOARD_WHATSAPP_APP_SECRETS", " new , old "),
                 ("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", "t"),
             ]),
-            Channel::Whatsapp,
+            Webhook::Whatsapp,
         )
         .unwrap();
         let body = b"{}";
@@ -184,7 +184,7 @@ mod tests {
                 ("SWITCHBOARD_WHATSAPP_APP_SECRETS", " , "),
                 ("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", "t"),
             ]),
-            Channel::Whatsapp,
+            Webhook::Whatsapp,
         );
         assert!(matches!(err, Err(ConfigError::Invalid { .. })));
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::channels;
 use crate::clock::Clock;
-use crate::model::{Channel, Record};
+use crate::model::{Record, Webhook};
 use crate::ports::{BackendError, IntakeQueue, MessageStore, RawDelivery};
 
 /// The largest body accepted: Lambda's own limit for a synchronous invocation (6 MB).
@@ -57,16 +57,16 @@ impl Intake {
         }
     }
 
-    /// Takes in one verified delivery of `channel`. See the module docs for the guarantees.
-    #[tracing::instrument(skip_all, fields(channel = %channel, bytes = body.len()))]
+    /// Takes in one verified delivery to `webhook`. See the module docs for the guarantees.
+    #[tracing::instrument(skip_all, fields(webhook = %webhook, bytes = body.len()))]
     pub async fn accept(
         &self,
-        channel: Channel,
+        webhook: Webhook,
         body: Bytes,
     ) -> Result<IntakeOutcome, BackendError> {
         let received_at = self.clock.now();
         let parsed = serde_json::from_slice::<serde_json::Value>(&body);
-        let delivery = RawDelivery::new(channel, body, received_at, parsed.is_err());
+        let delivery = RawDelivery::new(webhook, body, received_at, parsed.is_err());
         self.store.keep_delivery(&delivery).await?;
         let Ok(json) = parsed else {
             tracing::warn!(delivery = %delivery.id, "delivery is not JSON; quarantined");
@@ -75,7 +75,7 @@ impl Intake {
                 ..IntakeOutcome::default()
             });
         };
-        let normalized = channels::normalize(channel, &json, received_at);
+        let normalized = channels::normalize(webhook, &json, received_at);
         let total = normalized.len();
         let records = unique_by_key(normalized);
         let pending = self.store.record(&records).await?;

@@ -86,6 +86,52 @@ impl std::str::FromStr for Channel {
 )]
 pub struct UnknownChannel(pub String);
 
+/// A webhook endpoint, `/webhooks/{name}`: one per provider subscription, with its own secrets.
+///
+/// One webhook can carry several channels: Meta's `page` webhook (`facebook`) brings Messenger
+/// messages and page feed changes (comments), the `instagram` webhook brings direct messages,
+/// comments and mentions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Webhook {
+    /// WhatsApp Business Cloud API (`object: whatsapp_business_account`).
+    Whatsapp,
+    /// A Facebook page (`object: page`): Messenger and the page feed.
+    Facebook,
+    /// An Instagram professional account (`object: instagram`).
+    Instagram,
+}
+
+impl Webhook {
+    /// Every webhook, in a stable order.
+    pub const ALL: [Webhook; 3] = [Webhook::Whatsapp, Webhook::Facebook, Webhook::Instagram];
+
+    /// The name in the route and in the settings (`SWITCHBOARD_FACEBOOK_…`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Webhook::Whatsapp => "whatsapp",
+            Webhook::Facebook => "facebook",
+            Webhook::Instagram => "instagram",
+        }
+    }
+}
+
+impl fmt::Display for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Webhook {
+    type Err = UnknownChannel;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Webhook::ALL
+            .into_iter()
+            .find(|w| w.as_str() == s)
+            .ok_or_else(|| UnknownChannel(s.to_owned()))
+    }
+}
+
 /// An identifier exactly as the provider sent it.
 ///
 /// Providers send ids as JSON strings or numbers (`"wamid.HBg…"`, `987654321432`); both are kept
@@ -180,6 +226,16 @@ pub enum MessageKind {
     Call,
     /// A system message about the customer (number or identity changed).
     System,
+    /// A public comment (or a reply to one) on a post, photo, video or reel.
+    Comment,
+    /// A public mention of the brand in someone's post, comment or story.
+    Mention,
+    /// A press of a button the brand sent (Messenger/Instagram postback).
+    Postback,
+    /// A story of the customer's that mentions the brand.
+    StoryMention,
+    /// A shared post, reel or link.
+    Share,
     /// A kind nobody knows yet, or one the provider itself could not render; the raw JSON is kept.
     Unsupported,
 }
@@ -201,6 +257,11 @@ impl MessageKind {
             MessageKind::Order => "order",
             MessageKind::Call => "call",
             MessageKind::System => "system",
+            MessageKind::Comment => "comment",
+            MessageKind::Mention => "mention",
+            MessageKind::Postback => "postback",
+            MessageKind::StoryMention => "story_mention",
+            MessageKind::Share => "share",
             MessageKind::Unsupported => "unsupported",
         }
     }
@@ -267,9 +328,17 @@ pub struct Message {
     /// The timestamp exactly as the provider sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_timestamp: Option<String>,
-    /// The provider id of the message this one replies to or quotes.
+    /// The provider id of the message this one replies to or quotes (for a reply to a comment,
+    /// the parent comment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<ProviderId>,
+    /// True when everyone can read it (a comment, a mention): a complaint in public weighs more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+    /// The post, photo, video or story the message belongs to (comments, mentions, story
+    /// replies), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<ProviderId>,
     /// The raw JSON of the item as the provider sent it.
     pub raw: Value,
 }
@@ -356,8 +425,13 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
     },
-    /// The message was deleted (revoked, unsent).
+    /// The message was deleted (revoked, unsent, a comment removed).
     Delete,
+    /// A public comment was hidden (`hidden: true`) or shown again by the page.
+    Hide {
+        /// Hidden now.
+        hidden: bool,
+    },
     /// A call's state changed (terminated, ringing, …).
     Call {
         /// The provider's word for the new state.
@@ -374,6 +448,8 @@ impl EventKind {
             EventKind::Reaction { emoji: None } => "reaction.removed".into(),
             EventKind::Edit { .. } => "edit".into(),
             EventKind::Delete => "delete".into(),
+            EventKind::Hide { hidden: true } => "hide".into(),
+            EventKind::Hide { hidden: false } => "unhide".into(),
             EventKind::Call { state } => format!("call.{state}"),
         }
     }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ConversationId, DeliveryId, RecordKey};
-use crate::model::{Channel, Conversation, Record};
+use crate::model::{Channel, Conversation, Record, Webhook};
 
 /// A failure of a storage or queue backend. Always retryable from the provider's point of view:
 /// the webhook answers 5xx and the provider sends the delivery again.
@@ -47,8 +47,8 @@ impl BackendError {
 pub struct RawDelivery {
     /// SHA-256 of the bytes.
     pub id: DeliveryId,
-    /// The channel whose route received it.
-    pub channel: Channel,
+    /// The webhook that received it.
+    pub webhook: Webhook,
     /// When switchboard received it.
     pub received_at: DateTime<Utc>,
     /// True when the signature was valid but the body is not JSON: kept for a human to look at.
@@ -58,16 +58,16 @@ pub struct RawDelivery {
 }
 
 impl RawDelivery {
-    /// A delivery of `body` on `channel`, received at `received_at`.
+    /// A delivery of `body` to `webhook`, received at `received_at`.
     pub fn new(
-        channel: Channel,
+        webhook: Webhook,
         body: Bytes,
         received_at: DateTime<Utc>,
         quarantined: bool,
     ) -> Self {
         Self {
             id: DeliveryId::of(&body),
-            channel,
+            webhook,
             received_at,
             quarantined,
             body,

@@ -215,7 +215,7 @@ impl ConversationReader for SqliteStore {
             };
             Ok(Some(RawDelivery {
                 id,
-                channel: channel
+                webhook: channel
                     .parse()
                     .map_err(|e| BackendError::unavailable(OP, e))?,
                 received_at: time::from_text(&received_at)

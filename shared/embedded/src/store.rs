@@ -362,7 +362,7 @@ impl MessageStore for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![
                         delivery.id.as_str(),
-                        delivery.channel.as_str(),
+                        delivery.webhook.as_str(),
                         time::to_text(delivery.received_at),
                         delivery.quarantined,
                         &delivery.body[..],

@@ -7,6 +7,7 @@ use switchboard_core::clock::Clock;
 use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId};
 use switchboard_core::model::{
     Channel, CustomerIdentity, Direction, Message, MessageKind, Notification, ProviderId, Record,
+    Webhook,
 };
 use switchboard_core::ports::{
     BackendError, ConversationReader, IntakeQueue, MessageStore, Page, PageRequest, QueueEntry,
@@ -67,6 +68,8 @@ fn message(customer: &str, id: &str, at: DateTime<Utc>, text: &str) -> Record {
         sent_at_estimated: false,
         provider_timestamp: Some(at.timestamp().to_string()),
         reply_to: None,
+        public: false,
+        thread_id: None,
         raw: json!({"id": id, "text": {"body": text}}),
     })
 }
@@ -131,7 +134,7 @@ async fn everything_survives_a_reopen() {
     let clock = TestClock::new();
     let body = Bytes::from_static(br#"{"entry":[]}"#);
     let delivery = RawDelivery::new(
-        Channel::Whatsapp,
+        Webhook::Whatsapp,
         body,
         Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap(),
         false,
@@ -340,7 +343,7 @@ async fn timeline_and_quarantine_page_through_every_item_once_in_order() {
     let mut kept = Vec::new();
     for i in 0..7 {
         let delivery = RawDelivery::new(
-            Channel::Whatsapp,
+            Webhook::Whatsapp,
             Bytes::from(format!("not json {i}")),
             t(1_700_000_000 + [3, 1, 4, 1, 5, 9, 2][i]),
             true,
@@ -350,7 +353,7 @@ async fn timeline_and_quarantine_page_through_every_item_once_in_order() {
     }
     store
         .keep_delivery(&RawDelivery::new(
-            Channel::Whatsapp,
+            Webhook::Whatsapp,
             Bytes::from_static(b"{}"),
             t(1_700_000_010),
             false,
@@ -465,7 +468,7 @@ async fn a_six_megabyte_delivery_round_trips_byte_for_byte() {
     let body: Vec<u8> = (0..6 * 1024 * 1024)
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    let delivery = RawDelivery::new(Channel::Messenger, Bytes::from(body), clock.now(), true);
+    let delivery = RawDelivery::new(Webhook::Facebook, Bytes::from(body), clock.now(), true);
     store.keep_delivery(&delivery).await.unwrap();
     // Same bytes again: no-op.
     store.keep_delivery(&delivery).await.unwrap();
@@ -540,7 +543,7 @@ async fn expired_rows_are_purged_on_open() {
     let clock = TestClock::new();
     let record = message("5511999990000", "wamid.1", t(1_700_000_100), "x");
     let delivery = RawDelivery::new(
-        Channel::Whatsapp,
+        Webhook::Whatsapp,
         Bytes::from_static(b"{}"),
         clock.now(),
         false,

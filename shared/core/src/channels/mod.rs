@@ -10,15 +10,28 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
 use crate::ids::digest_json;
-use crate::model::{Channel, Notification, ProviderId, Record};
+use crate::model::{Channel, Notification, ProviderId, Record, Webhook};
 
 pub mod whatsapp;
 
-/// Normalizes a parsed delivery of `channel`, received at `received_at`.
-pub fn normalize(channel: Channel, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
-    match channel {
-        Channel::Whatsapp => whatsapp::normalize(body, received_at),
-        other => vec![unsupported(other, None, "unsupported", body, received_at)],
+/// Normalizes a parsed delivery to `webhook`, received at `received_at`.
+pub fn normalize(webhook: Webhook, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
+    match webhook {
+        Webhook::Whatsapp => whatsapp::normalize(body, received_at),
+        Webhook::Facebook => vec![unsupported(
+            Channel::Messenger,
+            None,
+            "unsupported",
+            body,
+            received_at,
+        )],
+        Webhook::Instagram => vec![unsupported(
+            Channel::Instagram,
+            None,
+            "unsupported",
+            body,
+            received_at,
+        )],
     }
 }
 

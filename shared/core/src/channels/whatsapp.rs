@@ -286,6 +286,8 @@ impl Context<'_> {
             sent_at_estimated: base.estimated,
             provider_timestamp: base.provider_timestamp,
             reply_to: id_at(item, "/context/id"),
+            public: false,
+            thread_id: None,
             raw: item.clone(),
         })
     }
@@ -352,6 +354,8 @@ impl Context<'_> {
                 sent_at_estimated: base.estimated,
                 provider_timestamp: base.provider_timestamp,
                 reply_to: None,
+                public: false,
+                thread_id: None,
                 raw: item.clone(),
             });
         }

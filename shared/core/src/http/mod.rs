@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::intake::{Intake, MAX_BODY_BYTES};
-use crate::model::Channel;
+use crate::model::Webhook;
 use crate::verify::{MetaVerifier, SIGNATURE_HEADER};
 
 mod api;
@@ -28,29 +28,29 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct WebhookState {
     intake: Intake,
-    verifiers: Arc<HashMap<Channel, MetaVerifier>>,
+    verifiers: Arc<HashMap<Webhook, MetaVerifier>>,
 }
 
 impl WebhookState {
-    /// Webhook routes for the channels in `verifiers`; any other channel is 404.
-    pub fn new(intake: Intake, verifiers: HashMap<Channel, MetaVerifier>) -> Self {
+    /// Webhook routes for the webhooks in `verifiers`; any other is 404.
+    pub fn new(intake: Intake, verifiers: HashMap<Webhook, MetaVerifier>) -> Self {
         Self {
             intake,
             verifiers: Arc::new(verifiers),
         }
     }
 
-    fn verifier(&self, channel: &str) -> Result<(Channel, &MetaVerifier), ApiError> {
-        let channel: Channel = channel.parse().map_err(|_| ApiError::NotFound("channel"))?;
+    fn verifier(&self, channel: &str) -> Result<(Webhook, &MetaVerifier), ApiError> {
+        let channel: Webhook = channel.parse().map_err(|_| ApiError::NotFound("webhook"))?;
         let verifier = self
             .verifiers
             .get(&channel)
-            .ok_or(ApiError::NotFound("channel"))?;
+            .ok_or(ApiError::NotFound("webhook"))?;
         Ok((channel, verifier))
     }
 }
 
-/// `GET`/`POST /webhooks/{channel}`.
+/// `GET`/`POST /webhooks/{webhook}`: `whatsapp`, `facebook`, `instagram`.
 pub fn webhook_router(state: WebhookState) -> Router {
     Router::new()
         .route("/webhooks/{channel}", get(handshake).post(deliver))
