@@ -12,26 +12,21 @@ use serde_json::Value;
 use crate::ids::digest_json;
 use crate::model::{Channel, Notification, ProviderId, Record, Webhook};
 
+mod feed;
+mod meta;
+mod meta_envelope;
 pub mod whatsapp;
 
 /// Normalizes a parsed delivery to `webhook`, received at `received_at`.
 pub fn normalize(webhook: Webhook, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
     match webhook {
         Webhook::Whatsapp => whatsapp::normalize(body, received_at),
-        Webhook::Facebook => vec![unsupported(
-            Channel::Messenger,
-            None,
-            "unsupported",
-            body,
-            received_at,
-        )],
-        Webhook::Instagram => vec![unsupported(
-            Channel::Instagram,
-            None,
-            "unsupported",
-            body,
-            received_at,
-        )],
+        Webhook::Facebook => {
+            meta_envelope::normalize(meta_envelope::MetaObject::Page, body, received_at)
+        }
+        Webhook::Instagram => {
+            meta_envelope::normalize(meta_envelope::MetaObject::Instagram, body, received_at)
+        }
     }
 }
 
