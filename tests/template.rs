@@ -218,7 +218,9 @@ fn the_webhook_role_has_exactly_the_actions_it_uses_on_its_own_resources() {
     let used: BTreeSet<String> = [
         // DynamoStore: BatchGetItem (dedup), BatchWriteItem (raw delivery chunks),
         // TransactWriteItems of Put and Update (new records, confirmations), UpdateItem
-        // (conversations). Transactions need the underlying actions' permissions.
+        // TransactWriteItems need the underlying actions' permissions. GetItem and PutItem
+        // (conversations, read and written back under a version condition).
+        "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",

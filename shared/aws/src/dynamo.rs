@@ -18,8 +18,8 @@
 //! needs one or two calls). No S3 bucket is needed and everything shares the table's TTL.
 //!
 //! **Calls per delivery of n records** on the acknowledgement path: ⌈chunks/25⌉ to keep the
-//! delivery, ⌈n/100⌉ `BatchGetItem`, ⌈n/100⌉ `TransactWriteItems` for the new records, 2 per
-//! conversation touched, ⌈n/100⌉ `TransactWriteItems` to confirm enqueueing.
+//! delivery, ⌈n/100⌉ `BatchGetItem`, ⌈n/100⌉ `TransactWriteItems` for the new records, a `GetItem`
+//! and a conditional `PutItem` per conversation touched, ⌈n/100⌉ `TransactWriteItems` to confirm enqueueing.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -345,70 +345,91 @@ impl DynamoStore {
         Ok(raced)
     }
 
-    /// Moves a conversation's first and last times outwards to cover `first..=last`, creating it
-    /// if needed. Two conditional updates: one for the last time (and the sort keys that follow
-    /// it), one for the first; a failed condition means the stored value already covers it.
-    async fn touch_conversation(&self, conversation: &Conversation) -> Result<(), BackendError> {
+    /// Reflects `records` in their conversation: read it, [`Conversation::absorb`] them, write it
+    /// back on the condition that nobody else wrote it in between (a version number), and start
+    /// over when somebody did.
+    async fn update_conversation(
+        &self,
+        id: &ConversationId,
+        records: &[&Record],
+    ) -> Result<(), BackendError> {
+        const OP: &str = "record";
         let key = HashMap::from([
-            (PK.to_owned(), s(format!("C#{}", conversation.id))),
+            (PK.to_owned(), s(format!("C#{id}"))),
             (SK.to_owned(), s("C")),
         ]);
-        let doc = serde_json::to_string(conversation).map_err(unavailable("record"))?;
-        let last = conversation.last_at.timestamp_millis();
-        let first = conversation.first_at.timestamp_millis();
-        let sort = at_key(conversation.last_at, conversation.id.as_str());
-        let raise_last = self
-            .client
-            .update_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(key.clone()))
-            .update_expression(format!(
-                "SET doc = {doc}, channel = :channel, last_at_ms = :last, \
-                 first_at_ms = if_not_exists(first_at_ms, :first), \
-                 gsi1pk = :g1, gsi1sk = :sort, gsi2pk = :g2, gsi2sk = :sort, #ttl = :ttl",
-                // The newest record's identity carries the newest display name; one without a
-                // name does not erase the known one.
-                doc = if conversation.customer.display_name.is_some() {
-                    ":doc"
-                } else {
-                    "if_not_exists(doc, :doc)"
+        for attempt in 0..BATCH_ATTEMPTS {
+            backoff(attempt).await;
+            let stored = self
+                .client
+                .get_item()
+                .table_name(self.table.as_ref())
+                .set_key(Some(key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable(OP))?
+                .item;
+            let version = stored.as_ref().and_then(|item| get_n(item, "version"));
+            let before = stored.as_ref().map(conversation_from).transpose()?;
+            let mut conversation = match &before {
+                Some(c) => c.clone(),
+                None => match records.first().and_then(|r| Conversation::from_record(r)) {
+                    Some(c) => c,
+                    None => return Ok(()),
+                },
+            };
+            for record in records {
+                conversation.absorb(record);
+            }
+            if before.as_ref() == Some(&conversation) {
+                return Ok(());
+            }
+            let doc = serde_json::to_string(&conversation).map_err(unavailable(OP))?;
+            let sort = at_key(conversation.last_at, id.as_str());
+            let mut item = key.clone();
+            item.extend([
+                ("doc".to_owned(), s(doc)),
+                ("version".to_owned(), n(version.unwrap_or(0) + 1)),
+                ("channel".to_owned(), s(conversation.channel.as_str())),
+                (GSI1.pk.to_owned(), s("CONVS")),
+                (GSI1.sk.to_owned(), s(sort.clone())),
+                (
+                    GSI2.pk.to_owned(),
+                    s(format!("CONVS#{}", conversation.channel)),
+                ),
+                (GSI2.sk.to_owned(), s(sort)),
+                (TTL_ATTRIBUTE.to_owned(), self.expires_at()),
+            ]);
+            let put = self
+                .client
+                .put_item()
+                .table_name(self.table.as_ref())
+                .set_item(Some(item));
+            let put = match version {
+                None => put
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", PK),
+                Some(v) => put
+                    .condition_expression("#version = :version")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(":version", n(v)),
+            };
+            match put.send().await {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    continue;
                 }
-            ))
-            .condition_expression("attribute_not_exists(last_at_ms) OR last_at_ms < :last")
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":doc", s(doc))
-            .expression_attribute_values(":channel", s(conversation.channel.as_str()))
-            .expression_attribute_values(":last", n(last))
-            .expression_attribute_values(":first", n(first))
-            .expression_attribute_values(":g1", s("CONVS"))
-            .expression_attribute_values(":g2", s(format!("CONVS#{}", conversation.channel)))
-            .expression_attribute_values(":sort", s(sort))
-            .expression_attribute_values(":ttl", self.expires_at())
-            .send()
-            .await;
-        ignore_failed_condition(raise_last.map(drop).map_err(|e| {
-            let failed = e
-                .as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception());
-            (failed, BackendError::unavailable("record", e))
-        }))?;
-        let lower_first = self
-            .client
-            .update_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(key))
-            .update_expression("SET first_at_ms = :first")
-            .condition_expression("attribute_exists(#pk) AND first_at_ms > :first")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":first", n(first))
-            .send()
-            .await;
-        ignore_failed_condition(lower_first.map(drop).map_err(|e| {
-            let failed = e
-                .as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception());
-            (failed, BackendError::unavailable("record", e))
-        }))
+                Err(e) => return Err(BackendError::unavailable(OP, e)),
+            }
+        }
+        Err(BackendError::unavailable(
+            OP,
+            "conversation kept changing under concurrent writes",
+        ))
     }
 
     async fn write_batch(
@@ -449,13 +470,6 @@ impl DynamoStore {
             }
         }
         Ok(())
-    }
-}
-
-fn ignore_failed_condition(result: Result<(), (bool, BackendError)>) -> Result<(), BackendError> {
-    match result {
-        Ok(()) | Err((true, _)) => Ok(()),
-        Err((false, e)) => Err(e),
     }
 }
 
@@ -546,7 +560,7 @@ impl MessageStore for DynamoStore {
         let written = new_items.len();
         let raced = self.put_new(new_items).await?;
         let mut pending = Vec::new();
-        let mut conversations: HashMap<ConversationId, Conversation> = HashMap::new();
+        let mut conversations: HashMap<&ConversationId, Vec<&Record>> = HashMap::new();
         for (record, key) in records.iter().zip(&keys) {
             let confirmed = existing.get(key).copied().unwrap_or(false);
             if confirmed {
@@ -555,19 +569,13 @@ impl MessageStore for DynamoStore {
             let Some(entry) = QueueEntry::for_record(record) else {
                 continue;
             };
-            if let Some(c) = Conversation::from_record(record) {
-                conversations
-                    .entry(c.id.clone())
-                    .and_modify(|known| {
-                        known.first_at = known.first_at.min(c.first_at);
-                        known.last_at = known.last_at.max(c.last_at);
-                    })
-                    .or_insert(c);
+            if let Some(id) = record.conversation_id() {
+                conversations.entry(id).or_default().push(record);
             }
             pending.push(entry);
         }
-        for conversation in conversations.values() {
-            self.touch_conversation(conversation).await?;
+        for (id, records) in conversations {
+            self.update_conversation(id, &records).await?;
         }
         tracing::debug!(
             records = records.len(),
@@ -708,12 +716,7 @@ impl DynamoStore {
 
 fn conversation_from(item: &Item) -> Result<Conversation, BackendError> {
     let doc = get_s(item, "doc").ok_or_else(|| corrupt("conversations", "doc"))?;
-    let mut c: Conversation =
-        serde_json::from_str(doc).map_err(|_| corrupt("conversations", "doc"))?;
-    let millis = |name| get_n(item, name).and_then(DateTime::from_timestamp_millis);
-    c.first_at = millis("first_at_ms").unwrap_or(c.first_at);
-    c.last_at = millis("last_at_ms").unwrap_or(c.last_at);
-    Ok(c)
+    serde_json::from_str(doc).map_err(|_| corrupt("conversations", "doc"))
 }
 
 fn stored_record_from(item: &Item) -> Result<StoredRecord, BackendError> {

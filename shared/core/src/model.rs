@@ -620,6 +620,12 @@ impl Record {
 }
 
 /// A conversation: one customer with one business account on one channel.
+///
+/// Besides its identity it holds the state of the current wait, derived from its messages by
+/// [`Conversation::absorb`]: a customer message starts a wait (`waiting_since`), a brand message
+/// (an echo of an agent's reply, a page reply to a comment) at or after it answers it
+/// (`answered_at`), and the first answer's delay is kept (`first_response_seconds`). All times
+/// are provider times.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     /// Deterministic id from channel, account and customer identity.
@@ -636,13 +642,28 @@ pub struct Conversation {
     pub first_at: DateTime<Utc>,
     /// Provider time of the latest record seen.
     pub last_at: DateTime<Utc>,
+    /// Provider time of the latest customer message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// Provider time of the latest brand message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_outbound_at: Option<DateTime<Utc>>,
+    /// The first customer message not answered yet; `None` when nobody is waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// When the brand last answered a waiting customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Seconds from the first customer message to the first answer; kept once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_response_seconds: Option<i64>,
 }
 
 impl Conversation {
     /// The conversation a message or event belongs to, as known from that one record.
     pub fn from_record(record: &Record) -> Option<Self> {
         let customer = record.customer()?.clone();
-        Some(Self {
+        let mut conversation = Self {
             id: record.conversation_id()?.clone(),
             channel: record.channel(),
             account_id: record.account_id().clone(),
@@ -650,6 +671,163 @@ impl Conversation {
             customer,
             first_at: record.at(),
             last_at: record.at(),
+            last_inbound_at: None,
+            last_outbound_at: None,
+            waiting_since: None,
+            answered_at: None,
+            first_response_seconds: None,
+        };
+        conversation.absorb(record);
+        Some(conversation)
+    }
+
+    /// Reflects one record of this conversation. Absorbing the same record again changes
+    /// nothing; records of another conversation and notifications are ignored.
+    pub fn absorb(&mut self, record: &Record) {
+        if record.conversation_id() != Some(&self.id) {
+            return;
+        }
+        let at = record.at();
+        self.first_at = self.first_at.min(at);
+        self.last_at = self.last_at.max(at);
+        if let Some(name) = record.customer().and_then(|c| c.display_name.clone())
+            && (self.customer.display_name.is_none() || at >= self.last_at)
+        {
+            self.customer.display_name = Some(name);
+        }
+        let Record::Message(message) = record else {
+            return;
+        };
+        match message.direction {
+            Direction::Inbound => {
+                self.last_inbound_at = self.last_inbound_at.max(Some(at));
+                if self.last_outbound_at.is_none_or(|answered| at > answered) {
+                    self.waiting_since = Some(self.waiting_since.map_or(at, |w| w.min(at)));
+                }
+            }
+            Direction::Outbound => {
+                self.last_outbound_at = self.last_outbound_at.max(Some(at));
+                let Some(waiting) = self.waiting_since.filter(|w| at >= *w) else {
+                    return;
+                };
+                self.answered_at = self.answered_at.max(Some(at));
+                if self.first_response_seconds.is_none() {
+                    self.first_response_seconds = Some((at - waiting).num_seconds());
+                }
+                // A customer message later than this answer (seen earlier, out of order) still
+                // waits.
+                self.waiting_since = self.last_inbound_at.filter(|last| *last > at);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn message(id: &str, direction: Direction, at: i64) -> Record {
+        let customer = ProviderId::from("5511");
+        let account = ProviderId::from("PN");
+        Record::Message(Message {
+            channel: Channel::Whatsapp,
+            account_id: account.clone(),
+            provider_message_id: ProviderId::from(id),
+            conversation_id: ConversationId::derive(Channel::Whatsapp, &account, &customer),
+            customer: CustomerIdentity {
+                customer_id: CustomerId::derive(Channel::Whatsapp, &customer),
+                channel: Channel::Whatsapp,
+                provider_user_id: customer,
+                display_name: None,
+            },
+            direction,
+            kind: MessageKind::Text,
+            provider_type: None,
+            text: None,
+            attachments: Vec::new(),
+            sent_at: Utc.timestamp_opt(at, 0).unwrap(),
+            sent_at_estimated: false,
+            provider_timestamp: None,
+            reply_to: None,
+            public: false,
+            thread_id: None,
+            raw: Value::Null,
         })
+    }
+
+    fn fold(records: &[Record]) -> Conversation {
+        let mut c = Conversation::from_record(&records[0]).unwrap();
+        for r in records {
+            c.absorb(r);
+        }
+        c
+    }
+
+    fn t(at: i64) -> Option<DateTime<Utc>> {
+        Some(Utc.timestamp_opt(at, 0).unwrap())
+    }
+
+    #[test]
+    fn an_answer_after_a_customer_message_answers_the_wait_at_the_answer_time() {
+        let c = fold(&[
+            message("in1", Direction::Inbound, 100),
+            message("in2", Direction::Inbound, 130),
+            message("out", Direction::Outbound, 400),
+        ]);
+        assert_eq!(c.waiting_since, None);
+        assert_eq!(c.answered_at, t(400));
+        assert_eq!(c.first_response_seconds, Some(300));
+        assert_eq!((c.last_inbound_at, c.last_outbound_at), (t(130), t(400)));
+    }
+
+    #[test]
+    fn a_brand_message_alone_makes_nobody_wait_and_answers_nothing() {
+        let c = fold(&[message("out", Direction::Outbound, 50)]);
+        assert_eq!(
+            (c.waiting_since, c.answered_at, c.first_response_seconds),
+            (None, None, None)
+        );
+        assert_eq!(c.last_inbound_at, None);
+    }
+
+    #[test]
+    fn the_next_customer_message_starts_a_new_wait_and_the_first_response_is_kept() {
+        let c = fold(&[
+            message("in1", Direction::Inbound, 100),
+            message("out1", Direction::Outbound, 160),
+            message("in2", Direction::Inbound, 1000),
+        ]);
+        assert_eq!(c.waiting_since, t(1000));
+        assert_eq!(c.first_response_seconds, Some(60));
+        let c = fold(&[
+            message("in1", Direction::Inbound, 100),
+            message("out1", Direction::Outbound, 160),
+            message("in2", Direction::Inbound, 1000),
+            message("out2", Direction::Outbound, 5000),
+        ]);
+        assert_eq!(
+            (c.waiting_since, c.answered_at, c.first_response_seconds),
+            (None, t(5000), Some(60))
+        );
+    }
+
+    #[test]
+    fn absorbing_again_or_out_of_order_changes_nothing() {
+        let records = [
+            message("in1", Direction::Inbound, 100),
+            message("out1", Direction::Outbound, 160),
+            message("in2", Direction::Inbound, 1000),
+        ];
+        let once = fold(&records);
+        let mut twice = once.clone();
+        for r in &records {
+            twice.absorb(r);
+        }
+        assert_eq!(once, twice);
+        // The answer seen before the later customer message it did not answer.
+        let shuffled = fold(&[records[0].clone(), records[2].clone(), records[1].clone()]);
+        assert_eq!(shuffled.waiting_since, t(1000));
+        assert_eq!(shuffled.first_response_seconds, Some(60));
     }
 }

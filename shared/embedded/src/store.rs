@@ -280,21 +280,6 @@ pub(crate) fn decode_doc<T: serde::de::DeserializeOwned>(
     serde_json::from_str(doc).map_err(|e| UndecodableDoc::new(what, id, &e))
 }
 
-/// Merges the conversation of one record into the stored one, if any: first and last times are
-/// the min and max; identity is the first one stored, except that the customer's display name is
-/// taken from the record when it has one and the stored one has none or is not newer.
-fn merge_conversation(stored: Conversation, seen: Conversation) -> Conversation {
-    let mut merged = stored;
-    if let Some(name) = seen.customer.display_name
-        && (merged.customer.display_name.is_none() || seen.last_at >= merged.last_at)
-    {
-        merged.customer.display_name = Some(name);
-    }
-    merged.first_at = merged.first_at.min(seen.first_at);
-    merged.last_at = merged.last_at.max(seen.last_at);
-    merged
-}
-
 /// Reflects `record` in its conversation (no-op for a notification).
 fn touch_conversation(
     tx: &rusqlite::Transaction<'_>,
@@ -313,7 +298,10 @@ fn touch_conversation(
         .map(|doc| decode_doc::<Conversation>("conversation", seen.id.as_str(), &doc))
     {
         None => seen,
-        Some(Ok(stored)) => merge_conversation(stored, seen),
+        Some(Ok(mut stored)) => {
+            stored.absorb(record);
+            stored
+        }
         Some(Err(e)) => {
             tracing::warn!(conversation = %seen.id, error = %e, "rebuilding an undecodable conversation");
             seen

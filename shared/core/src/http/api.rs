@@ -97,6 +97,16 @@ pub struct ConversationView {
     pub first_at: DateTime<Utc>,
     /// Provider time of the latest record.
     pub last_at: DateTime<Utc>,
+    /// Provider time of the latest customer message.
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// Provider time of the latest brand message (an agent's reply seen through its echo).
+    pub last_outbound_at: Option<DateTime<Utc>>,
+    /// The first customer message not answered yet; `null` when nobody waits.
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// When the brand last answered a waiting customer.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Seconds from the first customer message to the first answer.
+    pub first_response_seconds: Option<i64>,
 }
 
 impl From<Conversation> for ConversationView {
@@ -110,6 +120,11 @@ impl From<Conversation> for ConversationView {
             customer_name: c.customer.display_name,
             first_at: c.first_at,
             last_at: c.last_at,
+            last_inbound_at: c.last_inbound_at,
+            last_outbound_at: c.last_outbound_at,
+            waiting_since: c.waiting_since,
+            answered_at: c.answered_at,
+            first_response_seconds: c.first_response_seconds,
         }
     }
 }
@@ -142,6 +157,12 @@ pub struct RecordView {
     /// The message this one replies to (messages) or the message it refers to (events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<ProviderId>,
+    /// True for public messages (comments, mentions).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub public: bool,
+    /// The post or story a comment or story reply belongs to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub thread_id: Option<ProviderId>,
     /// The event's details (status and errors, emoji, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<EventKind>,
@@ -166,6 +187,8 @@ impl RecordView {
                 text: m.text,
                 attachments: m.attachments,
                 reply_to: m.reply_to,
+                public: m.public,
+                thread_id: m.thread_id,
                 event: None,
                 stored_at,
             },
@@ -184,6 +207,8 @@ impl RecordView {
                 },
                 attachments: Vec::new(),
                 reply_to: Some(e.refers_to),
+                public: false,
+                thread_id: None,
                 event: Some(e.kind),
                 stored_at,
             },
