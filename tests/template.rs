@@ -129,10 +129,27 @@ fn the_queues_match_the_code_definitions() {
     assert_eq!(dlq["QueueName"]["Fn::Sub"], names.intake_dlq);
 }
 
+const FUNCTIONS: [(&str, &str, &str); 3] = [
+    ("WebhookWhatsAppFunction", "whatsapp", "WhatsAppSecret"),
+    ("WebhookFacebookFunction", "facebook", "FacebookSecret"),
+    ("WebhookInstagramFunction", "instagram", "InstagramSecret"),
+];
+
 #[test]
-fn the_webhook_function_is_wired_as_the_code_expects() {
+fn every_webhook_function_is_wired_as_the_code_expects() {
     let t = template();
-    let function = resource(&t, "WebhookWhatsAppFunction");
+    for (name, webhook, secret) in FUNCTIONS {
+        function_is_wired(&t, name, webhook, secret);
+    }
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"], serde_json::json!(["arm64"]));
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+}
+
+fn function_is_wired(t: &Value, name: &str, webhook: &str, secret: &str) {
+    let function = resource(t, name);
+    assert_eq!(resource(t, secret)["Type"], "AWS::SecretsManager::Secret");
     assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");
     let binary = function["Metadata"]["BuildProperties"]["Binary"]
         .as_str()
@@ -146,11 +163,13 @@ fn the_webhook_function_is_wired_as_the_code_expects() {
     .expect("the function crate named by Binary");
     assert!(manifest.contains(&format!("name = \"{binary}\"")));
     let env = &function["Properties"]["Environment"]["Variables"];
+    let arn_var = format!("SWITCHBOARD_{}_SECRET_ARN", webhook.to_ascii_uppercase());
+    assert_eq!(env[arn_var.as_str()]["Ref"], secret);
     for name in [
         switchboard_core::config::TABLE,
         switchboard_core::config::INTAKE_QUEUE_URL,
         switchboard_core::config::RETENTION_DAYS,
-        "SWITCHBOARD_WHATSAPP_SECRET_ARN",
+        arn_var.as_str(),
     ] {
         assert!(
             env[name].is_object(),
@@ -172,20 +191,26 @@ fn the_webhook_function_is_wired_as_the_code_expects() {
     assert_eq!(
         routes,
         BTreeSet::from([
-            ("GET".into(), "/webhooks/whatsapp".into()),
-            ("POST".into(), "/webhooks/whatsapp".into())
+            ("GET".into(), format!("/webhooks/{webhook}")),
+            ("POST".into(), format!("/webhooks/{webhook}"))
         ])
     );
-    let globals = &t["Globals"]["Function"];
-    assert_eq!(globals["Runtime"], "provided.al2023");
-    assert_eq!(globals["Architectures"], serde_json::json!(["arm64"]));
-    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    assert!(
+        webhook.parse::<switchboard_core::model::Webhook>().is_ok(),
+        "{webhook} is a webhook the code serves"
+    );
 }
 
 #[test]
-fn the_webhook_role_has_exactly_the_actions_it_uses_on_its_own_resources() {
+fn every_webhook_role_has_exactly_the_actions_it_uses_on_its_own_resources() {
     let t = template();
-    let function = resource(&t, "WebhookWhatsAppFunction");
+    for (name, _, secret) in FUNCTIONS {
+        role_is_least_privilege(&t, name, secret);
+    }
+}
+
+fn role_is_least_privilege(t: &Value, name: &str, secret: &str) {
+    let function = resource(t, name);
     let statements: Vec<&Value> = function["Properties"]["Policies"]
         .as_array()
         .unwrap()
@@ -231,7 +256,14 @@ fn the_webhook_role_has_exactly_the_actions_it_uses_on_its_own_resources() {
     .into_iter()
     .map(String::from)
     .collect();
-    assert_eq!(actions, used);
+    assert_eq!(actions, used, "{name}");
+    // A function reads its own secret and no other.
+    let secret_refs: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Action"] == "secretsmanager:GetSecretValue")
+        .map(|s| &s["Resource"])
+        .collect();
+    assert_eq!(secret_refs, [&serde_json::json!({"Ref": secret})], "{name}");
 }
 
 #[test]

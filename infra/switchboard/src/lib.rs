@@ -163,8 +163,8 @@ struct Ports {
     queue: Arc<dyn IntakeQueue>,
 }
 
-/// The webhooks `serve` answers.
-pub const WEBHOOKS: [Webhook; 1] = [Webhook::Whatsapp];
+/// The webhooks `serve` can answer; each one is served when its settings are present.
+pub const WEBHOOKS: [Webhook; 3] = Webhook::ALL;
 
 /// Builds the whole application (webhooks and read API) from `args` and settings in `source`.
 pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router, CliError> {
@@ -192,13 +192,26 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router,
             (ports, Some(sdk))
         }
     };
+    // Every webhook whose settings are present is served; with none, start-up names WhatsApp's.
     let mut verifiers = HashMap::new();
-    for channel in WEBHOOKS {
-        verifiers.insert(
-            channel,
-            channel_verifier(source, sdk.as_ref(), channel).await?,
-        );
+    for webhook in WEBHOOKS {
+        let configured = ["SECRET_ARN", "APP_SECRETS", "VERIFY_TOKEN"]
+            .iter()
+            .any(|suffix| source.get(&config::channel_var(webhook, suffix)).is_some());
+        if configured {
+            verifiers.insert(
+                webhook,
+                channel_verifier(source, sdk.as_ref(), webhook).await?,
+            );
+        }
     }
+    if verifiers.is_empty() {
+        channel_verifier(source, sdk.as_ref(), Webhook::Whatsapp).await?;
+    }
+    tracing::info!(
+        webhooks = ?verifiers.keys().map(|w| w.as_str()).collect::<Vec<_>>(),
+        "webhooks served"
+    );
     let intake = Intake::new(ports.store, ports.queue, clock);
     Ok(webhook_router(WebhookState::new(intake, verifiers)).merge(api_router(ports.reader)))
 }

@@ -28,6 +28,13 @@ impl MetaObject {
             MetaObject::Instagram => Channel::Instagram,
         }
     }
+
+    fn changes_channel(self) -> Channel {
+        match self {
+            MetaObject::Page => Channel::FacebookFeed,
+            MetaObject::Instagram => Channel::Instagram,
+        }
+    }
 }
 
 /// Normalizes a `page` or `instagram` delivery.
@@ -84,7 +91,7 @@ pub(crate) fn normalize(
                                 }
                             }),
                             None => out.push(unsupported(
-                                channel,
+                                object.changes_channel(),
                                 Some(account.clone()),
                                 field,
                                 change,

@@ -1,0 +1,14 @@
+//! Lambda function: the Instagram webhook (`object: instagram`): direct messages, comments and
+//! mentions.
+//!
+//! Wiring only: configuration and clients are built once, at start (a missing setting stops
+//! start-up with its name); the handler is the shared webhook router.
+
+use switchboard_core::model::Webhook;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let app = switchboard_aws::app::webhook_app(&[Webhook::Instagram]).await?;
+    lambda_http::run(app).await
+}
