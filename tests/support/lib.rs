@@ -39,7 +39,14 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// Every WhatsApp webhook body of the fixtures (not the signature metadata), by file name.
 pub fn whatsapp_fixtures() -> Vec<(String, Vec<u8>)> {
-    let dir = fixtures_dir().join("whatsapp");
+    let out = fixtures("whatsapp");
+    assert!(out.len() >= 80, "expected the WhatsApp fixtures");
+    out
+}
+
+/// Every webhook body of one fixture folder (not the signature metadata), by file name.
+pub fn fixtures(folder: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = fixtures_dir().join(folder);
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .expect("fixtures folder")
         .map(|e| e.expect("dir entry").path())
@@ -53,23 +60,22 @@ pub fn whatsapp_fixtures() -> Vec<(String, Vec<u8>)> {
         })
         .collect();
     out.sort();
-    assert!(
-        out.len() >= 80,
-        "expected the WhatsApp fixtures in {}",
-        dir.display()
-    );
+    assert!(!out.is_empty(), "no fixtures in {}", dir.display());
     out
 }
 
 /// The verifiers the tests' apps use: both secrets active, as during a rotation.
 pub fn verifiers() -> HashMap<Webhook, MetaVerifier> {
-    HashMap::from([(
-        Webhook::Whatsapp,
-        MetaVerifier::new(
-            vec![Secret::new(APP_SECRET), Secret::new(OLD_APP_SECRET)],
-            Secret::new(VERIFY_TOKEN),
-        ),
-    )])
+    Webhook::ALL
+        .into_iter()
+        .map(|webhook| {
+            let verifier = MetaVerifier::new(
+                vec![Secret::new(APP_SECRET), Secret::new(OLD_APP_SECRET)],
+                Secret::new(VERIFY_TOKEN),
+            );
+            (webhook, verifier)
+        })
+        .collect()
 }
 
 /// The `X-Hub-Signature-256` value for `body` under the test secret.
@@ -371,13 +377,33 @@ pub fn post(
     body: impl Into<bytes::Bytes>,
     signature: Option<&str>,
 ) -> http::Request<axum::body::Body> {
-    let body = body.into();
-    let mut builder =
-        http::Request::post("/webhooks/whatsapp").header("content-type", "application/json");
+    post_to(Webhook::Whatsapp, body, signature)
+}
+
+/// A POST of `body` to `webhook`, with `signature` as the signature header when given.
+pub fn post_to(
+    webhook: Webhook,
+    body: impl Into<bytes::Bytes>,
+    signature: Option<&str>,
+) -> http::Request<axum::body::Body> {
+    let mut builder = http::Request::post(format!("/webhooks/{webhook}"))
+        .header("content-type", "application/json");
     if let Some(sig) = signature {
         builder = builder.header("x-hub-signature-256", sig);
     }
-    builder.body(axum::body::Body::from(body)).expect("request")
+    builder
+        .body(axum::body::Body::from(body.into()))
+        .expect("request")
+}
+
+/// A signed POST of `body` to `webhook`.
+pub fn signed_to(
+    webhook: Webhook,
+    body: impl Into<bytes::Bytes>,
+) -> http::Request<axum::body::Body> {
+    let body = body.into();
+    let sig = signature(&body);
+    post_to(webhook, body, Some(&sig))
 }
 
 /// A signed WhatsApp webhook POST of `body`.

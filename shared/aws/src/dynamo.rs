@@ -201,12 +201,18 @@ impl DynamoStore {
         Ok(item)
     }
 
-    /// `BatchGetItem` of record keys: which exist, and whether each is confirmed enqueued.
-    async fn existing(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, bool>, BackendError> {
-        let mut found = HashMap::new();
+    /// `BatchGetItem` of record keys, 100 a call, retrying unprocessed keys: the items found,
+    /// with the attributes `projection` names (besides `pk`).
+    async fn get_records(
+        &self,
+        operation: &'static str,
+        keys: &[RecordKey],
+        projection: &str,
+    ) -> Result<Vec<(RecordKey, Item)>, BackendError> {
+        let mut found = Vec::new();
         for chunk in keys.chunks(BATCH_GET_MAX) {
             let mut request = KeysAndAttributes::builder()
-                .projection_expression("#pk, enqueued")
+                .projection_expression(format!("#pk, {projection}"))
                 .expression_attribute_names("#pk", PK)
                 .consistent_read(true);
             for key in chunk {
@@ -217,44 +223,52 @@ impl DynamoStore {
             }
             let mut pending = Some(HashMap::from([(
                 self.table.to_string(),
-                request.build().map_err(unavailable("record"))?,
+                request.build().map_err(unavailable(operation))?,
             )]));
             let mut attempt = 0;
             while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
                 if attempt == BATCH_ATTEMPTS {
                     return Err(BackendError::unavailable(
-                        "record",
+                        operation,
                         "BatchGetItem kept returning unprocessed keys",
                     ));
                 }
                 backoff(attempt).await;
                 attempt += 1;
-                let out = self
+                let mut out = self
                     .client
                     .batch_get_item()
                     .set_request_items(Some(items))
                     .send()
                     .await
-                    .map_err(unavailable("record"))?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(self.table.as_ref()))
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(pk) = get_s(item, PK).and_then(|p| p.strip_prefix("R#")) {
-                        let enqueued = item
-                            .get("enqueued")
-                            .and_then(|v| v.as_bool().ok())
-                            .copied()
-                            .unwrap_or(false);
-                        found.insert(RecordKey::from_stored(pk), enqueued);
+                    .map_err(unavailable(operation))?;
+                let items = out
+                    .responses
+                    .as_mut()
+                    .and_then(|r| r.remove(self.table.as_ref()))
+                    .unwrap_or_default();
+                for item in items {
+                    if let Some(pk) = get_s(&item, PK).and_then(|p| p.strip_prefix("R#")) {
+                        found.push((RecordKey::from_stored(pk), item));
                     }
                 }
                 pending = out.unprocessed_keys;
             }
         }
         Ok(found)
+    }
+
+    /// Which of `keys` exist, and whether each is confirmed enqueued.
+    async fn existing(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, bool>, BackendError> {
+        Ok(self
+            .get_records("record", keys, "enqueued")
+            .await?
+            .into_iter()
+            .map(|(key, item)| {
+                let enqueued = item.get("enqueued").and_then(|v| v.as_bool().ok()).copied();
+                (key, enqueued.unwrap_or(false))
+            })
+            .collect())
     }
 
     /// Conditional puts of new records, up to 100 per transaction. Returns the keys that turned
@@ -585,6 +599,18 @@ impl MessageStore for DynamoStore {
             "records stored"
         );
         Ok(pending)
+    }
+
+    async fn find(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, Record>, BackendError> {
+        self.get_records("find", keys, "doc")
+            .await?
+            .into_iter()
+            .map(|(key, item)| {
+                let doc = get_s(&item, "doc").ok_or_else(|| corrupt("find", "doc"))?;
+                let record = serde_json::from_str(doc).map_err(|_| corrupt("find", "doc"))?;
+                Ok((key, record))
+            })
+            .collect()
     }
 
     async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError> {

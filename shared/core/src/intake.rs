@@ -11,12 +11,13 @@
 //! whose enqueue was not confirmed are enqueued then.
 
 use bytes::Bytes;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::channels;
 use crate::clock::Clock;
-use crate::model::{Record, Webhook};
+use crate::ids::{ConversationId, RecordKey};
+use crate::model::{CustomerIdentity, Direction, Message, ProviderId, Record, Webhook};
 use crate::ports::{BackendError, IntakeQueue, MessageStore, RawDelivery};
 
 /// The largest body accepted: Lambda's own limit for a synchronous invocation (6 MB).
@@ -33,6 +34,8 @@ pub struct IntakeOutcome {
     pub duplicates_in_delivery: usize,
     /// Entries handed to the queue by this call.
     pub enqueued: usize,
+    /// Events referring to a message never seen (flagged `refers_to_unknown`, stored all the same).
+    pub unknown_targets: usize,
 }
 
 /// The intake service over its ports.
@@ -78,6 +81,7 @@ impl Intake {
         let normalized = channels::normalize(webhook, &json, received_at);
         let total = normalized.len();
         let records = unique_by_key(normalized);
+        let (records, unknown_targets) = self.resolve(records).await?;
         let pending = self.store.record(&records).await?;
         for chunk in pending.chunks(ENQUEUE_CHUNK) {
             self.queue.enqueue(chunk).await?;
@@ -89,16 +93,100 @@ impl Intake {
             records: records.len(),
             duplicates_in_delivery: total - records.len(),
             enqueued: pending.len(),
+            unknown_targets,
         };
         tracing::info!(
             delivery = %delivery.id,
             records = outcome.records,
             duplicates_in_delivery = outcome.duplicates_in_delivery,
             enqueued = outcome.enqueued,
+            unknown_targets = outcome.unknown_targets,
             "delivery accepted"
         );
         Ok(outcome)
     }
+
+    /// Completes what one delivery cannot tell alone, from the records stored before (one
+    /// lookup for the whole delivery):
+    /// * a brand reply to a public comment goes to the conversation of the comment it answers
+    ///   (the payload names the parent comment, not its author);
+    /// * an event whose target message was never seen is flagged `refers_to_unknown`.
+    async fn resolve(
+        &self,
+        mut records: Vec<Record>,
+    ) -> Result<(Vec<Record>, usize), BackendError> {
+        let message_key = |channel, account: &ProviderId, id: &ProviderId| {
+            RecordKey::derive(channel, account, "message", id)
+        };
+        let mut wanted = Vec::new();
+        for record in &records {
+            match record {
+                Record::Event(e) if !e.refers_to.as_str().starts_with("watermark:") => {
+                    wanted.push(message_key(e.channel, &e.account_id, &e.refers_to));
+                }
+                Record::Message(m) => {
+                    if let Some(parent) = provisional_reply_parent(m) {
+                        wanted.push(message_key(m.channel, &m.account_id, parent));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if wanted.is_empty() {
+            return Ok((records, 0));
+        }
+        // Messages of this delivery first, then the store for the rest.
+        let mut known: HashMap<RecordKey, (ConversationId, CustomerIdentity)> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Message(m) => {
+                    Some((r.key(), (m.conversation_id.clone(), m.customer.clone())))
+                }
+                _ => None,
+            })
+            .collect();
+        wanted.retain(|k| !known.contains_key(k));
+        wanted.sort();
+        wanted.dedup();
+        if !wanted.is_empty() {
+            for (key, record) in self.store.find(&wanted).await? {
+                if let (Some(c), Some(u)) = (record.conversation_id(), record.customer()) {
+                    known.insert(key, (c.clone(), u.clone()));
+                }
+            }
+        }
+        let mut unknown = 0;
+        for record in &mut records {
+            match record {
+                Record::Event(e) if !e.refers_to.as_str().starts_with("watermark:") => {
+                    let target = message_key(e.channel, &e.account_id, &e.refers_to);
+                    if !known.contains_key(&target) {
+                        e.refers_to_unknown = true;
+                        unknown += 1;
+                    }
+                }
+                Record::Message(m) => {
+                    let parent = provisional_reply_parent(m)
+                        .map(|p| message_key(m.channel, &m.account_id, p));
+                    if let Some((conversation, customer)) = parent.and_then(|p| known.get(&p)) {
+                        m.conversation_id = conversation.clone();
+                        m.customer = customer.clone();
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok((records, unknown))
+    }
+}
+
+/// The parent comment of a brand reply whose conversation the payload cannot tell: an outbound
+/// public message that the normalizer left in the account's own conversation.
+fn provisional_reply_parent(m: &Message) -> Option<&ProviderId> {
+    let provisional = m.direction == Direction::Outbound
+        && m.public
+        && m.customer.provider_user_id == m.account_id;
+    m.reply_to.as_ref().filter(|_| provisional)
 }
 
 /// Entries confirmed per round: large enough to batch (10 per SQS call, 100 per DynamoDB

@@ -486,6 +486,10 @@ pub struct Event {
     /// The timestamp exactly as the provider sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_timestamp: Option<String>,
+    /// True when, at intake, no message with the `refers_to` id had been seen: a status for a
+    /// message sent outside switchboard's view, or a sign of a lost delivery. Kept all the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refers_to_unknown: bool,
     /// The raw JSON of the item as the provider sent it.
     pub raw: Value,
 }

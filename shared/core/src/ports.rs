@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 use crate::ids::{ConversationId, DeliveryId, RecordKey};
 use crate::model::{Channel, Conversation, Record, Webhook};
@@ -137,6 +138,8 @@ pub trait MessageStore: Send + Sync {
     async fn record(&self, records: &[Record]) -> Result<Vec<QueueEntry>, BackendError>;
     /// Marks records as handed to the queue.
     async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError>;
+    /// The stored records with these keys; a key never stored is absent from the map.
+    async fn find(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, Record>, BackendError>;
 }
 
 /// One page of a listing, and the cursor of the next page (`None` at the end).

@@ -459,6 +459,34 @@ impl MessageStore for SqliteStore {
     }
 
     /// Marks the records enqueued, in one transaction. Unknown keys are ignored.
+    async fn find(
+        &self,
+        keys: &[RecordKey],
+    ) -> Result<std::collections::HashMap<RecordKey, Record>, BackendError> {
+        const OP: &str = "find";
+        let keys = keys.to_vec();
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let mut select = conn
+                .prepare_cached("SELECT doc FROM records WHERE key = ?1")
+                .map_err(unavailable)?;
+            let mut found = std::collections::HashMap::new();
+            for key in keys {
+                let doc: Option<String> = select
+                    .query_row([key.as_str()], |row| row.get(0))
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some(doc) = doc {
+                    let record = decode_doc::<Record>("record", key.as_str(), &doc)
+                        .map_err(|e| BackendError::unavailable(OP, e))?;
+                    found.insert(key, record);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError> {
         const OP: &str = "mark_enqueued";
         if keys.is_empty() {

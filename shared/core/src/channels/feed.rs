@@ -374,6 +374,7 @@ impl<'a> Change<'a> {
             occurred_at: self.at,
             occurred_at_estimated: self.estimated,
             provider_timestamp: self.provider_timestamp.clone(),
+            refers_to_unknown: false,
             raw: self.value.clone(),
         })
     }

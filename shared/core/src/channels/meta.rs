@@ -153,7 +153,14 @@ impl Context<'_> {
             Direction::Inbound => ("sender", "recipient"),
             Direction::Outbound => ("recipient", "sender"),
         };
-        let user = party(self.event, user_side).unwrap_or_else(unknown_account);
+        let mut user = party(self.event, user_side).unwrap_or_else(unknown_account);
+        // Decide from the page id, not the field name: some payloads (library fixtures, but
+        // also echoes of other apps) have the page on the side the direction says is the user.
+        if user == *self.entry_account
+            && let Some(other) = party(self.event, business_side).filter(|o| *o != user)
+        {
+            user = other;
+        }
         let account = self.account(business_side);
         Parties {
             conversation_id: ConversationId::derive(self.channel, &account, &user),
@@ -403,6 +410,7 @@ impl Context<'_> {
             occurred_at: self.time.at,
             occurred_at_estimated: self.time.estimated,
             provider_timestamp: self.time.raw.clone(),
+            refers_to_unknown: false,
             raw: self.event.clone(),
         })
     }
@@ -458,6 +466,25 @@ fn attachment(value: &Value) -> Attachment {
 
 #[cfg(test)]
 mod tests {
+    /// The entry that holds `event` (or the body itself, for a lone entry).
+    fn entry_of<'a>(
+        body: &'a serde_json::Value,
+        event: &serde_json::Value,
+    ) -> &'a serde_json::Value {
+        body.get("entry")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|entries| {
+                entries.iter().find(|e| {
+                    ["messaging", "standby"].iter().any(|l| {
+                        e.get(*l)
+                            .and_then(serde_json::Value::as_array)
+                            .is_some_and(|list| list.contains(event))
+                    })
+                })
+            })
+            .unwrap_or(body)
+    }
+
     use super::*;
     use crate::model::Webhook;
     use serde_json::json;
@@ -554,9 +581,15 @@ mod tests {
                     assert_eq!(&message.raw, event, "{channel}/{name}");
                     if event.pointer("/message/is_echo") == Some(&json!(true)) {
                         assert_eq!(message.direction, Direction::Outbound, "{channel}/{name}");
+                        // The customer is the side that is not the page.
+                        let page = id_at(entry_of(&body, event), "/id");
+                        let expected = [id_at(event, "/recipient/id"), id_at(event, "/sender/id")]
+                            .into_iter()
+                            .flatten()
+                            .find(|id| Some(id) != page.as_ref());
                         assert_eq!(
                             Some(&message.customer.provider_user_id),
-                            id_at(event, "/recipient/id").as_ref(),
+                            expected.as_ref(),
                             "{channel}/{name}"
                         );
                     } else {
@@ -970,7 +1003,8 @@ mod tests {
         let records = fixture("messenger", "standby_echo__restfb");
         let m = only_message(&records);
         assert_eq!(m.direction, Direction::Outbound);
-        assert_eq!(m.customer.provider_user_id.as_str(), "12345654332");
+        // The recipient is the page itself here, so the customer is the other side.
+        assert_eq!(m.customer.provider_user_id.as_str(), "987654321432");
         let records = fixture("instagram", "standby_text_no_object_envelope__chatwoot");
         assert_eq!(only_message(&records).direction, Direction::Inbound);
     }

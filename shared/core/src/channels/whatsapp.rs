@@ -390,6 +390,7 @@ impl Context<'_> {
             occurred_at: base.at,
             occurred_at_estimated: base.estimated,
             provider_timestamp: base.provider_timestamp,
+            refers_to_unknown: false,
             raw: item.clone(),
         })
     }

@@ -166,6 +166,9 @@ pub struct RecordView {
     /// The event's details (status and errors, emoji, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<EventKind>,
+    /// For an event: no message with the id it refers to had been seen when it arrived.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub refers_to_unknown: bool,
     /// When switchboard first stored it.
     pub stored_at: DateTime<Utc>,
 }
@@ -190,6 +193,7 @@ impl RecordView {
                 public: m.public,
                 thread_id: m.thread_id,
                 event: None,
+                refers_to_unknown: false,
                 stored_at,
             },
             Record::Event(e) => Self {
@@ -209,6 +213,7 @@ impl RecordView {
                 reply_to: Some(e.refers_to),
                 public: false,
                 thread_id: None,
+                refers_to_unknown: e.refers_to_unknown,
                 event: Some(e.kind),
                 stored_at,
             },
