@@ -20,7 +20,7 @@ use switchboard_core::http::{WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
-    BackendError, ConversationReader, IntakeQueue, MessageStore, QueueEntry,
+    BackendError, ConversationReader, CustomerDirectory, IntakeQueue, MessageStore, QueueEntry,
 };
 use switchboard_core::verify::{MetaVerifier, Secret, sign};
 use switchboard_embedded::SqliteStore;
@@ -92,6 +92,8 @@ pub struct Backend {
     pub store: Arc<dyn MessageStore>,
     /// The reader.
     pub reader: Arc<dyn ConversationReader>,
+    /// The customer directory.
+    pub customers: Arc<dyn CustomerDirectory>,
     /// The queue.
     pub queue: Arc<dyn IntakeQueue>,
     /// Reads and removes what is in the queue.
@@ -110,7 +112,7 @@ impl Backend {
             clock,
         );
         webhook_router(WebhookState::new(intake, verifiers()))
-            .merge(api_router(self.reader.clone()))
+            .merge(api_router(self.reader.clone(), self.customers.clone()))
     }
 }
 
@@ -135,6 +137,7 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         name: "embedded",
         store: store.clone(),
         reader: store.clone(),
+        customers: store.clone(),
         queue: store.clone(),
         probe: Arc::new(EmbeddedProbe(store)),
         _keep: keep,
@@ -264,7 +267,8 @@ pub async fn aws() -> Backend {
     Backend {
         name: "aws",
         store: store.clone(),
-        reader: store,
+        reader: store.clone(),
+        customers: store,
         queue,
         probe: Arc::new(SqsProbe {
             client: sqs,

@@ -18,7 +18,7 @@ use switchboard_core::config::{self, ConfigError, ProcessEnv, Source};
 use switchboard_core::http::{WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
-use switchboard_core::ports::{ConversationReader, IntakeQueue, MessageStore};
+use switchboard_core::ports::{ConversationReader, CustomerDirectory, IntakeQueue, MessageStore};
 use switchboard_embedded::SqliteStore;
 
 /// Command line.
@@ -160,6 +160,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 struct Ports {
     store: Arc<dyn MessageStore>,
     reader: Arc<dyn ConversationReader>,
+    customers: Arc<dyn CustomerDirectory>,
     queue: Arc<dyn IntakeQueue>,
 }
 
@@ -176,6 +177,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router,
             let ports = Ports {
                 store: store.clone(),
                 reader: store.clone(),
+                customers: store.clone(),
                 queue: store,
             };
             (ports, None)
@@ -186,7 +188,8 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router,
             let backend = AwsBackend::new(&sdk, &settings, clock.clone());
             let ports = Ports {
                 store: backend.store.clone(),
-                reader: backend.store,
+                reader: backend.store.clone(),
+                customers: backend.store,
                 queue: backend.queue,
             };
             (ports, Some(sdk))
@@ -213,7 +216,8 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router,
         "webhooks served"
     );
     let intake = Intake::new(ports.store, ports.queue, clock);
-    Ok(webhook_router(WebhookState::new(intake, verifiers)).merge(api_router(ports.reader)))
+    Ok(webhook_router(WebhookState::new(intake, verifiers))
+        .merge(api_router(ports.reader, ports.customers)))
 }
 
 /// A running server.

@@ -38,11 +38,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_core::clock::Clock;
-use switchboard_core::ids::{ConversationId, DeliveryId, RecordKey};
-use switchboard_core::model::{Channel, Conversation, Message, Record};
+use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
+use switchboard_core::model::{Channel, Conversation, Customer, CustomerIdentity, Message, Record};
 use switchboard_core::ports::{
-    BackendError, ConversationReader, MessageStore, Page, PageRequest, QueueEntry, RawDelivery,
-    StoredRecord,
+    BackendError, ConversationReader, CustomerDirectory, LinkError, MessageStore, Page,
+    PageRequest, QueueEntry, RawDelivery, StoredRecord,
 };
 
 use crate::resources::{GSI1, GSI2, IndexSpec, PK, SK, TTL_ATTRIBUTE};
@@ -171,6 +171,7 @@ impl DynamoStore {
         &self,
         record: &Record,
         key: &RecordKey,
+        person: Option<&CustomerId>,
         now: DateTime<Utc>,
     ) -> Result<Item, BackendError> {
         let mut item = Item::from([
@@ -187,7 +188,8 @@ impl DynamoStore {
             (Some(conversation), Some(customer)) => {
                 item.insert(GSI1.pk.into(), s(format!("C#{conversation}")));
                 item.insert(GSI1.sk.into(), s(sort.clone()));
-                item.insert(GSI2.pk.into(), s(format!("U#{}", customer.customer_id)));
+                let person = person.unwrap_or(&customer.customer_id);
+                item.insert(GSI2.pk.into(), s(format!("U#{person}")));
                 item.insert(GSI2.sk.into(), s(sort));
             }
             _ => {
@@ -565,11 +567,21 @@ impl MessageStore for DynamoStore {
         let now = self.clock.now();
         let keys: Vec<RecordKey> = records.iter().map(Record::key).collect();
         let existing = self.existing(&keys).await?;
+        let identities: Vec<&CustomerIdentity> = records
+            .iter()
+            .zip(&keys)
+            .filter(|(_, key)| !existing.contains_key(*key))
+            .filter_map(|(record, _)| record.customer())
+            .collect();
+        let persons = self.ensure_customers(&identities).await?;
         let new_items = records
             .iter()
             .zip(&keys)
             .filter(|(_, key)| !existing.contains_key(*key))
-            .map(|(record, key)| Ok((key.clone(), self.record_item(record, key, now)?)))
+            .map(|(record, key)| {
+                let person = record.customer().and_then(|c| persons.get(&c.customer_id));
+                Ok((key.clone(), self.record_item(record, key, person, now)?))
+            })
             .collect::<Result<Vec<_>, BackendError>>()?;
         let written = new_items.len();
         let raced = self.put_new(new_items).await?;
@@ -890,6 +902,300 @@ impl ConversationReader for DynamoStore {
                     .map(DeliveryId::from_stored)
                     .ok_or_else(|| corrupt("quarantined", "delivery_id"))
             })
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+}
+
+/// Merges are followed at most this far.
+const MAX_HOPS: usize = 16;
+
+fn customer_key(id: &CustomerId) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("U#{id}"))),
+        (SK.to_owned(), s("CUSTOMER")),
+    ])
+}
+
+fn customer_from(item: &Item) -> Result<Customer, BackendError> {
+    let doc = get_s(item, "doc").ok_or_else(|| corrupt("customer", "doc"))?;
+    serde_json::from_str(doc).map_err(|_| corrupt("customer", "doc"))
+}
+
+impl DynamoStore {
+    async fn load_customer(
+        &self,
+        id: &CustomerId,
+        op: &'static str,
+    ) -> Result<Option<Customer>, BackendError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(customer_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable(op))?;
+        out.item.as_ref().map(customer_from).transpose()
+    }
+
+    /// The surviving customer of `id`, following merges.
+    async fn root_customer(
+        &self,
+        id: &CustomerId,
+        op: &'static str,
+    ) -> Result<Option<Customer>, BackendError> {
+        let mut current = self.load_customer(id, op).await?;
+        for _ in 0..MAX_HOPS {
+            match current {
+                Some(Customer {
+                    merged_into: Some(next),
+                    ..
+                }) => current = self.load_customer(&next, op).await?,
+                other => return Ok(other),
+            }
+        }
+        Err(BackendError::unavailable(
+            op,
+            "customer merges form a cycle",
+        ))
+    }
+
+    fn customer_item(&self, customer: &Customer) -> Result<Item, BackendError> {
+        let mut item = customer_key(&customer.id);
+        item.insert(
+            "doc".into(),
+            s(serde_json::to_string(customer).map_err(unavailable("customer"))?),
+        );
+        Ok(item)
+    }
+
+    /// Creates the customers of identities seen for the first time; answers, for each identity,
+    /// the surviving customer its records are listed under. One `BatchGetItem` for the known
+    /// ones, a conditional `PutItem` per new one.
+    async fn ensure_customers(
+        &self,
+        identities: &[&CustomerIdentity],
+    ) -> Result<HashMap<CustomerId, CustomerId>, BackendError> {
+        const OP: &str = "record";
+        let mut unique: Vec<&CustomerIdentity> = Vec::new();
+        for identity in identities {
+            if !unique.iter().any(|u| u.customer_id == identity.customer_id) {
+                unique.push(identity);
+            }
+        }
+        let mut persons = HashMap::new();
+        if unique.is_empty() {
+            return Ok(persons);
+        }
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        for identity in &unique {
+            request = request.keys(customer_key(&identity.customer_id));
+        }
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(
+                self.table.to_string(),
+                request.build().map_err(unavailable(OP))?,
+            )
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        let mut found: HashMap<CustomerId, Customer> = HashMap::new();
+        for item in out
+            .responses()
+            .and_then(|r| r.get(self.table.as_ref()))
+            .into_iter()
+            .flatten()
+        {
+            let customer = customer_from(item)?;
+            found.insert(customer.id.clone(), customer);
+        }
+        let unprocessed = out.unprocessed_keys().is_some_and(|u| !u.is_empty());
+        for identity in unique {
+            let id = &identity.customer_id;
+            let person = match found.get(id) {
+                Some(Customer {
+                    merged_into: None, ..
+                }) => id.clone(),
+                Some(_) => match self.root_customer(id, OP).await? {
+                    Some(root) => root.id,
+                    None => id.clone(),
+                },
+                None if unprocessed => match self.root_customer(id, OP).await? {
+                    Some(root) => root.id,
+                    None => self.create_customer(identity).await?,
+                },
+                None => self.create_customer(identity).await?,
+            };
+            persons.insert(id.clone(), person);
+        }
+        Ok(persons)
+    }
+
+    /// Creates the customer of one identity unless it exists (created meanwhile by another
+    /// invocation, or merged since): answers its surviving customer.
+    async fn create_customer(
+        &self,
+        identity: &CustomerIdentity,
+    ) -> Result<CustomerId, BackendError> {
+        const OP: &str = "record";
+        let created = self
+            .client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .set_item(Some(self.customer_item(&Customer::of_identity(identity))?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(identity.customer_id.clone()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(self
+                    .root_customer(&identity.customer_id, OP)
+                    .await?
+                    .map_or_else(|| identity.customer_id.clone(), |c| c.id))
+            }
+            Err(e) => Err(BackendError::unavailable(OP, e)),
+        }
+    }
+
+    /// Lists the records of customer `from` under customer `to` (one query page and one
+    /// `UpdateItem` per record: linking is an agent's action, not the intake path).
+    async fn move_records(
+        &self,
+        from: &CustomerId,
+        to: &CustomerId,
+    ) -> Result<usize, BackendError> {
+        const OP: &str = "link";
+        if from == to {
+            return Ok(0);
+        }
+        // Read every key first, then move: the index is eventually consistent, so re-reading
+        // its first page after each move could meet moved records again.
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = PageRequest { cursor, limit: 500 };
+            let (items, next) = self
+                .query_page(OP, Some(GSI2), &format!("U#{from}"), true, &page)
+                .await?;
+            for item in items {
+                keys.push(HashMap::from([
+                    (
+                        PK.to_owned(),
+                        item.get(PK).cloned().ok_or_else(|| corrupt(OP, "pk"))?,
+                    ),
+                    (
+                        SK.to_owned(),
+                        item.get(SK).cloned().ok_or_else(|| corrupt(OP, "sk"))?,
+                    ),
+                ]));
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        for key in &keys {
+            self.client
+                .update_item()
+                .table_name(self.table.as_ref())
+                .set_key(Some(key.clone()))
+                .update_expression("SET #g = :to")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#g", GSI2.pk)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":to", s(format!("U#{to}")))
+                .send()
+                .await
+                .map_err(unavailable(OP))?;
+        }
+        Ok(keys.len())
+    }
+}
+
+#[async_trait]
+impl CustomerDirectory for DynamoStore {
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, BackendError> {
+        self.root_customer(id, "customer").await
+    }
+
+    async fn link(&self, into: &CustomerId, other: &CustomerId) -> Result<Customer, LinkError> {
+        const OP: &str = "link";
+        if into == other {
+            return Err(LinkError::SameCustomer);
+        }
+        let mut survivor = self
+            .root_customer(into, OP)
+            .await?
+            .ok_or_else(|| LinkError::UnknownCustomer(into.clone()))?;
+        let mut merged = self
+            .root_customer(other, OP)
+            .await?
+            .ok_or_else(|| LinkError::UnknownCustomer(other.clone()))?;
+        if survivor.id != merged.id {
+            for identity in std::mem::take(&mut merged.identities) {
+                if !survivor
+                    .identities
+                    .iter()
+                    .any(|i| i.customer_id == identity.customer_id)
+                {
+                    survivor.identities.push(identity);
+                }
+            }
+            merged.merged_into = Some(survivor.id.clone());
+            // Both customers change together, or neither does.
+            let puts = [&survivor, &merged]
+                .into_iter()
+                .map(|c| {
+                    let put = Put::builder()
+                        .table_name(self.table.as_ref())
+                        .set_item(Some(self.customer_item(c)?))
+                        .build()
+                        .map_err(unavailable(OP))?;
+                    Ok(TransactWriteItem::builder().put(put).build())
+                })
+                .collect::<Result<Vec<_>, BackendError>>()?;
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(puts))
+                .send()
+                .await
+                .map_err(unavailable(OP))?;
+        }
+        // Also on a repeated link: finishes moving records an interrupted link left behind.
+        let mut moved = self.move_records(&merged.id, &survivor.id).await?;
+        if other != &merged.id && other != &survivor.id {
+            moved += self.move_records(other, &survivor.id).await?;
+        }
+        tracing::info!(customer = %survivor.id, merged = %merged.id, moved, "customers linked");
+        Ok(survivor)
+    }
+
+    async fn timeline(
+        &self,
+        id: &CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<StoredRecord>, BackendError> {
+        let (items, next) = self
+            .query_page(
+                "customer_timeline",
+                Some(GSI2),
+                &format!("U#{id}"),
+                true,
+                &page,
+            )
+            .await?;
+        let items = items
+            .iter()
+            .map(stored_record_from)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, next })
     }

@@ -726,6 +726,33 @@ impl Conversation {
     }
 }
 
+/// A customer: one person, known on one or more channels by their identities.
+///
+/// Every channel identity starts as its own customer (its id is the identity's
+/// [`CustomerId`]). Linking merges one customer into another: the merged one keeps its id, now
+/// an alias (`merged_into`), and its identities and history show under the surviving one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    /// The customer's id.
+    pub id: CustomerId,
+    /// The channel identities of this person.
+    pub identities: Vec<CustomerIdentity>,
+    /// Set when this customer was merged into another: the id to use instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<CustomerId>,
+}
+
+impl Customer {
+    /// The customer made of one channel identity.
+    pub fn of_identity(identity: &CustomerIdentity) -> Self {
+        Self {
+            id: identity.customer_id.clone(),
+            identities: vec![identity.clone()],
+            merged_into: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use crate::ids::{ConversationId, DeliveryId, RecordKey};
-use crate::model::{Channel, Conversation, Record, Webhook};
+use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
+use crate::model::{Channel, Conversation, Customer, Record, Webhook};
 
 /// A failure of a storage or queue backend. Always retryable from the provider's point of view:
 /// the webhook answers 5xx and the provider sends the delivery again.
@@ -196,4 +196,43 @@ pub trait ConversationReader: Send + Sync {
 pub trait IntakeQueue: Send + Sync {
     /// Enqueues entries, in batches where the backend allows.
     async fn enqueue(&self, entries: &[QueueEntry]) -> Result<(), BackendError>;
+}
+
+/// Why two customers could not be linked.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// A customer cannot be linked to itself.
+    #[error("a customer cannot be linked to itself")]
+    SameCustomer,
+    /// No customer has this id.
+    #[error("customer {0} not found")]
+    UnknownCustomer(CustomerId),
+    /// A storage failure.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Customers across channels: who is who, and each person's whole history.
+///
+/// Contract (held by the contract suite on every backend):
+/// * after [`MessageStore::record`], the customer of every message and event exists here, and
+///   the record is in the [`timeline`](Self::timeline) of the customer its identity belongs to;
+/// * [`customer`](Self::customer) of a merged id answers the surviving customer;
+/// * [`link`](Self::link) merges `other` into `into`: afterwards both ids answer one customer
+///   holding both identities, and its timeline holds the records of both, in provider-time order,
+///   including records written later under either identity. Linking again is a no-op answering
+///   the same customer; linking a customer to itself, or to an unknown id, is an error and
+///   changes nothing.
+#[async_trait]
+pub trait CustomerDirectory: Send + Sync {
+    /// A customer, following merges to the surviving one.
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, BackendError>;
+    /// Merges `other` into `into`; answers the merged customer.
+    async fn link(&self, into: &CustomerId, other: &CustomerId) -> Result<Customer, LinkError>;
+    /// Every message and event of a customer across channels, in provider-time order.
+    async fn timeline(
+        &self,
+        id: &CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<StoredRecord>, BackendError>;
 }

@@ -31,6 +31,16 @@ pub(crate) enum Cursor {
         #[serde(rename = "k")]
         key: String,
     },
+    /// `timeline` of one customer.
+    #[serde(rename = "u")]
+    CustomerTimeline {
+        #[serde(rename = "cu")]
+        customer_id: String,
+        #[serde(rename = "t")]
+        at_ms: i64,
+        #[serde(rename = "k")]
+        key: String,
+    },
     /// `quarantined`.
     #[serde(rename = "q")]
     Quarantine {

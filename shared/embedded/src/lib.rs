@@ -9,6 +9,8 @@
 //!   the queue entries still to enqueue returned until they are confirmed;
 //! * [`ConversationReader`](switchboard_core::ports::ConversationReader): keyset-paginated
 //!   listings with opaque cursors;
+//! * [`CustomerDirectory`](switchboard_core::ports::CustomerDirectory): customers across
+//!   channels, links, and each customer's timeline;
 //! * [`IntakeQueue`](switchboard_core::ports::IntakeQueue): a durable FIFO-per-conversation
 //!   queue, with inherent consumer methods ([`SqliteStore::receive`], [`SqliteStore::ack`]).
 //!
@@ -23,10 +25,12 @@
 //! | `deliveries` | delivery id (SHA-256 of the bytes) | raw bodies, the quarantine |
 //! | `records` | record key | each normalized record as JSON, and whether it was enqueued |
 //! | `conversations` | conversation id | each conversation as JSON, first and last record times |
+//! | `customers` | customer id | each customer's identities, and whom a merged one merged into |
 //! | `intake_queue` | sequence number | queue entries, deduplicated by record key |
 #![warn(missing_docs)]
 
 mod cursor;
+mod customers;
 mod error;
 mod queue;
 mod reader;

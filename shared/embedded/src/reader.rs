@@ -134,8 +134,6 @@ impl ConversationReader for SqliteStore {
         id: &ConversationId,
         page: PageRequest,
     ) -> Result<Page<StoredRecord>, BackendError> {
-        const OP: &str = "timeline";
-        let limit = page_limit(page.limit);
         let after = match page.cursor.as_deref().map(Cursor::decode).transpose()? {
             None => None,
             Some(Cursor::Timeline {
@@ -145,53 +143,19 @@ impl ConversationReader for SqliteStore {
             }) if conversation_id == id.as_str() => Some((at_ms, key)),
             Some(_) => return Err(BackendError::BadCursor),
         };
-        let id = id.clone();
-        self.run(OP, move |conn| {
-            let unavailable = |e| BackendError::unavailable(OP, e);
-            let mut sql = String::from(
-                "SELECT key, at_ms, stored_at, doc FROM records WHERE conversation_id = ?",
-            );
-            let mut args = vec![Value::Text(id.as_str().to_owned())];
-            if let Some((at_ms, key)) = after {
-                sql.push_str(" AND (at_ms, key) > (?, ?)");
-                args.extend([Value::Integer(at_ms), Value::Text(key)]);
-            }
-            sql.push_str(" ORDER BY at_ms ASC, key ASC LIMIT ?");
-            args.push(Value::Integer(fetch_limit(limit)));
-            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
-            let raw = stmt
-                .query_map(params_from_iter(args), |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                    ))
-                })
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(unavailable)?;
-            let rows = raw
-                .into_iter()
-                .map(|(key, at_ms, stored_at, doc)| {
-                    let record = decode_doc::<Record>("record", &key, &doc)
-                        .map_err(|e| BackendError::unavailable(OP, e))?;
-                    let stored_at = time::from_text(&stored_at)
-                        .map_err(|e| BackendError::unavailable(OP, e))?;
-                    let cursor = Cursor::Timeline {
-                        conversation_id: id.as_str().to_owned(),
-                        at_ms,
-                        key: key.clone(),
-                    };
-                    let item = StoredRecord {
-                        key: RecordKey::from_stored(key),
-                        stored_at,
-                        record,
-                    };
-                    Ok((item, cursor))
-                })
-                .collect::<Result<Vec<_>, BackendError>>()?;
-            into_page(rows, limit, OP)
-        })
+        let owner = id.as_str().to_owned();
+        self.records_page(
+            "timeline",
+            RecordsOf::Conversation,
+            owner,
+            after,
+            page.limit,
+            |owner, at_ms, key| Cursor::Timeline {
+                conversation_id: owner,
+                at_ms,
+                key,
+            },
+        )
         .await
     }
 
@@ -260,6 +224,76 @@ impl ConversationReader for SqliteStore {
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(unavailable)?;
             into_page(rows, limit, OP)
+        })
+        .await
+    }
+}
+
+/// Which records a page lists: a conversation's or a customer's (after links).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RecordsOf {
+    /// By `conversation_id`.
+    Conversation,
+    /// By `customer_id`, which holds the surviving customer of the record's identity.
+    Customer,
+}
+
+impl SqliteStore {
+    /// One page of records of `owner`, in provider-time order, after `after` (exclusive).
+    pub(crate) async fn records_page(
+        &self,
+        operation: &'static str,
+        of: RecordsOf,
+        owner: String,
+        after: Option<(i64, String)>,
+        limit: usize,
+        cursor: fn(String, i64, String) -> Cursor,
+    ) -> Result<Page<StoredRecord>, BackendError> {
+        let limit = page_limit(limit);
+        self.run(operation, move |conn| {
+            let unavailable = |e| BackendError::unavailable(operation, e);
+            let column = match of {
+                RecordsOf::Conversation => "conversation_id",
+                RecordsOf::Customer => "customer_id",
+            };
+            let mut sql =
+                format!("SELECT key, at_ms, stored_at, doc FROM records WHERE {column} = ?");
+            let mut args = vec![Value::Text(owner.clone())];
+            if let Some((at_ms, key)) = after {
+                sql.push_str(" AND (at_ms, key) > (?, ?)");
+                args.extend([Value::Integer(at_ms), Value::Text(key)]);
+            }
+            sql.push_str(" ORDER BY at_ms ASC, key ASC LIMIT ?");
+            args.push(Value::Integer(fetch_limit(limit)));
+            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+            let raw = stmt
+                .query_map(params_from_iter(args), |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(unavailable)?;
+            let rows = raw
+                .into_iter()
+                .map(|(key, at_ms, stored_at, doc)| {
+                    let record = decode_doc::<Record>("record", &key, &doc)
+                        .map_err(|e| BackendError::unavailable(operation, e))?;
+                    let stored_at = time::from_text(&stored_at)
+                        .map_err(|e| BackendError::unavailable(operation, e))?;
+                    let next = cursor(owner.clone(), at_ms, key.clone());
+                    let item = StoredRecord {
+                        key: RecordKey::from_stored(key),
+                        stored_at,
+                        record,
+                    };
+                    Ok((item, next))
+                })
+                .collect::<Result<Vec<_>, BackendError>>()?;
+            into_page(rows, limit, operation)
         })
         .await
     }

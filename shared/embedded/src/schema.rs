@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -64,13 +64,27 @@ CREATE TABLE IF NOT EXISTS intake_queue (
 CREATE INDEX IF NOT EXISTS intake_queue_group ON intake_queue (group_id, seq);
 ";
 
+/// Version 2: customers. `records.customer_id` holds the surviving customer of the record's
+/// identity (rewritten when customers are linked), so a customer's timeline is one index range.
+const V2: &str = "
+CREATE TABLE IF NOT EXISTS customers (
+    id          TEXT PRIMARY KEY NOT NULL,
+    doc         TEXT NOT NULL,
+    merged_into TEXT NULL
+);
+CREATE INDEX IF NOT EXISTS customers_merged ON customers (merged_into) WHERE merged_into IS NOT NULL;
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute_batch(V1)?;
+    if found < 1 {
+        tx.execute_batch(V1)?;
+    }
+    tx.execute_batch(V2)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

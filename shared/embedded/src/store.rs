@@ -397,6 +397,11 @@ impl MessageStore for SqliteStore {
                     continue;
                 }
                 let doc = serde_json::to_string(record).map_err(|e| BackendError::unavailable(OP, e))?;
+                // Listed under the surviving customer of the record's identity.
+                let person = record
+                    .customer()
+                    .map(|identity| crate::customers::ensure(&tx, identity, OP))
+                    .transpose()?;
                 let inserted = tx
                     .prepare_cached(
                         "INSERT OR IGNORE INTO records
@@ -409,7 +414,7 @@ impl MessageStore for SqliteStore {
                             key.as_str(),
                             record.record_type(),
                             record.conversation_id().map(|c| c.as_str()),
-                            record.customer().map(|c| c.customer_id.as_str()),
+                            person.as_ref().map(|c| c.as_str()),
                             record.at().timestamp_millis(),
                             doc,
                             stored_at,

@@ -4,13 +4,17 @@
 //! * `GET /api/conversations/{id}`
 //! * `GET /api/conversations/{id}/messages?cursor=&limit=`: messages and the events that refer
 //!   to them, in provider-time order.
+//! * `GET /api/customers/{id}`: a customer and their channel identities.
+//! * `GET /api/customers/{id}/timeline?cursor=&limit=`: every message and event of a customer
+//!   across channels, in provider-time order.
+//! * `POST /api/customers/{id}/link` with `{"customer_id": "cu_…"}`: the two are one person.
 //! * `GET /api/quarantine?cursor=&limit=`: ids of deliveries kept because they were not JSON.
 //! * `GET /api/deliveries/{id}`: a kept delivery, byte for byte.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,7 +22,10 @@ use std::sync::Arc;
 
 use super::ApiError;
 use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
-use crate::model::{Attachment, Channel, Conversation, Direction, EventKind, ProviderId, Record};
+use crate::model::{
+    Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderId, Record,
+};
+use crate::ports::CustomerDirectory;
 use crate::ports::{ConversationReader, Page, PageRequest, StoredRecord};
 
 /// Items per page when the client does not say.
@@ -26,15 +33,24 @@ pub const DEFAULT_LIMIT: usize = 50;
 /// The most items per page a client may ask for.
 pub const MAX_LIMIT: usize = 500;
 
-/// The `/api` routes over a reader.
-pub fn api_router(reader: Arc<dyn ConversationReader>) -> Router {
-    Router::new()
+/// The `/api` routes over a reader and a customer directory.
+pub fn api_router(
+    reader: Arc<dyn ConversationReader>,
+    customers: Arc<dyn CustomerDirectory>,
+) -> Router {
+    let conversations = Router::new()
         .route("/api/conversations", get(list_conversations))
         .route("/api/conversations/{id}", get(get_conversation))
         .route("/api/conversations/{id}/messages", get(list_messages))
         .route("/api/quarantine", get(list_quarantine))
         .route("/api/deliveries/{id}", get(get_delivery))
-        .with_state(reader)
+        .with_state(reader);
+    let customers = Router::new()
+        .route("/api/customers/{id}", get(get_customer))
+        .route("/api/customers/{id}/timeline", get(customer_timeline))
+        .route("/api/customers/{id}/link", post(link_customers))
+        .with_state(customers);
+    conversations.merge(customers)
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +152,8 @@ pub struct RecordView {
     pub record: String,
     /// Storage key.
     pub key: RecordKey,
+    /// The conversation it belongs to.
+    pub conversation_id: ConversationId,
     /// The provider's id of the message, or of the event.
     pub provider_message_id: ProviderId,
     /// Channel.
@@ -181,6 +199,7 @@ impl RecordView {
             Record::Message(m) => Self {
                 record: "message".into(),
                 key,
+                conversation_id: m.conversation_id,
                 provider_message_id: m.provider_message_id,
                 channel: m.channel,
                 kind: m.kind.as_str().into(),
@@ -199,6 +218,7 @@ impl RecordView {
             Record::Event(e) => Self {
                 record: "event".into(),
                 key,
+                conversation_id: e.conversation_id,
                 provider_message_id: e.event_id,
                 channel: e.channel,
                 kind: e.kind.name(),
@@ -289,4 +309,56 @@ async fn get_delivery(
         delivery.body,
     )
         .into_response())
+}
+
+async fn get_customer(
+    State(customers): State<Arc<dyn CustomerDirectory>>,
+    Path(id): Path<String>,
+) -> Result<Json<Customer>, ApiError> {
+    let customer = customers
+        .customer(&CustomerId::from_stored(id))
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
+    Ok(Json(customer))
+}
+
+async fn customer_timeline(
+    State(customers): State<Arc<dyn CustomerDirectory>>,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<RecordView>>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let page_request = query.page()?;
+    let customer = customers
+        .customer(&CustomerId::from_stored(id))
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
+    let page = customers.timeline(&customer.id, page_request).await?;
+    Ok(page_of(page, RecordView::from_stored))
+}
+
+/// The body of `POST /api/customers/{id}/link`.
+#[derive(Debug, Deserialize)]
+struct LinkRequest {
+    customer_id: String,
+}
+
+async fn link_customers(
+    State(customers): State<Arc<dyn CustomerDirectory>>,
+    Path(id): Path<String>,
+    body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Customer>, ApiError> {
+    let Json(request) = body.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected a JSON body {{\"customer_id\": \"cu_…\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let merged = customers
+        .link(
+            &CustomerId::from_stored(id),
+            &CustomerId::from_stored(request.customer_id),
+        )
+        .await?;
+    Ok(Json(merged))
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
-use crate::ports::BackendError;
+use crate::ports::{BackendError, LinkError};
 use crate::verify::{HandshakeError, SignatureError};
 
 /// Everything a switchboard HTTP handler can answer with instead of success.
@@ -46,6 +46,16 @@ pub enum ApiError {
     /// A storage or queue failure.
     #[error(transparent)]
     Backend(#[from] BackendError),
+}
+
+impl From<LinkError> for ApiError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::SameCustomer => ApiError::BadRequest(e.to_string()),
+            LinkError::UnknownCustomer(_) => ApiError::NotFound("customer"),
+            LinkError::Backend(b) => ApiError::Backend(b),
+        }
+    }
 }
 
 impl ApiError {

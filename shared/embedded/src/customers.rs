@@ -1,0 +1,167 @@
+//! The customer directory on SQLite: one row per customer, merged ones pointing at the survivor.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use switchboard_core::ids::CustomerId;
+use switchboard_core::model::{Customer, CustomerIdentity};
+use switchboard_core::ports::{
+    BackendError, CustomerDirectory, LinkError, Page, PageRequest, StoredRecord,
+};
+
+use crate::cursor::Cursor;
+use crate::reader::RecordsOf;
+use crate::store::{SqliteStore, decode_doc};
+
+/// Merges are followed at most this far (a merge rewrites pointers to the survivor, so chains
+/// stay short; the bound only guards against a corrupted file).
+const MAX_HOPS: usize = 16;
+
+fn load(conn: &Connection, id: &str, op: &'static str) -> Result<Option<Customer>, BackendError> {
+    let doc: Option<String> = conn
+        .prepare_cached("SELECT doc FROM customers WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |row| row.get(0)).optional())
+        .map_err(|e| BackendError::unavailable(op, e))?;
+    doc.map(|doc| {
+        decode_doc::<Customer>("customer", id, &doc).map_err(|e| BackendError::unavailable(op, e))
+    })
+    .transpose()
+}
+
+/// The surviving customer of `id`, following merges.
+pub(crate) fn root(
+    conn: &Connection,
+    id: &str,
+    op: &'static str,
+) -> Result<Option<Customer>, BackendError> {
+    let mut current = load(conn, id, op)?;
+    for _ in 0..MAX_HOPS {
+        match current {
+            Some(Customer {
+                merged_into: Some(next),
+                ..
+            }) => current = load(conn, next.as_str(), op)?,
+            other => return Ok(other),
+        }
+    }
+    Err(BackendError::unavailable(
+        op,
+        "customer merges form a cycle",
+    ))
+}
+
+fn save(conn: &Connection, customer: &Customer, op: &'static str) -> Result<(), BackendError> {
+    let doc = serde_json::to_string(customer).map_err(|e| BackendError::unavailable(op, e))?;
+    conn.prepare_cached(
+        "INSERT INTO customers (id, doc, merged_into) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, merged_into = excluded.merged_into",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            customer.id.as_str(),
+            doc,
+            customer.merged_into.as_ref().map(|m| m.as_str())
+        ])
+    })
+    .map_err(|e| BackendError::unavailable(op, e))?;
+    Ok(())
+}
+
+/// Makes sure the customer of `identity` exists; answers the id its records are listed under
+/// (the surviving customer, after links).
+pub(crate) fn ensure(
+    conn: &Connection,
+    identity: &CustomerIdentity,
+    op: &'static str,
+) -> Result<CustomerId, BackendError> {
+    if let Some(customer) = root(conn, identity.customer_id.as_str(), op)? {
+        return Ok(customer.id);
+    }
+    save(conn, &Customer::of_identity(identity), op)?;
+    Ok(identity.customer_id.clone())
+}
+
+#[async_trait]
+impl CustomerDirectory for SqliteStore {
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, BackendError> {
+        let id = id.clone();
+        self.run("customer", move |conn| root(conn, id.as_str(), "customer"))
+            .await
+    }
+
+    async fn link(&self, into: &CustomerId, other: &CustomerId) -> Result<Customer, LinkError> {
+        const OP: &str = "link";
+        if into == other {
+            return Err(LinkError::SameCustomer);
+        }
+        let (into, other) = (into.clone(), other.clone());
+        let outcome = self
+            .run(OP, move |conn| {
+                let unavailable = |e| BackendError::unavailable(OP, e);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(unavailable)?;
+                let Some(mut survivor) = root(&tx, into.as_str(), OP)? else {
+                    return Ok(Err(into));
+                };
+                let Some(mut merged) = root(&tx, other.as_str(), OP)? else {
+                    return Ok(Err(other));
+                };
+                if survivor.id != merged.id {
+                    for identity in std::mem::take(&mut merged.identities) {
+                        if !survivor.identities.iter().any(|i| i.customer_id == identity.customer_id) {
+                            survivor.identities.push(identity);
+                        }
+                    }
+                    merged.merged_into = Some(survivor.id.clone());
+                    save(&tx, &survivor, OP)?;
+                    save(&tx, &merged, OP)?;
+                    // Earlier merges into the merged one now point at the survivor directly.
+                    tx.execute(
+                        "UPDATE customers SET merged_into = ?1 WHERE merged_into = ?2",
+                        params![survivor.id.as_str(), merged.id.as_str()],
+                    )
+                    .map_err(unavailable)?;
+                    let moved = tx
+                        .execute(
+                            "UPDATE records SET customer_id = ?1 WHERE customer_id = ?2",
+                            params![survivor.id.as_str(), merged.id.as_str()],
+                        )
+                        .map_err(unavailable)?;
+                    tracing::info!(customer = %survivor.id, merged = %merged.id, moved, "customers linked");
+                }
+                tx.commit().map_err(unavailable)?;
+                Ok(Ok(survivor))
+            })
+            .await?;
+        outcome.map_err(LinkError::UnknownCustomer)
+    }
+
+    async fn timeline(
+        &self,
+        id: &CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<StoredRecord>, BackendError> {
+        let after = match page.cursor.as_deref().map(Cursor::decode).transpose()? {
+            None => None,
+            Some(Cursor::CustomerTimeline {
+                customer_id,
+                at_ms,
+                key,
+            }) if customer_id == id.as_str() => Some((at_ms, key)),
+            Some(_) => return Err(BackendError::BadCursor),
+        };
+        self.records_page(
+            "customer_timeline",
+            RecordsOf::Customer,
+            id.as_str().to_owned(),
+            after,
+            page.limit,
+            |customer_id, at_ms, key| Cursor::CustomerTimeline {
+                customer_id,
+                at_ms,
+                key,
+            },
+        )
+        .await
+    }
+}

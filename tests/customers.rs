@@ -1,0 +1,199 @@
+//! Customers across channels, on both backends: one timeline per person, in provider-time
+//! order, and links that merge two identities.
+
+use serde_json::{Value, json};
+
+use switchboard_core::model::Webhook;
+use switchboard_tests::{Backend, call, get_all, get_json, signed_to};
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(switchboard_tests::embedded().await).await
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(switchboard_tests::aws().await).await
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_link_gives_one_timeline_across_whatsapp_and_instagram,
+    linking_to_itself_to_an_unknown_customer_or_without_a_body_is_a_4xx,
+);
+
+fn whatsapp(id: &str, ts: i64, text: &str) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
+      "value": {"metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN"},
+                "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5511988887777"}],
+                "messages": [{"from": "5511988887777", "id": id, "timestamp": ts.to_string(),
+                              "type": "text", "text": {"body": text}}]}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+fn instagram(mid: &str, ms: i64, text: &str) -> Vec<u8> {
+    json!({"object": "instagram", "entry": [{"id": "IGACCOUNT", "time": ms, "messaging": [
+        {"sender": {"id": "IGSID-ANA"}, "recipient": {"id": "IGACCOUNT"}, "timestamp": ms,
+         "message": {"mid": mid, "text": text}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+async fn post(app: &axum::Router, webhook: Webhook, body: Vec<u8>) {
+    let (status, answer) = call(app, signed_to(webhook, body)).await;
+    assert_eq!(status, 200, "{answer:?}");
+}
+
+async fn customer_of(app: &axum::Router, provider_id: &str) -> String {
+    get_all(app, "/api/conversations", 50)
+        .await
+        .into_iter()
+        .find(|c| c["customer_provider_id"] == provider_id)
+        .map(|c| c["customer_id"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no conversation of {provider_id}"))
+}
+
+async fn link(app: &axum::Router, into: &str, body: &str) -> (u16, Value) {
+    let request = http::Request::post(format!("/api/customers/{into}/link"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_owned()))
+        .unwrap();
+    let (status, answer) = call(app, request).await;
+    (
+        status.as_u16(),
+        serde_json::from_slice(&answer).unwrap_or(Value::Null),
+    )
+}
+
+async fn timeline(app: &axum::Router, customer: &str) -> Vec<(String, String)> {
+    get_all(app, &format!("/api/customers/{customer}/timeline"), 2)
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["channel"].as_str().unwrap().to_owned(),
+                r["text"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn a_link_gives_one_timeline_across_whatsapp_and_instagram(backend: Backend) {
+    let app = backend.app(None);
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("wamid.a1", 1_700_000_000, "me cobraron dos veces"),
+    )
+    .await;
+    post(
+        &app,
+        Webhook::Instagram,
+        instagram("ig.a2", 1_700_000_100_000, "hola? nadie responde"),
+    )
+    .await;
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("wamid.a3", 1_700_000_200, "es urgente"),
+    )
+    .await;
+    let wa = customer_of(&app, "5511988887777").await;
+    let ig = customer_of(&app, "IGSID-ANA").await;
+    assert_ne!(wa, ig);
+    assert_eq!(timeline(&app, &wa).await.len(), 2);
+    assert_eq!(timeline(&app, &ig).await.len(), 1);
+
+    let (status, merged) = link(&app, &wa, &format!(r#"{{"customer_id": "{ig}"}}"#)).await;
+    assert_eq!(status, 200, "{merged}");
+    assert_eq!(merged["id"], wa.as_str());
+    let channels: Vec<&str> = merged["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["whatsapp", "instagram"]);
+
+    let expected = vec![
+        ("whatsapp".to_owned(), "me cobraron dos veces".to_owned()),
+        ("instagram".to_owned(), "hola? nadie responde".to_owned()),
+        ("whatsapp".to_owned(), "es urgente".to_owned()),
+    ];
+    assert_eq!(timeline(&app, &wa).await, expected);
+    // The merged id answers the same customer and the same timeline.
+    let (status, via_ig) = get_json(&app, &format!("/api/customers/{ig}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(via_ig["id"], wa.as_str());
+    assert_eq!(timeline(&app, &ig).await, expected);
+
+    // Later messages of either identity join the one timeline.
+    post(
+        &app,
+        Webhook::Instagram,
+        instagram("ig.a4", 1_700_000_300_000, "sigo esperando"),
+    )
+    .await;
+    let now = timeline(&app, &wa).await;
+    assert_eq!(now.len(), 4);
+    assert_eq!(
+        now[3],
+        ("instagram".to_owned(), "sigo esperando".to_owned())
+    );
+
+    // Linking again changes nothing.
+    let (status, again) = link(&app, &wa, &format!(r#"{{"customer_id": "{ig}"}}"#)).await;
+    assert_eq!(status, 200);
+    assert_eq!(again, merged);
+    let (status, reverse) = link(&app, &ig, &format!(r#"{{"customer_id": "{wa}"}}"#)).await;
+    assert_eq!(status, 200);
+    assert_eq!(reverse["id"], wa.as_str());
+    assert_eq!(timeline(&app, &wa).await.len(), 4);
+}
+
+async fn linking_to_itself_to_an_unknown_customer_or_without_a_body_is_a_4xx(backend: Backend) {
+    let app = backend.app(None);
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("wamid.b1", 1_700_000_000, "hola"),
+    )
+    .await;
+    let wa = customer_of(&app, "5511988887777").await;
+    let (status, error) = link(&app, &wa, &format!(r#"{{"customer_id": "{wa}"}}"#)).await;
+    assert_eq!(status, 400);
+    assert!(
+        error["error"].as_str().unwrap().contains("itself"),
+        "{error}"
+    );
+    let (status, error) = link(&app, &wa, r#"{"customer_id": "cu_nobody"}"#).await;
+    assert_eq!(status, 404, "{error}");
+    let (status, _) = link(&app, "cu_nobody", &format!(r#"{{"customer_id": "{wa}"}}"#)).await;
+    assert_eq!(status, 404);
+    let (status, error) = link(&app, &wa, "not json").await;
+    assert_eq!(status, 400);
+    assert!(
+        error["error"].as_str().unwrap().contains("customer_id"),
+        "{error}"
+    );
+    let (status, customer) = get_json(&app, &format!("/api/customers/{wa}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        customer["identities"].as_array().unwrap().len(),
+        1,
+        "nothing changed"
+    );
+    let (status, _) = get_json(&app, "/api/customers/cu_nobody/timeline").await;
+    assert_eq!(status, 404);
+}
