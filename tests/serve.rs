@@ -152,12 +152,14 @@ fn post_signed(addr: SocketAddr, body: &[u8]) -> u16 {
     .0
 }
 
-const LOCAL_SECRETS: [(&str, &str); 2] = [
+const LOCAL_SECRETS: [(&str, &str); 4] = [
     (
         "SWITCHBOARD_WHATSAPP_APP_SECRETS",
         "test-app-secret,test-app-secret-previous",
     ),
     ("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
+    ("SWITCHBOARD_FACEBOOK_APP_SECRETS", "test-app-secret"),
+    ("SWITCHBOARD_FACEBOOK_VERIFY_TOKEN", "facebook-token"),
 ];
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -204,6 +206,25 @@ fn serve_on_the_embedded_backend_takes_webhooks_and_keeps_them_across_restarts()
         b"",
     );
     assert_eq!(status, 403);
+    // Each configured webhook is served with its own token; one without settings is not.
+    let (status, _) = http(
+        server.addr,
+        "GET",
+        "/webhooks/facebook?hub.mode=subscribe&hub.verify_token=facebook-token&hub.challenge=7",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    let (status, _) = http(
+        server.addr,
+        "GET",
+        &format!(
+            "/webhooks/instagram?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=7"
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 404);
 
     let raw = fixture("text_signed__pywa.raw");
     assert_eq!(post_signed(server.addr, &raw), 200);
@@ -284,7 +305,7 @@ fn serve_refuses_to_start_without_the_channel_secret_and_names_it() {
         "{stderr}"
     );
 
-    let output = command(&[LOCAL_SECRETS[0], LOCAL_SECRETS[1]])
+    let output = command(&LOCAL_SECRETS)
         .args(["serve", "--backend", "aws", "--addr", "127.0.0.1:0"])
         .output()
         .expect("run");
