@@ -17,28 +17,7 @@ use switchboard_tests::{
     whatsapp_fixtures,
 };
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(switchboard_tests::embedded().await).await
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(switchboard_tests::aws().await).await
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+switchboard_tests::contract!(
     every_whatsapp_fixture_is_accepted_and_each_id_is_stored_once,
     a_repeated_delivery_stores_and_enqueues_nothing_new,
     a_duplicate_inside_one_delivery_is_stored_once,

@@ -6,28 +6,7 @@ use serde_json::{Value, json};
 use switchboard_core::model::Webhook;
 use switchboard_tests::{Backend, call, get_all, get_json, signed_to};
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(switchboard_tests::embedded().await).await
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(switchboard_tests::aws().await).await
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+switchboard_tests::contract!(
     a_link_gives_one_timeline_across_whatsapp_and_instagram,
     linking_to_itself_to_an_unknown_customer_or_without_a_body_is_a_4xx,
 );

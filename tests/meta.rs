@@ -10,28 +10,7 @@ use switchboard_core::ids::RecordKey;
 use switchboard_core::model::{Record, Webhook};
 use switchboard_tests::{Backend, all_records, call, fixtures, get_all, get_json, signed_to};
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(switchboard_tests::embedded().await).await
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(switchboard_tests::aws().await).await
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+switchboard_tests::contract!(
     every_meta_fixture_is_accepted_and_each_id_is_stored_once,
     an_echo_after_a_customer_message_answers_the_conversation_at_the_echo_time,
     an_echo_alone_creates_no_customer_message,

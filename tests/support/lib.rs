@@ -83,6 +83,30 @@ pub fn signature(body: &[u8]) -> String {
     sign(APP_SECRET, body)
 }
 
+/// Declares the contract tests: each named `async fn(Backend)` of the calling file runs against
+/// the embedded backend (`mod embedded`) and the AWS backend on moto (`mod aws`).
+#[macro_export]
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::embedded().await).await
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::aws().await).await
+                }
+            )*
+        }
+    };
+}
+
 /// A store, reader and queue of one backend, and a way to read what reached the queue.
 #[derive(Clone)]
 pub struct Backend {

@@ -1069,69 +1069,36 @@ mod tests {
     }
 
     fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            prop_oneof![
-                Just("P".to_string()),
-                Just("comment".to_string()),
-                Just("post".to_string()),
-                Just("share".to_string()),
-                Just("photo".to_string()),
-                Just("reaction".to_string()),
-                Just("like".to_string()),
-                Just("rating".to_string()),
-                Just("add".to_string()),
-                Just("edited".to_string()),
-                Just("remove".to_string()),
-                Just("hide".to_string()),
-                Just("unhide".to_string()),
-                Just("".to_string()),
-                "[a-z0-9_]{0,12}"
-            ]
-            .prop_map(Value::from),
+        const WORDS: &[&str] = &[
+            "P", "comment", "post", "share", "photo", "reaction", "like", "rating", "add",
+            "edited", "remove", "hide", "unhide", "",
         ];
-        let object_of = |inner: BoxedStrategy<Value>| {
-            let keys = prop_oneof![
-                Just("item".to_string()),
-                Just("verb".to_string()),
-                Just("id".to_string()),
-                Just("comment_id".to_string()),
-                Just("post_id".to_string()),
-                Just("parent_id".to_string()),
-                Just("media_id".to_string()),
-                Just("media".to_string()),
-                Just("from".to_string()),
-                Just("sender_id".to_string()),
-                Just("sender_name".to_string()),
-                Just("reviewer_id".to_string()),
-                Just("name".to_string()),
-                Just("username".to_string()),
-                Just("created_time".to_string()),
-                Just("message".to_string()),
-                Just("text".to_string()),
-                Just("review_text".to_string()),
-                Just("open_graph_story_id".to_string()),
-                Just("reaction_type".to_string()),
-                Just("photo".to_string()),
-                Just("photos".to_string()),
-                Just("video".to_string()),
-                Just("link".to_string()),
-                "[a-z_]{1,8}"
-            ];
-            proptest::collection::btree_map(keys, inner, 0..8)
-                .prop_map(|m| Value::Object(m.into_iter().collect()))
-        };
-        leaf.prop_recursive(3, 48, 8, move |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                object_of(inner.boxed()),
-            ]
-        })
+        const KEYS: &[&str] = &[
+            "item",
+            "verb",
+            "id",
+            "comment_id",
+            "post_id",
+            "parent_id",
+            "media_id",
+            "media",
+            "from",
+            "sender_id",
+            "sender_name",
+            "reviewer_id",
+            "name",
+            "username",
+            "created_time",
+            "message",
+            "text",
+            "review_text",
+            "open_graph_story_id",
+            "reaction_type",
+            "photo",
+            "photos",
+            "video",
+            "link",
+        ];
+        crate::channels::arb::json(WORDS, KEYS)
     }
 }

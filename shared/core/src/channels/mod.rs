@@ -99,6 +99,45 @@ pub(crate) fn id_at(value: &Value, pointer: &str) -> Option<ProviderId> {
     value.pointer(pointer).and_then(ProviderId::from_json)
 }
 
+/// Arbitrary JSON for the normalizers' property tests.
+#[cfg(test)]
+pub(crate) mod arb {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// JSON trees whose strings and keys are drawn mostly from `words` and `keys` (the values
+    /// and field names a normalizer looks at), the rest at random.
+    pub(crate) fn json(
+        words: &'static [&'static str],
+        keys: &'static [&'static str],
+    ) -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            prop_oneof![
+                prop::sample::select(words).prop_map(str::to_owned),
+                "[a-z0-9.:_<>]{0,12}",
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            let key = prop_oneof![
+                prop::sample::select(keys).prop_map(str::to_owned),
+                "[a-z_]{1,8}",
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(key, inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

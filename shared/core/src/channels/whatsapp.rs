@@ -628,53 +628,35 @@ mod tests {
     }
 
     fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            prop_oneof![
-                Just("text".to_string()),
-                Just("reaction".to_string()),
-                Just("edit".to_string()),
-                Just("revoke".to_string()),
-                Just("connect".to_string()),
-                Just("".to_string()),
-                Just("BUSINESS_INITIATED".to_string()),
-                "[a-z0-9.<>]{0,12}"
-            ]
-            .prop_map(Value::from),
+        const WORDS: &[&str] = &[
+            "text",
+            "reaction",
+            "edit",
+            "revoke",
+            "connect",
+            "",
+            "BUSINESS_INITIATED",
         ];
-        leaf.prop_recursive(4, 48, 6, |inner| {
-            let keys = prop_oneof![
-                Just("id".to_string()),
-                Just("from".to_string()),
-                Just("to".to_string()),
-                Just("type".to_string()),
-                Just("timestamp".to_string()),
-                Just("entry".to_string()),
-                Just("changes".to_string()),
-                Just("value".to_string()),
-                Just("field".to_string()),
-                Just("messages".to_string()),
-                Just("statuses".to_string()),
-                Just("event".to_string()),
-                Just("reaction".to_string()),
-                Just("edit".to_string()),
-                Just("text".to_string()),
-                Just("body".to_string()),
-                Just("wa_id".to_string()),
-                Just("metadata".to_string()),
-                "[a-z_]{1,8}"
-            ];
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                proptest::collection::btree_map(keys, inner, 0..5)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
+        const KEYS: &[&str] = &[
+            "id",
+            "from",
+            "to",
+            "type",
+            "timestamp",
+            "entry",
+            "changes",
+            "value",
+            "field",
+            "messages",
+            "statuses",
+            "event",
+            "reaction",
+            "edit",
+            "text",
+            "body",
+            "wa_id",
+            "metadata",
+        ];
+        crate::channels::arb::json(WORDS, KEYS)
     }
 }
