@@ -2,7 +2,7 @@
 //! interface so that the same contract tests run against both.
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -255,7 +255,7 @@ pub async fn moto() -> &'static Moto {
 impl Moto {
     /// SDK configuration pointing at this server with static test credentials.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        switchboard_aws::app::sdk_defaults()
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))

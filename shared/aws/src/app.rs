@@ -5,6 +5,7 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tracing_subscriber::filter::LevelFilter;
 
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, Source};
@@ -47,7 +48,21 @@ impl AwsSettings {
 /// The shared AWS SDK configuration from the standard sources (`AWS_REGION`,
 /// `AWS_ENDPOINT_URL`, credentials …).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    sdk_defaults().load().await
+}
+
+/// The SDK configuration loader with switchboard's HTTPS client (rustls on ring), to which a
+/// caller may add settings (an endpoint, a region) before loading.
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
+}
+
+/// The HTTPS client every AWS client uses.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// The store and the queue on AWS.
@@ -131,4 +146,32 @@ pub async fn webhook_app(channels: &[Webhook]) -> Result<axum::Router, StartupEr
     let backend = AwsBackend::new(&sdk, &settings, clock.clone());
     let intake = Intake::new(backend.store, backend.queue, clock);
     Ok(webhook_router(WebhookState::new(intake, verifiers)))
+}
+
+/// Logging for a Lambda function: JSON lines when the function's log format is JSON (Lambda's
+/// `AWS_LAMBDA_LOG_FORMAT`), at the level Lambda's advanced logging controls set
+/// (`AWS_LAMBDA_LOG_LEVEL`, default `INFO`). No filter language: a smaller binary.
+pub fn init_lambda_tracing() {
+    let level = match std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .unwrap_or_default()
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "TRACE" => LevelFilter::TRACE,
+        "DEBUG" => LevelFilter::DEBUG,
+        "WARN" => LevelFilter::WARN,
+        "ERROR" | "FATAL" => LevelFilter::ERROR,
+        _ => LevelFilter::INFO,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false)
+        .without_time();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = if json {
+        builder.json().with_current_span(false).try_init()
+    } else {
+        builder.try_init()
+    };
 }
