@@ -145,6 +145,8 @@ impl Backend {
 pub trait QueueProbe: Send + Sync {
     /// Every entry now in the queue, in the order received; the queue is empty afterwards.
     async fn drain(&self) -> Vec<QueueEntry>;
+    /// How many entries are in the queue, without reading them.
+    async fn count(&self) -> usize;
 }
 
 /// An embedded backend in a fresh temporary folder.
@@ -187,6 +189,10 @@ impl QueueProbe for EmbeddedProbe {
             out.extend(batch.into_iter().map(|r| r.entry));
             self.0.ack(&receipts).await.expect("ack");
         }
+    }
+
+    async fn count(&self) -> usize {
+        self.0.queue_len().await.expect("queue length")
     }
 }
 
@@ -266,6 +272,66 @@ impl Moto {
 
 /// An AWS backend on moto, with its own freshly provisioned table and queues.
 pub async fn aws() -> Backend {
+    aws_with(None).await
+}
+
+/// An AWS backend on moto whose clients count every request they send.
+pub async fn aws_counted() -> (Backend, Arc<CallCounter>) {
+    let counter = Arc::new(CallCounter::default());
+    (aws_with(Some(counter.clone())).await, counter)
+}
+
+/// Counts the AWS requests sent (retries included), by operation (`BatchGetItem`, …).
+#[derive(Debug, Default)]
+pub struct CallCounter {
+    calls: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+}
+
+impl CallCounter {
+    /// Every request counted so far, by operation.
+    pub fn by_operation(&self) -> std::collections::BTreeMap<String, usize> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// The number of requests counted so far.
+    pub fn total(&self) -> usize {
+        self.calls.lock().unwrap().values().sum()
+    }
+
+    /// Forgets what was counted.
+    pub fn reset(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+}
+
+#[derive(Debug)]
+struct Counting(Arc<CallCounter>);
+
+impl aws_sdk_dynamodb::config::Intercept for Counting {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        // Both DynamoDB and SQS name the operation in X-Amz-Target: `DynamoDB_20120810.PutItem`.
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_owned();
+        *self.0.calls.lock().unwrap().entry(target).or_default() += 1;
+        Ok(())
+    }
+}
+
+async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
     let moto = moto().await;
     let sdk = moto.sdk_config().await;
     let prefix = format!(
@@ -273,11 +339,30 @@ pub async fn aws() -> Backend {
         std::process::id(),
         NAMES.fetch_add(1, Ordering::SeqCst)
     );
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (dynamodb, sqs) = match &counter {
+        None => (
+            aws_sdk_dynamodb::Client::new(&sdk),
+            aws_sdk_sqs::Client::new(&sdk),
+        ),
+        Some(counter) => (
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .interceptor(Counting(counter.clone()))
+                    .build(),
+            ),
+            aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&sdk)
+                    .interceptor(Counting(counter.clone()))
+                    .build(),
+            ),
+        ),
+    };
     let provisioned = provision(&dynamodb, &sqs, &ResourceNames::with_prefix(&prefix))
         .await
         .expect("provision on moto");
+    if let Some(counter) = &counter {
+        counter.reset();
+    }
     let store = Arc::new(DynamoStore::new(
         dynamodb,
         &provisioned.table,
@@ -294,8 +379,9 @@ pub async fn aws() -> Backend {
         reader: store.clone(),
         customers: store,
         queue,
+        // The probe reads with a client of its own, so what it does is never counted.
         probe: Arc::new(SqsProbe {
-            client: sqs,
+            client: aws_sdk_sqs::Client::new(&sdk),
             url: provisioned.intake_queue_url,
         }),
         _keep: Arc::new(()),
@@ -312,6 +398,22 @@ pub struct SqsProbe {
 
 #[async_trait]
 impl QueueProbe for SqsProbe {
+    async fn count(&self) -> usize {
+        let attribute = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(attribute.clone())
+            .send()
+            .await
+            .expect("queue attributes");
+        out.attributes()
+            .and_then(|a| a.get(&attribute))
+            .and_then(|n| n.parse().ok())
+            .expect("ApproximateNumberOfMessages")
+    }
+
     async fn drain(&self) -> Vec<QueueEntry> {
         let mut out = Vec::new();
         loop {
@@ -485,4 +587,63 @@ pub async fn all_records(app: &axum::Router) -> Vec<serde_json::Value> {
         out.extend(get_all(app, &format!("/api/conversations/{id}/messages"), 100).await);
     }
     out
+}
+
+/// A store and a queue on real SDK clients whose HTTP client answers every DynamoDB and SQS call
+/// with success and keeps nothing: for counting the calls of deliveries too large for moto,
+/// whose transactions copy the whole table once per item. Every read finds nothing, so every
+/// record is new.
+pub fn scripted_counted() -> (Arc<DynamoStore>, Arc<SqsIntakeQueue>, Arc<CallCounter>) {
+    use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+    let client = aws_smithy_http_client::test_util::infallible_client_fn(|request| {
+        let target = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.to_str().ok())
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or_default()
+            .to_owned();
+        let body = match target.as_str() {
+            "BatchGetItem" => r#"{"Responses": {}, "UnprocessedKeys": {}}"#,
+            "BatchWriteItem" => r#"{"UnprocessedItems": {}}"#,
+            "SendMessageBatch" => r#"{"Successful": [], "Failed": []}"#,
+            _ => "{}",
+        };
+        http::Response::builder()
+            .status(200)
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(body)
+            .unwrap()
+    });
+    let sdk = SdkConfig::builder()
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "tests",
+        )))
+        .http_client(client)
+        .endpoint_url("http://127.0.0.1:9")
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .build();
+    let counter = Arc::new(CallCounter::default());
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(Counting(counter.clone()))
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .interceptor(Counting(counter.clone()))
+            .build(),
+    );
+    let store = Arc::new(DynamoStore::new(
+        dynamodb,
+        "scripted",
+        30,
+        Arc::new(SystemClock),
+    ));
+    let queue = Arc::new(SqsIntakeQueue::new(
+        sqs,
+        "http://127.0.0.1:9/123456789012/scripted.fifo",
+    ));
+    (store, queue, counter)
 }

@@ -32,7 +32,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,30 +203,31 @@ impl DynamoStore {
         Ok(item)
     }
 
-    /// `BatchGetItem` of record keys, 100 a call, retrying unprocessed keys: the items found,
-    /// with the attributes `projection` names (besides `pk`).
-    async fn get_records(
+    /// `BatchGetItem` of any keys, 100 a call, retrying unprocessed keys (strongly consistent):
+    /// the items found, with `pk`, `sk` and the attributes `projection` names.
+    async fn batch_get(
         &self,
         operation: &'static str,
-        keys: &[RecordKey],
-        projection: &str,
-    ) -> Result<Vec<(RecordKey, Item)>, BackendError> {
+        keys: Vec<Item>,
+        projection: &[&str],
+    ) -> Result<Vec<Item>, BackendError> {
         let mut found = Vec::new();
+        // Every name through a placeholder: some (`state`) are reserved words.
+        let names: Vec<&str> = [PK, SK]
+            .into_iter()
+            .chain(projection.iter().copied())
+            .collect();
+        let placeholders: Vec<String> = (0..names.len()).map(|i| format!("#a{i}")).collect();
         for chunk in keys.chunks(BATCH_GET_MAX) {
             let mut request = KeysAndAttributes::builder()
-                .projection_expression(format!("#pk, {projection}"))
-                .expression_attribute_names("#pk", PK)
+                .set_keys(Some(chunk.to_vec()))
+                .projection_expression(placeholders.join(", "))
                 .consistent_read(true);
-            for key in chunk {
-                request = request.keys(HashMap::from([
-                    (PK.to_owned(), s(record_pk(key))),
-                    (SK.to_owned(), s("R")),
-                ]));
+            for (placeholder, name) in placeholders.iter().zip(&names) {
+                request = request.expression_attribute_names(placeholder, *name);
             }
-            let mut pending = Some(HashMap::from([(
-                self.table.to_string(),
-                request.build().map_err(unavailable(operation))?,
-            )]));
+            let request = request.build().map_err(unavailable(operation))?;
+            let mut pending = Some(HashMap::from([(self.table.to_string(), request)]));
             let mut attempt = 0;
             while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
                 if attempt == BATCH_ATTEMPTS {
@@ -244,26 +245,95 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(unavailable(operation))?;
-                let items = out
-                    .responses
-                    .as_mut()
-                    .and_then(|r| r.remove(self.table.as_ref()))
-                    .unwrap_or_default();
-                for item in items {
-                    if let Some(pk) = get_s(&item, PK).and_then(|p| p.strip_prefix("R#")) {
-                        found.push((RecordKey::from_stored(pk), item));
-                    }
-                }
+                found.extend(
+                    out.responses
+                        .as_mut()
+                        .and_then(|r| r.remove(self.table.as_ref()))
+                        .unwrap_or_default(),
+                );
                 pending = out.unprocessed_keys;
             }
         }
         Ok(found)
     }
 
+    /// `BatchGetItem` of record keys: the records found, with the attributes `projection` names.
+    async fn get_records(
+        &self,
+        operation: &'static str,
+        keys: &[RecordKey],
+        projection: &[&str],
+    ) -> Result<Vec<(RecordKey, Item)>, BackendError> {
+        let keys = keys
+            .iter()
+            .map(|key| HashMap::from([(PK.to_owned(), s(record_pk(key))), (SK.to_owned(), s("R"))]))
+            .collect();
+        Ok(self
+            .batch_get(operation, keys, projection)
+            .await?
+            .into_iter()
+            .filter_map(|item| {
+                let key = get_s(&item, PK)?.strip_prefix("R#")?.to_owned();
+                Some((RecordKey::from_stored(key), item))
+            })
+            .collect())
+    }
+
+    /// Writes `puts` in transactions of up to 100, each put under its own condition. Answers the
+    /// indexes of the puts not written because a transaction was cancelled (a failed condition,
+    /// or a conflict with a concurrent transaction), for the caller to look at again.
+    async fn transact_puts(
+        &self,
+        operation: &'static str,
+        puts: Vec<Put>,
+    ) -> Result<Vec<usize>, BackendError> {
+        let mut cancelled = Vec::new();
+        // Up to 100 actions and well under the 4 MB a transaction may hold.
+        let mut chunks: Vec<Vec<(usize, Put)>> = Vec::new();
+        let mut bytes = 0;
+        for (i, put) in puts.into_iter().enumerate() {
+            let size = item_size(put.item());
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < TRANSACT_MAX && bytes + size <= TRANSACT_MAX_BYTES => {
+                    bytes += size;
+                    chunk.push((i, put));
+                }
+                _ => {
+                    bytes = size;
+                    chunks.push(vec![(i, put)]);
+                }
+            }
+        }
+        for chunk in &chunks {
+            let actions = chunk
+                .iter()
+                .map(|(_, put)| TransactWriteItem::builder().put(put.clone()).build())
+                .collect();
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error().is_some_and(|s| {
+                        matches!(s, TransactWriteItemsError::TransactionCanceledException(_))
+                    }) =>
+                {
+                    cancelled.extend(chunk.iter().map(|(i, _)| *i));
+                }
+                Err(e) => return Err(BackendError::unavailable(operation, e)),
+            }
+        }
+        Ok(cancelled)
+    }
+
     /// Which of `keys` exist, and whether each is confirmed enqueued.
     async fn existing(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, bool>, BackendError> {
         Ok(self
-            .get_records("record", keys, "enqueued")
+            .get_records("record", keys, &["enqueued"])
             .await?
             .into_iter()
             .map(|(key, item)| {
@@ -273,179 +343,30 @@ impl DynamoStore {
             .collect())
     }
 
-    /// Conditional puts of new records, up to 100 per transaction. Returns the keys that turned
-    /// out to exist already (written concurrently by another invocation).
-    async fn put_new(
+    /// The conditional put of a conversation: new (`version` none) or still at `version`.
+    fn conversation_put(
         &self,
-        items: Vec<(RecordKey, Item)>,
-    ) -> Result<HashSet<RecordKey>, BackendError> {
-        let mut raced = HashSet::new();
-        let mut batch: Vec<(RecordKey, Item)> = Vec::new();
-        let mut batch_bytes = 0;
-        let mut batches = Vec::new();
-        for (key, item) in items {
-            let size = item_size(&item);
-            if !batch.is_empty()
-                && (batch.len() == TRANSACT_MAX || batch_bytes + size > TRANSACT_MAX_BYTES)
-            {
-                batches.push(std::mem::take(&mut batch));
-                batch_bytes = 0;
-            }
-            batch_bytes += size;
-            batch.push((key, item));
-        }
-        if !batch.is_empty() {
-            batches.push(batch);
-        }
-        for mut batch in batches {
-            for attempt in 0..BATCH_ATTEMPTS {
-                if batch.is_empty() {
-                    break;
-                }
-                backoff(attempt).await;
-                let actions = batch
-                    .iter()
-                    .map(|(_, item)| {
-                        let put = Put::builder()
-                            .table_name(self.table.as_ref())
-                            .set_item(Some(item.clone()))
-                            .condition_expression("attribute_not_exists(#pk)")
-                            .expression_attribute_names("#pk", PK)
-                            .build()
-                            .map_err(unavailable("record"))?;
-                        Ok(TransactWriteItem::builder().put(put).build())
-                    })
-                    .collect::<Result<Vec<_>, BackendError>>()?;
-                let result = self
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(actions))
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => {
-                        batch.clear();
-                    }
-                    Err(e) => {
-                        let Some(reasons) = e.as_service_error().and_then(|s| match s {
-                            TransactWriteItemsError::TransactionCanceledException(c) => {
-                                Some(c.cancellation_reasons().to_vec())
-                            }
-                            _ => None,
-                        }) else {
-                            return Err(BackendError::unavailable("record", e));
-                        };
-                        // Drop the items that exist already; retry the rest (a conflict with a
-                        // concurrent transaction cancels everything without a failed condition).
-                        let mut index = 0;
-                        batch.retain(|(key, _)| {
-                            let code = reasons.get(index).and_then(|r| r.code()).unwrap_or("None");
-                            index += 1;
-                            if code == "ConditionalCheckFailed" {
-                                raced.insert(key.clone());
-                                false
-                            } else {
-                                true
-                            }
-                        });
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                return Err(BackendError::unavailable(
-                    "record",
-                    "TransactWriteItems kept being cancelled",
-                ));
-            }
-        }
-        Ok(raced)
-    }
-
-    /// Reflects `records` in their conversation: read it, [`Conversation::absorb`] them, write it
-    /// back on the condition that nobody else wrote it in between (a version number), and start
-    /// over when somebody did.
-    async fn update_conversation(
-        &self,
-        id: &ConversationId,
-        records: &[&Record],
-    ) -> Result<(), BackendError> {
+        conversation: &Conversation,
+        version: Option<i64>,
+    ) -> Result<Put, BackendError> {
         const OP: &str = "record";
-        let key = HashMap::from([
-            (PK.to_owned(), s(format!("C#{id}"))),
-            (SK.to_owned(), s("C")),
+        let doc = serde_json::to_string(conversation).map_err(unavailable(OP))?;
+        let sort = at_key(conversation.last_at, conversation.id.as_str());
+        let mut item = conversation_key(&conversation.id);
+        item.extend([
+            ("state".to_owned(), s(doc)),
+            ("version".to_owned(), n(version.unwrap_or(0) + 1)),
+            ("channel".to_owned(), s(conversation.channel.as_str())),
+            (GSI1.pk.to_owned(), s("CONVS")),
+            (GSI1.sk.to_owned(), s(sort.clone())),
+            (
+                GSI2.pk.to_owned(),
+                s(format!("CONVS#{}", conversation.channel)),
+            ),
+            (GSI2.sk.to_owned(), s(sort)),
+            (TTL_ATTRIBUTE.to_owned(), self.expires_at()),
         ]);
-        for attempt in 0..BATCH_ATTEMPTS {
-            backoff(attempt).await;
-            let stored = self
-                .client
-                .get_item()
-                .table_name(self.table.as_ref())
-                .set_key(Some(key.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(unavailable(OP))?
-                .item;
-            let version = stored.as_ref().and_then(|item| get_n(item, "version"));
-            let before = stored.as_ref().map(conversation_from).transpose()?;
-            let mut conversation = match &before {
-                Some(c) => c.clone(),
-                None => match records.first().and_then(|r| Conversation::from_record(r)) {
-                    Some(c) => c,
-                    None => return Ok(()),
-                },
-            };
-            for record in records {
-                conversation.absorb(record);
-            }
-            if before.as_ref() == Some(&conversation) {
-                return Ok(());
-            }
-            let doc = serde_json::to_string(&conversation).map_err(unavailable(OP))?;
-            let sort = at_key(conversation.last_at, id.as_str());
-            let mut item = key.clone();
-            item.extend([
-                ("doc".to_owned(), s(doc)),
-                ("version".to_owned(), n(version.unwrap_or(0) + 1)),
-                ("channel".to_owned(), s(conversation.channel.as_str())),
-                (GSI1.pk.to_owned(), s("CONVS")),
-                (GSI1.sk.to_owned(), s(sort.clone())),
-                (
-                    GSI2.pk.to_owned(),
-                    s(format!("CONVS#{}", conversation.channel)),
-                ),
-                (GSI2.sk.to_owned(), s(sort)),
-                (TTL_ATTRIBUTE.to_owned(), self.expires_at()),
-            ]);
-            let put = self
-                .client
-                .put_item()
-                .table_name(self.table.as_ref())
-                .set_item(Some(item));
-            let put = match version {
-                None => put
-                    .condition_expression("attribute_not_exists(#pk)")
-                    .expression_attribute_names("#pk", PK),
-                Some(v) => put
-                    .condition_expression("#version = :version")
-                    .expression_attribute_names("#version", "version")
-                    .expression_attribute_values(":version", n(v)),
-            };
-            match put.send().await {
-                Ok(_) => return Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(BackendError::unavailable(OP, e)),
-            }
-        }
-        Err(BackendError::unavailable(
-            OP,
-            "conversation kept changing under concurrent writes",
-        ))
+        self.conditional_put(item, version)
     }
 
     async fn write_batch(
@@ -564,57 +485,118 @@ impl MessageStore for DynamoStore {
     }
 
     async fn record(&self, records: &[Record]) -> Result<Vec<QueueEntry>, BackendError> {
+        const OP: &str = "record";
         let now = self.clock.now();
         let keys: Vec<RecordKey> = records.iter().map(Record::key).collect();
-        let existing = self.existing(&keys).await?;
-        let identities: Vec<&CustomerIdentity> = records
-            .iter()
-            .zip(&keys)
-            .filter(|(_, key)| !existing.contains_key(*key))
-            .filter_map(|(record, _)| record.customer())
-            .collect();
-        let persons = self.ensure_customers(&identities).await?;
-        let new_items = records
-            .iter()
-            .zip(&keys)
-            .filter(|(_, key)| !existing.contains_key(*key))
-            .map(|(record, key)| {
+        // Read, decide, write in transactions; a cancelled transaction (a concurrent writer)
+        // wrote nothing, so the round is done again from fresh reads. Every write is
+        // conditional: records and customers on not existing yet, conversations on their version.
+        for attempt in 0..BATCH_ATTEMPTS {
+            backoff(attempt).await;
+            let existing = self.existing(&keys).await?;
+            let mut pending = Vec::new();
+            let mut conversations: HashMap<&ConversationId, Vec<&Record>> = HashMap::new();
+            let mut new: Vec<(&Record, &RecordKey)> = Vec::new();
+            for (record, key) in records.iter().zip(&keys) {
+                match existing.get(key) {
+                    Some(true) => continue,
+                    Some(false) => {}
+                    None => new.push((record, key)),
+                }
+                if let Some(entry) = QueueEntry::for_record(record) {
+                    if let Some(id) = record.conversation_id() {
+                        conversations.entry(id).or_default().push(record);
+                    }
+                    pending.push(entry);
+                }
+            }
+            if new.is_empty() && conversations.is_empty() {
+                return Ok(pending);
+            }
+            let mut identities: Vec<&CustomerIdentity> = Vec::new();
+            for identity in new.iter().filter_map(|(r, _)| r.customer()) {
+                if !identities
+                    .iter()
+                    .any(|i| i.customer_id == identity.customer_id)
+                {
+                    identities.push(identity);
+                }
+            }
+            // The customers and conversations touched, in one read.
+            let state_keys = identities
+                .iter()
+                .map(|i| customer_key(&i.customer_id))
+                .chain(conversations.keys().map(|id| conversation_key(id)))
+                .collect();
+            let mut states: HashMap<String, Item> = self
+                .batch_get(OP, state_keys, &["state", "version"])
+                .await?
+                .into_iter()
+                .filter_map(|item| Some((get_s(&item, PK)?.to_owned(), item)))
+                .collect();
+            let mut puts = Vec::new();
+            let mut persons: HashMap<&CustomerId, CustomerId> = HashMap::new();
+            for identity in identities {
+                let id = &identity.customer_id;
+                let person = match states.remove(&format!("U#{id}")) {
+                    Some(item) => match customer_from(&item)?.merged_into {
+                        None => id.clone(),
+                        Some(_) => self
+                            .root_customer(id, OP)
+                            .await?
+                            .map_or_else(|| id.clone(), |c| c.id),
+                    },
+                    None => {
+                        let customer = Customer::of_identity(identity);
+                        puts.push(self.conditional_put(self.customer_item(&customer)?, None)?);
+                        id.clone()
+                    }
+                };
+                persons.insert(id, person);
+            }
+            for (record, key) in &new {
                 let person = record.customer().and_then(|c| persons.get(&c.customer_id));
-                Ok((key.clone(), self.record_item(record, key, person, now)?))
-            })
-            .collect::<Result<Vec<_>, BackendError>>()?;
-        let written = new_items.len();
-        let raced = self.put_new(new_items).await?;
-        let mut pending = Vec::new();
-        let mut conversations: HashMap<&ConversationId, Vec<&Record>> = HashMap::new();
-        for (record, key) in records.iter().zip(&keys) {
-            let confirmed = existing.get(key).copied().unwrap_or(false);
-            if confirmed {
-                continue;
+                let item = self.record_item(record, key, person, now)?;
+                puts.push(self.conditional_put(item, None)?);
             }
-            let Some(entry) = QueueEntry::for_record(record) else {
-                continue;
-            };
-            if let Some(id) = record.conversation_id() {
-                conversations.entry(id).or_default().push(record);
+            for (id, records) in &conversations {
+                let item = states.remove(&format!("C#{id}"));
+                let version = item.as_ref().and_then(|i| get_n(i, "version"));
+                let before = item.as_ref().map(conversation_from).transpose()?;
+                let Some(mut conversation) = before
+                    .clone()
+                    .or_else(|| records.first().and_then(|r| Conversation::from_record(r)))
+                else {
+                    continue;
+                };
+                for record in records {
+                    conversation.absorb(record);
+                }
+                if before.as_ref() != Some(&conversation) {
+                    puts.push(self.conversation_put(&conversation, version)?);
+                }
             }
-            pending.push(entry);
+            let cancelled = self.transact_puts(OP, puts).await?;
+            tracing::debug!(
+                records = records.len(),
+                new = new.len(),
+                pending = pending.len(),
+                cancelled = cancelled.len(),
+                attempt,
+                "records stored"
+            );
+            if cancelled.is_empty() {
+                return Ok(pending);
+            }
         }
-        for (id, records) in conversations {
-            self.update_conversation(id, &records).await?;
-        }
-        tracing::debug!(
-            records = records.len(),
-            written = written - raced.len(),
-            raced = raced.len(),
-            pending = pending.len(),
-            "records stored"
-        );
-        Ok(pending)
+        Err(BackendError::unavailable(
+            OP,
+            "transactions kept being cancelled by concurrent writers",
+        ))
     }
 
     async fn find(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, Record>, BackendError> {
-        self.get_records("find", keys, "doc")
+        self.get_records("find", keys, &["doc"])
             .await?
             .into_iter()
             .map(|(key, item)| {
@@ -753,8 +735,8 @@ impl DynamoStore {
 }
 
 fn conversation_from(item: &Item) -> Result<Conversation, BackendError> {
-    let doc = get_s(item, "doc").ok_or_else(|| corrupt("conversations", "doc"))?;
-    serde_json::from_str(doc).map_err(|_| corrupt("conversations", "doc"))
+    let state = get_s(item, "state").ok_or_else(|| corrupt("conversations", "state"))?;
+    serde_json::from_str(state).map_err(|_| corrupt("conversations", "state"))
 }
 
 fn stored_record_from(item: &Item) -> Result<StoredRecord, BackendError> {
@@ -910,6 +892,13 @@ impl ConversationReader for DynamoStore {
 /// Merges are followed at most this far.
 const MAX_HOPS: usize = 16;
 
+fn conversation_key(id: &ConversationId) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("C#{id}"))),
+        (SK.to_owned(), s("C")),
+    ])
+}
+
 fn customer_key(id: &CustomerId) -> Item {
     HashMap::from([
         (PK.to_owned(), s(format!("U#{id}"))),
@@ -918,8 +907,8 @@ fn customer_key(id: &CustomerId) -> Item {
 }
 
 fn customer_from(item: &Item) -> Result<Customer, BackendError> {
-    let doc = get_s(item, "doc").ok_or_else(|| corrupt("customer", "doc"))?;
-    serde_json::from_str(doc).map_err(|_| corrupt("customer", "doc"))
+    let state = get_s(item, "state").ok_or_else(|| corrupt("customer", "state"))?;
+    serde_json::from_str(state).map_err(|_| corrupt("customer", "state"))
 }
 
 impl DynamoStore {
@@ -962,108 +951,31 @@ impl DynamoStore {
         ))
     }
 
+    /// A put of `item` that succeeds only if the item does not exist yet (`version` none) or is
+    /// still at `version`.
+    fn conditional_put(&self, item: Item, version: Option<i64>) -> Result<Put, BackendError> {
+        let put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item));
+        let put = match version {
+            None => put
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK),
+            Some(v) => put
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":version", n(v)),
+        };
+        put.build().map_err(unavailable("record"))
+    }
+
     fn customer_item(&self, customer: &Customer) -> Result<Item, BackendError> {
         let mut item = customer_key(&customer.id);
         item.insert(
-            "doc".into(),
+            "state".into(),
             s(serde_json::to_string(customer).map_err(unavailable("customer"))?),
         );
         Ok(item)
-    }
-
-    /// Creates the customers of identities seen for the first time; answers, for each identity,
-    /// the surviving customer its records are listed under. One `BatchGetItem` for the known
-    /// ones, a conditional `PutItem` per new one.
-    async fn ensure_customers(
-        &self,
-        identities: &[&CustomerIdentity],
-    ) -> Result<HashMap<CustomerId, CustomerId>, BackendError> {
-        const OP: &str = "record";
-        let mut unique: Vec<&CustomerIdentity> = Vec::new();
-        for identity in identities {
-            if !unique.iter().any(|u| u.customer_id == identity.customer_id) {
-                unique.push(identity);
-            }
-        }
-        let mut persons = HashMap::new();
-        if unique.is_empty() {
-            return Ok(persons);
-        }
-        let mut request = KeysAndAttributes::builder().consistent_read(true);
-        for identity in &unique {
-            request = request.keys(customer_key(&identity.customer_id));
-        }
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(
-                self.table.to_string(),
-                request.build().map_err(unavailable(OP))?,
-            )
-            .send()
-            .await
-            .map_err(unavailable(OP))?;
-        let mut found: HashMap<CustomerId, Customer> = HashMap::new();
-        for item in out
-            .responses()
-            .and_then(|r| r.get(self.table.as_ref()))
-            .into_iter()
-            .flatten()
-        {
-            let customer = customer_from(item)?;
-            found.insert(customer.id.clone(), customer);
-        }
-        let unprocessed = out.unprocessed_keys().is_some_and(|u| !u.is_empty());
-        for identity in unique {
-            let id = &identity.customer_id;
-            let person = match found.get(id) {
-                Some(Customer {
-                    merged_into: None, ..
-                }) => id.clone(),
-                Some(_) => match self.root_customer(id, OP).await? {
-                    Some(root) => root.id,
-                    None => id.clone(),
-                },
-                None if unprocessed => match self.root_customer(id, OP).await? {
-                    Some(root) => root.id,
-                    None => self.create_customer(identity).await?,
-                },
-                None => self.create_customer(identity).await?,
-            };
-            persons.insert(id.clone(), person);
-        }
-        Ok(persons)
-    }
-
-    /// Creates the customer of one identity unless it exists (created meanwhile by another
-    /// invocation, or merged since): answers its surviving customer.
-    async fn create_customer(
-        &self,
-        identity: &CustomerIdentity,
-    ) -> Result<CustomerId, BackendError> {
-        const OP: &str = "record";
-        let created = self
-            .client
-            .put_item()
-            .table_name(self.table.as_ref())
-            .set_item(Some(self.customer_item(&Customer::of_identity(identity))?))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await;
-        match created {
-            Ok(_) => Ok(identity.customer_id.clone()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(self
-                    .root_customer(&identity.customer_id, OP)
-                    .await?
-                    .map_or_else(|| identity.customer_id.clone(), |c| c.id))
-            }
-            Err(e) => Err(BackendError::unavailable(OP, e)),
-        }
     }
 
     /// Lists the records of customer `from` under customer `to` (one query page and one

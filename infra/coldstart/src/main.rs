@@ -1,0 +1,591 @@
+//! `coldstart`: cold start and peak memory of the real function binaries, against the smallest
+//! Rust Lambda function (`coldstart-hello`), measured in the same run on the same machine.
+//!
+//! # What is measured
+//!
+//! Each binary runs as Lambda runs a `provided.al2023` function: a fresh process with a clean
+//! environment (only `AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_NAME`,
+//! `AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256`, `AWS_LAMBDA_FUNCTION_VERSION=$LATEST`,
+//! `AWS_LAMBDA_LOG_FORMAT=JSON`, `AWS_REGION`, `AWS_ENDPOINT_URL`, static test credentials and
+//! the `SWITCHBOARD_*` settings, with the plain app secret `dev-secret` and verify token
+//! `dev-token`), polling a Lambda Runtime API that the harness serves on `127.0.0.1`. Per run:
+//!
+//! * **cold start**: from just before the spawn to the first `POST …/invocation/{id}/response`
+//!   received: process start, the function's initialisation (settings, AWS clients) and its first
+//!   invocation. A webhook function's first invocation is the whole intake path against the
+//!   emulator (some eight sequential DynamoDB and SQS calls to moto, a Python server), so this
+//!   figure includes the emulator's latency, which the baseline, doing no I/O, does not have;
+//! * **init**: from the spawn to the first `GET …/invocation/next`, the initialisation alone
+//!   (Lambda's `Init Duration`), with no network call in it;
+//! * **peak RSS**: `VmHWM` of the process, read after its response and before it is killed
+//!   (MiB = 2^20 bytes, the unit of Lambda's `Max Memory Used`). `ru_maxrss` from `wait4` is
+//!   printed too (`maxrss`), but it is a floor set by the harness, not the function's figure: see
+//!   the `process` module.
+//!
+//! The response must be a success (`statusCode` 200 for the webhook functions): a failed
+//! invocation is reported with the function's output and makes the run exit with status 1; that
+//! binary's later runs are skipped. Every wait is bounded (`--timeout`, 30 s by default).
+//!
+//! The events: `infra/events/whatsapp-post.json` for `webhook-whatsapp`; for `webhook-facebook`
+//! and `webhook-instagram` the same API Gateway event carrying a small text message to their
+//! route, signed here; a small JSON object for any other binary. Each run of a webhook function
+//! gets its own freshly provisioned table and queues (`switchboard_aws::resources::provision`),
+//! so every run stores and enqueues the message anew rather than finding a duplicate.
+//!
+//! Runs are interleaved (one run of each binary per round) so that a drift of the machine affects
+//! them alike, after `--warmup` unmeasured rounds (default 1: the binaries into the page cache).
+//! The table gives, per binary, median and 90th percentile (nearest rank) of the cold start, of
+//! init and of the peak RSS, the median first invocation alone (`invoke`, cold start − init), and
+//! the ratio of each median to `coldstart-hello`'s; the issue's target is a cold start within 3x
+//! of it. `--json` gives the same figures and every sample. On a machine busy with other work the
+//! spread grows: compare figures of one run, not of two.
+//!
+//! # Running it
+//!
+//! Linux only (`/proc`, `wait4`). With moto from `./infra/dev-setup.sh`:
+//!
+//! ```sh
+//! cargo build --release -p webhook-whatsapp -p webhook-facebook -p webhook-instagram -p coldstart
+//! cargo run --release -p coldstart -- --runs 20
+//! cargo run --release -p coldstart -- --runs 20 --json > coldstart.json
+//! ```
+//!
+//! The binaries are taken from `$CARGO_TARGET_DIR/release/` (or the `release` folder next to the
+//! harness's own build folder); `--bin PATH` (repeated) measures other ones, the one named
+//! `coldstart-hello` being the baseline. moto is `--moto PATH`, else `SWITCHBOARD_MOTO_SERVER`,
+//! else `moto_server` on `PATH`, else the one `./infra/dev-setup.sh` installs; the harness starts
+//! it on a free loopback port and stops it at the end. `--endpoint URL` uses an emulator already
+//! running on loopback instead.
+//!
+//! These are local figures: a laptop or CI machine, not a Lambda sandbox (whose CPU share at
+//! 256 MB is a fraction of a core), on the host architecture rather than arm64. The ratios of init
+//! and of memory to the baseline are what carries over, not the milliseconds; the cold-start
+//! ratio is as much a measure of the emulator as of the function.
+
+#[cfg(target_os = "linux")]
+mod events;
+#[cfg(target_os = "linux")]
+mod process;
+#[cfg(target_os = "linux")]
+mod report;
+#[cfg(target_os = "linux")]
+mod runtime_api;
+
+#[cfg(target_os = "linux")]
+fn main() -> std::process::ExitCode {
+    harness::main()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() -> std::process::ExitCode {
+    eprintln!("coldstart: Linux only (it reads /proc and uses wait4)");
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(target_os = "linux")]
+mod harness {
+    use clap::Parser;
+    use std::ffi::OsString;
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, ExitCode, Stdio};
+    use std::time::Duration;
+
+    use aws_config::Region;
+    use aws_sdk_dynamodb::config::Credentials;
+    use switchboard_aws::resources::{ResourceNames, provision};
+    use switchboard_core::config;
+    use switchboard_core::model::Webhook;
+
+    use crate::events::{self, APP_SECRET, Kind, VERIFY_TOKEN};
+    use crate::process::Process;
+    use crate::report::{self, Results, Sample};
+    use crate::runtime_api::{Invocation, Report, RuntimeApi};
+
+    const REGION: &str = "us-east-1";
+    const BASELINE: &str = "coldstart-hello";
+    const DEFAULT_BINS: [&str; 4] = [
+        "webhook-whatsapp",
+        "webhook-facebook",
+        "webhook-instagram",
+        BASELINE,
+    ];
+
+    /// Cold start and peak memory of Lambda function binaries, against a hello-world baseline.
+    #[derive(Debug, Parser)]
+    #[command(name = "coldstart")]
+    struct Cli {
+        /// A function binary to measure (repeat for several). Default: webhook-whatsapp,
+        /// webhook-facebook, webhook-instagram and coldstart-hello from the release folder.
+        #[arg(long = "bin", value_name = "PATH")]
+        bins: Vec<PathBuf>,
+        /// Measured runs per binary.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Unmeasured rounds first (page cache).
+        #[arg(long, default_value_t = 1)]
+        warmup: u32,
+        /// The moto_server program.
+        #[arg(long, env = "SWITCHBOARD_MOTO_SERVER", value_name = "PATH")]
+        moto: Option<PathBuf>,
+        /// An AWS emulator already running on loopback (http://127.0.0.1:PORT), instead of
+        /// starting moto.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// Seconds any one wait may take (a run, moto's start, a provisioning).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    }
+
+    struct Target {
+        name: String,
+        path: PathBuf,
+        kind: Kind,
+        event: Vec<u8>,
+    }
+
+    pub fn main() -> ExitCode {
+        let cli = Cli::parse();
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("coldstart: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let outcome = runtime.block_on(async {
+            tokio::select! {
+                outcome = run(&cli) => outcome,
+                _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+            }
+        });
+        // Drops the server and any held request before returning.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        match outcome {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("coldstart: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    /// Runs everything; `Ok(false)` when an invocation failed.
+    async fn run(cli: &Cli) -> Result<bool, String> {
+        let timeout = Duration::from_secs(cli.timeout);
+        let targets = targets(cli)?;
+
+        let api = RuntimeApi::new();
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| format!("could not listen on loopback: {e}"))?;
+        let api_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let router = api.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let _server = AbortOnDrop(server);
+
+        let mut moto = None;
+        let endpoint = match &cli.endpoint {
+            Some(url) => loopback_endpoint(url)?,
+            None => {
+                let started = Moto::start(&moto_program(cli)?, timeout).await?;
+                let endpoint = started.endpoint.clone();
+                moto = Some(started);
+                endpoint
+            }
+        };
+        let sdk = switchboard_aws::app::sdk_defaults()
+            .endpoint_url(&endpoint)
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "coldstart",
+            ))
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+
+        let base_env = base_env(&api_addr.to_string(), &endpoint);
+        let mut results: Vec<Results> = targets
+            .iter()
+            .map(|t| Results {
+                name: t.name.clone(),
+                samples: Vec::new(),
+                failure: None,
+            })
+            .collect();
+        let rounds = cli.warmup + cli.runs;
+        let mut seq = 0u64;
+        for round in 0..rounds {
+            if results.iter().all(|r| r.failure.is_some()) {
+                break;
+            }
+            let measured = round >= cli.warmup;
+            let mut line = if measured {
+                format!("run {}/{}:", round - cli.warmup + 1, cli.runs)
+            } else {
+                format!("warm-up {}/{}:", round + 1, cli.warmup)
+            };
+            for (target, result) in targets.iter().zip(results.iter_mut()) {
+                if result.failure.is_some() {
+                    continue;
+                }
+                seq += 1;
+                let mut env = base_env.clone();
+                env.push((
+                    "AWS_LAMBDA_FUNCTION_NAME".into(),
+                    target.name.clone().into(),
+                ));
+                if let Kind::Webhook(_) = target.kind {
+                    let prefix = format!("coldstart-{}-{seq}", std::process::id());
+                    let names = ResourceNames::with_prefix(&prefix);
+                    let provisioned =
+                        tokio::time::timeout(timeout, provision(&dynamodb, &sqs, &names))
+                            .await
+                            .map_err(|_| format!("provisioning took more than {timeout:?}"))?
+                            .map_err(|e| format!("{e}: {}", source_chain(&e)))?;
+                    env.push((config::TABLE.into(), provisioned.table.into()));
+                    env.push((
+                        config::INTAKE_QUEUE_URL.into(),
+                        provisioned.intake_queue_url.into(),
+                    ));
+                }
+                match invoke(&api, target, &env, timeout, seq).await {
+                    Ok(sample) => {
+                        line.push_str(&format!(
+                            " {} {:.1} ms {:.1} MiB,",
+                            target.name,
+                            sample.cold_ms,
+                            sample.peak_rss_kib as f64 / 1024.0
+                        ));
+                        if measured {
+                            result.samples.push(sample);
+                        }
+                    }
+                    Err(e) => {
+                        line.push_str(&format!(" {} FAILED,", target.name));
+                        result.failure = Some(e);
+                    }
+                }
+            }
+            eprintln!("{}", line.trim_end_matches(','));
+        }
+        drop(moto);
+
+        let baseline = results
+            .iter()
+            .any(|r| r.name == BASELINE)
+            .then_some(BASELINE);
+        if cli.json {
+            let json = report::to_json(&results, baseline, cli.runs, cli.warmup);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?
+            );
+        } else {
+            println!(
+                "cold start = spawn to the first /response (init + first invocation, on the \
+                 emulator); init = spawn to the first /next;\ninvoke = cold start - init; peak \
+                 RSS = VmHWM before the kill; maxrss = wait4's ru_maxrss (at least the harness's \
+                 own size);\nbaseline = {}; the target: a median cold start within {}x of the \
+                 baseline's\n",
+                baseline.unwrap_or("none"),
+                report::TARGET_RATIO
+            );
+            print!("{}", report::table(&results, baseline));
+        }
+        let mut ok = true;
+        for r in &results {
+            if let Some(failure) = &r.failure {
+                ok = false;
+                eprintln!("\n{} failed: {failure}", r.name);
+            }
+        }
+        Ok(ok)
+    }
+
+    /// One cold start: spawn, serve the event, wait for the response, read the peak RSS, kill.
+    async fn invoke(
+        api: &RuntimeApi,
+        target: &Target,
+        env: &[(String, OsString)],
+        timeout: Duration,
+        seq: u64,
+    ) -> Result<Sample, String> {
+        let request_id = format!("c01d5a47-0000-4000-8000-{seq:012x}");
+        let mut reports = api.begin(Invocation {
+            request_id: request_id.clone(),
+            function_arn: format!(
+                "arn:aws:lambda:{REGION}:123456789012:function:{}",
+                target.name
+            ),
+            event: target.event.clone().into(),
+            timeout,
+        });
+        let (mut process, start) = match Process::spawn(&target.path, env) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                api.end();
+                return Err(format!("could not start {}: {e}", target.path.display()));
+            }
+        };
+        let deadline = tokio::time::Instant::from_std(start + timeout);
+        let mut init_at = None;
+        let outcome = loop {
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(Report::Next { at }) => {
+                        init_at.get_or_insert(at);
+                    }
+                    Some(Report::Response { request_id: id, at, body }) if id == request_id => {
+                        break Ok((at, body));
+                    }
+                    Some(Report::Response { request_id: id, .. }) => {
+                        break Err(format!("a response for an unknown request id {id:?}"));
+                    }
+                    Some(Report::Error { request_id: id, error_type, body }) => {
+                        break Err(format!(
+                            "invocation error (request {id}) {}: {}",
+                            error_type.unwrap_or_default(),
+                            String::from_utf8_lossy(&body)
+                        ));
+                    }
+                    Some(Report::InitError { error_type, body }) => {
+                        break Err(format!(
+                            "init error {}: {}",
+                            error_type.unwrap_or_default(),
+                            String::from_utf8_lossy(&body)
+                        ));
+                    }
+                    Some(Report::Stray { method, uri }) => {
+                        break Err(format!("a request outside the Runtime API: {method} {uri}"));
+                    }
+                    None => break Err("the Runtime API stopped".to_owned()),
+                },
+                () = process.exited() => break Err("the process exited without a response".to_owned()),
+                () = tokio::time::sleep_until(deadline) => {
+                    break Err(format!("no response within {timeout:?}"));
+                }
+            }
+        };
+        let peak_rss_kib = process.peak_rss_kib();
+        let exit = process.kill_and_reap(timeout).await;
+        api.end();
+        let fail = |e: String, process: &mut Process| {
+            let exit = match &exit {
+                Ok(exit) => exit.describe(),
+                Err(e) => e.to_string(),
+            };
+            format!(
+                "{e}\n  process: {exit}; its last output:\n{}",
+                process.log_tail(30)
+            )
+        };
+        let (at, body) = outcome.map_err(|e| fail(e, &mut process))?;
+        events::check_response(target.kind, &body).map_err(|e| fail(e, &mut process))?;
+        let exit = exit.map_err(|e| e.to_string())?;
+        let init_at = init_at.ok_or("a response without a request for the event")?;
+        Ok(Sample {
+            cold_ms: (at - start).as_secs_f64() * 1000.0,
+            init_ms: (init_at - start).as_secs_f64() * 1000.0,
+            peak_rss_kib: peak_rss_kib.ok_or("no VmHWM in /proc for the process")?,
+            ru_maxrss_kib: exit.ru_maxrss_kib,
+        })
+    }
+
+    /// The environment every function gets; `AWS_LAMBDA_FUNCTION_NAME` and the table and queue
+    /// are added per run.
+    fn base_env(runtime_api: &str, endpoint: &str) -> Vec<(String, OsString)> {
+        let mut env: Vec<(String, OsString)> = vec![
+            ("AWS_LAMBDA_RUNTIME_API".into(), runtime_api.into()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "256".into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            ("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()),
+            ("AWS_REGION".into(), REGION.into()),
+            ("AWS_ENDPOINT_URL".into(), endpoint.into()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ];
+        for webhook in Webhook::ALL {
+            env.push((
+                config::channel_var(webhook, "APP_SECRETS"),
+                APP_SECRET.into(),
+            ));
+            env.push((
+                config::channel_var(webhook, "VERIFY_TOKEN"),
+                VERIFY_TOKEN.into(),
+            ));
+        }
+        env
+    }
+
+    fn targets(cli: &Cli) -> Result<Vec<Target>, String> {
+        let paths = if cli.bins.is_empty() {
+            let dir = release_dir()?;
+            let paths: Vec<PathBuf> = DEFAULT_BINS.iter().map(|n| dir.join(n)).collect();
+            let missing: Vec<String> = paths
+                .iter()
+                .filter(|p| !p.is_file())
+                .map(|p| p.display().to_string())
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "not built: {}; build them with `cargo build --release -p webhook-whatsapp \
+                     -p webhook-facebook -p webhook-instagram -p coldstart`",
+                    missing.join(", ")
+                ));
+            }
+            paths
+        } else {
+            cli.bins.clone()
+        };
+        let mut targets = Vec::new();
+        for path in paths {
+            if !path.is_file() {
+                return Err(format!("no such binary: {}", path.display()));
+            }
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if targets.iter().any(|t: &Target| t.name == name) {
+                return Err(format!("two binaries named {name}"));
+            }
+            let kind = Kind::of(&name);
+            let event = events::event(kind)?;
+            targets.push(Target {
+                name,
+                path,
+                kind,
+                event,
+            });
+        }
+        Ok(targets)
+    }
+
+    /// `$CARGO_TARGET_DIR/release`, else the `release` folder beside the one this harness was
+    /// built into.
+    fn release_dir() -> Result<PathBuf, String> {
+        if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+            return Ok(PathBuf::from(dir).join("release"));
+        }
+        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+        exe.parent()
+            .and_then(Path::parent)
+            .map(|target| target.join("release"))
+            .ok_or_else(|| "no target folder; pass --bin".to_owned())
+    }
+
+    fn moto_program(cli: &Cli) -> Result<PathBuf, String> {
+        if let Some(program) = &cli.moto {
+            return Ok(program.clone());
+        }
+        let on_path = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("moto_server"))
+                .find(|p| p.is_file())
+        });
+        let dev_setup = std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".cache/switchboard/venv/bin/moto_server"));
+        on_path
+            .or(dev_setup.filter(|p| p.is_file()))
+            .ok_or_else(|| {
+                "moto_server not found: run ./infra/dev-setup.sh, or pass --moto PATH (or set \
+                 SWITCHBOARD_MOTO_SERVER), or --endpoint URL"
+                    .to_owned()
+            })
+    }
+
+    /// `url` if its host is loopback: the harness uses static test credentials and creates a
+    /// table and queues per run, for an emulator only.
+    fn loopback_endpoint(url: &str) -> Result<String, String> {
+        let uri: axum::http::Uri = url.parse().map_err(|e| format!("--endpoint {url}: {e}"))?;
+        match uri.host() {
+            Some("127.0.0.1" | "localhost" | "[::1]" | "::1") => {
+                Ok(url.trim_end_matches('/').to_owned())
+            }
+            _ => Err(format!(
+                "--endpoint {url}: only an emulator on loopback (127.0.0.1, localhost, [::1])"
+            )),
+        }
+    }
+
+    /// A moto server on a free loopback port, stopped when dropped.
+    struct Moto {
+        child: Child,
+        endpoint: String,
+    }
+
+    impl Moto {
+        async fn start(program: &Path, timeout: Duration) -> Result<Self, String> {
+            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .and_then(|l| l.local_addr())
+                .map_err(|e| format!("no free loopback port: {e}"))?
+                .port();
+            let child = Command::new(program)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("could not start {}: {e}", program.display()))?;
+            let mut moto = Moto {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+            };
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                    return Ok(moto);
+                }
+                if let Ok(Some(status)) = moto.child.try_wait() {
+                    return Err(format!("{} exited at start: {status}", program.display()));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!(
+                        "{} did not answer on port {port} within {timeout:?}",
+                        program.display()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    impl Drop for Moto {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    fn source_chain(e: &dyn std::error::Error) -> String {
+        let mut out = Vec::new();
+        let mut source = e.source();
+        while let Some(s) = source {
+            out.push(s.to_string());
+            source = s.source();
+        }
+        out.join(": ")
+    }
+}
