@@ -50,6 +50,7 @@ sam_build() {
     return 1
   fi
   sam build
+  ./infra/size-check.sh .aws-sam/build
 }
 
 step "format" cargo fmt --all --check
