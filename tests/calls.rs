@@ -88,7 +88,11 @@ async fn a_delivery_of_n_new_messages_costs_o_of_n_over_25_plus_n_over_10_calls_
             1 + n.div_ceil(100),
             "n={n} repeated: {again:?}"
         );
-        assert_eq!(backend.probe.count().await, n, "every message enqueued once");
+        assert_eq!(
+            backend.probe.count().await,
+            n,
+            "every message enqueued once"
+        );
     }
 }
 
