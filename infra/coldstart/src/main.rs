@@ -138,6 +138,18 @@ mod harness {
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,
+        /// An extra variable for every function, `NAME=VALUE` (repeat for several), e.g. to
+        /// point rustls at one certificate bundle as on Lambda's images:
+        /// `--env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt --env SSL_CERT_DIR=/nonexistent`.
+        #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+    }
+
+    fn parse_env(text: &str) -> Result<(String, String), String> {
+        match text.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+            _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+        }
     }
 
     struct Target {
@@ -217,7 +229,8 @@ mod harness {
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
 
-        let base_env = base_env(&api_addr.to_string(), &endpoint);
+        let mut base_env = base_env(&api_addr.to_string(), &endpoint);
+        base_env.extend(cli.env.iter().map(|(k, v)| (k.clone(), v.into())));
         let mut results: Vec<Results> = targets
             .iter()
             .map(|t| Results {
