@@ -11,10 +11,10 @@ use switchboard_core::channels::whatsapp;
 use switchboard_core::ids::{ConversationId, DeliveryId};
 use switchboard_core::intake::MAX_BODY_BYTES;
 use switchboard_core::model::{Channel, Record};
-use switchboard_core::ports::{IntakeQueue, PageRequest};
+use switchboard_core::ports::{IntakeQueue, MessageStore, PageRequest};
 use switchboard_tests::{
-    Backend, FlakyQueue, all_records, call, get_all, get_json, post, signature, signed,
-    whatsapp_fixtures,
+    Backend, FlakyArchive, FlakyQueue, all_records, call, get_all, get_json, post, signature,
+    signed, whatsapp_fixtures,
 };
 
 switchboard_tests::contract!(
@@ -22,6 +22,7 @@ switchboard_tests::contract!(
     a_repeated_delivery_stores_and_enqueues_nothing_new,
     a_duplicate_inside_one_delivery_is_stored_once,
     a_queue_failure_answers_5xx_and_the_retry_enqueues_exactly_once,
+    nothing_is_enqueued_before_the_raw_delivery_is_kept,
     a_record_stored_but_not_confirmed_is_enqueued_by_the_next_attempt,
     a_six_megabyte_delivery_is_kept_whole,
     a_signed_body_that_is_not_json_is_quarantined_and_answered_200,
@@ -186,6 +187,35 @@ async fn a_queue_failure_answers_5xx_and_the_retry_enqueues_exactly_once(backend
     assert_eq!(call(&app, signed(body)).await.0, 200);
     assert!(backend.probe.drain().await.is_empty());
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+}
+
+async fn nothing_is_enqueued_before_the_raw_delivery_is_kept(backend: Backend) {
+    let flaky = Arc::new(FlakyArchive::new(backend.store.clone(), 1));
+    let app = backend.app_with(Some(flaky as Arc<dyn MessageStore>), None);
+    let body = text_delivery(&[("666", "wamid.k1", 1_700_000_000)]);
+    assert_eq!(call(&app, signed(body.clone())).await.0, 500);
+    assert!(
+        backend
+            .reader
+            .delivery(&DeliveryId::of(&body))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        backend.probe.drain().await.is_empty(),
+        "nothing enqueued without the raw bytes"
+    );
+    assert_eq!(call(&app, signed(body.clone())).await.0, 200);
+    assert!(
+        backend
+            .reader
+            .delivery(&DeliveryId::of(&body))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(backend.probe.drain().await.len(), 1);
 }
 
 async fn a_record_stored_but_not_confirmed_is_enqueued_by_the_next_attempt(backend: Backend) {

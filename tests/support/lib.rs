@@ -129,9 +129,18 @@ impl Backend {
     /// The application (webhooks and read API) over this backend, with the queue replaced by
     /// `queue` when given (to inject faults).
     pub fn app(&self, queue: Option<Arc<dyn IntakeQueue>>) -> axum::Router {
+        self.app_with(None, queue)
+    }
+
+    /// The application with the store and/or the queue replaced (to inject faults).
+    pub fn app_with(
+        &self,
+        store: Option<Arc<dyn MessageStore>>,
+        queue: Option<Arc<dyn IntakeQueue>>,
+    ) -> axum::Router {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let intake = Intake::new(
-            self.store.clone(),
+            store.unwrap_or_else(|| self.store.clone()),
             queue.unwrap_or_else(|| self.queue.clone()),
             clock,
         );
@@ -646,4 +655,65 @@ pub fn scripted_counted() -> (Arc<DynamoStore>, Arc<SqsIntakeQueue>, Arc<CallCou
         "http://127.0.0.1:9/123456789012/scripted.fifo",
     ));
     (store, queue, counter)
+}
+
+/// A store whose `keep_delivery` fails its first `failures` calls; everything else goes to
+/// `inner`.
+pub struct FlakyArchive {
+    inner: Arc<dyn MessageStore>,
+    failures: AtomicUsize,
+}
+
+impl FlakyArchive {
+    /// Fails the first `failures` calls of `keep_delivery`.
+    pub fn new(inner: Arc<dyn MessageStore>, failures: usize) -> Self {
+        Self {
+            inner,
+            failures: AtomicUsize::new(failures),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageStore for FlakyArchive {
+    async fn keep_delivery(
+        &self,
+        delivery: &switchboard_core::ports::RawDelivery,
+    ) -> Result<(), BackendError> {
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(BackendError::unavailable(
+                "keep_delivery",
+                std::io::Error::other("injected archive failure"),
+            ));
+        }
+        self.inner.keep_delivery(delivery).await
+    }
+
+    async fn record(
+        &self,
+        records: &[switchboard_core::model::Record],
+    ) -> Result<Vec<QueueEntry>, BackendError> {
+        self.inner.record(records).await
+    }
+
+    async fn mark_enqueued(
+        &self,
+        keys: &[switchboard_core::ids::RecordKey],
+    ) -> Result<(), BackendError> {
+        self.inner.mark_enqueued(keys).await
+    }
+
+    async fn find(
+        &self,
+        keys: &[switchboard_core::ids::RecordKey],
+    ) -> Result<
+        HashMap<switchboard_core::ids::RecordKey, switchboard_core::model::Record>,
+        BackendError,
+    > {
+        self.inner.find(keys).await
+    }
 }

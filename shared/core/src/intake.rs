@@ -3,8 +3,8 @@
 //! The steps of DESIGN.md's flow, after the signature check:
 //! 1. keep the raw delivery (before anything can answer 200);
 //! 2. normalize every entry, change and item (a body that is not JSON is quarantined instead);
-//! 3. write each record once, keyed by its provider id;
-//! 4. enqueue what is not enqueued yet, in batches, and confirm it.
+//! 3. write each record once, keyed by its provider id (at the same time as step 1);
+//! 4. once both are durable, enqueue what is not enqueued yet, in batches, and confirm it.
 //!
 //! `Ok` means all of that is durable; any error means the caller must answer 5xx so that the
 //! provider retries, and the retry is safe: stored records are not written again, and records
@@ -70,8 +70,8 @@ impl Intake {
         let received_at = self.clock.now();
         let parsed = serde_json::from_slice::<serde_json::Value>(&body);
         let delivery = RawDelivery::new(webhook, body, received_at, parsed.is_err());
-        self.store.keep_delivery(&delivery).await?;
         let Ok(json) = parsed else {
+            self.store.keep_delivery(&delivery).await?;
             tracing::warn!(delivery = %delivery.id, "delivery is not JSON; quarantined");
             return Ok(IntakeOutcome {
                 quarantined: true,
@@ -81,8 +81,18 @@ impl Intake {
         let normalized = channels::normalize(webhook, &json, received_at);
         let total = normalized.len();
         let records = unique_by_key(normalized);
-        let (records, unknown_targets) = self.resolve(records).await?;
-        let pending = self.store.record(&records).await?;
+        // Keeping the raw bytes and writing the records do not depend on each other: one round
+        // trip less on the acknowledgement path. Nothing is enqueued (and no 200 answered)
+        // before both are durable; if either fails, the provider's retry redoes both safely.
+        let keep = self.store.keep_delivery(&delivery);
+        let write = async {
+            let (records, unknown_targets) = self.resolve(records).await?;
+            let pending = self.store.record(&records).await?;
+            Ok::<_, BackendError>((records, unknown_targets, pending))
+        };
+        let (kept, written) = tokio::join!(keep, write);
+        kept?;
+        let (records, unknown_targets, pending) = written?;
         for chunk in pending.chunks(ENQUEUE_CHUNK) {
             self.queue.enqueue(chunk).await?;
             let keys: Vec<_> = chunk.iter().map(|e| e.record_key.clone()).collect();
