@@ -80,7 +80,15 @@ fn the_table_matches_the_code_definitions() {
             .map(|k| k["AttributeName"].as_str().unwrap())
             .collect();
         assert_eq!(t_keys, [spec.pk, spec.sk]);
-        assert_eq!(t_index["Projection"]["ProjectionType"], "ALL");
+        let projection = code.projection().expect("projection");
+        assert_eq!(
+            t_index["Projection"]["ProjectionType"],
+            projection.projection_type().unwrap().as_str()
+        );
+        assert_eq!(
+            t_index["Projection"]["NonKeyAttributes"],
+            serde_json::json!(projection.non_key_attributes())
+        );
     }
     assert_eq!(
         table["TimeToLiveSpecification"]["AttributeName"],

@@ -16,7 +16,8 @@ pub const SK: &str = "sk";
 /// The attribute DynamoDB's TTL reads (Unix seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
-/// A global secondary index: name, partition key attribute, sort key attribute. Projection ALL.
+/// A global secondary index: name, partition key attribute, sort key attribute. Projection:
+/// [`INDEX_ATTRIBUTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexSpec {
     /// Index name.
@@ -43,6 +44,11 @@ pub const GSI2: IndexSpec = IndexSpec {
 };
 /// Every index of the table.
 pub const INDEXES: [IndexSpec; 2] = [GSI1, GSI2];
+
+/// The attributes the indexes carry besides the keys: what the listings read (a record's `doc`
+/// and `stored_at`, a conversation's `state`). Not `enqueued`: confirming an enqueue then
+/// rewrites the record only, not its two index copies.
+pub const INDEX_ATTRIBUTES: [&str; 3] = ["doc", "stored_at", "state"];
 
 /// The intake queue: FIFO (one conversation = one message group, so its records stay in order),
 /// explicit deduplication ids (the record key), a dead-letter queue after a bounded number of
@@ -96,7 +102,10 @@ pub fn table_schema() -> (
                 .key_schema(key(index.sk, KeyType::Range))
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(
+                            INDEX_ATTRIBUTES.iter().map(|a| a.to_string()).collect(),
+                        ))
                         .build(),
                 )
                 .build()
