@@ -3,7 +3,6 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use switchboard_core::ids::DeliveryId;
 use switchboard_core::verify::{MetaVerifier, Secret, sign};
 use switchboard_tests::{
     APP_SECRET, OLD_APP_SECRET, all_records, call, embedded, fixtures_dir, post, signature,
@@ -60,15 +59,7 @@ async fn refused(sig: Option<&str>, body: Bytes) {
     let app = backend.app(None);
     let (status, _) = call(&app, post(body.clone(), sig)).await;
     assert_eq!(status, 401, "signature {sig:?} must be refused");
-    assert!(
-        backend
-            .reader
-            .delivery(&DeliveryId::of(&body))
-            .await
-            .unwrap()
-            .is_none(),
-        "nothing kept"
-    );
+    assert!(!backend.kept(&body).await, "nothing kept");
     assert!(all_records(&app).await.is_empty(), "nothing stored");
     assert!(backend.probe.drain().await.is_empty(), "nothing queued");
 }

@@ -132,6 +132,16 @@ impl Backend {
         self.app_with(None, queue)
     }
 
+    /// Whether the raw delivery with exactly these bytes is kept.
+    pub async fn kept(&self, body: &[u8]) -> bool {
+        let id = switchboard_core::ids::DeliveryId::of(body);
+        self.reader
+            .delivery(&id)
+            .await
+            .expect("read delivery")
+            .is_some()
+    }
+
     /// The application with the store and/or the queue replaced (to inject faults).
     pub fn app_with(
         &self,

@@ -227,32 +227,27 @@ impl DynamoStore {
                 request = request.expression_attribute_names(placeholder, *name);
             }
             let request = request.build().map_err(unavailable(operation))?;
-            let mut pending = Some(HashMap::from([(self.table.to_string(), request)]));
-            let mut attempt = 0;
-            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
-                if attempt == BATCH_ATTEMPTS {
-                    return Err(BackendError::unavailable(
-                        operation,
-                        "BatchGetItem kept returning unprocessed keys",
-                    ));
-                }
-                backoff(attempt).await;
-                attempt += 1;
-                let mut out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .map_err(unavailable(operation))?;
-                found.extend(
-                    out.responses
+            let first = HashMap::from([(self.table.to_string(), request)]);
+            let (client, table) = (self.client.clone(), self.table.clone());
+            let items = until_processed(operation, "BatchGetItem", first, move |items| {
+                let (client, table) = (client.clone(), table.clone());
+                async move {
+                    let mut out = client
+                        .batch_get_item()
+                        .set_request_items(Some(items))
+                        .send()
+                        .await
+                        .map_err(unavailable(operation))?;
+                    let found = out
+                        .responses
                         .as_mut()
-                        .and_then(|r| r.remove(self.table.as_ref()))
-                        .unwrap_or_default(),
-                );
-                pending = out.unprocessed_keys;
-            }
+                        .and_then(|r| r.remove(table.as_ref()))
+                        .unwrap_or_default();
+                    Ok((found, out.unprocessed_keys))
+                }
+            })
+            .await?;
+            found.extend(items);
         }
         Ok(found)
     }
@@ -385,29 +380,57 @@ impl DynamoStore {
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, BackendError>>()?;
-            let mut pending = Some(HashMap::from([(self.table.to_string(), requests)]));
-            let mut attempt = 0;
-            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
-                if attempt == BATCH_ATTEMPTS {
-                    return Err(BackendError::unavailable(
-                        operation,
-                        "BatchWriteItem kept returning unprocessed items",
-                    ));
+            let first = HashMap::from([(self.table.to_string(), requests)]);
+            let client = self.client.clone();
+            until_processed(operation, "BatchWriteItem", first, move |items| {
+                let client = client.clone();
+                async move {
+                    let out = client
+                        .batch_write_item()
+                        .set_request_items(Some(items))
+                        .send()
+                        .await
+                        .map_err(unavailable(operation))?;
+                    Ok((Vec::new(), out.unprocessed_items))
                 }
-                backoff(attempt).await;
-                attempt += 1;
-                pending = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .map_err(unavailable(operation))?
-                    .unprocessed_items;
-            }
+            })
+            .await?;
         }
         Ok(())
     }
+}
+
+/// Sends `first` with `send`, then whatever DynamoDB answers it left unprocessed (it does so
+/// under throttling), with backoff, until nothing is left; an error after
+/// [`BATCH_ATTEMPTS`] attempts. Answers the items the calls returned.
+async fn until_processed<T, F, Fut>(
+    operation: &'static str,
+    call: &str,
+    first: HashMap<String, T>,
+    mut send: F,
+) -> Result<Vec<Item>, BackendError>
+where
+    F: FnMut(HashMap<String, T>) -> Fut,
+    Fut:
+        std::future::Future<Output = Result<(Vec<Item>, Option<HashMap<String, T>>), BackendError>>,
+{
+    let mut found = Vec::new();
+    let mut pending = Some(first);
+    let mut attempt = 0;
+    while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
+        if attempt == BATCH_ATTEMPTS {
+            return Err(BackendError::unavailable(
+                operation,
+                format!("{call} kept returning unprocessed requests"),
+            ));
+        }
+        backoff(attempt).await;
+        attempt += 1;
+        let (items, unprocessed) = send(items).await?;
+        found.extend(items);
+        pending = unprocessed;
+    }
+    Ok(found)
 }
 
 /// Approximate size of an item, for the 4 MB limit of a transaction.
