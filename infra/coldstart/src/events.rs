@@ -21,6 +21,7 @@ pub const APP_SECRET: &str = "dev-secret";
 pub const VERIFY_TOKEN: &str = "dev-token";
 
 const WHATSAPP_POST: &str = include_str!("../../events/whatsapp-post.json");
+const WHATSAPP_VERIFY: &str = include_str!("../../events/whatsapp-verify.json");
 
 const FACEBOOK_BODY: &str = r#"{"object":"page","entry":[{"id":"1029384756","time":1730231903000,"messaging":[{"sender":{"id":"5550001"},"recipient":{"id":"1029384756"},"timestamp":1730231903000,"message":{"mid":"m_coldstart_facebook","text":"hello"}}]}]}"#;
 
@@ -46,20 +47,55 @@ impl Kind {
     }
 }
 
-/// The event for `kind`, as sent.
-pub fn event(kind: Kind) -> Result<Vec<u8>, String> {
+/// Which first invocation a webhook function gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// A signed one-message delivery: the whole intake path, AWS calls included.
+    Post,
+    /// Meta's subscription handshake (`GET` with `hub.challenge`): no AWS call, so spawn to
+    /// response is start-up plus routing, comparable with a function doing no I/O.
+    Handshake,
+}
+
+/// The event for `kind` in `scenario`, as sent.
+pub fn event(kind: Kind, scenario: Scenario) -> Result<Vec<u8>, String> {
     let template: Value = serde_json::from_str(WHATSAPP_POST)
         .map_err(|e| format!("infra/events/whatsapp-post.json: {e}"))?;
-    let event = match kind {
-        Kind::Plain => json!({"coldstart": "hello"}),
-        Kind::Webhook(Webhook::Whatsapp) => {
+    let event = match (kind, scenario) {
+        (Kind::Plain, _) => json!({"coldstart": "hello"}),
+        (Kind::Webhook(webhook), Scenario::Handshake) => handshake(webhook)?,
+        (Kind::Webhook(webhook), Scenario::Post) => post_event(template, webhook)?,
+    };
+    serde_json::to_vec(&event).map_err(|e| e.to_string())
+}
+
+fn post_event(template: Value, webhook: Webhook) -> Result<Value, String> {
+    Ok(match webhook {
+        Webhook::Whatsapp => {
             check_signature(&template)?;
             template
         }
-        Kind::Webhook(webhook @ Webhook::Facebook) => post(template, webhook, FACEBOOK_BODY),
-        Kind::Webhook(webhook @ Webhook::Instagram) => post(template, webhook, INSTAGRAM_BODY),
-    };
-    serde_json::to_vec(&event).map_err(|e| e.to_string())
+        Webhook::Facebook => post(template, webhook, FACEBOOK_BODY),
+        Webhook::Instagram => post(template, webhook, INSTAGRAM_BODY),
+    })
+}
+
+/// `infra/events/whatsapp-verify.json` sent to `/webhooks/<webhook>`.
+fn handshake(webhook: Webhook) -> Result<Value, String> {
+    let mut event: Value = serde_json::from_str(WHATSAPP_VERIFY)
+        .map_err(|e| format!("infra/events/whatsapp-verify.json: {e}"))?;
+    let path = format!("/webhooks/{webhook}");
+    let route = format!("GET {path}");
+    event["routeKey"] = json!(route);
+    event["rawPath"] = json!(path);
+    event["requestContext"]["routeKey"] = json!(route);
+    event["requestContext"]["http"]["path"] = json!(path);
+    if event["queryStringParameters"]["hub.verify_token"] != VERIFY_TOKEN {
+        return Err(format!(
+            "infra/events/whatsapp-verify.json does not carry the verify token {VERIFY_TOKEN:?}"
+        ));
+    }
+    Ok(event)
 }
 
 /// The sample event must be signed with [`APP_SECRET`], or every run would measure a 401.
@@ -130,10 +166,15 @@ mod tests {
     #[test]
     fn events_are_signed_for_their_route() {
         for webhook in Webhook::ALL {
-            let event: Value = serde_json::from_slice(&event(Kind::Webhook(webhook)).unwrap())
+            let kind = Kind::Webhook(webhook);
+            let post: Value =
+                serde_json::from_slice(&event(kind, Scenario::Post).unwrap()).expect("JSON event");
+            assert_eq!(post["rawPath"], format!("/webhooks/{webhook}"));
+            check_signature(&post).expect("signed with the app secret");
+            let get: Value = serde_json::from_slice(&event(kind, Scenario::Handshake).unwrap())
                 .expect("JSON event");
-            assert_eq!(event["rawPath"], format!("/webhooks/{webhook}"));
-            check_signature(&event).expect("signed with the app secret");
+            assert_eq!(get["rawPath"], format!("/webhooks/{webhook}"));
+            assert_eq!(get["requestContext"]["http"]["method"], "GET");
         }
     }
 

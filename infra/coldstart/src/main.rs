@@ -26,7 +26,11 @@
 //! invocation is reported with the function's output and makes the run exit with status 1; that
 //! binary's later runs are skipped. Every wait is bounded (`--timeout`, 30 s by default).
 //!
-//! The events: `infra/events/whatsapp-post.json` for `webhook-whatsapp`; for `webhook-facebook`
+//! With `--event handshake` the webhook functions get Meta's subscription handshake instead
+//! (`infra/events/whatsapp-verify.json`, sent to each one's route): a `GET` answered from the
+//! settings with no AWS call, so that the cold start compares like with like against the
+//! baseline. The default events (`--event post`): `infra/events/whatsapp-post.json` for
+//! `webhook-whatsapp`; for `webhook-facebook`
 //! and `webhook-instagram` the same API Gateway event carrying a small text message to their
 //! route, signed here; a small JSON object for any other binary. Each run of a webhook function
 //! gets its own freshly provisioned table and queues (`switchboard_aws::resources::provision`),
@@ -97,7 +101,7 @@ mod harness {
     use switchboard_core::config;
     use switchboard_core::model::Webhook;
 
-    use crate::events::{self, APP_SECRET, Kind, VERIFY_TOKEN};
+    use crate::events::{self, APP_SECRET, Kind, Scenario, VERIFY_TOKEN};
     use crate::process::Process;
     use crate::report::{self, Results, Sample};
     use crate::runtime_api::{Invocation, Report, RuntimeApi};
@@ -143,6 +147,11 @@ mod harness {
         /// `--env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt --env SSL_CERT_DIR=/nonexistent`.
         #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
         env: Vec<(String, String)>,
+        /// The first invocation of the webhook functions: `post`, a signed one-message delivery
+        /// (the intake path, with its AWS calls), or `handshake`, Meta's subscription GET (no
+        /// AWS call: start-up and routing alone).
+        #[arg(long, value_enum, default_value_t = Scenario::Post)]
+        event: Scenario,
     }
 
     fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -477,7 +486,7 @@ mod harness {
                 return Err(format!("two binaries named {name}"));
             }
             let kind = Kind::of(&name);
-            let event = events::event(kind)?;
+            let event = events::event(kind, cli.event)?;
             targets.push(Target {
                 name,
                 path,
