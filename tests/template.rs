@@ -291,3 +291,91 @@ fn no_secret_is_a_plain_parameter() {
         "AWS::SecretsManager::Secret"
     );
 }
+
+#[test]
+fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
+    let t = template();
+    let function = resource(&t, "PrioritizerFunction");
+    assert_eq!(function["Metadata"]["BuildProperties"]["Binary"], "prioritizer");
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/prioritizer/Cargo.toml"),
+    )
+    .expect("the prioritizer crate");
+    assert!(manifest.contains("name = \"prioritizer\""));
+    let env = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(env[switchboard_core::config::TABLE]["Ref"], "Table");
+    assert_eq!(env[switchboard_core::config::EVENT_BUS]["Ref"], "EventBus");
+    assert!(env[switchboard_core::config::RETENTION_DAYS].is_object());
+    // No SAM event: it would attach a managed SQS policy on any queue.
+    assert!(function["Properties"]["Events"].is_null());
+
+    let mapping = resource(&t, "PrioritizerIntakeMapping");
+    assert_eq!(mapping["Type"], "AWS::Lambda::EventSourceMapping");
+    let p = &mapping["Properties"];
+    assert_eq!(p["FunctionName"]["Ref"], "PrioritizerFunction");
+    assert_eq!(
+        p["EventSourceArn"]["Fn::GetAtt"],
+        serde_json::json!(["IntakeQueue", "Arn"])
+    );
+    assert_eq!(
+        p["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
+    assert!(p["BatchSize"].as_u64().unwrap() <= 10, "FIFO batches hold at most 10");
+    // AWS's advice for SQS event sources: a visibility timeout of at least six times the
+    // function's timeout, so a retried batch is not received again while it still runs.
+    let timeout = function["Properties"]["Timeout"]
+        .as_u64()
+        .or_else(|| t["Globals"]["Function"]["Timeout"].as_u64())
+        .unwrap();
+    assert!(u64::from(INTAKE_QUEUE.visibility_timeout_secs) >= 6 * timeout);
+
+    let bus = resource(&t, "EventBus");
+    assert_eq!(bus["Type"], "AWS::Events::EventBus");
+    let names = resources::ResourceNames::with_prefix("${AWS::StackName}");
+    assert_eq!(bus["Properties"]["Name"]["Fn::Sub"], names.event_bus);
+
+    let statements: Vec<&Value> = function["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["Statement"].as_array().unwrap().iter())
+        .collect();
+    let mut granted: BTreeSet<(String, String)> = BTreeSet::new();
+    for s in &statements {
+        assert_eq!(s["Effect"], "Allow");
+        let resource = s["Resource"].to_string();
+        let list = match &s["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
+            other => panic!("{other}"),
+        };
+        for a in list {
+            assert!(!a.contains('*'), "wildcard action {a}");
+            granted.insert((a, resource.clone()));
+        }
+    }
+    let table = serde_json::json!({"Fn::GetAtt": ["Table", "Arn"]}).to_string();
+    let gsi2 = serde_json::json!({"Fn::Sub": "${Table.Arn}/index/gsi2"}).to_string();
+    let queue = serde_json::json!({"Fn::GetAtt": ["IntakeQueue", "Arn"]}).to_string();
+    let events = serde_json::json!({"Fn::GetAtt": ["EventBus", "Arn"]}).to_string();
+    let expected: BTreeSet<(String, String)> = [
+        // DynamoStore: find (BatchGetItem), conversation and customer (GetItem), conversations
+        // of the history (BatchGetItem), the conversation written back under its version
+        // (PutItem), the customer's records (Query on gsi2).
+        ("dynamodb:GetItem", &table),
+        ("dynamodb:BatchGetItem", &table),
+        ("dynamodb:PutItem", &table),
+        ("dynamodb:Query", &gsi2),
+        // The event source mapping, on the function's role.
+        ("sqs:ReceiveMessage", &queue),
+        ("sqs:DeleteMessage", &queue),
+        ("sqs:ChangeMessageVisibility", &queue),
+        ("sqs:GetQueueAttributes", &queue),
+        ("events:PutEvents", &events),
+    ]
+    .into_iter()
+    .map(|(a, r)| (a.to_owned(), r.clone()))
+    .collect();
+    assert_eq!(granted, expected);
+}

@@ -13,17 +13,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-use switchboard_aws::resources::{ResourceNames, provision};
+use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
 use switchboard_aws::{DynamoStore, SqsIntakeQueue};
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::http::{WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
-    BackendError, ConversationReader, CustomerDirectory, IntakeQueue, MessageStore, QueueEntry,
+    BackendError, ConversationReader, CustomerDirectory, EventLog, EventPublisher, IntakeQueue,
+    MessageStore, PageRequest, PriorityStore, QueueEntry,
 };
+use switchboard_core::prioritize::Prioritizer;
+use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::verify::{MetaVerifier, Secret, sign};
-use switchboard_embedded::SqliteStore;
+use switchboard_embedded::{EventFile, SqliteStore};
 
 /// The app secret the tests sign with.
 pub const APP_SECRET: &str = "test-app-secret";
@@ -122,6 +125,16 @@ pub struct Backend {
     pub queue: Arc<dyn IntakeQueue>,
     /// Reads and removes what is in the queue.
     pub probe: Arc<dyn QueueProbe>,
+    /// The store as the prioritizer sees it.
+    pub priority: Arc<dyn PriorityStore>,
+    /// Where domain events go (the JSON-lines file, or the bus on moto).
+    pub events: Arc<dyn EventPublisher>,
+    /// Reads what was published.
+    pub published: Arc<dyn EventProbe>,
+    /// Feeds the intake queue to a prioritizer, as the deployed consumer does.
+    pub consumer: Arc<dyn QueueConsumer>,
+    /// The event log the read API serves (embedded only).
+    pub event_log: Option<Arc<dyn EventLog>>,
     _keep: Arc<dyn std::any::Any + Send + Sync>,
 }
 
@@ -154,9 +167,58 @@ impl Backend {
             queue.unwrap_or_else(|| self.queue.clone()),
             clock,
         );
-        webhook_router(WebhookState::new(intake, verifiers()))
-            .merge(api_router(self.reader.clone(), self.customers.clone()))
+        webhook_router(WebhookState::new(intake, verifiers())).merge(api_router(
+            self.reader.clone(),
+            self.customers.clone(),
+            self.event_log.clone(),
+        ))
     }
+
+    /// A prioritizer over this backend with the shipped priority configuration.
+    pub fn prioritizer(&self) -> Prioritizer {
+        self.prioritizer_with(PriorityConfig::default_config())
+    }
+
+    /// A prioritizer over this backend with `config`.
+    pub fn prioritizer_with(&self, config: PriorityConfig) -> Prioritizer {
+        Prioritizer::new(
+            self.priority.clone(),
+            self.events.clone(),
+            Arc::new(Scorer::new(config)),
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// Runs the queue through `prioritizer` until a receive finds nothing; answers how many
+    /// entries were received.
+    pub async fn prioritize_all(&self, prioritizer: &Prioritizer) -> usize {
+        let mut total = 0;
+        loop {
+            let n = self.consumer.consume_once(prioritizer).await;
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    }
+}
+
+/// Receives one batch from the intake queue and hands it to a prioritizer, as the deployed
+/// consumer does (the Lambda event source mapping on AWS, `serve`'s loop on the embedded queue).
+#[async_trait]
+pub trait QueueConsumer: Send + Sync {
+    /// One batch; answers how many entries were received (0: nothing visible).
+    async fn consume_once(&self, prioritizer: &Prioritizer) -> usize;
+    /// Entries moved to the dead letters.
+    async fn dead_letters(&self) -> usize;
+}
+
+/// Reads the domain events published so far.
+#[async_trait]
+pub trait EventProbe: Send + Sync {
+    /// Every event published so far: `{"id", "type", "detail"}` objects, in publication order
+    /// as far as the backend keeps it.
+    async fn published(&self) -> Vec<serde_json::Value>;
 }
 
 /// Reads and removes everything that is in a queue.
@@ -178,14 +240,71 @@ pub async fn embedded() -> Backend {
 /// An embedded backend on the store in `path`.
 pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> Backend {
     let store = Arc::new(SqliteStore::open(path, 30, Arc::new(SystemClock)).expect("open store"));
+    let events = Arc::new(EventFile::in_folder(path));
     Backend {
         name: "embedded",
         store: store.clone(),
         reader: store.clone(),
         customers: store.clone(),
         queue: store.clone(),
-        probe: Arc::new(EmbeddedProbe(store)),
+        probe: Arc::new(EmbeddedProbe(store.clone())),
+        priority: store.clone(),
+        events: events.clone(),
+        published: Arc::new(FileEvents(events.clone())),
+        consumer: Arc::new(EmbeddedConsumer {
+            store,
+            visibility: Duration::from_secs(30),
+        }),
+        event_log: Some(events),
         _keep: keep,
+    }
+}
+
+/// The embedded queue's consumer, with a visibility timeout of its own (0 makes a failed
+/// entry visible again at once).
+pub struct EmbeddedConsumer {
+    /// The store.
+    pub store: Arc<SqliteStore>,
+    /// How long a received entry stays hidden.
+    pub visibility: Duration,
+}
+
+#[async_trait]
+impl QueueConsumer for EmbeddedConsumer {
+    async fn consume_once(&self, prioritizer: &Prioritizer) -> usize {
+        switchboard_embedded::consumer::drain_once(&self.store, prioritizer, self.visibility)
+            .await
+            .expect("consume the embedded queue")
+    }
+
+    async fn dead_letters(&self) -> usize {
+        self.store.dead_letters_len().await.expect("dead letters")
+    }
+}
+
+struct FileEvents(Arc<EventFile>);
+
+#[async_trait]
+impl EventProbe for FileEvents {
+    async fn published(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .0
+                .events(None, PageRequest { cursor, limit: 500 })
+                .await
+                .expect("read events");
+            out.extend(
+                page.items
+                    .iter()
+                    .map(|e| serde_json::json!({"id": e.id, "type": e.kind, "detail": e.detail})),
+            );
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return out,
+            }
+        }
     }
 }
 
@@ -376,9 +495,15 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
             ),
         ),
     };
-    let provisioned = provision(&dynamodb, &sqs, &ResourceNames::with_prefix(&prefix))
+    let names = ResourceNames::with_prefix(&prefix);
+    let provisioned = provision(&dynamodb, &sqs, &names)
         .await
         .expect("provision on moto");
+    let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
+    let bus = provision_event_bus(&eventbridge, &names)
+        .await
+        .expect("event bus on moto");
+    let tap = event_tap(&eventbridge, &aws_sdk_sqs::Client::new(&sdk), &bus, &prefix).await;
     if let Some(counter) = &counter {
         counter.reset();
     }
@@ -396,14 +521,165 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
         name: "aws",
         store: store.clone(),
         reader: store.clone(),
-        customers: store,
+        customers: store.clone(),
         queue,
+        priority: store,
+        events: Arc::new(switchboard_aws::EventBridgePublisher::new(
+            eventbridge,
+            &bus,
+        )),
+        published: Arc::new(tap),
+        consumer: Arc::new(SqsConsumer {
+            client: aws_sdk_sqs::Client::new(&sdk),
+            url: provisioned.intake_queue_url.clone(),
+            dlq_url: provisioned.intake_dlq_url.clone(),
+        }),
+        event_log: None,
         // The probe reads with a client of its own, so what it does is never counted.
         probe: Arc::new(SqsProbe {
             client: aws_sdk_sqs::Client::new(&sdk),
             url: provisioned.intake_queue_url,
         }),
         _keep: Arc::new(()),
+    }
+}
+
+/// The intake queue on moto, consumed as Lambda's event source mapping does
+/// ([`switchboard_aws::app::poll_intake_queue`]).
+pub struct SqsConsumer {
+    /// The client.
+    pub client: aws_sdk_sqs::Client,
+    /// The intake queue.
+    pub url: String,
+    /// Its dead-letter queue.
+    pub dlq_url: String,
+}
+
+#[async_trait]
+impl QueueConsumer for SqsConsumer {
+    async fn consume_once(&self, prioritizer: &Prioritizer) -> usize {
+        switchboard_aws::app::poll_intake_queue(
+            &self.client,
+            &self.url,
+            prioritizer,
+            Duration::ZERO,
+        )
+        .await
+        .expect("consume the intake queue")
+    }
+
+    async fn dead_letters(&self) -> usize {
+        SqsProbe {
+            client: self.client.clone(),
+            url: self.dlq_url.clone(),
+        }
+        .count()
+        .await
+    }
+}
+
+/// A rule on `bus` that sends every switchboard event to a queue of its own, so that tests
+/// read what EventBridge really delivered.
+async fn event_tap(
+    eventbridge: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bus: &str,
+    prefix: &str,
+) -> BusTap {
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-event-tap"))
+        .send()
+        .await
+        .expect("tap queue")
+        .queue_url
+        .expect("tap queue url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("tap queue arn")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("QueueArn");
+    let rule = format!("{prefix}-tap");
+    eventbridge
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(bus)
+        .event_pattern(r#"{"source":["switchboard"]}"#)
+        .send()
+        .await
+        .expect("tap rule");
+    eventbridge
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("tap")
+                .arn(arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("tap target");
+    BusTap {
+        client: sqs.clone(),
+        url,
+        seen: Default::default(),
+    }
+}
+
+/// What EventBridge delivered to the tap queue (read once, then remembered).
+pub struct BusTap {
+    client: aws_sdk_sqs::Client,
+    url: String,
+    seen: tokio::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+#[async_trait]
+impl EventProbe for BusTap {
+    async fn published(&self) -> Vec<serde_json::Value> {
+        let mut seen = self.seen.lock().await;
+        loop {
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive from the tap");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return seen.clone();
+            }
+            for m in &messages {
+                let event: serde_json::Value =
+                    serde_json::from_str(m.body().unwrap_or_default()).expect("event JSON");
+                seen.push(serde_json::json!({
+                    "id": event["detail"]["event_id"],
+                    "type": event["detail-type"],
+                    "source": event["source"],
+                    "detail": event["detail"],
+                }));
+                self.client
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete from the tap");
+            }
+        }
     }
 }
 

@@ -1,25 +1,37 @@
 //! The `switchboard` command: the local face of the whole system.
 //!
 //! * `switchboard serve` serves the same routers as the Lambda functions (webhooks) plus the
-//!   read API, on the embedded backend (one SQLite file in `--data`) or on AWS.
-//! * `switchboard provision` creates the table and queues on the configured AWS endpoint (an
-//!   emulator, or a development account) from the definitions `template.yaml` also uses.
+//!   read API, on the embedded backend (one SQLite file in `--data`) or on AWS, and runs the
+//!   prioritizer on the intake queue as the Lambda function does (fed by the embedded queue,
+//!   or by polling SQS).
+//! * `switchboard provision` creates the table, queues and event bus on the configured AWS
+//!   endpoint (an emulator, or a development account) from the definitions `template.yaml`
+//!   also uses.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use switchboard_aws::app::{AwsBackend, AwsSettings, channel_verifier, sdk_config};
-use switchboard_aws::resources::{ResourceNames, provision};
+use switchboard_aws::app::{
+    AwsBackend, AwsSettings, PrioritizerSettings, channel_verifier, poll_intake_queue, prioritizer,
+    sdk_config,
+};
+use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, ProcessEnv, Source};
 use switchboard_core::http::{WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
-use switchboard_core::ports::{ConversationReader, CustomerDirectory, IntakeQueue, MessageStore};
-use switchboard_embedded::SqliteStore;
+use switchboard_core::ports::{
+    ConversationReader, CustomerDirectory, EventLog, IntakeQueue, MessageStore,
+};
+use switchboard_core::prioritize::Prioritizer;
+use switchboard_core::priority::{PriorityConfig, Scorer};
+use switchboard_embedded::consumer::{ConsumerSettings, consume};
+use switchboard_embedded::{EventFile, SqliteStore};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -39,7 +51,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the webhooks and the read API in one process.
     Serve(ServeArgs),
-    /// Create the table and queues on the configured AWS endpoint (e.g. an emulator).
+    /// Create the table, queues and event bus on the configured AWS endpoint (e.g. an
+    /// emulator).
     Provision(ProvisionArgs),
 }
 
@@ -64,6 +77,10 @@ pub struct ServeArgs {
     /// Storage backend.
     #[arg(long, value_enum, default_value_t = Backend::Embedded, env = "SWITCHBOARD_BACKEND")]
     pub backend: Backend,
+    /// The priority configuration (weights, word lists, topics, teams); default: the shipped
+    /// `config/priority.toml`.
+    #[arg(long, value_name = "FILE", env = "SWITCHBOARD_PRIORITY")]
+    pub priority: Option<PathBuf>,
 }
 
 /// `switchboard provision`.
@@ -142,14 +159,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Provision(args) => {
             let sdk = sdk_config().await;
+            let names = ResourceNames::with_prefix(&args.prefix);
             let out = provision(
                 &aws_sdk_dynamodb::Client::new(&sdk),
                 &aws_sdk_sqs::Client::new(&sdk),
-                &ResourceNames::with_prefix(&args.prefix),
+                &names,
             )
             .await?;
+            let bus = provision_event_bus(&aws_sdk_eventbridge::Client::new(&sdk), &names).await?;
             println!("{}={}", config::TABLE, out.table);
             println!("{}={}", config::INTAKE_QUEUE_URL, out.intake_queue_url);
+            println!("{}={}", config::EVENT_BUS, bus);
             println!("# dead-letter queue: {}", out.intake_dlq_url);
             Ok(())
         }
@@ -162,37 +182,96 @@ struct Ports {
     reader: Arc<dyn ConversationReader>,
     customers: Arc<dyn CustomerDirectory>,
     queue: Arc<dyn IntakeQueue>,
+    events: Option<Arc<dyn EventLog>>,
+}
+
+/// The application `serve` runs: the HTTP routes and the prioritizer consuming the queue.
+pub struct App {
+    /// Webhooks and read API.
+    pub router: axum::Router,
+    /// The consumer of the intake queue (runs until aborted).
+    pub consumer: AppConsumer,
+}
+
+/// The priority configuration of `serve`: `--priority` (or `SWITCHBOARD_PRIORITY`), else the
+/// shipped default.
+fn priority_config(args: &ServeArgs) -> Result<PriorityConfig, ConfigError> {
+    match &args.priority {
+        Some(path) => config::priority_config_file("--priority (SWITCHBOARD_PRIORITY)", path),
+        None => Ok(PriorityConfig::default_config()),
+    }
 }
 
 /// The webhooks `serve` can answer; each one is served when its settings are present.
 pub const WEBHOOKS: [Webhook; 3] = Webhook::ALL;
 
-/// Builds the whole application (webhooks and read API) from `args` and settings in `source`.
-pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router, CliError> {
+/// Builds the whole application (webhooks, read API, prioritizer) from `args` and settings in
+/// `source`.
+pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let retention = config::retention_days(source)?;
-    let (ports, sdk) = match args.backend {
+    let scorer = Arc::new(Scorer::new(priority_config(args)?));
+    let (ports, sdk, consumer) = match args.backend {
         Backend::Embedded => {
             let store = Arc::new(SqliteStore::open(&args.data, retention, clock.clone())?);
+            let events = Arc::new(EventFile::in_folder(&args.data));
+            let prioritizer =
+                Prioritizer::new(store.clone(), events.clone(), scorer, clock.clone());
+            let consumer: AppConsumer = Box::pin(consume(
+                store.clone(),
+                prioritizer,
+                ConsumerSettings::default(),
+            ));
             let ports = Ports {
                 store: store.clone(),
                 reader: store.clone(),
                 customers: store.clone(),
                 queue: store,
+                events: Some(events),
             };
-            (ports, None)
+            (ports, None, consumer)
         }
         Backend::Aws => {
             let settings = AwsSettings::from_source(source)?;
+            let bus = source.require(
+                config::EVENT_BUS,
+                "the EventBridge bus name (stack output EventBusName, or `switchboard provision`)",
+            )?;
             let sdk = sdk_config().await;
             let backend = AwsBackend::new(&sdk, &settings, clock.clone());
+            let prioritizer = prioritizer(
+                &sdk,
+                &PrioritizerSettings {
+                    table: settings.table.clone(),
+                    event_bus: bus,
+                    retention_days: settings.retention_days,
+                    priority: scorer.config().clone(),
+                },
+                clock.clone(),
+            );
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let url = settings.intake_queue_url.clone();
+            let consumer: AppConsumer = Box::pin(async move {
+                loop {
+                    match poll_intake_queue(&sqs, &url, &prioritizer, Duration::from_secs(1)).await
+                    {
+                        Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "the prioritizer could not read the queue");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            });
             let ports = Ports {
                 store: backend.store.clone(),
                 reader: backend.store.clone(),
                 customers: backend.store,
                 queue: backend.queue,
+                events: None,
             };
-            (ports, Some(sdk))
+            (ports, Some(sdk), consumer)
         }
     };
     // Every webhook whose settings are present is served; with none, start-up names WhatsApp's.
@@ -216,9 +295,16 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<axum::Router,
         "webhooks served"
     );
     let intake = Intake::new(ports.store, ports.queue, clock);
-    Ok(webhook_router(WebhookState::new(intake, verifiers))
-        .merge(api_router(ports.reader, ports.customers)))
+    let router = webhook_router(WebhookState::new(intake, verifiers)).merge(api_router(
+        ports.reader,
+        ports.customers,
+        ports.events,
+    ));
+    Ok(App { router, consumer })
 }
+
+/// A background task of `serve`.
+pub type AppConsumer = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// A running server.
 pub struct Server {
@@ -226,12 +312,16 @@ pub struct Server {
     pub addr: SocketAddr,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    consumer: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     /// Stops accepting, finishes the requests under way, and returns.
     pub async fn shutdown(self) -> Result<(), CliError> {
         let _ = self.shutdown.send(());
+        // Stops between batches or mid-batch: an entry not acknowledged is received again at
+        // the next start, and handling it again is a no-op.
+        self.consumer.abort();
         let addr = self.addr;
         match self.task.await {
             Ok(result) => result.map_err(|source| CliError::Io { addr, source }),
@@ -245,7 +335,10 @@ impl Server {
 
 /// Builds the application and serves it on `args.addr` in the background.
 pub async fn start(args: &ServeArgs, source: &impl Source) -> Result<Server, CliError> {
-    let app = app(args, source).await?;
+    let App {
+        router: app,
+        consumer,
+    } = app(args, source).await?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|source| CliError::Io {
@@ -264,9 +357,11 @@ pub async fn start(args: &ServeArgs, source: &impl Source) -> Result<Server, Cli
             })
             .await
     });
+    let consumer = tokio::spawn(consumer);
     Ok(Server {
         addr,
         shutdown,
         task,
+        consumer,
     })
 }

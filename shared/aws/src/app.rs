@@ -12,9 +12,11 @@ use switchboard_core::config::{self, ConfigError, Source};
 use switchboard_core::http::{WebhookState, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
+use switchboard_core::prioritize::{BatchItem, Prioritizer};
+use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::verify::MetaVerifier;
 
-use crate::{DynamoStore, SqsIntakeQueue};
+use crate::{DynamoStore, EventBridgePublisher, SqsIntakeQueue};
 
 /// The AWS settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_INTAKE_QUEUE_URL`,
 /// `SWITCHBOARD_RETENTION_DAYS`.
@@ -146,6 +148,160 @@ pub async fn webhook_app(channels: &[Webhook]) -> Result<axum::Router, StartupEr
     let backend = AwsBackend::new(&sdk, &settings, clock.clone());
     let intake = Intake::new(backend.store, backend.queue, clock);
     Ok(webhook_router(WebhookState::new(intake, verifiers)))
+}
+
+/// The prioritizer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,
+/// `SWITCHBOARD_RETENTION_DAYS`, `SWITCHBOARD_PRIORITY`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrioritizerSettings {
+    /// Table name.
+    pub table: String,
+    /// The EventBridge bus of the domain events.
+    pub event_bus: String,
+    /// Days data is kept.
+    pub retention_days: u32,
+    /// Weights, word lists, topics and teams.
+    pub priority: PriorityConfig,
+}
+
+impl PrioritizerSettings {
+    /// Reads the settings; the error names the first missing or bad one.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: source.require(
+                config::TABLE,
+                "the DynamoDB table name (stack output TableName, or `switchboard provision`)",
+            )?,
+            event_bus: source.require(
+                config::EVENT_BUS,
+                "the EventBridge bus name (stack output EventBusName, or `switchboard provision`)",
+            )?,
+            retention_days: config::retention_days(source)?,
+            priority: config::priority_config(source)?,
+        })
+    }
+}
+
+/// The prioritizer on AWS: DynamoDB and the EventBridge bus of `settings`.
+pub fn prioritizer(
+    sdk: &SdkConfig,
+    settings: &PrioritizerSettings,
+    clock: Arc<dyn Clock>,
+) -> Prioritizer {
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &settings.table,
+        settings.retention_days,
+        clock.clone(),
+    ));
+    let events = Arc::new(EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(sdk),
+        &settings.event_bus,
+    ));
+    Prioritizer::new(
+        store,
+        events,
+        Arc::new(Scorer::new(settings.priority.clone())),
+        clock,
+    )
+}
+
+/// The prioritizer of the Lambda function, from the process environment.
+pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
+    let settings = PrioritizerSettings::from_source(&config::ProcessEnv)?;
+    let sdk = sdk_config().await;
+    Ok(prioritizer(&sdk, &settings, Arc::new(SystemClock)))
+}
+
+/// Handles an SQS batch (the intake queue's event source mapping, with
+/// `ReportBatchItemFailures`): the response names the messages to retry, and only those are
+/// received again; the others are deleted. A message that keeps failing goes to the DLQ after
+/// the queue's `maxReceiveCount`.
+pub async fn handle_sqs(
+    prioritizer: &Prioritizer,
+    event: aws_lambda_events::event::sqs::SqsEvent,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+    let items: Vec<BatchItem> = event
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| BatchItem {
+            // A message without an id cannot be named in the response; such an event is not
+            // one SQS sends.
+            id: m.message_id.unwrap_or_else(|| format!("#{i}")),
+            body: m.body.unwrap_or_default(),
+        })
+        .collect();
+    let failed = prioritizer.handle_batch(&items).await;
+    tracing::info!(
+        messages = items.len(),
+        failed = failed.len(),
+        "batch prioritized"
+    );
+    let mut response = SqsBatchResponse::default();
+    for id in failed {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// Receives one batch from the intake queue at `queue_url` (waiting up to `wait` for one) and
+/// handles it as Lambda's event source mapping does: [`handle_sqs`] on an SQS event made of
+/// the messages, then deletes every message not reported failed. For `switchboard serve
+/// --backend aws` and tests; deployed, the event source mapping in `template.yaml` does this.
+/// Answers how many messages were received.
+pub async fn poll_intake_queue(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    prioritizer: &Prioritizer,
+    wait: std::time::Duration,
+) -> Result<usize, switchboard_core::ports::BackendError> {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use switchboard_core::ports::BackendError;
+    const OP: &str = "receive";
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20).min(20))
+        .send()
+        .await
+        .map_err(|e| BackendError::unavailable(OP, e))?;
+    let messages = out.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let mut event = SqsEvent::default();
+    for m in &messages {
+        let mut message = SqsMessage::default();
+        message.message_id = m.message_id.clone();
+        message.receipt_handle = m.receipt_handle.clone();
+        message.body = m.body.clone();
+        event.records.push(message);
+    }
+    let response = handle_sqs(prioritizer, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    for m in &messages {
+        if failed.contains(&m.message_id().unwrap_or_default()) {
+            continue;
+        }
+        if let Some(receipt) = m.receipt_handle() {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .map_err(|e| BackendError::unavailable("delete", e))?;
+        }
+    }
+    Ok(messages.len())
 }
 
 /// Logging for a Lambda function: JSON lines when the function's log format is JSON (Lambda's

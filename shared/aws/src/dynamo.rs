@@ -5,6 +5,7 @@
 //! | record (message, event) | `R#<key>` | `R` | `C#<conversation>` / `<at>#<key>` | `U#<customer>` / `<at>#<key>` |
 //! | record (notification) | `R#<key>` | `R` | `N#<channel>#<account>` / `<at>#<key>` | – |
 //! | conversation | `C#<id>` | `C` | `CONVS` / `<last_at>#<id>` | `CONVS#<channel>` / `<last_at>#<id>` |
+//! | conversation (waiting, prioritized) | | | + `gsi3pk` / `gsi3sk`: `Q#<team>` / `<rank>#<waiting_since>#<id>` | |
 //! | raw delivery chunk | `D#<sha256>` | `CHUNK#<n>` | – | – |
 //! | quarantine entry | `QUARANTINE` | `<received_at>#<sha256>` | – | – |
 //!
@@ -41,11 +42,11 @@ use switchboard_core::clock::Clock;
 use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use switchboard_core::model::{Channel, Conversation, Customer, CustomerIdentity, Message, Record};
 use switchboard_core::ports::{
-    BackendError, ConversationReader, CustomerDirectory, LinkError, MessageStore, Page,
-    PageRequest, QueueEntry, RawDelivery, StoredRecord,
+    BackendError, ConversationChange, ConversationReader, CustomerDirectory, LinkError,
+    MessageStore, Page, PageRequest, PriorityStore, QueueEntry, RawDelivery, StoredRecord,
 };
 
-use crate::resources::{GSI1, GSI2, IndexSpec, PK, SK, TTL_ATTRIBUTE};
+use crate::resources::{GSI1, GSI2, GSI3, IndexSpec, PK, SK, TTL_ATTRIBUTE};
 
 /// Largest piece of a compressed raw delivery in one item (leaves room under DynamoDB's 400 KB).
 pub const CHUNK_BYTES: usize = 350 * 1024;
@@ -132,6 +133,20 @@ where
 {
     move |e| BackendError::unavailable(operation, e)
 }
+
+/// Whether a call failed on its condition (`ConditionalCheckFailedException`): someone wrote
+/// in between, read again.
+fn is_condition_failure<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// Read-modify-write attempts before giving up (each failed one saw another writer).
+const UPDATE_ATTEMPTS: u32 = 8;
 
 fn corrupt(operation: &'static str, what: &str) -> BackendError {
     BackendError::unavailable(operation, format!("stored item unreadable: {what}"))
@@ -361,6 +376,19 @@ impl DynamoStore {
             (GSI2.sk.to_owned(), s(sort)),
             (TTL_ATTRIBUTE.to_owned(), self.expires_at()),
         ]);
+        // In its team's queue while it waits (gsi3 is sparse: a put without the keys removes
+        // the conversation from it).
+        if let (Some(p), Some(since)) = (&conversation.priority, conversation.waiting_since) {
+            item.insert(GSI3.pk.to_owned(), s(queue_partition(&p.team)));
+            item.insert(
+                GSI3.sk.to_owned(),
+                s(format!(
+                    "{}#{}",
+                    p.priority.rank(),
+                    at_key(since, conversation.id.as_str())
+                )),
+            );
+        }
         self.conditional_put(item, version)
     }
 
@@ -781,6 +809,22 @@ fn stored_record_from(item: &Item) -> Result<StoredRecord, BackendError> {
 
 #[async_trait]
 impl ConversationReader for DynamoStore {
+    /// One query on `gsi3`, partition `Q#<team>`, in sort-key order.
+    async fn queue(
+        &self,
+        team: &str,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, BackendError> {
+        let (items, next) = self
+            .query_page("queue", Some(GSI3), &queue_partition(team), true, &page)
+            .await?;
+        let items = items
+            .iter()
+            .map(conversation_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+
     async fn conversations(
         &self,
         channel: Option<Channel>,
@@ -914,6 +958,11 @@ impl ConversationReader for DynamoStore {
 
 /// Merges are followed at most this far.
 const MAX_HOPS: usize = 16;
+
+/// The `gsi3` partition of a team's queue.
+fn queue_partition(team: &str) -> String {
+    format!("Q#{team}")
+}
 
 fn conversation_key(id: &ConversationId) -> Item {
     HashMap::from([
@@ -1076,6 +1125,9 @@ impl CustomerDirectory for DynamoStore {
             .await?
             .ok_or_else(|| LinkError::UnknownCustomer(other.clone()))?;
         if survivor.id != merged.id {
+            if survivor.tier.is_none() {
+                survivor.tier = merged.tier.clone();
+            }
             for identity in std::mem::take(&mut merged.identities) {
                 if !survivor
                     .identities
@@ -1114,6 +1166,44 @@ impl CustomerDirectory for DynamoStore {
         Ok(survivor)
     }
 
+    async fn set_tier(
+        &self,
+        id: &CustomerId,
+        tier: Option<&str>,
+    ) -> Result<Option<Customer>, BackendError> {
+        const OP: &str = "set_tier";
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some(mut customer) = self.root_customer(id, OP).await? else {
+                return Ok(None);
+            };
+            let read = serde_json::to_string(&customer).map_err(unavailable(OP))?;
+            customer.tier = tier.map(str::to_owned);
+            let written = serde_json::to_string(&customer).map_err(unavailable(OP))?;
+            // Only if the customer is still as read: a link in between is not overwritten.
+            let outcome = self
+                .client
+                .update_item()
+                .table_name(self.table.as_ref())
+                .set_key(Some(customer_key(&customer.id)))
+                .update_expression("SET #state = :state")
+                .condition_expression("#state = :read")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":state", s(written))
+                .expression_attribute_values(":read", s(read))
+                .send()
+                .await;
+            match outcome {
+                Ok(_) => return Ok(Some(customer)),
+                Err(e) if is_condition_failure(&e) => continue,
+                Err(e) => return Err(BackendError::unavailable(OP, e)),
+            }
+        }
+        Err(BackendError::unavailable(
+            OP,
+            "the customer kept changing while its tier was set",
+        ))
+    }
+
     async fn timeline(
         &self,
         id: &CustomerId,
@@ -1133,5 +1223,119 @@ impl CustomerDirectory for DynamoStore {
             .map(stored_record_from)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, next })
+    }
+}
+
+#[async_trait]
+impl PriorityStore for DynamoStore {
+    /// Queries `gsi2` (`U#<customer>`) on the provider-time range, newest first.
+    async fn customer_records(
+        &self,
+        customer: &CustomerId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Record>, BackendError> {
+        const OP: &str = "customer_records";
+        if until <= since || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // `<ms>#<key>`: from the first key of `since` to the last key of the millisecond
+        // before `until` ('~' sorts after every character of a key).
+        let from = at_key(since, "");
+        let to = at_key(until - chrono::Duration::milliseconds(1), "~");
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .index_name(GSI2.name)
+                .key_condition_expression("#p = :p AND #s BETWEEN :from AND :to")
+                .expression_attribute_names("#p", GSI2.pk)
+                .expression_attribute_names("#s", GSI2.sk)
+                .expression_attribute_values(":p", s(format!("U#{customer}")))
+                .expression_attribute_values(":from", s(from.clone()))
+                .expression_attribute_values(":to", s(to.clone()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit - records.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable(OP))?;
+            for item in out.items.unwrap_or_default() {
+                records.push(stored_record_from(&item)?.record);
+            }
+            match out.last_evaluated_key {
+                Some(k) if records.len() < limit => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(records)
+    }
+
+    async fn conversations_by_id(
+        &self,
+        ids: &[ConversationId],
+    ) -> Result<Vec<Conversation>, BackendError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = ids.iter().map(conversation_key).collect();
+        self.batch_get("conversations_by_id", keys, &["state"])
+            .await?
+            .iter()
+            .map(conversation_from)
+            .collect()
+    }
+
+    /// `GetItem` (consistent), the change, then a `PutItem` conditional on the version read;
+    /// a failed condition (intake wrote the conversation in between) reads again.
+    async fn update_conversation(
+        &self,
+        id: &ConversationId,
+        change: ConversationChange<'_>,
+    ) -> Result<Option<Conversation>, BackendError> {
+        const OP: &str = "update_conversation";
+        for attempt in 0..UPDATE_ATTEMPTS {
+            backoff(attempt).await;
+            let out = self
+                .client
+                .get_item()
+                .table_name(self.table.as_ref())
+                .set_key(Some(conversation_key(id)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable(OP))?;
+            let Some(item) = out.item else {
+                return Ok(None);
+            };
+            let mut conversation = conversation_from(&item)?;
+            if !change(&mut conversation) {
+                return Ok(Some(conversation));
+            }
+            let put = self.conversation_put(&conversation, get_n(&item, "version"))?;
+            let outcome = self
+                .client
+                .put_item()
+                .table_name(self.table.as_ref())
+                .set_item(Some(put.item().clone()))
+                .set_condition_expression(put.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(put.expression_attribute_names().cloned())
+                .set_expression_attribute_values(put.expression_attribute_values().cloned())
+                .send()
+                .await;
+            match outcome {
+                Ok(_) => return Ok(Some(conversation)),
+                Err(e) if is_condition_failure(&e) => continue,
+                Err(e) => return Err(BackendError::unavailable(OP, e)),
+            }
+        }
+        Err(BackendError::unavailable(
+            OP,
+            "the conversation kept changing while it was being updated",
+        ))
     }
 }

@@ -42,8 +42,16 @@ pub const GSI2: IndexSpec = IndexSpec {
     pk: "gsi2pk",
     sk: "gsi2sk",
 };
+/// `gsi3`: each team's queue (`Q#<team>`), sorted by `<rank>#<waiting_since>#<id>`: most
+/// urgent first, then longest waiting. Sparse: only waiting conversations with a priority
+/// carry its keys, so an answered conversation leaves the index.
+pub const GSI3: IndexSpec = IndexSpec {
+    name: "gsi3",
+    pk: "gsi3pk",
+    sk: "gsi3sk",
+};
 /// Every index of the table.
-pub const INDEXES: [IndexSpec; 2] = [GSI1, GSI2];
+pub const INDEXES: [IndexSpec; 3] = [GSI1, GSI2, GSI3];
 
 /// The attributes the indexes carry besides the keys: what the listings read (a record's `doc`
 /// and `stored_at`, a conversation's `state`). Not `enqueued`: confirming an enqueue then
@@ -163,6 +171,8 @@ pub struct ResourceNames {
     pub intake_queue: String,
     /// The intake dead-letter queue (ends in `.fifo`).
     pub intake_dlq: String,
+    /// The EventBridge bus of the domain events.
+    pub event_bus: String,
 }
 
 impl ResourceNames {
@@ -172,6 +182,7 @@ impl ResourceNames {
             table: format!("{prefix}-table"),
             intake_queue: format!("{prefix}-intake.fifo"),
             intake_dlq: format!("{prefix}-intake-dlq.fifo"),
+            event_bus: format!("{prefix}-events"),
         }
     }
 }
@@ -285,4 +296,29 @@ async fn create_queue(
         .queue_url()
         .map(str::to_owned)
         .ok_or_else(|| failed(format!("create queue {name}"))("no QueueUrl returned".into()))
+}
+
+/// Creates the event bus unless it exists; answers its name (the value of
+/// `SWITCHBOARD_EVENT_BUS`).
+pub async fn provision_event_bus(
+    eventbridge: &aws_sdk_eventbridge::Client,
+    names: &ResourceNames,
+) -> Result<String, ProvisionError> {
+    let created = eventbridge
+        .create_event_bus()
+        .name(&names.event_bus)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(names.event_bus.clone()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_already_exists_exception()) =>
+        {
+            Ok(names.event_bus.clone())
+        }
+        Err(e) => Err(failed(format!("create event bus {}", names.event_bus))(
+            e.into(),
+        )),
+    }
 }

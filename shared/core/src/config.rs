@@ -62,6 +62,11 @@ pub const TABLE: &str = "SWITCHBOARD_TABLE";
 pub const INTAKE_QUEUE_URL: &str = "SWITCHBOARD_INTAKE_QUEUE_URL";
 /// Days stored data is kept: `SWITCHBOARD_RETENTION_DAYS` (default 365).
 pub const RETENTION_DAYS: &str = "SWITCHBOARD_RETENTION_DAYS";
+/// The priority configuration file: `SWITCHBOARD_PRIORITY` (a path; default: the
+/// `config/priority.toml` built into the binary).
+pub const PRIORITY: &str = "SWITCHBOARD_PRIORITY";
+/// The EventBridge bus of the domain events: `SWITCHBOARD_EVENT_BUS`.
+pub const EVENT_BUS: &str = "SWITCHBOARD_EVENT_BUS";
 /// Default retention.
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 
@@ -85,6 +90,33 @@ pub fn retention_days(source: &impl Source) -> Result<u32, ConfigError> {
             }),
         },
     }
+}
+
+/// The priority configuration: the file `SWITCHBOARD_PRIORITY` names, or the shipped default.
+/// A file that cannot be read or is not a valid configuration stops start-up with the reason.
+pub fn priority_config(
+    source: &impl Source,
+) -> Result<crate::priority::PriorityConfig, ConfigError> {
+    match source.get(PRIORITY) {
+        None => Ok(crate::priority::PriorityConfig::default_config()),
+        Some(path) => priority_config_file(PRIORITY, std::path::Path::new(path.trim())),
+    }
+}
+
+/// The priority configuration in the file at `path`; `origin` names the setting (or flag)
+/// that gave the path, for the error.
+pub fn priority_config_file(
+    origin: &str,
+    path: &std::path::Path,
+) -> Result<crate::priority::PriorityConfig, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: origin.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    crate::priority::PriorityConfig::parse(&text)
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
 /// The verifier of a Meta channel from plain variables, for local use:
@@ -145,6 +177,34 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn the_priority_configuration_is_the_default_or_a_checked_file() {
+        let default = priority_config(&source(&[])).unwrap();
+        assert_eq!(default, crate::priority::PriorityConfig::default_config());
+        let err = priority_config(&source(&[(PRIORITY, "/nonexistent/priority.toml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SWITCHBOARD_PRIORITY") && err.contains("cannot read"),
+            "{err}"
+        );
+        let dir = std::env::temp_dir().join(format!("switchboard-priority-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "default_topic = 3").unwrap();
+        let err = priority_config_file("--priority", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--priority") && err.contains("bad.toml"),
+            "{err}"
+        );
+        let good = dir.join("good.toml");
+        std::fs::write(&good, crate::priority::config::DEFAULT_TOML).unwrap();
+        assert_eq!(priority_config_file("--priority", &good).unwrap(), default);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

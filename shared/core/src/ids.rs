@@ -123,6 +123,13 @@ impl DeliveryId {
     }
 }
 
+/// The deterministic id of a domain event of type `kind` about `parts` (`ev_` + 32 hex).
+pub fn event_id(kind: &str, parts: &[&str]) -> String {
+    let mut all: Vec<&[u8]> = vec![b"event", kind.as_bytes()];
+    all.extend(parts.iter().map(|p| p.as_bytes()));
+    format!("ev_{}", short_hex(&hash_parts(&all)))
+}
+
 /// A short stable digest of any JSON value, for items that carry no id of their own.
 pub fn digest_json(value: &serde_json::Value) -> String {
     let bytes = serde_json::to_vec(value).unwrap_or_default();

@@ -13,4 +13,6 @@ pub mod ids;
 pub mod intake;
 pub mod model;
 pub mod ports;
+pub mod prioritize;
+pub mod priority;
 pub mod verify;

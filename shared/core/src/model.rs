@@ -20,6 +20,7 @@ use serde_json::Value;
 use std::fmt;
 
 use crate::ids::{ConversationId, CustomerId, RecordKey};
+use crate::priority::ConversationPriority;
 
 /// A messaging channel switchboard receives from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -661,6 +662,16 @@ pub struct Conversation {
     /// Seconds from the first customer message to the first answer; kept once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_response_seconds: Option<i64>,
+    /// The priority, topic and team the prioritizer gave the conversation; `None` until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<ConversationPriority>,
+    /// How many response-time targets this conversation has missed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sla_breaches: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Conversation {
@@ -680,6 +691,8 @@ impl Conversation {
             waiting_since: None,
             answered_at: None,
             first_response_seconds: None,
+            priority: None,
+            sla_breaches: 0,
         };
         conversation.absorb(record);
         Some(conversation)
@@ -740,6 +753,10 @@ pub struct Customer {
     /// Set when this customer was merged into another: the id to use instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<CustomerId>,
+    /// The customer's service tier (`vip`, …), set by an agent tool or a CRM; `vip` raises
+    /// the priority of the customer's messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
 }
 
 impl Customer {
@@ -749,6 +766,7 @@ impl Customer {
             id: identity.customer_id.clone(),
             identities: vec![identity.clone()],
             merged_into: None,
+            tier: None,
         }
     }
 }

@@ -185,6 +185,14 @@ pub trait ConversationReader: Send + Sync {
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<RawDelivery>, BackendError>;
     /// Quarantined deliveries (valid signature, not JSON), newest first.
     async fn quarantined(&self, page: PageRequest) -> Result<Page<DeliveryId>, BackendError>;
+    /// A team's queue: its waiting conversations that have a priority, most urgent first, then
+    /// longest waiting first (`waiting_since`), then by id. A conversation leaves the queue
+    /// when it is answered.
+    async fn queue(
+        &self,
+        team: &str,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, BackendError>;
 }
 
 /// The queue that hands new records to the prioritizer.
@@ -235,4 +243,86 @@ pub trait CustomerDirectory: Send + Sync {
         id: &CustomerId,
         page: PageRequest,
     ) -> Result<Page<StoredRecord>, BackendError>;
+    /// Sets (or with `None` clears) the tier of a customer (the surviving one of a merged id);
+    /// answers the customer, or `None` when no customer has this id.
+    async fn set_tier(
+        &self,
+        id: &CustomerId,
+        tier: Option<&str>,
+    ) -> Result<Option<Customer>, BackendError>;
+}
+
+/// A change to a conversation, applied by [`PriorityStore::update_conversation`]: it changes
+/// the conversation in place and answers whether it changed anything (no write when not).
+pub type ConversationChange<'a> = &'a (dyn Fn(&mut Conversation) -> bool + Send + Sync);
+
+/// What the prioritizer needs beyond the other ports: a customer's recent records, several
+/// conversations at once, and a safe read-modify-write of a conversation.
+///
+/// Contract (held by the contract suite on every backend):
+/// * [`customer_records`](Self::customer_records) answers the messages and events of the
+///   customer's timeline (the surviving customer's, merged identities included) whose provider
+///   time is in `[since, until)`, the newest first, at most `limit`;
+/// * [`update_conversation`](Self::update_conversation) applies `change` to the current
+///   conversation and writes it only if nobody wrote it in between (otherwise it reads again
+///   and applies `change` again), so a concurrent intake of a new message is never lost;
+///   it answers the conversation as written, or `None` when there is no such conversation.
+#[async_trait]
+pub trait PriorityStore: MessageStore + ConversationReader + CustomerDirectory {
+    /// A customer's records in a time window, newest first.
+    async fn customer_records(
+        &self,
+        customer: &CustomerId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Record>, BackendError>;
+    /// The conversations with these ids that exist, in no particular order.
+    async fn conversations_by_id(
+        &self,
+        ids: &[ConversationId],
+    ) -> Result<Vec<Conversation>, BackendError>;
+    /// Read, change, write if unchanged since the read (retried).
+    async fn update_conversation(
+        &self,
+        id: &ConversationId,
+        change: ConversationChange<'_>,
+    ) -> Result<Option<Conversation>, BackendError>;
+}
+
+/// A domain event for integrations (ticketing, CRM): `conversation.prioritized`, …
+///
+/// `id` is deterministic (the same fact gives the same id), so a consumer can drop a repeat:
+/// events are published at least once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    /// Deterministic id of the fact.
+    pub id: String,
+    /// The event type, `conversation.prioritized`, ….
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened (processing time).
+    pub time: DateTime<Utc>,
+    /// The event's fields; see `docs/events.md` for each type's schema.
+    pub detail: serde_json::Value,
+}
+
+/// Where domain events go: an EventBridge bus, or a JSON-lines file on the embedded backend.
+///
+/// Contract: after `Ok`, every event is published (durably appended, for a file).
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Publishes events, in batches where the backend allows.
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), BackendError>;
+}
+
+/// Published events, readable back (the embedded backend's event file).
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Events in publication order, optionally of one type.
+    async fn events(
+        &self,
+        kind: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<DomainEvent>, BackendError>;
 }

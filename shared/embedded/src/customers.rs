@@ -107,6 +107,9 @@ impl CustomerDirectory for SqliteStore {
                     return Ok(Err(other));
                 };
                 if survivor.id != merged.id {
+                    if survivor.tier.is_none() {
+                        survivor.tier = merged.tier.clone();
+                    }
                     for identity in std::mem::take(&mut merged.identities) {
                         if !survivor.identities.iter().any(|i| i.customer_id == identity.customer_id) {
                             survivor.identities.push(identity);
@@ -134,6 +137,29 @@ impl CustomerDirectory for SqliteStore {
             })
             .await?;
         outcome.map_err(LinkError::UnknownCustomer)
+    }
+
+    async fn set_tier(
+        &self,
+        id: &CustomerId,
+        tier: Option<&str>,
+    ) -> Result<Option<Customer>, BackendError> {
+        const OP: &str = "set_tier";
+        let (id, tier) = (id.clone(), tier.map(str::to_owned));
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let Some(mut customer) = root(&tx, id.as_str(), OP)? else {
+                return Ok(None);
+            };
+            customer.tier = tier;
+            save(&tx, &customer, OP)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(Some(customer))
+        })
+        .await
     }
 
     async fn timeline(

@@ -12,7 +12,13 @@
 //! * [`CustomerDirectory`](switchboard_core::ports::CustomerDirectory): customers across
 //!   channels, links, and each customer's timeline;
 //! * [`IntakeQueue`](switchboard_core::ports::IntakeQueue): a durable FIFO-per-conversation
-//!   queue, with inherent consumer methods ([`SqliteStore::receive`], [`SqliteStore::ack`]).
+//!   queue, with inherent consumer methods ([`SqliteStore::receive`], [`SqliteStore::ack`]),
+//!   and a dead-letter table for entries received too often;
+//! * [`PriorityStore`](switchboard_core::ports::PriorityStore): what the prioritizer reads and
+//!   writes, with each team's queue on a partial index.
+//!
+//! [`EventFile`] is the event bus of the embedded backend: domain events appended to
+//! `events.jsonl` in the data folder.
 //!
 //! Durability: the file is in WAL mode with `synchronous=FULL`, so an operation that returned
 //! `Ok` survives a crash of the process or of the machine. Every operation runs on a blocking
@@ -27,11 +33,15 @@
 //! | `conversations` | conversation id | each conversation as JSON, first and last record times |
 //! | `customers` | customer id | each customer's identities, and whom a merged one merged into |
 //! | `intake_queue` | sequence number | queue entries, deduplicated by record key |
+//! | `dead_letters` | sequence number | queue entries received [`MAX_RECEIVES`] times without success |
 #![warn(missing_docs)]
 
+pub mod consumer;
 mod cursor;
 mod customers;
 mod error;
+mod events;
+mod priority;
 mod queue;
 mod reader;
 mod schema;
@@ -42,6 +52,7 @@ mod time;
 mod tests;
 
 pub use error::EmbeddedError;
-pub use queue::ReceivedEntry;
+pub use events::{EVENTS_FILE_NAME, EventFile};
+pub use queue::{MAX_RECEIVES, ReceivedEntry};
 pub use schema::SCHEMA_VERSION;
 pub use store::{FILE_NAME, MAX_PAGE_LIMIT, Purged, SqliteStore};

@@ -17,6 +17,10 @@ use switchboard_core::ports::{BackendError, IntakeQueue, QueueEntry};
 use crate::store::{SqliteStore, UndecodableDoc};
 use crate::time;
 
+/// How many times an entry is handed out before it goes to the dead-letter table instead (the
+/// `maxReceiveCount` of the SQS intake queue's redrive policy).
+pub const MAX_RECEIVES: u32 = 5;
+
 /// An entry handed out by [`SqliteStore::receive`].
 ///
 /// It stays in the queue, hidden, until acknowledged with [`SqliteStore::ack`] or until its
@@ -85,6 +89,8 @@ impl IntakeQueue for SqliteStore {
 impl SqliteStore {
     /// Hands out up to `max` visible entries, in enqueue order, at most one per conversation
     /// (group): a group whose earliest entry is in flight is skipped, its later entries wait.
+    /// An entry already handed out [`MAX_RECEIVES`] times is moved to the dead letters instead,
+    /// so that it no longer blocks its conversation.
     /// Each entry handed out is hidden for `visibility` and its receive count goes up by one,
     /// in one transaction. `max` of 0 hands out nothing.
     ///
@@ -99,7 +105,8 @@ impl SqliteStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let now_ms = self.clock.now().timestamp_millis();
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
         let hidden_until =
             now_ms.saturating_add(i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX));
         let max = i64::try_from(max).unwrap_or(i64::MAX);
@@ -126,6 +133,23 @@ impl SqliteStore {
                 .map_err(unavailable)?;
             let mut received = Vec::with_capacity(heads.len());
             for (seq, body, count) in heads {
+                if count >= i64::from(MAX_RECEIVES) {
+                    tx.prepare_cached(
+                        "INSERT INTO dead_letters
+                             (seq, dedup_id, group_id, body, enqueued_at, receive_count, dead_at)
+                         SELECT seq, dedup_id, group_id, body, enqueued_at, receive_count, ?2
+                         FROM intake_queue WHERE seq = ?1",
+                    )
+                    .and_then(|mut s| s.execute(rusqlite::params![seq, time::to_text(now)]))
+                    .and_then(|_| tx.execute("DELETE FROM intake_queue WHERE seq = ?1", [seq]))
+                    .map_err(unavailable)?;
+                    tracing::error!(
+                        seq,
+                        receives = count,
+                        "queue entry moved to the dead letters"
+                    );
+                    continue;
+                }
                 let entry = match serde_json::from_str::<QueueEntry>(&body) {
                     Ok(entry) => entry,
                     Err(e) => {
@@ -192,6 +216,18 @@ impl SqliteStore {
         self.run(OP, |conn| {
             let n: i64 = conn
                 .query_row("SELECT COUNT(*) FROM intake_queue", [], |row| row.get(0))
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// The number of entries in the dead letters.
+    pub async fn dead_letters_len(&self) -> Result<usize, BackendError> {
+        const OP: &str = "dead_letters_len";
+        self.run(OP, |conn| {
+            let n: i64 = conn
+                .query_row("SELECT COUNT(*) FROM dead_letters", [], |row| row.get(0))
                 .map_err(|e| BackendError::unavailable(OP, e))?;
             Ok(usize::try_from(n).unwrap_or(0))
         })

@@ -47,6 +47,71 @@ fn into_page<T>(
 
 #[async_trait]
 impl ConversationReader for SqliteStore {
+    /// Ordered by rank (P1 first), then `waiting_since` (milliseconds), then id, on the
+    /// partial index `conversations_queue`. A cursor is valid only for the team it was issued
+    /// for.
+    async fn queue(
+        &self,
+        team: &str,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, BackendError> {
+        const OP: &str = "queue";
+        let limit = page_limit(page.limit);
+        let after = match page.cursor.as_deref().map(Cursor::decode).transpose()? {
+            None => None,
+            Some(Cursor::Queue {
+                team: issued_for,
+                rank,
+                waiting_since_ms,
+                id,
+            }) if issued_for == team => Some((rank, waiting_since_ms, id)),
+            Some(_) => return Err(BackendError::BadCursor),
+        };
+        let team = team.to_owned();
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let mut sql = String::from(
+                "SELECT id, queue_rank, waiting_since_ms, doc FROM conversations
+                 WHERE queue_team = ?",
+            );
+            let mut args: Vec<Value> = vec![Value::Text(team.clone())];
+            if let Some((rank, since, id)) = after {
+                sql.push_str(" AND (queue_rank, waiting_since_ms, id) > (?, ?, ?)");
+                args.extend([Value::Integer(rank), Value::Integer(since), Value::Text(id)]);
+            }
+            sql.push_str(" ORDER BY queue_rank, waiting_since_ms, id LIMIT ?");
+            args.push(Value::Integer(fetch_limit(limit)));
+            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+            let raw = stmt
+                .query_map(params_from_iter(args), |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(unavailable)?;
+            let rows = raw
+                .into_iter()
+                .map(|(id, rank, waiting_since_ms, doc)| {
+                    let conversation = decode_doc::<Conversation>("conversation", &id, &doc)
+                        .map_err(|e| BackendError::unavailable(OP, e))?;
+                    let cursor = Cursor::Queue {
+                        team: team.clone(),
+                        rank,
+                        waiting_since_ms,
+                        id,
+                    };
+                    Ok((conversation, cursor))
+                })
+                .collect::<Result<Vec<_>, BackendError>>()?;
+            into_page(rows, limit, OP)
+        })
+        .await
+    }
+
     /// Ordered by last record time (milliseconds) descending, then id descending (the order of
     /// the DynamoDB sort key `<last_at>#<id>` read backwards). A cursor is valid only with the
     /// channel filter it was issued for.

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -75,6 +75,27 @@ CREATE TABLE IF NOT EXISTS customers (
 CREATE INDEX IF NOT EXISTS customers_merged ON customers (merged_into) WHERE merged_into IS NOT NULL;
 ";
 
+/// Version 3: priority. A conversation that waits and has a priority is in its team's queue
+/// (`queue_team`, `queue_rank` 1–4, `waiting_since_ms`); entries received too often go to
+/// `dead_letters` instead of blocking their conversation.
+const V3: &str = "
+ALTER TABLE conversations ADD COLUMN queue_team TEXT NULL;
+ALTER TABLE conversations ADD COLUMN queue_rank INTEGER NULL;
+ALTER TABLE conversations ADD COLUMN waiting_since_ms INTEGER NULL;
+CREATE INDEX IF NOT EXISTS conversations_queue
+    ON conversations (queue_team, queue_rank, waiting_since_ms, id) WHERE queue_team IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq           INTEGER PRIMARY KEY NOT NULL,
+    dedup_id      TEXT NOT NULL,
+    group_id      TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    enqueued_at   TEXT NOT NULL,
+    receive_count INTEGER NOT NULL,
+    dead_at       TEXT NOT NULL
+);
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
@@ -84,7 +105,10 @@ pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()>
     if found < 1 {
         tx.execute_batch(V1)?;
     }
-    tx.execute_batch(V2)?;
+    if found < 2 {
+        tx.execute_batch(V2)?;
+    }
+    tx.execute_batch(V3)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

@@ -307,16 +307,37 @@ fn touch_conversation(
             seen
         }
     };
-    let doc = serde_json::to_string(&conversation).map_err(|e| BackendError::unavailable(OP, e))?;
-    tx.prepare_cached(
+    write_conversation(tx, &conversation, expires_at, OP)
+}
+
+/// Writes a conversation, with the columns that place it in its team's queue: set while it
+/// waits and has a priority, cleared otherwise. The expiry only moves later.
+pub(crate) fn write_conversation(
+    conn: &Connection,
+    conversation: &Conversation,
+    expires_at: i64,
+    op: &'static str,
+) -> Result<(), BackendError> {
+    let doc = serde_json::to_string(conversation).map_err(|e| BackendError::unavailable(op, e))?;
+    let queue = match (&conversation.priority, conversation.waiting_since) {
+        (Some(p), Some(since)) => {
+            Some((p.team.as_str(), p.priority.rank(), since.timestamp_millis()))
+        }
+        _ => None,
+    };
+    conn.prepare_cached(
         "INSERT INTO conversations
-             (id, channel, account_id, customer_id, doc, first_at_ms, last_at_ms, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             (id, channel, account_id, customer_id, doc, first_at_ms, last_at_ms, expires_at,
+              queue_team, queue_rank, waiting_since_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (id) DO UPDATE SET
              doc = excluded.doc,
              first_at_ms = excluded.first_at_ms,
              last_at_ms = excluded.last_at_ms,
-             expires_at = max(expires_at, excluded.expires_at)",
+             expires_at = max(expires_at, excluded.expires_at),
+             queue_team = excluded.queue_team,
+             queue_rank = excluded.queue_rank,
+             waiting_since_ms = excluded.waiting_since_ms",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -328,9 +349,12 @@ fn touch_conversation(
             conversation.first_at.timestamp_millis(),
             conversation.last_at.timestamp_millis(),
             expires_at,
+            queue.map(|q| q.0),
+            queue.map(|q| q.1),
+            queue.map(|q| q.2),
         ])
     })
-    .map_err(|e| BackendError::unavailable(OP, e))?;
+    .map_err(|e| BackendError::unavailable(op, e))?;
     Ok(())
 }
 

@@ -8,13 +8,18 @@
 //! * `GET /api/customers/{id}/timeline?cursor=&limit=`: every message and event of a customer
 //!   across channels, in provider-time order.
 //! * `POST /api/customers/{id}/link` with `{"customer_id": "cu_…"}`: the two are one person.
+//! * `PUT /api/customers/{id}/tier` with `{"tier": "vip"}` (or `null`): the customer's tier.
+//! * `GET /api/queue?team=&cursor=&limit=`: a team's waiting conversations, most urgent first,
+//!   then longest waiting first, with priority, score, topic, team and reasons.
+//! * `GET /api/events?type=&cursor=&limit=`: the published domain events, oldest first (the
+//!   embedded backend; on AWS they go to the EventBridge bus, and this answers 404).
 //! * `GET /api/quarantine?cursor=&limit=`: ids of deliveries kept because they were not JSON.
 //! * `GET /api/deliveries/{id}`: a kept delivery, byte for byte.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,20 +30,24 @@ use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use crate::model::{
     Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderId, Record,
 };
-use crate::ports::CustomerDirectory;
 use crate::ports::{ConversationReader, Page, PageRequest, StoredRecord};
+use crate::ports::{CustomerDirectory, DomainEvent, EventLog};
+use crate::priority::{ConversationPriority, Priority, Reason};
 
 /// Items per page when the client does not say.
 pub const DEFAULT_LIMIT: usize = 50;
 /// The most items per page a client may ask for.
 pub const MAX_LIMIT: usize = 500;
 
-/// The `/api` routes over a reader and a customer directory.
+/// The `/api` routes over a reader, a customer directory and, where the backend keeps one, the
+/// log of published events.
 pub fn api_router(
     reader: Arc<dyn ConversationReader>,
     customers: Arc<dyn CustomerDirectory>,
+    events: Option<Arc<dyn EventLog>>,
 ) -> Router {
     let conversations = Router::new()
+        .route("/api/queue", get(list_queue))
         .route("/api/conversations", get(list_conversations))
         .route("/api/conversations/{id}", get(get_conversation))
         .route("/api/conversations/{id}/messages", get(list_messages))
@@ -49,8 +58,12 @@ pub fn api_router(
         .route("/api/customers/{id}", get(get_customer))
         .route("/api/customers/{id}/timeline", get(customer_timeline))
         .route("/api/customers/{id}/link", post(link_customers))
+        .route("/api/customers/{id}/tier", put(set_tier))
         .with_state(customers);
-    conversations.merge(customers)
+    let events = Router::new()
+        .route("/api/events", get(list_events))
+        .with_state(events);
+    conversations.merge(customers).merge(events)
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +71,9 @@ struct PageQuery {
     cursor: Option<String>,
     limit: Option<String>,
     channel: Option<String>,
+    team: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
 impl PageQuery {
@@ -123,6 +139,40 @@ pub struct ConversationView {
     pub answered_at: Option<DateTime<Utc>>,
     /// Seconds from the first customer message to the first answer.
     pub first_response_seconds: Option<i64>,
+    /// The priority the prioritizer gave it; `null` until then.
+    pub priority: Option<PriorityView>,
+    /// How many response-time targets it has missed.
+    pub sla_breaches: u32,
+}
+
+/// A conversation's priority as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriorityView {
+    /// `P1` … `P4`.
+    pub priority: Priority,
+    /// The score behind it.
+    pub score: i32,
+    /// The topic.
+    pub topic: String,
+    /// The team that answers it.
+    pub team: String,
+    /// The signals that produced it, each with its weight.
+    pub reasons: Vec<Reason>,
+    /// When it was set.
+    pub prioritized_at: DateTime<Utc>,
+}
+
+impl From<ConversationPriority> for PriorityView {
+    fn from(p: ConversationPriority) -> Self {
+        Self {
+            priority: p.priority,
+            score: p.score,
+            topic: p.topic,
+            team: p.team,
+            reasons: p.reasons,
+            prioritized_at: p.prioritized_at,
+        }
+    }
 }
 
 impl From<Conversation> for ConversationView {
@@ -141,6 +191,8 @@ impl From<Conversation> for ConversationView {
             waiting_since: c.waiting_since,
             answered_at: c.answered_at,
             first_response_seconds: c.first_response_seconds,
+            priority: c.priority.map(PriorityView::from),
+            sla_breaches: c.sla_breaches,
         }
     }
 }
@@ -361,4 +413,69 @@ async fn link_customers(
         )
         .await?;
     Ok(Json(merged))
+}
+
+async fn list_queue(
+    State(reader): State<Arc<dyn ConversationReader>>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<ConversationView>>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let team = match query.team.as_deref().map(str::trim) {
+        Some(team) if !team.is_empty() => team.to_owned(),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "team is required: GET /api/queue?team=<a team of the priority configuration>"
+                    .into(),
+            ));
+        }
+    };
+    let page = reader.queue(&team, query.page()?).await?;
+    Ok(page_of(page, |c| Some(c.into())))
+}
+
+async fn list_events(
+    State(events): State<Option<Arc<dyn EventLog>>>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<DomainEvent>>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let events = events.ok_or(ApiError::NotFound(
+        "event log (this backend publishes events to EventBridge)",
+    ))?;
+    let kind = query.kind.as_deref().filter(|k| !k.is_empty());
+    Ok(Json(events.events(kind, query.page()?).await?))
+}
+
+/// The body of `PUT /api/customers/{id}/tier`.
+#[derive(Debug, Deserialize)]
+struct TierRequest {
+    tier: Option<String>,
+}
+
+/// The longest tier name accepted.
+const MAX_TIER_CHARS: usize = 64;
+
+async fn set_tier(
+    State(customers): State<Arc<dyn CustomerDirectory>>,
+    Path(id): Path<String>,
+    body: Result<Json<TierRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Customer>, ApiError> {
+    let Json(request) = body.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected a JSON body {{\"tier\": \"vip\"}} (or null): {}",
+            e.body_text()
+        ))
+    })?;
+    let tier = request.tier.map(|t| t.trim().to_owned());
+    if let Some(t) = &tier
+        && (t.is_empty() || t.chars().count() > MAX_TIER_CHARS)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "tier must be 1 to {MAX_TIER_CHARS} characters, or null"
+        )));
+    }
+    let customer = customers
+        .set_tier(&CustomerId::from_stored(id), tier.as_deref())
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
+    Ok(Json(customer))
 }

@@ -1,0 +1,285 @@
+//! The prioritizer: the consumer of the intake queue.
+//!
+//! For each queue entry of a customer message it reads the message and the customer's recent
+//! history, scores it ([`Scorer`]), applies the score to the conversation ([`apply`]: within
+//! one wait the level only rises) and, when that set the conversation's priority, publishes
+//! `conversation.prioritized`. Entries of events, notifications and the brand's own messages
+//! are acknowledged without change.
+//!
+//! Idempotent: the conversation remembers the messages it scored, so an entry delivered twice
+//! changes nothing and publishes nothing the second time. The event is published before the
+//! conversation is written; if the write fails, the retry publishes it again with the same id
+//! (events are at least once, with deterministic ids).
+//!
+//! [`Prioritizer::handle_batch`] is what a queue consumer calls (the Lambda function with an
+//! SQS batch, `switchboard serve` with the embedded queue): it answers the ids of the items to
+//! retry, so that only those are redelivered.
+
+use chrono::Duration;
+use serde_json::json;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::ids::ConversationId;
+use crate::model::{Conversation, Direction, Message, Record};
+use crate::ports::{BackendError, DomainEvent, EventPublisher, PriorityStore, QueueEntry};
+use crate::priority::{Applied, History, Priority, Scorer, apply};
+
+/// The type of the event published when a conversation's priority is set.
+pub const PRIORITIZED: &str = "conversation.prioritized";
+
+/// The most records of a customer read for the history of one message.
+pub const HISTORY_LIMIT: usize = 500;
+
+/// What handling one queue entry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a customer message (an event, a notification, an echo): nothing to score.
+    Skipped,
+    /// Scored before: nothing changed.
+    AlreadySeen,
+    /// Scored; the conversation keeps the higher level it had in this wait.
+    Kept,
+    /// Scored; the conversation's priority is now this.
+    Prioritized(Priority),
+}
+
+/// Why an entry could not be handled. Every kind is retried by the queue; one that keeps
+/// failing ends in the dead-letter queue.
+#[derive(Debug, thiserror::Error)]
+pub enum PrioritizeError {
+    /// The queue message is not a queue entry (a poison message).
+    #[error("undecodable queue entry: {0}")]
+    Undecodable(#[from] serde_json::Error),
+    /// The entry refers to a record or conversation the store does not have.
+    #[error("the {0} of the entry is not in the store")]
+    Missing(&'static str),
+    /// A storage or event-bus failure.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// One message of a queue batch: the consumer's id for it and its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchItem {
+    /// The id to answer when the item must be retried (SQS `messageId`, an embedded receipt).
+    pub id: String,
+    /// The queue message body (a JSON [`QueueEntry`]).
+    pub body: String,
+}
+
+/// The prioritizer over its ports.
+#[derive(Clone)]
+pub struct Prioritizer {
+    store: Arc<dyn PriorityStore>,
+    events: Arc<dyn EventPublisher>,
+    scorer: Arc<Scorer>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Prioritizer {
+    /// A prioritizer reading and writing `store`, publishing to `events`.
+    pub fn new(
+        store: Arc<dyn PriorityStore>,
+        events: Arc<dyn EventPublisher>,
+        scorer: Arc<Scorer>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            events,
+            scorer,
+            clock,
+        }
+    }
+
+    /// Handles a batch in order and answers the ids of the items that failed and must be
+    /// retried. After a failure in a conversation, its later items in the batch are not
+    /// handled and are answered too, so that the conversation's order holds; the items of
+    /// other conversations go on.
+    pub async fn handle_batch(&self, items: &[BatchItem]) -> Vec<String> {
+        let mut failed = Vec::new();
+        let mut stopped: HashSet<ConversationId> = HashSet::new();
+        for item in items {
+            let entry = match serde_json::from_str::<QueueEntry>(&item.body) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::error!(item = %item.id, error = %e, "undecodable queue entry");
+                    failed.push(item.id.clone());
+                    continue;
+                }
+            };
+            if stopped.contains(&entry.conversation_id) {
+                failed.push(item.id.clone());
+                continue;
+            }
+            match self.handle(&entry).await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(
+                        item = %item.id,
+                        record = %entry.record_key,
+                        conversation = %entry.conversation_id,
+                        error = %e,
+                        source = ?std::error::Error::source(&e),
+                        "prioritizing failed; the entry will be retried"
+                    );
+                    stopped.insert(entry.conversation_id.clone());
+                    failed.push(item.id.clone());
+                }
+            }
+        }
+        failed
+    }
+
+    /// Handles one queue entry.
+    pub async fn handle(&self, entry: &QueueEntry) -> Result<Outcome, PrioritizeError> {
+        if entry.record_type != "message" {
+            return Ok(Outcome::Skipped);
+        }
+        let key = &entry.record_key;
+        let found = self.store.find(std::slice::from_ref(key)).await?;
+        let message = match found.get(key) {
+            Some(Record::Message(m)) => m,
+            Some(_) => return Ok(Outcome::Skipped),
+            None => return Err(PrioritizeError::Missing("record")),
+        };
+        if message.direction != Direction::Inbound {
+            return Ok(Outcome::Skipped);
+        }
+        let conversation = self
+            .store
+            .conversation(&message.conversation_id)
+            .await?
+            .ok_or(PrioritizeError::Missing("conversation"))?;
+        if conversation
+            .priority
+            .as_ref()
+            .is_some_and(|p| p.seen.contains(key))
+        {
+            return Ok(Outcome::AlreadySeen);
+        }
+
+        let history = self.history(&conversation, message).await?;
+        let score = self.scorer.score(
+            message.text.as_deref().unwrap_or_default(),
+            message.public,
+            &history,
+        );
+        let now = self.clock.now();
+        let mut preview = conversation.clone();
+        let applied = apply(&mut preview, key, &score, now);
+        if applied == Applied::Prioritized {
+            self.events
+                .publish(&[prioritized_event(&preview, now)])
+                .await?;
+        }
+        self.store
+            .update_conversation(&conversation.id, &|c: &mut Conversation| {
+                apply(c, key, &score, now) != Applied::AlreadySeen
+            })
+            .await?
+            .ok_or(PrioritizeError::Missing("conversation"))?;
+        tracing::info!(
+            record = %key,
+            conversation = %conversation.id,
+            priority = %score.priority,
+            score = score.score,
+            topic = %score.topic,
+            team = %score.team,
+            applied = ?applied,
+            "message prioritized"
+        );
+        Ok(match applied {
+            Applied::AlreadySeen => Outcome::AlreadySeen,
+            Applied::Kept => Outcome::Kept,
+            Applied::Prioritized => Outcome::Prioritized(score.priority),
+        })
+    }
+
+    /// The customer's history as of `message`: the surviving customer's records of the
+    /// look-back window before it, and the conversations they belong to.
+    async fn history(
+        &self,
+        conversation: &Conversation,
+        message: &Message,
+    ) -> Result<History, BackendError> {
+        let at = message.sent_at;
+        let lookback = Duration::days(i64::from(self.scorer.config().history.lookback_days));
+        let customer = self.store.customer(&conversation.customer_id).await?;
+        let (customer_id, vip) = match customer {
+            Some(c) => (
+                c.id,
+                c.tier
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("vip")),
+            ),
+            None => (conversation.customer_id.clone(), false),
+        };
+        let records = self
+            .store
+            .customer_records(&customer_id, at - lookback, at, HISTORY_LIMIT)
+            .await?;
+        let mut history = History {
+            vip,
+            breaches: conversation.sla_breaches,
+            ..History::default()
+        };
+        let mut others = BTreeSet::new();
+        let message_key = Record::Message(message.clone()).key();
+        for record in &records {
+            if let Record::Message(m) = record
+                && m.direction == Direction::Inbound
+                && record.key() != message_key
+            {
+                if m.sent_at >= at - Duration::hours(24) {
+                    history.contacts_24h += 1;
+                }
+                if m.sent_at >= at - Duration::days(7) {
+                    history.contacts_7d += 1;
+                }
+            }
+            if let Some(id) = record.conversation_id()
+                && *id != conversation.id
+            {
+                others.insert(id.clone());
+            }
+        }
+        let others: Vec<ConversationId> = others.into_iter().collect();
+        for other in self.store.conversations_by_id(&others).await? {
+            history.open_elsewhere += u32::from(other.waiting_since.is_some());
+            history.breaches += other.sla_breaches;
+            history.complaints += u32::from(other.priority.as_ref().is_some_and(|p| p.complaint));
+        }
+        Ok(history)
+    }
+}
+
+/// `conversation.prioritized` for a conversation whose priority was just set. Its id is
+/// derived from the conversation and the message that set the level.
+pub fn prioritized_event(
+    conversation: &Conversation,
+    now: chrono::DateTime<chrono::Utc>,
+) -> DomainEvent {
+    let p = conversation.priority.as_ref();
+    let record_key = p.map(|p| p.record_key.as_str()).unwrap_or_default();
+    DomainEvent {
+        id: crate::ids::event_id(PRIORITIZED, &[conversation.id.as_str(), record_key]),
+        kind: PRIORITIZED.to_owned(),
+        time: now,
+        detail: json!({
+            "conversation_id": conversation.id,
+            "customer_id": conversation.customer_id,
+            "channel": conversation.channel,
+            "account_id": conversation.account_id,
+            "priority": p.map(|p| p.priority),
+            "score": p.map(|p| p.score),
+            "topic": p.map(|p| &p.topic),
+            "team": p.map(|p| &p.team),
+            "reasons": p.map(|p| &p.reasons),
+            "record_key": record_key,
+            "waiting_since": conversation.waiting_since,
+        }),
+    }
+}

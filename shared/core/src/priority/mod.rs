@@ -1,0 +1,409 @@
+//! Priority: how urgent a customer message is, from its words and from the customer's history,
+//! explained signal by signal, and which team should answer it.
+//!
+//! [`Scorer::score`] is a plain function of the message text, whether it is public, and the
+//! customer's [`History`]; the weights, the word lists and the teams come from a
+//! [`PriorityConfig`] (see `config/priority.toml`). The score is the sum of the weights of
+//! the signals found, floored at 0; the levels of the configuration turn it into P1–P4. Every
+//! signal that counted is a [`Reason`] naming it and its weight, so an agent (or a supervisor
+//! tuning the file) sees why.
+
+pub mod config;
+pub mod text;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::ids::RecordKey;
+use crate::model::Conversation;
+
+pub use config::{ConfigError, PriorityConfig};
+use text::{Phrase, PhraseSet, words};
+
+/// A priority level. P1 is the most urgent; the order of the type is P1 < P2 < P3 < P4, the
+/// order of a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Priority {
+    /// Answer first.
+    P1,
+    /// Answer soon.
+    P2,
+    /// Normal.
+    P3,
+    /// Whenever there is time.
+    P4,
+}
+
+impl Priority {
+    /// All levels, most urgent first.
+    pub const ALL: [Priority; 4] = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
+
+    /// `P1` … `P4`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+            Priority::P4 => "P4",
+        }
+    }
+
+    /// 1 for P1 … 4 for P4.
+    pub fn rank(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// One level more urgent (P1 stays P1).
+    pub fn raised(self) -> Self {
+        match self {
+            Priority::P1 | Priority::P2 => Priority::P1,
+            Priority::P3 => Priority::P2,
+            Priority::P4 => Priority::P3,
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown priority {s:?} (P1, P2, P3 or P4)"))
+    }
+}
+
+/// One signal that counted towards a score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The signal: a content signal of the configuration (`money_lost`, …), a style signal
+    /// (`shouting`, `repeated_punctuation`, `public`, `question`) or a history signal
+    /// (`open_elsewhere`, `contacts_24h`, `contacts_7d`, `breaches`, `complaints`, `vip`).
+    pub signal: String,
+    /// What it added to the score (negative when it lowered it).
+    pub weight: i32,
+    /// The phrase of the configuration that was found, for a content signal; the count, for a
+    /// counted history signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What is known of the customer's service history when a message is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct History {
+    /// Other conversations of the customer, on any channel, waiting for an answer.
+    pub open_elsewhere: u32,
+    /// The customer's earlier messages in the 24 hours before this one.
+    pub contacts_24h: u32,
+    /// The customer's earlier messages in the 7 days before this one, the last 24 hours
+    /// included.
+    pub contacts_7d: u32,
+    /// SLA breaches on the customer's conversations.
+    pub breaches: u32,
+    /// The customer's other conversations that carried a complaint.
+    pub complaints: u32,
+    /// The customer's tier is VIP.
+    pub vip: bool,
+}
+
+/// The outcome of scoring one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Score {
+    /// The level.
+    pub priority: Priority,
+    /// The sum of the weights, floored at 0.
+    pub score: i32,
+    /// The topic: that of the heaviest topical signal found, else the default topic.
+    pub topic: String,
+    /// The team of the topic.
+    pub team: String,
+    /// Every signal that counted, content first, then style, then history.
+    pub reasons: Vec<Reason>,
+    /// Whether a complaint signal was found (it counts in the customer's later history).
+    pub complaint: bool,
+}
+
+/// The priority of a conversation, as stored on it: the [`Score`] of the message that set it,
+/// and what the prioritizer has seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationPriority {
+    /// The level.
+    pub priority: Priority,
+    /// The score behind the level.
+    pub score: i32,
+    /// The topic.
+    pub topic: String,
+    /// The team that answers it.
+    pub team: String,
+    /// Why: the signals of the message that set the level, with their weights.
+    pub reasons: Vec<Reason>,
+    /// Whether any message of the conversation carried a complaint.
+    pub complaint: bool,
+    /// The message that set the level.
+    pub record_key: RecordKey,
+    /// The wait (`waiting_since` of the conversation) the level belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<DateTime<Utc>>,
+    /// When the level was set (processing time).
+    pub prioritized_at: DateTime<Utc>,
+    /// The latest messages scored, oldest first, at most [`SEEN_KEPT`]: a message found here
+    /// is not scored again.
+    #[serde(default)]
+    pub seen: Vec<RecordKey>,
+}
+
+/// How many scored message keys a conversation remembers.
+pub const SEEN_KEPT: usize = 32;
+
+/// What [`apply`] did to a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The message was scored before: nothing changed.
+    AlreadySeen,
+    /// The message is remembered, but the level stays: within one wait a conversation keeps
+    /// the level of its most urgent message.
+    Kept,
+    /// The message set the conversation's priority (first, higher, or the first of a new wait).
+    Prioritized,
+}
+
+/// Applies the score of message `key` to `conversation`.
+///
+/// The rule: a message scored before changes nothing. Within one wait (the same
+/// `waiting_since`), the priority only rises: a calmer follow-up ("hello?") does not lower
+/// it. A message of a new wait (after an answer) sets it afresh. Whether the conversation ever
+/// carried a complaint is kept either way.
+pub fn apply(
+    conversation: &mut Conversation,
+    key: &RecordKey,
+    score: &Score,
+    now: DateTime<Utc>,
+) -> Applied {
+    let wait = conversation.waiting_since;
+    if let Some(current) = &mut conversation.priority {
+        if current.seen.contains(key) {
+            return Applied::AlreadySeen;
+        }
+        current.seen.push(key.clone());
+        if current.seen.len() > SEEN_KEPT {
+            let excess = current.seen.len() - SEEN_KEPT;
+            current.seen.drain(..excess);
+        }
+        current.complaint |= score.complaint;
+        if current.wait == wait && current.score >= score.score {
+            return Applied::Kept;
+        }
+    }
+    let (complaint, seen) = match conversation.priority.take() {
+        Some(old) => (old.complaint, old.seen),
+        None => (score.complaint, vec![key.clone()]),
+    };
+    conversation.priority = Some(ConversationPriority {
+        priority: score.priority,
+        score: score.score,
+        topic: score.topic.clone(),
+        team: score.team.clone(),
+        reasons: score.reasons.clone(),
+        complaint,
+        record_key: key.clone(),
+        wait,
+        prioritized_at: now,
+        seen,
+    });
+    Applied::Prioritized
+}
+
+/// The scorer: a [`PriorityConfig`] with its phrases indexed. Cheap to share, built once.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    config: PriorityConfig,
+    phrases: PhraseSet<usize>,
+    signals: Vec<(String, config::Signal)>,
+}
+
+impl Scorer {
+    /// A scorer for `config` (already checked by [`PriorityConfig::parse`]).
+    pub fn new(config: PriorityConfig) -> Self {
+        let signals: Vec<(String, config::Signal)> = config
+            .signals
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        let mut phrases = PhraseSet::new();
+        for (i, (_, signal)) in signals.iter().enumerate() {
+            for phrase in signal.words.values().flatten() {
+                if let Some(p) = Phrase::new(phrase) {
+                    phrases.insert(p, i);
+                }
+            }
+        }
+        Self {
+            config,
+            phrases,
+            signals,
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &PriorityConfig {
+        &self.config
+    }
+
+    /// The team of `topic`, or of the default topic when `topic` has none.
+    pub fn team_of(&self, topic: &str) -> &str {
+        self.config
+            .teams
+            .get(topic)
+            .or_else(|| self.config.teams.get(&self.config.default_topic))
+            .map_or("", String::as_str)
+    }
+
+    /// Scores one customer message: `text` (empty for a message without text), whether it was
+    /// posted publicly, and the customer's history.
+    pub fn score(&self, text: &str, public: bool, history: &History) -> Score {
+        let folded = words(text);
+        let mut reasons = Vec::new();
+        let mut found: Vec<(usize, &Phrase)> = Vec::new();
+        for (phrase, &signal) in self.phrases.find(&folded) {
+            if !found.iter().any(|(s, _)| *s == signal) {
+                found.push((signal, phrase));
+            }
+        }
+        found.sort_by_key(|(s, _)| *s);
+        let mut complaint = false;
+        let mut topic: Option<(i32, &str)> = None;
+        for (i, phrase) in &found {
+            let (name, signal) = &self.signals[*i];
+            complaint |= signal.complaint;
+            if let Some(t) = &signal.topic
+                && signal.weight > 0
+                && topic.is_none_or(|(w, _)| signal.weight > w)
+            {
+                topic = Some((signal.weight, t));
+            }
+            reasons.push(Reason {
+                signal: name.clone(),
+                weight: signal.weight,
+                detail: Some(phrase.text.clone()),
+            });
+        }
+
+        let style = self.config.style;
+        let mut add = |signal: &str, weight: i32, detail: Option<String>| {
+            if weight != 0 {
+                reasons.push(Reason {
+                    signal: signal.to_owned(),
+                    weight,
+                    detail,
+                });
+            }
+        };
+        if is_shouting(text) {
+            add("shouting", style.shouting, None);
+        }
+        if has_repeated_punctuation(text) {
+            add("repeated_punctuation", style.repeated_punctuation, None);
+        }
+        if public && complaint {
+            add("public", style.public, None);
+        }
+        if !complaint && (text.contains('?') || text.contains('¿')) {
+            add("question", style.question, None);
+        }
+
+        let h = self.config.history;
+        if history.open_elsewhere > 0 {
+            add(
+                "open_elsewhere",
+                h.open_elsewhere,
+                Some(history.open_elsewhere.to_string()),
+            );
+        }
+        let counted = [
+            ("contacts_24h", h.contacts_24h, history.contacts_24h),
+            (
+                "contacts_7d",
+                h.contacts_7d,
+                history.contacts_7d.saturating_sub(history.contacts_24h),
+            ),
+            ("breaches", h.breaches, history.breaches),
+            ("complaints", h.complaints, history.complaints),
+        ];
+        for (signal, per, n) in counted {
+            if n > 0 {
+                add(signal, per.weight(n), Some(n.to_string()));
+            }
+        }
+        if history.vip {
+            add("vip", h.vip, None);
+        }
+
+        let score = reasons
+            .iter()
+            .fold(0i32, |sum, r| sum.saturating_add(r.weight))
+            .max(0);
+        let levels = self.config.levels;
+        let priority = if score >= levels.p1 {
+            Priority::P1
+        } else if score >= levels.p2 {
+            Priority::P2
+        } else if score >= levels.p3 {
+            Priority::P3
+        } else {
+            Priority::P4
+        };
+        let topic = topic.map_or_else(|| self.config.default_topic.clone(), |(_, t)| t.to_owned());
+        Score {
+            priority,
+            score,
+            team: self.team_of(&topic).to_owned(),
+            topic,
+            reasons,
+            complaint,
+        }
+    }
+}
+
+impl Default for Scorer {
+    /// The scorer of the shipped configuration.
+    fn default() -> Self {
+        Self::new(PriorityConfig::default_config())
+    }
+}
+
+/// Mostly capitals: at least 8 letters, 70 % or more of them upper case.
+fn is_shouting(text: &str) -> bool {
+    let (letters, upper) = text
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .fold((0usize, 0usize), |(l, u), c| {
+            (l + 1, u + usize::from(c.is_uppercase()))
+        });
+    letters >= 8 && upper * 10 >= letters * 7
+}
+
+/// Two or more `!`/`?` in a row.
+fn has_repeated_punctuation(text: &str) -> bool {
+    let mut run = 0;
+    for c in text.chars() {
+        if matches!(c, '!' | '?' | '¡' | '¿') {
+            run += 1;
+            if run >= 2 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests;

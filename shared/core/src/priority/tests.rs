@@ -1,0 +1,259 @@
+use super::*;
+
+fn scorer() -> Scorer {
+    Scorer::default()
+}
+
+fn signals(score: &Score) -> Vec<&str> {
+    score.reasons.iter().map(|r| r.signal.as_str()).collect()
+}
+
+#[test]
+fn a_double_charge_called_urgent_is_above_a_thank_you() {
+    let s = scorer();
+    let urgent = s.score(
+        "me cobraron dos veces, es urgente",
+        false,
+        &History::default(),
+    );
+    let thanks = s.score("gracias!", false, &History::default());
+    assert!(urgent.priority <= Priority::P2, "{urgent:?}");
+    assert_eq!(thanks.priority, Priority::P4, "{thanks:?}");
+    assert!(urgent.score > thanks.score);
+    assert_eq!(urgent.topic, "billing");
+    assert_eq!(urgent.team, "billing");
+    assert_eq!(signals(&urgent), ["money_lost", "urgency"]);
+    let money = &urgent.reasons[0];
+    assert_eq!(money.weight, 40);
+    assert_eq!(money.detail.as_deref(), Some("me cobraron"), "the first phrase found");
+    assert!(urgent.complaint);
+    assert!(!thanks.complaint);
+    assert_eq!(thanks.topic, "general");
+    assert_eq!(thanks.team, "customer-care");
+}
+
+#[test]
+fn the_score_is_the_sum_of_the_reasons_floored_at_zero() {
+    let s = scorer();
+    for text in [
+        "ME COBRARON DOS VECES!!! voy a ir a PROFECO",
+        "thanks, love it",
+        "hola?",
+        "",
+        "meu cartão foi clonado e ninguém responde",
+    ] {
+        let score = s.score(text, true, &History::default());
+        let sum: i32 = score.reasons.iter().map(|r| r.weight).sum();
+        assert_eq!(score.score, sum.max(0), "{text}: {score:?}");
+    }
+}
+
+#[test]
+fn accents_and_case_do_not_matter() {
+    let s = scorer();
+    let a = s.score(
+        "Não consigo acessar minha conta",
+        false,
+        &History::default(),
+    );
+    let b = s.score(
+        "NAO CONSIGO ACESSAR MINHA conta",
+        false,
+        &History::default(),
+    );
+    assert_eq!(a.topic, "security");
+    assert_eq!(signals(&a), ["security"]);
+    assert_eq!(signals(&b), ["security", "shouting"]);
+}
+
+#[test]
+fn the_heaviest_topical_signal_routes() {
+    let s = scorer();
+    // legal (45) outweighs money lost (40)
+    let score = s.score(
+        "me cobraron dos veces, voy a ir con mi abogado",
+        false,
+        &History::default(),
+    );
+    assert_eq!(score.topic, "legal");
+    assert_eq!(score.team, "escalations");
+}
+
+#[test]
+fn public_exposure_weighs_more_than_a_dm_only_with_a_problem() {
+    let s = scorer();
+    let dm = s.score("the app is not working", false, &History::default());
+    let public = s.score("the app is not working", true, &History::default());
+    assert_eq!(public.score - dm.score, 15);
+    assert!(signals(&public).contains(&"public"));
+    let praise = s.score("love the new design", true, &History::default());
+    assert!(!signals(&praise).contains(&"public"), "{praise:?}");
+}
+
+#[test]
+fn shouting_and_repeated_punctuation_are_weak_signals() {
+    let s = scorer();
+    let calm = s.score("my card does not work", false, &History::default());
+    let loud = s.score("MY CARD DOES NOT WORK!!!", false, &History::default());
+    assert_eq!(loud.score - calm.score, 15);
+    assert_eq!(
+        signals(&loud),
+        ["service_down", "shouting", "repeated_punctuation"]
+    );
+    // Short capitals are not shouting.
+    assert!(!signals(&s.score("OK", false, &History::default())).contains(&"shouting"));
+}
+
+#[test]
+fn thanks_and_simple_questions_lower() {
+    let s = scorer();
+    let question = s.score("a que hora abren?", false, &History::default());
+    assert_eq!(signals(&question), ["question"]);
+    assert_eq!(question.priority, Priority::P4);
+    let refund_thanks = s.score("thanks for the quick refund", false, &History::default());
+    assert!(refund_thanks.priority >= Priority::P3, "{refund_thanks:?}");
+}
+
+/// The same plain message, with one history signal at a time: each raises the score, and
+/// enough of it raises the level.
+#[test]
+fn each_history_signal_raises_the_priority() {
+    let s = scorer();
+    let text = "hello, I am waiting for my refund";
+    let base = s.score(text, false, &History::default());
+    assert_eq!(base.priority, Priority::P3, "{base:?}");
+    let cases: [(&str, History); 6] = [
+        (
+            "open_elsewhere",
+            History {
+                open_elsewhere: 1,
+                ..History::default()
+            },
+        ),
+        (
+            "contacts_24h",
+            History {
+                contacts_24h: 3,
+                contacts_7d: 3,
+                ..History::default()
+            },
+        ),
+        (
+            "contacts_7d",
+            History {
+                contacts_7d: 4,
+                ..History::default()
+            },
+        ),
+        (
+            "breaches",
+            History {
+                breaches: 2,
+                ..History::default()
+            },
+        ),
+        (
+            "complaints",
+            History {
+                complaints: 2,
+                ..History::default()
+            },
+        ),
+        (
+            "vip",
+            History {
+                vip: true,
+                ..History::default()
+            },
+        ),
+    ];
+    for (signal, history) in cases {
+        let with = s.score(text, false, &history);
+        assert!(with.score > base.score, "{signal}: {with:?}");
+        assert!(signals(&with).contains(&signal), "{signal}: {with:?}");
+        let reason = with.reasons.iter().find(|r| r.signal == signal).unwrap();
+        assert_eq!(with.score - base.score, reason.weight, "{signal}");
+        if signal != "contacts_7d" {
+            assert!(
+                with.priority < base.priority,
+                "{signal} raises the level: {with:?}"
+            );
+        }
+    }
+    // A quiet "hi" from a customer with a case open elsewhere and a breach is not P4.
+    let quiet = s.score("hi", false, &History::default());
+    let known = s.score(
+        "hi",
+        false,
+        &History {
+            open_elsewhere: 1,
+            breaches: 1,
+            ..History::default()
+        },
+    );
+    assert_eq!(quiet.priority, Priority::P4);
+    assert!(known.priority <= Priority::P2, "{known:?}");
+}
+
+#[test]
+fn counted_history_is_capped() {
+    let s = scorer();
+    let many = s.score(
+        "hi",
+        false,
+        &History {
+            contacts_24h: 1000,
+            contacts_7d: 1000,
+            ..History::default()
+        },
+    );
+    let r = |n: &str| many.reasons.iter().find(|r| r.signal == n).unwrap().weight;
+    assert_eq!(r("contacts_24h"), 24);
+    assert!(
+        !signals(&many).contains(&"contacts_7d"),
+        "the 24 h ones are not counted twice"
+    );
+}
+
+#[test]
+fn levels_follow_the_thresholds() {
+    let config = PriorityConfig::default_config();
+    let s = Scorer::new(config.clone());
+    for (text, public) in [
+        ("gracias", false),
+        ("hola", false),
+        ("quiero cancelar", false),
+        ("quiero cancelar, pesimo servicio", true),
+        ("HACKEARON MI CUENTA Y ME ROBARON, VOY A PROFECO!!!", true),
+    ] {
+        let score = s.score(text, public, &History::default());
+        let l = config.levels;
+        let expected = match score.score {
+            x if x >= l.p1 => Priority::P1,
+            x if x >= l.p2 => Priority::P2,
+            x if x >= l.p3 => Priority::P3,
+            _ => Priority::P4,
+        };
+        assert_eq!(score.priority, expected, "{text}");
+    }
+}
+
+#[test]
+fn priorities_parse_and_raise() {
+    assert_eq!("p2".parse::<Priority>(), Ok(Priority::P2));
+    assert!("P5".parse::<Priority>().is_err());
+    assert_eq!(Priority::P3.raised(), Priority::P2);
+    assert_eq!(Priority::P1.raised(), Priority::P1);
+    assert_eq!(Priority::P4.rank(), 4);
+    assert!(Priority::P1 < Priority::P4);
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_text_scores_without_panic(text in proptest::prelude::any::<String>(), public: bool) {
+        let s = scorer();
+        let score = s.score(&text, public, &History::default());
+        proptest::prop_assert!(score.score >= 0);
+        proptest::prop_assert!(!score.team.is_empty());
+    }
+}

@@ -1,0 +1,155 @@
+//! [`EventFile`]: the embedded backend's domain events, one JSON object per line in a file of
+//! the data folder (`events.jsonl`), implementing [`EventPublisher`] and [`EventLog`].
+//!
+//! Appends are serialized and flushed to disk (`fsync`) before `publish` returns. A line that
+//! does not parse (the tail of a write cut short by a crash) is skipped by readers, with a
+//! warning. Reading scans the file from the cursor's line: this is a log for development,
+//! demos and small teams, not an index.
+
+use async_trait::async_trait;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use switchboard_core::ports::{
+    BackendError, DomainEvent, EventLog, EventPublisher, Page, PageRequest,
+};
+
+use crate::cursor::Cursor;
+use crate::store::MAX_PAGE_LIMIT;
+
+/// The file name of the event log in the data folder.
+pub const EVENTS_FILE_NAME: &str = "events.jsonl";
+
+/// Domain events appended to a JSON-lines file.
+#[derive(Debug, Clone)]
+pub struct EventFile {
+    path: Arc<PathBuf>,
+    append: Arc<Mutex<()>>,
+}
+
+impl EventFile {
+    /// The event log at `path` (created on the first event).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: Arc::new(path.into()),
+            append: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The event log [`EVENTS_FILE_NAME`] in `data_dir`.
+    pub fn in_folder(data_dir: &Path) -> Self {
+        Self::new(data_dir.join(EVENTS_FILE_NAME))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    operation: &'static str,
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackendError::unavailable(operation, e))?
+}
+
+#[async_trait]
+impl EventPublisher for EventFile {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), BackendError> {
+        const OP: &str = "publish";
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for event in events {
+            text.push_str(
+                &serde_json::to_string(event).map_err(|e| BackendError::unavailable(OP, e))?,
+            );
+            text.push('\n');
+        }
+        let (path, lock) = (Arc::clone(&self.path), Arc::clone(&self.append));
+        blocking(OP, move || {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path.as_path())
+                .map_err(unavailable)?;
+            file.write_all(text.as_bytes()).map_err(unavailable)?;
+            file.sync_data().map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl EventLog for EventFile {
+    /// Oldest first. A cursor is valid only with the type filter it was issued for.
+    async fn events(
+        &self,
+        kind: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<DomainEvent>, BackendError> {
+        const OP: &str = "events";
+        let kind = kind.map(str::to_owned);
+        let start = match page.cursor.as_deref().map(Cursor::decode).transpose()? {
+            None => 0,
+            Some(Cursor::Events {
+                kind: issued_for,
+                line,
+            }) if issued_for == kind => line,
+            Some(_) => return Err(BackendError::BadCursor),
+        };
+        let limit = page.limit.clamp(1, MAX_PAGE_LIMIT);
+        let path = Arc::clone(&self.path);
+        blocking(OP, move || {
+            let file = match std::fs::File::open(path.as_path()) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next: None,
+                    });
+                }
+                Err(e) => return Err(BackendError::unavailable(OP, e)),
+            };
+            let mut items = Vec::new();
+            let mut next = None;
+            for (n, line) in BufReader::new(file).lines().enumerate() {
+                let n = n as u64;
+                if n < start {
+                    continue;
+                }
+                let line = line.map_err(|e| BackendError::unavailable(OP, e))?;
+                let event: DomainEvent = match serde_json::from_str(&line) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        tracing::warn!(line = n + 1, error = %e, "skipping an unreadable event line");
+                        continue;
+                    }
+                };
+                if kind.as_deref().is_some_and(|k| k != event.kind) {
+                    continue;
+                }
+                if items.len() == limit {
+                    next = Some(
+                        Cursor::Events {
+                            kind: kind.clone(),
+                            line: n,
+                        }
+                        .encode(OP)?,
+                    );
+                    break;
+                }
+                items.push(event);
+            }
+            Ok(Page { items, next })
+        })
+        .await
+    }
+}

@@ -1,0 +1,161 @@
+//! The [`PriorityStore`] port: a customer's recent records, conversations by id, and the
+//! read-modify-write of a conversation in one transaction (the single connection makes it
+//! atomic; there is no concurrent writer to retry for).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, TransactionBehavior, params, params_from_iter};
+use switchboard_core::ids::{ConversationId, CustomerId};
+use switchboard_core::model::{Conversation, Record};
+use switchboard_core::ports::{BackendError, ConversationChange, PriorityStore};
+
+use crate::store::{SqliteStore, decode_doc, write_conversation};
+
+/// Reads and writes of one update before giving up (each failed one saw another writer).
+const UPDATE_ATTEMPTS: usize = 8;
+
+#[async_trait]
+impl PriorityStore for SqliteStore {
+    async fn customer_records(
+        &self,
+        customer: &CustomerId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Record>, BackendError> {
+        const OP: &str = "customer_records";
+        let customer = customer.clone();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let rows: Vec<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT key, doc FROM records
+                     WHERE customer_id = ?1 AND at_ms >= ?2 AND at_ms < ?3
+                     ORDER BY at_ms DESC, key DESC LIMIT ?4",
+                )
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![
+                            customer.as_str(),
+                            since.timestamp_millis(),
+                            until.timestamp_millis(),
+                            limit
+                        ],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )?
+                    .collect()
+                })
+                .map_err(unavailable)?;
+            rows.iter()
+                .map(|(key, doc)| {
+                    decode_doc::<Record>("record", key, doc)
+                        .map_err(|e| BackendError::unavailable(OP, e))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn conversations_by_id(
+        &self,
+        ids: &[ConversationId],
+    ) -> Result<Vec<Conversation>, BackendError> {
+        const OP: &str = "conversations_by_id";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Value> = ids
+            .iter()
+            .map(|id| Value::Text(id.as_str().to_owned()))
+            .collect();
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let mut found = Vec::with_capacity(ids.len());
+            // SQLite's default limit of bound parameters is well above 500.
+            for chunk in ids.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let sql = format!("SELECT id, doc FROM conversations WHERE id IN ({marks})");
+                let rows: Vec<(String, String)> = conn
+                    .prepare(&sql)
+                    .and_then(|mut s| {
+                        s.query_map(params_from_iter(chunk.iter()), |row| {
+                            Ok((row.get(0)?, row.get(1)?))
+                        })?
+                        .collect()
+                    })
+                    .map_err(unavailable)?;
+                for (id, doc) in rows {
+                    found.push(
+                        decode_doc::<Conversation>("conversation", &id, &doc)
+                            .map_err(|e| BackendError::unavailable(OP, e))?,
+                    );
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn update_conversation(
+        &self,
+        id: &ConversationId,
+        change: ConversationChange<'_>,
+    ) -> Result<Option<Conversation>, BackendError> {
+        const OP: &str = "update_conversation";
+        // `change` borrows from the caller, so it runs here rather than on the store's
+        // blocking thread: read, change, then write only if the stored document is still the
+        // one read (another writer in between means reading again).
+        for _ in 0..UPDATE_ATTEMPTS {
+            let read_id = id.clone();
+            let stored: Option<String> = self
+                .run(OP, move |conn| {
+                    conn.prepare_cached("SELECT doc FROM conversations WHERE id = ?1")
+                        .and_then(|mut s| {
+                            s.query_row([read_id.as_str()], |row| row.get(0)).optional()
+                        })
+                        .map_err(|e| BackendError::unavailable(OP, e))
+                })
+                .await?;
+            let Some(read) = stored else {
+                return Ok(None);
+            };
+            let mut conversation = decode_doc::<Conversation>("conversation", id.as_str(), &read)
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+            if !change(&mut conversation) {
+                return Ok(Some(conversation));
+            }
+            let expires_at = self.expires_at(self.clock.now());
+            let (write_id, written) = (id.clone(), conversation.clone());
+            let done = self
+                .run(OP, move |conn| {
+                    let unavailable = |e| BackendError::unavailable(OP, e);
+                    let tx = conn
+                        .transaction_with_behavior(TransactionBehavior::Immediate)
+                        .map_err(unavailable)?;
+                    let now: Option<String> = tx
+                        .prepare_cached("SELECT doc FROM conversations WHERE id = ?1")
+                        .and_then(|mut s| {
+                            s.query_row([write_id.as_str()], |row| row.get(0))
+                                .optional()
+                        })
+                        .map_err(unavailable)?;
+                    if now.as_deref() != Some(read.as_str()) {
+                        return Ok(false);
+                    }
+                    write_conversation(&tx, &written, expires_at, OP)?;
+                    tx.commit().map_err(unavailable)?;
+                    Ok(true)
+                })
+                .await?;
+            if done {
+                return Ok(Some(conversation));
+            }
+        }
+        Err(BackendError::unavailable(
+            OP,
+            "the conversation kept changing while it was being updated",
+        ))
+    }
+}
