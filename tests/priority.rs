@@ -7,6 +7,7 @@ use switchboard_core::priority::{History, Priority, Scorer};
 
 const LABELLED: &str = include_str!("fixtures/priority/labelled.jsonl");
 const HOLDOUT: &str = include_str!("fixtures/priority/holdout.jsonl");
+const FRESH: &str = include_str!("fixtures/priority/fresh.jsonl");
 
 struct Example {
     lang: String,
@@ -69,7 +70,7 @@ impl Counts {
 
 #[test]
 fn the_labelled_sets_are_large_enough_and_cover_three_languages() {
-    for (set, min) in [(LABELLED, 150), (HOLDOUT, 150)] {
+    for (set, min) in [(LABELLED, 150), (HOLDOUT, 150), (FRESH, 150)] {
         let examples = examples(set);
         assert!(examples.len() >= min, "{} examples", examples.len());
         for lang in ["es", "en", "pt"] {
@@ -81,20 +82,37 @@ fn the_labelled_sets_are_large_enough_and_cover_three_languages() {
     }
 }
 
-/// The set the shipped word lists were written against.
+/// The set the shipped word lists were first written against.
 #[test]
 fn precision_and_recall_of_p1_p2_are_at_least_0_85_on_the_labelled_set() {
-    evaluate("labelled", LABELLED);
+    let c = evaluate("labelled", LABELLED);
+    assert!(c.precision() >= 0.85, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.85, "recall {:.3}", c.recall());
 }
 
-/// A second set, written separately and not used to tune the word lists: how the scorer does
-/// on messages it was not fitted to.
+/// A second set, written separately. Its first measure (precision 0.868, recall 0.597) showed
+/// how far the lists fitted the first set; the lists were then broadened against it, so it
+/// is a tuning set too now.
 #[test]
 fn precision_and_recall_of_p1_p2_are_at_least_0_85_on_the_holdout_set() {
-    evaluate("holdout", HOLDOUT);
+    let c = evaluate("holdout", HOLDOUT);
+    assert!(c.precision() >= 0.85, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.85, "recall {:.3}", c.recall());
 }
 
-fn evaluate(name: &str, set: &str) {
+/// A third set, written after the lists were tuned on the other two and never used to tune
+/// them: what to expect on messages the lists have not seen. The figures are printed; the
+/// bounds below only guard against a change that makes it worse than when the set was added
+/// (precision 0.844, recall 0.587). Tune on it and it stops measuring anything: add a new
+/// unseen set instead.
+#[test]
+fn the_unseen_fresh_set_does_not_get_worse() {
+    let c = evaluate("fresh (unseen)", FRESH);
+    assert!(c.precision() >= 0.80, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.55, "recall {:.3}", c.recall());
+}
+
+fn evaluate(name: &str, set: &str) -> Counts {
     let scorer = Scorer::default();
     let mut all = Counts::default();
     let mut by_lang: std::collections::BTreeMap<String, Counts> = Default::default();
@@ -148,6 +166,5 @@ fn evaluate(name: &str, set: &str) {
         f64::from(topic_right) / f64::from(urgent_total.max(1))
     );
     println!("misclassified:\n{}", misses.join("\n"));
-    assert!(all.precision() >= 0.85, "precision {:.3}", all.precision());
-    assert!(all.recall() >= 0.85, "recall {:.3}", all.recall());
+    all
 }

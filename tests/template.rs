@@ -296,7 +296,10 @@ fn no_secret_is_a_plain_parameter() {
 fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
     let t = template();
     let function = resource(&t, "PrioritizerFunction");
-    assert_eq!(function["Metadata"]["BuildProperties"]["Binary"], "prioritizer");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"],
+        "prioritizer"
+    );
     let manifest = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/prioritizer/Cargo.toml"),
     )
@@ -321,7 +324,10 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
         p["FunctionResponseTypes"],
         serde_json::json!(["ReportBatchItemFailures"])
     );
-    assert!(p["BatchSize"].as_u64().unwrap() <= 10, "FIFO batches hold at most 10");
+    assert!(
+        p["BatchSize"].as_u64().unwrap() <= 10,
+        "FIFO batches hold at most 10"
+    );
     // AWS's advice for SQS event sources: a visibility timeout of at least six times the
     // function's timeout, so a retried batch is not received again while it still runs.
     let timeout = function["Properties"]["Timeout"]

@@ -171,6 +171,7 @@ impl Backend {
             self.reader.clone(),
             self.customers.clone(),
             self.event_log.clone(),
+            teams(),
         ))
     }
 
@@ -211,6 +212,9 @@ pub trait QueueConsumer: Send + Sync {
     async fn consume_once(&self, prioritizer: &Prioritizer) -> usize;
     /// Entries moved to the dead letters.
     async fn dead_letters(&self) -> usize;
+    /// The same consumer, hiding what it receives for `visibility` (zero: a failed entry is
+    /// received again at the next call).
+    fn with_visibility(&self, visibility: Duration) -> Arc<dyn QueueConsumer>;
 }
 
 /// Reads the domain events published so far.
@@ -219,6 +223,14 @@ pub trait EventProbe: Send + Sync {
     /// Every event published so far: `{"id", "type", "detail"}` objects, in publication order
     /// as far as the backend keeps it.
     async fn published(&self) -> Vec<serde_json::Value>;
+}
+
+/// The teams of the shipped priority configuration.
+pub fn teams() -> Vec<String> {
+    PriorityConfig::default_config()
+        .teams
+        .into_values()
+        .collect()
 }
 
 /// Reads and removes everything that is in a queue.
@@ -279,6 +291,13 @@ impl QueueConsumer for EmbeddedConsumer {
 
     async fn dead_letters(&self) -> usize {
         self.store.dead_letters_len().await.expect("dead letters")
+    }
+
+    fn with_visibility(&self, visibility: Duration) -> Arc<dyn QueueConsumer> {
+        Arc::new(Self {
+            store: self.store.clone(),
+            visibility,
+        })
     }
 }
 
@@ -533,6 +552,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
             client: aws_sdk_sqs::Client::new(&sdk),
             url: provisioned.intake_queue_url.clone(),
             dlq_url: provisioned.intake_dlq_url.clone(),
+            visibility: Duration::from_secs(30),
         }),
         event_log: None,
         // The probe reads with a client of its own, so what it does is never counted.
@@ -553,6 +573,8 @@ pub struct SqsConsumer {
     pub url: String,
     /// Its dead-letter queue.
     pub dlq_url: String,
+    /// How long a received message stays hidden.
+    pub visibility: Duration,
 }
 
 #[async_trait]
@@ -563,6 +585,7 @@ impl QueueConsumer for SqsConsumer {
             &self.url,
             prioritizer,
             Duration::ZERO,
+            Some(self.visibility),
         )
         .await
         .expect("consume the intake queue")
@@ -575,6 +598,15 @@ impl QueueConsumer for SqsConsumer {
         }
         .count()
         .await
+    }
+
+    fn with_visibility(&self, visibility: Duration) -> Arc<dyn QueueConsumer> {
+        Arc::new(Self {
+            client: self.client.clone(),
+            url: self.url.clone(),
+            dlq_url: self.dlq_url.clone(),
+            visibility,
+        })
     }
 }
 

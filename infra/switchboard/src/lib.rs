@@ -211,6 +211,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let retention = config::retention_days(source)?;
     let scorer = Arc::new(Scorer::new(priority_config(args)?));
+    let teams: Vec<String> = scorer.config().teams.values().cloned().collect();
     let (ports, sdk, consumer) = match args.backend {
         Backend::Embedded => {
             let store = Arc::new(SqliteStore::open(&args.data, retention, clock.clone())?);
@@ -253,7 +254,14 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let url = settings.intake_queue_url.clone();
             let consumer: AppConsumer = Box::pin(async move {
                 loop {
-                    match poll_intake_queue(&sqs, &url, &prioritizer, Duration::from_secs(1)).await
+                    match poll_intake_queue(
+                        &sqs,
+                        &url,
+                        &prioritizer,
+                        Duration::from_secs(1),
+                        Some(Duration::from_secs(30)),
+                    )
+                    .await
                     {
                         Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
                         Ok(_) => {}
@@ -299,6 +307,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
         ports.reader,
         ports.customers,
         ports.events,
+        teams,
     ));
     Ok(App { router, consumer })
 }

@@ -252,12 +252,14 @@ pub async fn handle_sqs(
 /// handles it as Lambda's event source mapping does: [`handle_sqs`] on an SQS event made of
 /// the messages, then deletes every message not reported failed. For `switchboard serve
 /// --backend aws` and tests; deployed, the event source mapping in `template.yaml` does this.
-/// Answers how many messages were received.
+/// `visibility` overrides the queue's visibility timeout for the messages received (how soon
+/// a failed one is received again). Answers how many messages were received.
 pub async fn poll_intake_queue(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
     prioritizer: &Prioritizer,
     wait: std::time::Duration,
+    visibility: Option<std::time::Duration>,
 ) -> Result<usize, switchboard_core::ports::BackendError> {
     use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
     use switchboard_core::ports::BackendError;
@@ -267,6 +269,7 @@ pub async fn poll_intake_queue(
         .queue_url(queue_url)
         .max_number_of_messages(10)
         .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20).min(20))
+        .set_visibility_timeout(visibility.map(|v| i32::try_from(v.as_secs()).unwrap_or(i32::MAX)))
         .send()
         .await
         .map_err(|e| BackendError::unavailable(OP, e))?;

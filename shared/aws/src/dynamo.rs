@@ -43,7 +43,8 @@ use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use switchboard_core::model::{Channel, Conversation, Customer, CustomerIdentity, Message, Record};
 use switchboard_core::ports::{
     BackendError, ConversationChange, ConversationReader, CustomerDirectory, LinkError,
-    MessageStore, Page, PageRequest, PriorityStore, QueueEntry, RawDelivery, StoredRecord,
+    MessageStore, Page, PageRequest, PriorityStore, QueueEntry, QueuePosition, RawDelivery,
+    StoredRecord,
 };
 
 use crate::resources::{GSI1, GSI2, GSI3, IndexSpec, PK, SK, TTL_ATTRIBUTE};
@@ -378,16 +379,12 @@ impl DynamoStore {
         ]);
         // In its team's queue while it waits (gsi3 is sparse: a put without the keys removes
         // the conversation from it).
-        if let (Some(p), Some(since)) = (&conversation.priority, conversation.waiting_since) {
-            item.insert(GSI3.pk.to_owned(), s(queue_partition(&p.team)));
-            item.insert(
-                GSI3.sk.to_owned(),
-                s(format!(
-                    "{}#{}",
-                    p.priority.rank(),
-                    at_key(since, conversation.id.as_str())
-                )),
-            );
+        if let (Some(position), Some(team)) = (
+            QueuePosition::of(conversation),
+            QueuePosition::team_of(conversation),
+        ) {
+            item.insert(GSI3.pk.to_owned(), s(queue_partition(team)));
+            item.insert(GSI3.sk.to_owned(), s(queue_sort_key_of(&position)));
         }
         self.conditional_put(item, version)
     }
@@ -809,20 +806,50 @@ fn stored_record_from(item: &Item) -> Result<StoredRecord, BackendError> {
 
 #[async_trait]
 impl ConversationReader for DynamoStore {
-    /// One query on `gsi3`, partition `Q#<team>`, in sort-key order.
+    /// One query on `gsi3`, partition `Q#<team>`, in sort-key order from after `after`.
     async fn queue(
         &self,
         team: &str,
-        page: PageRequest,
-    ) -> Result<Page<Conversation>, BackendError> {
-        let (items, next) = self
-            .query_page("queue", Some(GSI3), &queue_partition(team), true, &page)
-            .await?;
-        let items = items
-            .iter()
-            .map(conversation_from)
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next })
+        after: Option<&QueuePosition>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, BackendError> {
+        const OP: &str = "queue";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut condition = "#p = :p".to_owned();
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .index_name(GSI3.name)
+            .expression_attribute_names("#p", GSI3.pk)
+            .expression_attribute_values(":p", s(queue_partition(team)));
+        if let Some(p) = after {
+            condition.push_str(" AND #s > :after");
+            query = query
+                .expression_attribute_names("#s", GSI3.sk)
+                .expression_attribute_values(":after", s(queue_sort_key_of(p)));
+        }
+        let query = query.key_condition_expression(condition);
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable(OP))?;
+            for item in out.items.unwrap_or_default() {
+                found.push(conversation_from(&item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if found.len() < limit => start = Some(k),
+                _ => return Ok(found),
+            }
+        }
     }
 
     async fn conversations(
@@ -958,6 +985,12 @@ impl ConversationReader for DynamoStore {
 
 /// Merges are followed at most this far.
 const MAX_HOPS: usize = 16;
+
+/// The `gsi3` sort key of a queue position: `<rank>#<waiting_since ms, 15 digits>#<id>`, whose
+/// string order is the queue's order.
+fn queue_sort_key_of(p: &QueuePosition) -> String {
+    format!("{}#{:015}#{}", p.rank, p.waiting_since_ms.max(0), p.id)
+}
 
 /// The `gsi3` partition of a team's queue.
 fn queue_partition(team: &str) -> String {

@@ -185,14 +185,48 @@ pub trait ConversationReader: Send + Sync {
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<RawDelivery>, BackendError>;
     /// Quarantined deliveries (valid signature, not JSON), newest first.
     async fn quarantined(&self, page: PageRequest) -> Result<Page<DeliveryId>, BackendError>;
-    /// A team's queue: its waiting conversations that have a priority, most urgent first, then
-    /// longest waiting first (`waiting_since`), then by id. A conversation leaves the queue
-    /// when it is answered.
+    /// A team's queue: its waiting conversations that have a priority, in [`QueuePosition`]
+    /// order (most urgent first, then longest waiting, then by id), those after `after` only,
+    /// at most `limit`. A conversation leaves the queue when it is answered.
     async fn queue(
         &self,
         team: &str,
-        page: PageRequest,
-    ) -> Result<Page<Conversation>, BackendError>;
+        after: Option<&QueuePosition>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, BackendError>;
+}
+
+/// A conversation's place in a queue: priority rank (1 for P1), then the start of its wait,
+/// then its id. The derived order is the queue's order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QueuePosition {
+    /// 1 for P1 … 4 for P4.
+    #[serde(rename = "r")]
+    pub rank: u8,
+    /// `waiting_since`, in milliseconds.
+    #[serde(rename = "t")]
+    pub waiting_since_ms: i64,
+    /// The conversation.
+    #[serde(rename = "id")]
+    pub id: ConversationId,
+}
+
+impl QueuePosition {
+    /// The position of a conversation in its team's queue; `None` when it is not in one (not
+    /// waiting, or not prioritized yet).
+    pub fn of(conversation: &Conversation) -> Option<Self> {
+        Some(Self {
+            rank: conversation.priority.as_ref()?.priority.rank(),
+            waiting_since_ms: conversation.waiting_since?.timestamp_millis(),
+            id: conversation.id.clone(),
+        })
+    }
+
+    /// The team of a conversation in a queue.
+    pub fn team_of(conversation: &Conversation) -> Option<&str> {
+        Self::of(conversation)?;
+        conversation.priority.as_ref().map(|p| p.team.as_str())
+    }
 }
 
 /// The queue that hands new records to the prioritizer.

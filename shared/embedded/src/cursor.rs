@@ -41,18 +41,6 @@ pub(crate) enum Cursor {
         #[serde(rename = "k")]
         key: String,
     },
-    /// `queue` of one team.
-    #[serde(rename = "p")]
-    Queue {
-        #[serde(rename = "tm")]
-        team: String,
-        #[serde(rename = "r")]
-        rank: i64,
-        #[serde(rename = "t")]
-        waiting_since_ms: i64,
-        #[serde(rename = "id")]
-        id: String,
-    },
     /// `events`: the line after which the next page starts, with the type filter.
     #[serde(rename = "e")]
     Events {

@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, params_from_iter};
 use switchboard_core::ids::{ConversationId, DeliveryId, RecordKey};
 use switchboard_core::model::{Channel, Conversation, Record};
 use switchboard_core::ports::{
-    BackendError, ConversationReader, Page, PageRequest, RawDelivery, StoredRecord,
+    BackendError, ConversationReader, Page, PageRequest, QueuePosition, RawDelivery, StoredRecord,
 };
 
 use crate::cursor::Cursor;
@@ -47,74 +47,49 @@ fn into_page<T>(
 
 #[async_trait]
 impl ConversationReader for SqliteStore {
-    /// Ordered by rank (P1 first), then `waiting_since` (milliseconds), then id, on the
-    /// partial index `conversations_queue`. A cursor is valid only for the team it was issued
-    /// for.
+    /// Ordered by rank, `waiting_since` (milliseconds) and id, on the partial index
+    /// `conversations_queue`.
     async fn queue(
         &self,
         team: &str,
-        page: PageRequest,
-    ) -> Result<Page<Conversation>, BackendError> {
+        after: Option<&QueuePosition>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, BackendError> {
         const OP: &str = "queue";
-        let limit = page_limit(page.limit);
-        let after = match page.cursor.as_deref().map(Cursor::decode).transpose()? {
-            None => None,
-            Some(Cursor::Queue {
-                team: issued_for,
-                rank,
-                waiting_since_ms,
-                id,
-            }) if issued_for == team => Some((rank, waiting_since_ms, id)),
-            Some(_) => return Err(BackendError::BadCursor),
-        };
         let team = team.to_owned();
+        let after = after.cloned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
-            let mut sql = String::from(
-                "SELECT id, queue_rank, waiting_since_ms, doc FROM conversations
-                 WHERE queue_team = ?",
-            );
-            let mut args: Vec<Value> = vec![Value::Text(team.clone())];
-            if let Some((rank, since, id)) = after {
+            let mut sql = String::from("SELECT id, doc FROM conversations WHERE queue_team = ?");
+            let mut args: Vec<Value> = vec![Value::Text(team)];
+            if let Some(p) = after {
                 sql.push_str(" AND (queue_rank, waiting_since_ms, id) > (?, ?, ?)");
-                args.extend([Value::Integer(rank), Value::Integer(since), Value::Text(id)]);
+                args.extend([
+                    Value::Integer(i64::from(p.rank)),
+                    Value::Integer(p.waiting_since_ms),
+                    Value::Text(p.id.as_str().to_owned()),
+                ]);
             }
             sql.push_str(" ORDER BY queue_rank, waiting_since_ms, id LIMIT ?");
-            args.push(Value::Integer(fetch_limit(limit)));
+            args.push(Value::Integer(limit));
             let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
             let raw = stmt
                 .query_map(params_from_iter(args), |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, i64>(2)?,
-                        row.get::<_, String>(3)?,
-                    ))
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
                 })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(unavailable)?;
-            let rows = raw
-                .into_iter()
-                .map(|(id, rank, waiting_since_ms, doc)| {
-                    let conversation = decode_doc::<Conversation>("conversation", &id, &doc)
-                        .map_err(|e| BackendError::unavailable(OP, e))?;
-                    let cursor = Cursor::Queue {
-                        team: team.clone(),
-                        rank,
-                        waiting_since_ms,
-                        id,
-                    };
-                    Ok((conversation, cursor))
+            raw.into_iter()
+                .map(|(id, doc)| {
+                    decode_doc::<Conversation>("conversation", &id, &doc)
+                        .map_err(|e| BackendError::unavailable(OP, e))
                 })
-                .collect::<Result<Vec<_>, BackendError>>()?;
-            into_page(rows, limit, OP)
+                .collect()
         })
         .await
     }
 
-    /// Ordered by last record time (milliseconds) descending, then id descending (the order of
-    /// the DynamoDB sort key `<last_at>#<id>` read backwards). A cursor is valid only with the
-    /// channel filter it was issued for.
     async fn conversations(
         &self,
         channel: Option<Channel>,

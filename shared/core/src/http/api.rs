@@ -10,7 +10,8 @@
 //! * `POST /api/customers/{id}/link` with `{"customer_id": "cu_…"}`: the two are one person.
 //! * `PUT /api/customers/{id}/tier` with `{"tier": "vip"}` (or `null`): the customer's tier.
 //! * `GET /api/queue?team=&cursor=&limit=`: a team's waiting conversations, most urgent first,
-//!   then longest waiting first, with priority, score, topic, team and reasons.
+//!   then longest waiting first, with priority, score, topic, team and reasons; without
+//!   `team`, every team's queue merged in the same order.
 //! * `GET /api/events?type=&cursor=&limit=`: the published domain events, oldest first (the
 //!   embedded backend; on AWS they go to the EventBridge bus, and this answers 404).
 //! * `GET /api/quarantine?cursor=&limit=`: ids of deliveries kept because they were not JSON.
@@ -30,24 +31,36 @@ use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use crate::model::{
     Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderId, Record,
 };
-use crate::ports::{ConversationReader, Page, PageRequest, StoredRecord};
-use crate::ports::{CustomerDirectory, DomainEvent, EventLog};
+use crate::ports::{BackendError, ConversationReader, Page, PageRequest, StoredRecord};
+use crate::ports::{CustomerDirectory, DomainEvent, EventLog, QueuePosition};
 use crate::priority::{ConversationPriority, Priority, Reason};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Items per page when the client does not say.
 pub const DEFAULT_LIMIT: usize = 50;
 /// The most items per page a client may ask for.
 pub const MAX_LIMIT: usize = 500;
 
-/// The `/api` routes over a reader, a customer directory and, where the backend keeps one, the
-/// log of published events.
+/// The `/api` routes over a reader, a customer directory, where the backend keeps one the log
+/// of published events, and the teams of the priority configuration (the queues that
+/// `GET /api/queue` without `team` merges).
 pub fn api_router(
     reader: Arc<dyn ConversationReader>,
     customers: Arc<dyn CustomerDirectory>,
     events: Option<Arc<dyn EventLog>>,
+    teams: Vec<String>,
 ) -> Router {
-    let conversations = Router::new()
+    let mut teams = teams;
+    teams.sort();
+    teams.dedup();
+    let queue = Router::new()
         .route("/api/queue", get(list_queue))
+        .with_state(QueueState {
+            reader: reader.clone(),
+            teams: Arc::new(teams),
+        });
+    let conversations = Router::new()
         .route("/api/conversations", get(list_conversations))
         .route("/api/conversations/{id}", get(get_conversation))
         .route("/api/conversations/{id}/messages", get(list_messages))
@@ -63,7 +76,13 @@ pub fn api_router(
     let events = Router::new()
         .route("/api/events", get(list_events))
         .with_state(events);
-    conversations.merge(customers).merge(events)
+    conversations.merge(customers).merge(events).merge(queue)
+}
+
+#[derive(Clone)]
+struct QueueState {
+    reader: Arc<dyn ConversationReader>,
+    teams: Arc<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -415,22 +434,80 @@ async fn link_customers(
     Ok(Json(merged))
 }
 
+/// Where the next page of a queue listing starts: after `after`, for `team` (or all teams).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueCursor {
+    #[serde(rename = "tm")]
+    team: Option<String>,
+    #[serde(rename = "a")]
+    after: QueuePosition,
+}
+
+impl QueueCursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(text: &str, team: Option<&str>) -> Result<QueuePosition, ApiError> {
+        let bad = || ApiError::Backend(BackendError::BadCursor);
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+        let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if cursor.team.as_deref() != team {
+            return Err(bad());
+        }
+        Ok(cursor.after)
+    }
+}
+
 async fn list_queue(
-    State(reader): State<Arc<dyn ConversationReader>>,
+    State(state): State<QueueState>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page<ConversationView>>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
-    let team = match query.team.as_deref().map(str::trim) {
-        Some(team) if !team.is_empty() => team.to_owned(),
-        _ => {
-            return Err(ApiError::BadRequest(
-                "team is required: GET /api/queue?team=<a team of the priority configuration>"
-                    .into(),
-            ));
-        }
+    let page = query.page()?;
+    let team = query
+        .team
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| QueueCursor::decode(c, team))
+        .transpose()?;
+    let teams: Vec<&str> = match team {
+        Some(team) => vec![team],
+        None => state.teams.iter().map(String::as_str).collect(),
     };
-    let page = reader.queue(&team, query.page()?).await?;
-    Ok(page_of(page, |c| Some(c.into())))
+    // One more than the page from each queue: enough to fill the page from any mix of them
+    // and to know whether another page follows.
+    let mut merged = Vec::new();
+    for t in teams {
+        merged.extend(
+            state
+                .reader
+                .queue(t, after.as_ref(), page.limit + 1)
+                .await?,
+        );
+    }
+    let mut merged: Vec<(QueuePosition, Conversation)> = merged
+        .into_iter()
+        .filter_map(|c| Some((QueuePosition::of(&c)?, c)))
+        .collect();
+    merged.sort_by(|a, b| a.0.cmp(&b.0));
+    let next = (merged.len() > page.limit).then(|| {
+        QueueCursor {
+            team: team.map(str::to_owned),
+            after: merged[page.limit - 1].0.clone(),
+        }
+        .encode()
+    });
+    merged.truncate(page.limit);
+    Ok(Json(Page {
+        items: merged.into_iter().map(|(_, c)| c.into()).collect(),
+        next,
+    }))
 }
 
 async fn list_events(

@@ -25,7 +25,11 @@ fn a_double_charge_called_urgent_is_above_a_thank_you() {
     assert_eq!(signals(&urgent), ["money_lost", "urgency"]);
     let money = &urgent.reasons[0];
     assert_eq!(money.weight, 40);
-    assert_eq!(money.detail.as_deref(), Some("me cobraron"), "the first phrase found");
+    assert_eq!(
+        money.detail.as_deref(),
+        Some("me cobraron"),
+        "the first phrase found"
+    );
     assert!(urgent.complaint);
     assert!(!thanks.complaint);
     assert_eq!(thanks.topic, "general");

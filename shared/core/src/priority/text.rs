@@ -176,7 +176,11 @@ mod tests {
         assert_eq!(found("I cancelled, cancel it"), [2], "each phrase once");
         assert_eq!(found("yahoo"), Vec::<i32>::new(), "whole words only");
         assert_eq!(found("hace 8 días"), [4]);
-        assert_eq!(found("hace dias"), Vec::<i32>::new(), "* is exactly one word");
+        assert_eq!(
+            found("hace dias"),
+            Vec::<i32>::new(),
+            "* is exactly one word"
+        );
     }
 
     #[test]
