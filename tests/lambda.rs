@@ -116,3 +116,26 @@ async fn the_sample_events_in_infra_are_answered_as_documented() {
     assert_eq!(invoke(&app, &read("whatsapp-post.json")).await.0, 200);
     assert_eq!(backend.probe.drain().await.len(), 1);
 }
+
+/// The prioritizer's Lambda handler on an SQS event as Lambda delivers it
+/// (`infra/events/sqs-intake.json`), over DynamoDB on moto: the response names exactly the
+/// messages to retry, in the shape the event source mapping reads (`batchItemFailures`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prioritizer_answers_an_sqs_event_with_only_the_failed_message_ids() {
+    let event = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events/sqs-intake.json"),
+    )
+    .unwrap();
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(&event).expect("an SQS event");
+    let backend = switchboard_tests::aws().await;
+    let response = switchboard_aws::app::handle_sqs(&backend.prioritizer(), event).await;
+    let response = serde_json::to_value(&response).unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [
+            {"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"},
+            {"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}
+        ]})
+    );
+}

@@ -343,6 +343,8 @@ async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
     };
     let table = setting("SWITCHBOARD_TABLE");
     let queue = setting("SWITCHBOARD_INTAKE_QUEUE_URL");
+    let bus = setting("SWITCHBOARD_EVENT_BUS");
+    assert_eq!(bus, format!("{prefix}-events"));
     assert_eq!(table, format!("{prefix}-table"));
     assert!(queue.ends_with(&format!("{prefix}-intake.fifo")), "{queue}");
     // Provisioning again is harmless.
@@ -361,6 +363,15 @@ async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
         ("SWITCHBOARD_INTAKE_QUEUE_URL", queue.as_str()),
     ]);
     envs.extend(LOCAL_SECRETS);
+    // Without the bus, start-up names it.
+    let output = command(&envs)
+        .args(["serve", "--backend", "aws", "--addr", "127.0.0.1:0"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SWITCHBOARD_EVENT_BUS"), "{stderr}");
+    envs.push(("SWITCHBOARD_EVENT_BUS", bus.as_str()));
     let server = serve(&["--backend", "aws"], &envs);
     let addr = server.addr;
     let body = fixture("text_signed__pywa.raw");
@@ -384,13 +395,166 @@ async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["customer_name"], "PyWa Tests");
 
-    // The message reached the SQS queue, once.
+    // serve consumed the SQS queue as the event source mapping would: the conversation is in
+    // its team's queue, and the SQS queue is empty.
+    let queued = tokio::task::spawn_blocking(move || {
+        let mut queued = Vec::new();
+        eventually(|| {
+            queued = get_json(addr, "/api/queue")["items"]
+                .as_array()
+                .unwrap()
+                .clone();
+            !queued.is_empty()
+        });
+        queued
+    })
+    .await
+    .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0]["priority"]["team"].is_string(), "{}", queued[0]);
     let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
     let probe = switchboard_tests::SqsProbe {
         client: sqs,
         url: queue,
     };
-    let queued = switchboard_tests::QueueProbe::drain(&probe).await;
-    assert_eq!(queued.len(), 1);
-    assert_eq!(queued[0].kind, "text");
+    assert_eq!(switchboard_tests::QueueProbe::count(&probe).await, 0);
+    // The events go to the bus: no event log to read on this backend.
+    let (status, _) =
+        tokio::task::spawn_blocking(move || http(addr, "GET", "/api/events", &[], b""))
+            .await
+            .unwrap();
+    assert_eq!(status, 404);
+}
+
+fn whatsapp_text(from: &str, id: &str, ts: i64, text: &str) -> Vec<u8> {
+    serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
+      "value": {"metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN"},
+                "contacts": [{"profile": {"name": "Cliente"}, "wa_id": from}],
+                "messages": [{"from": from, "id": id, "timestamp": ts.to_string(),
+                              "type": "text", "text": {"body": text}}]}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// Issue 5's end-to-end case through the real binary: what is posted to a local webhook is
+/// prioritized by the process itself, shows in `/api/queue` with its reasons, and its event is
+/// in `/api/events` (and in `events.jsonl` in the data folder).
+#[test]
+fn serve_prioritizes_what_it_receives_and_serves_the_queue_and_the_events() {
+    let data = tempfile::tempdir().unwrap();
+    // A priority file of one's own: the billing topic goes to a team called finance.
+    let custom = data.path().join("priority.toml");
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/priority.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &custom,
+        shipped.replace("billing = \"billing\"", "billing = \"finance\""),
+    )
+    .unwrap();
+    let server = serve(
+        &[
+            "--data",
+            data.path().to_str().unwrap(),
+            "--priority",
+            custom.to_str().unwrap(),
+        ],
+        &LOCAL_SECRETS,
+    );
+    let t = 1_795_000_000;
+    assert_eq!(
+        post_signed(
+            server.addr,
+            &whatsapp_text(
+                "5215550009001",
+                "wamid.S1",
+                t,
+                "me cobraron dos veces, es urgente"
+            )
+        ),
+        200
+    );
+    assert_eq!(
+        post_signed(
+            server.addr,
+            &whatsapp_text("5215550009002", "wamid.S2", t - 60, "gracias!")
+        ),
+        200
+    );
+    let mut queue = Vec::new();
+    eventually(|| {
+        queue = get_json(server.addr, "/api/queue")["items"]
+            .as_array()
+            .unwrap()
+            .clone();
+        queue.len() == 2
+    });
+    assert_eq!(
+        queue[0]["customer_provider_id"], "5215550009001",
+        "{queue:?}"
+    );
+    assert_eq!(queue[0]["priority"]["team"], "finance");
+    assert_eq!(queue[0]["priority"]["reasons"][0]["signal"], "money_lost");
+    assert_eq!(queue[1]["priority"]["priority"], "P4");
+    let finance = get_json(server.addr, "/api/queue?team=finance");
+    assert_eq!(finance["items"].as_array().unwrap().len(), 1);
+
+    let events = get_json(server.addr, "/api/events?type=conversation.prioritized");
+    let events = events["items"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["type"] == "conversation.prioritized")
+    );
+    assert!(
+        get_json(server.addr, "/api/events?type=sla.breached")["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let file = std::fs::read_to_string(data.path().join("events.jsonl")).unwrap();
+    assert_eq!(file.lines().count(), 2);
+    assert!(
+        !file.contains("es urgente"),
+        "no message text in the event log"
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_priority_file_and_says_why() {
+    let data = tempfile::tempdir().unwrap();
+    let bad = data.path().join("priority.toml");
+    std::fs::write(
+        &bad,
+        "default_topic = \"general\"\n[levels]\np1 = 10\np2 = 20\np3 = 30\n",
+    )
+    .unwrap();
+    for (file, expected) in [
+        (bad.to_str().unwrap().to_owned(), "missing field"),
+        (
+            data.path().join("nope.toml").to_str().unwrap().to_owned(),
+            "cannot read",
+        ),
+    ] {
+        let output = command(&LOCAL_SECRETS)
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--data",
+                data.path().to_str().unwrap(),
+                "--priority",
+                &file,
+            ])
+            .output()
+            .expect("run");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--priority") && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
 }

@@ -1,0 +1,61 @@
+//! The CPU cost of scoring: `Scorer::score` over the 249 messages of the labelled set
+//! (`tests/fixtures/priority/labelled.jsonl`), with and without history, and building the
+//! scorer from the shipped configuration (once per cold start).
+//!
+//! Run with `cargo bench -p switchboard-core --bench priority`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use switchboard_core::priority::{History, PriorityConfig, Scorer};
+
+const LABELLED: &str = include_str!("../../../tests/fixtures/priority/labelled.jsonl");
+
+fn messages() -> Vec<(String, bool)> {
+    LABELLED
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            (
+                v["text"].as_str().expect("text").to_owned(),
+                v["public"].as_bool().expect("public"),
+            )
+        })
+        .collect()
+}
+
+fn scoring(c: &mut Criterion) {
+    let messages = messages();
+    let scorer = Scorer::default();
+    let history = History {
+        open_elsewhere: 1,
+        contacts_24h: 2,
+        contacts_7d: 3,
+        breaches: 1,
+        complaints: 1,
+        vip: true,
+    };
+    let mut group = c.benchmark_group("score");
+    group.throughput(Throughput::Elements(messages.len() as u64));
+    group.bench_function("labelled_set", |b| {
+        b.iter(|| {
+            for (text, public) in &messages {
+                black_box(scorer.score(black_box(text), *public, &History::default()));
+            }
+        })
+    });
+    group.bench_function("labelled_set_with_history", |b| {
+        b.iter(|| {
+            for (text, public) in &messages {
+                black_box(scorer.score(black_box(text), *public, &history));
+            }
+        })
+    });
+    group.finish();
+    c.bench_function("scorer_from_shipped_config", |b| {
+        b.iter(|| black_box(Scorer::new(PriorityConfig::default_config())))
+    });
+}
+
+criterion_group!(priority, scoring);
+criterion_main!(priority);
