@@ -108,3 +108,76 @@ async fn a_delivery_of_1000_new_messages_stays_within_the_same_bound() {
         check(1000, senders, counter.total(), &counter.by_operation());
     }
 }
+
+/// The prioritizer's DynamoDB calls for one customer message (the SQS receive and delete, one
+/// each per batch of up to 10, and one `PutEvents` per message that sets a level come on top):
+/// the record, the conversation, the customer, one query of the customer's recent history, and
+/// the conversation read and written back under its version. A customer with other
+/// conversations adds one `BatchGetItem`. A repeated entry costs two reads and no write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prioritizing_a_message_costs_a_fixed_handful_of_calls() {
+    let (backend, counter) = aws_counted().await;
+    let app = backend.app(None);
+    let prioritizer = backend.prioritizer();
+    let text = |from: &str, id: &str, ts: i64, pn: &str| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
+            "value": {"metadata": {"display_phone_number": "15550001111", "phone_number_id": pn},
+                      "messages": [{"from": from, "id": id, "timestamp": ts.to_string(), "type": "text",
+                                    "text": {"body": "me cobraron dos veces"}}]}}]}]})
+        .to_string()
+        .into_bytes()
+    };
+    let post = |body: Vec<u8>| {
+        let app = app.clone();
+        async move { assert_eq!(call(&app, signed_to(Webhook::Whatsapp, body)).await.0, 200) }
+    };
+    let expected = |others: usize| {
+        std::collections::BTreeMap::from([
+            ("BatchGetItem".to_owned(), 1 + others),
+            ("GetItem".to_owned(), 3),
+            ("PutItem".to_owned(), 1),
+            ("Query".to_owned(), 1),
+        ])
+    };
+
+    post(text("5511900000001", "wamid.calls.1", 1_795_000_000, "PN")).await;
+    counter.reset();
+    assert_eq!(backend.prioritize_all(&prioritizer).await, 1);
+    assert_eq!(counter.by_operation(), expected(0));
+
+    // The same customer on another business number: one more read, for the other conversation.
+    post(text("5511900000001", "wamid.calls.2", 1_795_000_100, "PN2")).await;
+    counter.reset();
+    assert_eq!(backend.prioritize_all(&prioritizer).await, 1);
+    assert_eq!(counter.by_operation(), expected(1));
+
+    // Delivered again: the record and the conversation are read, nothing is written.
+    let conversation = switchboard_tests::get_all(&app, "/api/conversations", 10)
+        .await
+        .into_iter()
+        .find(|c| c["account_id"] == "PN2")
+        .expect("the PN2 conversation");
+    let id = conversation["id"].as_str().unwrap();
+    let message =
+        &switchboard_tests::get_all(&app, &format!("/api/conversations/{id}/messages"), 10).await
+            [0];
+    let entry = switchboard_core::ports::QueueEntry {
+        record_key: switchboard_core::ids::RecordKey::from_stored(message["key"].as_str().unwrap()),
+        conversation_id: switchboard_core::ids::ConversationId::from_stored(id),
+        channel: switchboard_core::model::Channel::Whatsapp,
+        record_type: "message".into(),
+        kind: "text".into(),
+    };
+    counter.reset();
+    assert_eq!(
+        prioritizer.handle(&entry).await.unwrap(),
+        switchboard_core::prioritize::Outcome::AlreadySeen
+    );
+    assert_eq!(
+        counter.by_operation(),
+        std::collections::BTreeMap::from([
+            ("BatchGetItem".to_owned(), 1),
+            ("GetItem".to_owned(), 1)
+        ])
+    );
+}
