@@ -89,3 +89,37 @@ proptest! {
         prop_assert_eq!(rt.block_on(call(&app, post(bytes, None))).0, 401);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whatever a queue message holds (any text, any JSON shape, an entry naming nothing that
+    /// is stored), the prioritizer answers it as failed and does not panic; nothing is written.
+    #[test]
+    fn any_queue_message_fails_cleanly_in_the_prioritizer(
+        bodies in prop::collection::vec(
+            prop_oneof![
+                any::<String>(),
+                shapes().prop_map(|v| v.to_string()),
+                ("[a-z0-9]{0,12}", "[a-z_]{0,8}").prop_map(|(key, kind)| json!({
+                    "record_key": key, "conversation_id": format!("cv_{key}"),
+                    "channel": "whatsapp", "record_type": "message", "kind": kind
+                }).to_string()),
+            ],
+            1..6,
+        )
+    ) {
+        let rt = runtime();
+        let (backend, app) = backend(&rt);
+        let items: Vec<switchboard_core::prioritize::BatchItem> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| switchboard_core::prioritize::BatchItem { id: i.to_string(), body: body.clone() })
+            .collect();
+        let failed = rt.block_on(backend.prioritizer().handle_batch(&items));
+        prop_assert_eq!(failed.len(), items.len());
+        let (status, queue) = rt.block_on(switchboard_tests::get_json(&app, "/api/queue"));
+        prop_assert_eq!(status.as_u16(), 200);
+        prop_assert_eq!(queue["items"].as_array().map(Vec::len), Some(0));
+    }
+}
