@@ -18,6 +18,7 @@ switchboard_tests::contract!(
     a_failed_item_fails_alone_and_holds_back_only_its_own_conversation,
     a_poison_entry_ends_in_the_dead_letters,
     the_queue_pages_in_order_and_refuses_a_foreign_cursor,
+    each_wait_is_timed_by_the_policy_and_its_clock_moves_only_with_the_level,
 );
 
 /// A WhatsApp text from `from` to business number `pn`.
@@ -641,4 +642,125 @@ async fn a_tier_needs_a_known_customer_and_a_sensible_value() {
     let (status, body) = call(&app, put(&id, r#"{"tier":null}"#)).await;
     assert_eq!(status, 200);
     assert!(serde_json::from_slice::<Value>(&body).unwrap()["tier"].is_null());
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The wait's `due_at` and `warn_at` in `/api/queue` and `/api/conversations/{id}`, from the
+/// SLA policy (here with every team on a 24/7 clock, so the expected times are plain sums).
+async fn each_wait_is_timed_by_the_policy_and_its_clock_moves_only_with_the_level(
+    backend: Backend,
+) {
+    use switchboard_core::sla::SlaPolicy;
+    let policy = SlaPolicy::parse(
+        &switchboard_core::sla::policy::DEFAULT_TOML
+            .replace("default = \"office\"", "default = \"always\""),
+    )
+    .unwrap();
+    let prioritizer = backend.prioritizer_timed(
+        switchboard_core::priority::PriorityConfig::default_config(),
+        policy,
+    );
+    let app = backend.app(None);
+    let customer = "PSID-SLA";
+    let t = 1_795_000_000_000_i64;
+    let minute = 60_000;
+    let timed = |c: &Value| (c["due_at"].clone(), c["warn_at"].clone());
+
+    // A thank-you: P4, 24 h, warned at three quarters.
+    post(
+        &app,
+        Webhook::Facebook,
+        messenger(customer, "s1", t, "gracias", false),
+    )
+    .await;
+    backend.prioritize_all(&prioritizer).await;
+    let c = conversation_of(&app, customer).await;
+    assert_eq!(c["priority"]["priority"], "P4");
+    assert_eq!(
+        timed(&c),
+        (
+            json!(rfc3339(t + 24 * 60 * minute)),
+            json!(rfc3339(t + 18 * 60 * minute))
+        )
+    );
+    let queued = get_all(&app, "/api/queue", 10).await;
+    assert_eq!(timed(&queued[0]), timed(&c));
+
+    // More of the same wait does not move the clock.
+    post(
+        &app,
+        Webhook::Facebook,
+        messenger(customer, "s2", t + minute, "hola?", false),
+    )
+    .await;
+    backend.prioritize_all(&prioritizer).await;
+    assert_eq!(timed(&conversation_of(&app, customer).await), timed(&c));
+
+    // A raised level moves it: its target, from the start of the wait (P1 here: the two
+    // earlier messages count as contacts).
+    post(
+        &app,
+        Webhook::Facebook,
+        messenger(
+            customer,
+            "s3",
+            t + 2 * minute,
+            "me cobraron dos veces, es urgente",
+            false,
+        ),
+    )
+    .await;
+    backend.prioritize_all(&prioritizer).await;
+    let c = conversation_of(&app, customer).await;
+    let target = target_minutes(&c);
+    assert_eq!(
+        timed(&c),
+        (
+            json!(rfc3339(t + target * minute)),
+            json!(rfc3339(t + target * minute * 3 / 4))
+        )
+    );
+
+    // Answered: no due time; the response time is recorded.
+    post(
+        &app,
+        Webhook::Facebook,
+        messenger(customer, "s4", t + 30 * minute, "we are on it", true),
+    )
+    .await;
+    backend.prioritize_all(&prioritizer).await;
+    let c = conversation_of(&app, customer).await;
+    assert_eq!(timed(&c), (Value::Null, Value::Null));
+    assert_eq!(c["first_response_seconds"], 1800);
+    assert_eq!(c["last_response_seconds"], 1800);
+
+    // The next customer message starts a next-response wait, timed afresh.
+    let later = t + 120 * minute;
+    post(
+        &app,
+        Webhook::Facebook,
+        messenger(customer, "s5", later, "the app is not working!!", false),
+    )
+    .await;
+    backend.prioritize_all(&prioritizer).await;
+    let c = conversation_of(&app, customer).await;
+    assert_eq!(
+        c["due_at"],
+        json!(rfc3339(later + target_minutes(&c) * minute)),
+        "{c}"
+    );
+}
+
+/// The shipped targets of P1 and P2, in minutes.
+fn target_minutes(conversation: &Value) -> i64 {
+    match conversation["priority"]["priority"].as_str() {
+        Some("P1") => 15,
+        Some("P2") => 60,
+        other => panic!("{other:?}: {conversation}"),
+    }
 }

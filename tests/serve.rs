@@ -523,7 +523,7 @@ fn serve_prioritizes_what_it_receives_and_serves_the_queue_and_the_events() {
 }
 
 #[test]
-fn serve_refuses_a_bad_priority_file_and_says_why() {
+fn serve_refuses_a_bad_priority_or_policy_file_and_says_why() {
     let data = tempfile::tempdir().unwrap();
     let bad = data.path().join("priority.toml");
     std::fs::write(
@@ -557,4 +557,25 @@ fn serve_refuses_a_bad_priority_file_and_says_why() {
             "{stderr}"
         );
     }
+    // The same for the SLA policy.
+    let policy = data.path().join("sla.toml");
+    std::fs::write(&policy, "[warning]\nshare = 2.0\n").unwrap();
+    let output = command(&LOCAL_SECRETS)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--policy") && stderr.contains("SLA policy"),
+        "{stderr}"
+    );
 }

@@ -180,12 +180,22 @@ impl Backend {
         self.prioritizer_with(PriorityConfig::default_config())
     }
 
-    /// A prioritizer over this backend with `config`.
+    /// A prioritizer over this backend with `config` and the shipped SLA policy.
     pub fn prioritizer_with(&self, config: PriorityConfig) -> Prioritizer {
+        self.prioritizer_timed(config, switchboard_core::sla::SlaPolicy::default_policy())
+    }
+
+    /// A prioritizer over this backend with `config` and `policy`.
+    pub fn prioritizer_timed(
+        &self,
+        config: PriorityConfig,
+        policy: switchboard_core::sla::SlaPolicy,
+    ) -> Prioritizer {
         Prioritizer::new(
             self.priority.clone(),
             self.events.clone(),
             Arc::new(Scorer::new(config)),
+            Arc::new(policy),
             Arc::new(SystemClock),
         )
     }

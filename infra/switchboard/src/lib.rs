@@ -30,6 +30,7 @@ use switchboard_core::ports::{
 };
 use switchboard_core::prioritize::Prioritizer;
 use switchboard_core::priority::{PriorityConfig, Scorer};
+use switchboard_core::sla::SlaPolicy;
 use switchboard_embedded::consumer::{ConsumerSettings, consume};
 use switchboard_embedded::{EventFile, SqliteStore};
 
@@ -81,6 +82,10 @@ pub struct ServeArgs {
     /// `config/priority.toml`.
     #[arg(long, value_name = "FILE", env = "SWITCHBOARD_PRIORITY")]
     pub priority: Option<PathBuf>,
+    /// The SLA policy (targets, warnings, calendars, the messaging window); default: the
+    /// shipped `config/sla.toml`.
+    #[arg(long, value_name = "FILE", env = "SWITCHBOARD_POLICY")]
+    pub policy: Option<PathBuf>,
 }
 
 /// `switchboard provision`.
@@ -193,6 +198,14 @@ pub struct App {
     pub consumer: AppConsumer,
 }
 
+/// The SLA policy of `serve`: `--policy` (or `SWITCHBOARD_POLICY`), else the shipped default.
+fn sla_policy(args: &ServeArgs) -> Result<SlaPolicy, ConfigError> {
+    match &args.policy {
+        Some(path) => config::sla_policy_file("--policy (SWITCHBOARD_POLICY)", path),
+        None => Ok(SlaPolicy::default_policy()),
+    }
+}
+
 /// The priority configuration of `serve`: `--priority` (or `SWITCHBOARD_PRIORITY`), else the
 /// shipped default.
 fn priority_config(args: &ServeArgs) -> Result<PriorityConfig, ConfigError> {
@@ -212,12 +225,13 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
     let retention = config::retention_days(source)?;
     let scorer = Arc::new(Scorer::new(priority_config(args)?));
     let teams: Vec<String> = scorer.config().teams.values().cloned().collect();
+    let policy = Arc::new(sla_policy(args)?);
     let (ports, sdk, consumer) = match args.backend {
         Backend::Embedded => {
             let store = Arc::new(SqliteStore::open(&args.data, retention, clock.clone())?);
             let events = Arc::new(EventFile::in_folder(&args.data));
             let prioritizer =
-                Prioritizer::new(store.clone(), events.clone(), scorer, clock.clone());
+                Prioritizer::new(store.clone(), events.clone(), scorer, policy, clock.clone());
             let consumer: AppConsumer = Box::pin(consume(
                 store.clone(),
                 prioritizer,
@@ -247,6 +261,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                     event_bus: bus,
                     retention_days: settings.retention_days,
                     priority: scorer.config().clone(),
+                    policy: (*policy).clone(),
                 },
                 clock.clone(),
             );

@@ -14,6 +14,7 @@ use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::prioritize::{BatchItem, Prioritizer};
 use switchboard_core::priority::{PriorityConfig, Scorer};
+use switchboard_core::sla::SlaPolicy;
 use switchboard_core::verify::MetaVerifier;
 
 use crate::{DynamoStore, EventBridgePublisher, SqsIntakeQueue};
@@ -151,8 +152,8 @@ pub async fn webhook_app(channels: &[Webhook]) -> Result<axum::Router, StartupEr
 }
 
 /// The prioritizer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,
-/// `SWITCHBOARD_RETENTION_DAYS`, `SWITCHBOARD_PRIORITY`.
-#[derive(Debug, Clone, PartialEq)]
+/// `SWITCHBOARD_RETENTION_DAYS`, `SWITCHBOARD_PRIORITY`, `SWITCHBOARD_POLICY`.
+#[derive(Debug, Clone)]
 pub struct PrioritizerSettings {
     /// Table name.
     pub table: String,
@@ -162,6 +163,8 @@ pub struct PrioritizerSettings {
     pub retention_days: u32,
     /// Weights, word lists, topics and teams.
     pub priority: PriorityConfig,
+    /// Response-time targets and calendars.
+    pub policy: SlaPolicy,
 }
 
 impl PrioritizerSettings {
@@ -178,6 +181,7 @@ impl PrioritizerSettings {
             )?,
             retention_days: config::retention_days(source)?,
             priority: config::priority_config(source)?,
+            policy: config::sla_policy(source)?,
         })
     }
 }
@@ -202,6 +206,7 @@ pub fn prioritizer(
         store,
         events,
         Arc::new(Scorer::new(settings.priority.clone())),
+        Arc::new(settings.policy.clone()),
         clock,
     )
 }

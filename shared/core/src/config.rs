@@ -65,6 +65,9 @@ pub const RETENTION_DAYS: &str = "SWITCHBOARD_RETENTION_DAYS";
 /// The priority configuration file: `SWITCHBOARD_PRIORITY` (a path; default: the
 /// `config/priority.toml` built into the binary).
 pub const PRIORITY: &str = "SWITCHBOARD_PRIORITY";
+/// The SLA policy file: `SWITCHBOARD_POLICY` (a path; default: the `config/sla.toml` built
+/// into the binary).
+pub const POLICY: &str = "SWITCHBOARD_POLICY";
 /// The EventBridge bus of the domain events: `SWITCHBOARD_EVENT_BUS`.
 pub const EVENT_BUS: &str = "SWITCHBOARD_EVENT_BUS";
 /// Default retention.
@@ -117,6 +120,30 @@ pub fn priority_config_file(
         .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
     crate::priority::PriorityConfig::parse(&text)
         .map_err(|e| invalid(format!("{}: {e}", path.display())))
+}
+
+/// The SLA policy: the file `SWITCHBOARD_POLICY` names, or the shipped default. A file that
+/// cannot be read or is not a valid policy stops start-up with the reason.
+pub fn sla_policy(source: &impl Source) -> Result<crate::sla::SlaPolicy, ConfigError> {
+    match source.get(POLICY) {
+        None => Ok(crate::sla::SlaPolicy::default_policy()),
+        Some(path) => sla_policy_file(POLICY, std::path::Path::new(path.trim())),
+    }
+}
+
+/// The SLA policy in the file at `path`; `origin` names the setting (or flag) that gave the
+/// path, for the error.
+pub fn sla_policy_file(
+    origin: &str,
+    path: &std::path::Path,
+) -> Result<crate::sla::SlaPolicy, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: origin.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    crate::sla::SlaPolicy::parse(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
 /// The verifier of a Meta channel from plain variables, for local use:

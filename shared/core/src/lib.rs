@@ -15,4 +15,5 @@ pub mod model;
 pub mod ports;
 pub mod prioritize;
 pub mod priority;
+pub mod sla;
 pub mod verify;

@@ -662,6 +662,12 @@ pub struct Conversation {
     /// Seconds from the first customer message to the first answer; kept once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_response_seconds: Option<i64>,
+    /// Seconds from the start of the latest answered wait to its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_response_seconds: Option<i64>,
+    /// The SLA clock of the wait the prioritizer last timed (see [`Conversation::current_sla`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<crate::sla::SlaClock>,
     /// The priority, topic and team the prioritizer gave the conversation; `None` until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<ConversationPriority>,
@@ -691,11 +697,20 @@ impl Conversation {
             waiting_since: None,
             answered_at: None,
             first_response_seconds: None,
+            last_response_seconds: None,
+            sla: None,
             priority: None,
             sla_breaches: 0,
         };
         conversation.absorb(record);
         Some(conversation)
+    }
+
+    /// The SLA clock of the current wait: `None` when nobody waits, or the wait has not been
+    /// timed yet.
+    pub fn current_sla(&self) -> Option<&crate::sla::SlaClock> {
+        let since = self.waiting_since?;
+        self.sla.as_ref().filter(|clock| clock.wait_since == since)
     }
 
     /// Reflects one record of this conversation. Absorbing the same record again changes
@@ -731,6 +746,7 @@ impl Conversation {
                 if self.first_response_seconds.is_none() {
                     self.first_response_seconds = Some((at - waiting).num_seconds());
                 }
+                self.last_response_seconds = Some((at - waiting).num_seconds());
                 // A customer message later than this answer (seen earlier, out of order) still
                 // waits.
                 self.waiting_since = self.last_inbound_at.filter(|last| *last > at);

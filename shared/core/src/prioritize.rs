@@ -2,7 +2,8 @@
 //!
 //! For each queue entry of a customer message it reads the message and the customer's recent
 //! history, scores it ([`Scorer`]), applies the score to the conversation ([`apply`]: within
-//! one wait the level only rises) and, when that set the conversation's priority, publishes
+//! one wait the level only rises) and, when that set the conversation's priority, times the
+//! wait by the SLA policy (its target, warning and due time; see [`crate::sla`]) and publishes
 //! `conversation.prioritized`. Entries of events, notifications and the brand's own messages
 //! are acknowledged without change.
 //!
@@ -25,6 +26,7 @@ use crate::ids::ConversationId;
 use crate::model::{Conversation, Direction, Message, Record};
 use crate::ports::{BackendError, DomainEvent, EventPublisher, PriorityStore, QueueEntry};
 use crate::priority::{Applied, History, Priority, Scorer, apply};
+use crate::sla::SlaPolicy;
 
 /// The type of the event published when a conversation's priority is set.
 pub const PRIORITIZED: &str = "conversation.prioritized";
@@ -75,21 +77,25 @@ pub struct Prioritizer {
     store: Arc<dyn PriorityStore>,
     events: Arc<dyn EventPublisher>,
     scorer: Arc<Scorer>,
+    policy: Arc<SlaPolicy>,
     clock: Arc<dyn Clock>,
 }
 
 impl Prioritizer {
-    /// A prioritizer reading and writing `store`, publishing to `events`.
+    /// A prioritizer reading and writing `store`, publishing to `events`, scoring with
+    /// `scorer` and timing waits by `policy`.
     pub fn new(
         store: Arc<dyn PriorityStore>,
         events: Arc<dyn EventPublisher>,
         scorer: Arc<Scorer>,
+        policy: Arc<SlaPolicy>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             events,
             scorer,
+            policy,
             clock,
         }
     }
@@ -177,7 +183,13 @@ impl Prioritizer {
         }
         self.store
             .update_conversation(&conversation.id, &|c: &mut Conversation| {
-                apply(c, key, &score, now) != Applied::AlreadySeen
+                let applied = apply(c, key, &score, now);
+                // The clock starts with the wait and moves when the level does; a message
+                // that only confirms the level leaves it.
+                if applied == Applied::Prioritized {
+                    c.sla = self.policy.clock(c);
+                }
+                applied != Applied::AlreadySeen
             })
             .await?
             .ok_or(PrioritizeError::Missing("conversation"))?;

@@ -158,6 +158,13 @@ pub struct ConversationView {
     pub answered_at: Option<DateTime<Utc>>,
     /// Seconds from the first customer message to the first answer.
     pub first_response_seconds: Option<i64>,
+    /// Seconds from the start of the latest answered wait to its answer.
+    pub last_response_seconds: Option<i64>,
+    /// When the current wait turns late (RFC 3339, UTC); `null` when nobody waits or the wait
+    /// is not timed yet.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When to warn before `due_at`.
+    pub warn_at: Option<DateTime<Utc>>,
     /// The priority the prioritizer gave it; `null` until then.
     pub priority: Option<PriorityView>,
     /// How many response-time targets it has missed.
@@ -196,6 +203,7 @@ impl From<ConversationPriority> for PriorityView {
 
 impl From<Conversation> for ConversationView {
     fn from(c: Conversation) -> Self {
+        let clock = c.current_sla().map(|clock| (clock.due_at, clock.warn_at));
         Self {
             id: c.id,
             channel: c.channel,
@@ -210,6 +218,9 @@ impl From<Conversation> for ConversationView {
             waiting_since: c.waiting_since,
             answered_at: c.answered_at,
             first_response_seconds: c.first_response_seconds,
+            last_response_seconds: c.last_response_seconds,
+            due_at: clock.map(|(due, _)| due),
+            warn_at: clock.map(|(_, warn)| warn),
             priority: c.priority.map(PriorityView::from),
             sla_breaches: c.sla_breaches,
         }

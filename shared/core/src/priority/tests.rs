@@ -289,6 +289,8 @@ mod apply_rule {
             waiting_since: waiting_since.map(|s| Utc.timestamp_opt(s, 0).unwrap()),
             answered_at: None,
             first_response_seconds: None,
+            last_response_seconds: None,
+            sla: None,
             priority: None,
             sla_breaches: 0,
         }
