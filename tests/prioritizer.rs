@@ -165,27 +165,10 @@ async fn a_double_charge_marked_urgent_is_above_a_thank_you_in_the_queue(backend
     let mut fields: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
     fields.retain(|f| !["event_id", "time"].contains(f));
     fields.sort_unstable();
-    assert_eq!(fields, documented_fields(PRIORITIZED));
+    assert_eq!(fields, switchboard_tests::documented_fields(PRIORITIZED));
     // The event carries no message text: a reason names the configured phrase it found.
     assert!(!event.to_string().contains("es urgente"), "{event}");
     assert_eq!(d["reasons"][0]["detail"], "me cobraron");
-}
-
-/// The field names of an event's table in `docs/events.md`, sorted.
-fn documented_fields(kind: &str) -> Vec<&'static str> {
-    let doc: &'static str = include_str!("../docs/events.md");
-    let section = doc
-        .split(&format!("## `{kind}`"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("docs/events.md has no section for {kind}"));
-    let section = section.split("\n## ").next().unwrap();
-    let mut fields: Vec<&str> = section
-        .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .filter_map(|l| l.split('`').next())
-        .collect();
-    fields.sort_unstable();
-    fields
 }
 
 /// The entry of each message stored for `app`'s conversations, as the queue carried it.

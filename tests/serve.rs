@@ -372,6 +372,16 @@ async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SWITCHBOARD_EVENT_BUS"), "{stderr}");
     envs.push(("SWITCHBOARD_EVENT_BUS", bus.as_str()));
+    let reminder_settings: Vec<(&str, String)> = [
+        "SWITCHBOARD_SCHEDULE_GROUP",
+        "SWITCHBOARD_REMINDER_QUEUE_ARN",
+        "SWITCHBOARD_REMINDER_QUEUE_URL",
+        "SWITCHBOARD_SCHEDULER_ROLE_ARN",
+    ]
+    .into_iter()
+    .map(|name| (name, setting(name)))
+    .collect();
+    envs.extend(reminder_settings.iter().map(|(k, v)| (*k, v.as_str())));
     let server = serve(&["--backend", "aws"], &envs);
     let addr = server.addr;
     let body = fixture("text_signed__pywa.raw");
@@ -462,7 +472,12 @@ fn serve_prioritizes_what_it_receives_and_serves_the_queue_and_the_events() {
         ],
         &LOCAL_SECRETS,
     );
-    let t = 1_795_000_000;
+    // Now: with a time in the past, the process would find the waits already late (it fires
+    // the SLA reminders too) and raise their priority.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     assert_eq!(
         post_signed(
             server.addr,

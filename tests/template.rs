@@ -309,6 +309,18 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
     assert_eq!(env[switchboard_core::config::TABLE]["Ref"], "Table");
     assert_eq!(env[switchboard_core::config::EVENT_BUS]["Ref"], "EventBus");
     assert!(env[switchboard_core::config::RETENTION_DAYS].is_object());
+    assert_eq!(
+        env[switchboard_core::config::SCHEDULE_GROUP]["Ref"],
+        "ScheduleGroup"
+    );
+    assert_eq!(
+        env[switchboard_core::config::REMINDER_QUEUE_ARN]["Fn::GetAtt"],
+        serde_json::json!(["ReminderQueue", "Arn"])
+    );
+    assert_eq!(
+        env[switchboard_core::config::SCHEDULER_ROLE_ARN]["Fn::GetAtt"],
+        serde_json::json!(["SchedulerRole", "Arn"])
+    );
     // No SAM event: it would attach a managed SQS policy on any queue.
     assert!(function["Properties"]["Events"].is_null());
 
@@ -365,6 +377,8 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
     let gsi2 = serde_json::json!({"Fn::Sub": "${Table.Arn}/index/gsi2"}).to_string();
     let queue = serde_json::json!({"Fn::GetAtt": ["IntakeQueue", "Arn"]}).to_string();
     let events = serde_json::json!({"Fn::GetAtt": ["EventBus", "Arn"]}).to_string();
+    let schedules = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"}).to_string();
+    let role = serde_json::json!({"Fn::GetAtt": ["SchedulerRole", "Arn"]}).to_string();
     let expected: BTreeSet<(String, String)> = [
         // DynamoStore: find (BatchGetItem), conversation and customer (GetItem), conversations
         // of the history (BatchGetItem), the conversation written back under its version
@@ -379,9 +393,142 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
         ("sqs:ChangeMessageVisibility", &queue),
         ("sqs:GetQueueAttributes", &queue),
         ("events:PutEvents", &events),
+        // SchedulerReminders: a schedule created per reminder, deleted when the wait ends,
+        // with the scheduler role passed to it.
+        ("scheduler:CreateSchedule", &schedules),
+        ("scheduler:DeleteSchedule", &schedules),
+        ("iam:PassRole", &role),
     ]
     .into_iter()
     .map(|(a, r)| (a.to_owned(), r.clone()))
     .collect();
     assert_eq!(granted, expected);
+}
+
+/// The actions of a function's inline policies, with the resource each is granted on.
+fn grants(function: &Value) -> BTreeSet<(String, String)> {
+    let mut granted = BTreeSet::new();
+    for p in function["Properties"]["Policies"].as_array().unwrap() {
+        for s in p["Statement"].as_array().unwrap() {
+            assert_eq!(s["Effect"], "Allow");
+            let list = match &s["Action"] {
+                Value::String(a) => vec![a.clone()],
+                Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
+                other => panic!("{other}"),
+            };
+            for a in list {
+                assert!(!a.contains('*'), "wildcard action {a}");
+                granted.insert((a, s["Resource"].to_string()));
+            }
+        }
+    }
+    granted
+}
+
+#[test]
+fn the_reminders_go_from_scheduler_to_their_queue_and_the_sla_reminder_function() {
+    let t = template();
+    let names = resources::ResourceNames::with_prefix("${AWS::StackName}");
+    let group = resource(&t, "ScheduleGroup");
+    assert_eq!(group["Type"], "AWS::Scheduler::ScheduleGroup");
+    assert_eq!(group["Properties"]["Name"]["Fn::Sub"], names.schedule_group);
+    let queue = &resource(&t, "ReminderQueue")["Properties"];
+    let dlq = &resource(&t, "ReminderDeadLetterQueue")["Properties"];
+    assert_eq!(queue["QueueName"]["Fn::Sub"], names.reminder_queue);
+    assert_eq!(dlq["QueueName"]["Fn::Sub"], names.reminder_dlq);
+    assert!(
+        queue["FifoQueue"].is_null(),
+        "a standard queue: Scheduler sends without a group"
+    );
+    assert_eq!(
+        queue["VisibilityTimeout"],
+        resources::REMINDER_QUEUE.visibility_timeout_secs
+    );
+    assert_eq!(
+        queue["MessageRetentionPeriod"],
+        resources::REMINDER_QUEUE.retention_secs
+    );
+    assert_eq!(
+        queue["RedrivePolicy"]["maxReceiveCount"],
+        resources::REMINDER_QUEUE.max_receive_count
+    );
+    assert_eq!(
+        resource(&t, "ReminderDeadLetterQueueAlarm")["Type"],
+        "AWS::CloudWatch::Alarm"
+    );
+
+    // Scheduler's role: assumed by Scheduler, sends to the reminder queue and nothing else.
+    let role = &resource(&t, "SchedulerRole")["Properties"];
+    assert_eq!(
+        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "scheduler.amazonaws.com"
+    );
+    let statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Action"], "sqs:SendMessage");
+    assert_eq!(
+        statements[0]["Resource"]["Fn::GetAtt"],
+        serde_json::json!(["ReminderQueue", "Arn"])
+    );
+
+    let function = resource(&t, "SlaReminderFunction");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"],
+        "sla-reminder"
+    );
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/sla-reminder/Cargo.toml"),
+    )
+    .expect("the sla-reminder crate");
+    assert!(manifest.contains("name = \"sla-reminder\""));
+    let env = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(env[switchboard_core::config::TABLE]["Ref"], "Table");
+    assert_eq!(env[switchboard_core::config::EVENT_BUS]["Ref"], "EventBus");
+    assert!(function["Properties"]["Events"].is_null());
+    let mapping = &resource(&t, "SlaReminderMapping")["Properties"];
+    assert_eq!(mapping["FunctionName"]["Ref"], "SlaReminderFunction");
+    assert_eq!(
+        mapping["EventSourceArn"]["Fn::GetAtt"],
+        serde_json::json!(["ReminderQueue", "Arn"])
+    );
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
+    let table = serde_json::json!({"Fn::GetAtt": ["Table", "Arn"]}).to_string();
+    let reminders = serde_json::json!({"Fn::GetAtt": ["ReminderQueue", "Arn"]}).to_string();
+    let events = serde_json::json!({"Fn::GetAtt": ["EventBus", "Arn"]}).to_string();
+    let expected: BTreeSet<(String, String)> = [
+        // ReminderHandler: the conversation (GetItem), written back on a breach (PutItem).
+        ("dynamodb:GetItem", &table),
+        ("dynamodb:PutItem", &table),
+        ("sqs:ReceiveMessage", &reminders),
+        ("sqs:DeleteMessage", &reminders),
+        ("sqs:ChangeMessageVisibility", &reminders),
+        ("sqs:GetQueueAttributes", &reminders),
+        ("events:PutEvents", &events),
+    ]
+    .into_iter()
+    .map(|(a, r)| (a.to_owned(), r.clone()))
+    .collect();
+    assert_eq!(grants(function), expected);
+
+    // sla.breached reaches the SNS topic; the e-mail subscription is optional.
+    let rule = &resource(&t, "BreachRule")["Properties"];
+    assert_eq!(rule["EventBusName"]["Ref"], "EventBus");
+    assert_eq!(
+        rule["EventPattern"]["detail-type"],
+        serde_json::json!(["sla.breached"])
+    );
+    assert_eq!(
+        rule["EventPattern"]["source"],
+        serde_json::json!([switchboard_aws::events::EVENT_SOURCE])
+    );
+    assert_eq!(rule["Targets"][0]["Arn"]["Ref"], "BreachTopic");
+    assert_eq!(
+        resource(&t, "BreachEmailSubscription")["Condition"],
+        "HasBreachEmail"
+    );
 }

@@ -135,6 +135,10 @@ pub struct Backend {
     pub consumer: Arc<dyn QueueConsumer>,
     /// The event log the read API serves (embedded only).
     pub event_log: Option<Arc<dyn EventLog>>,
+    /// Where reminders are scheduled (the timer table, or EventBridge Scheduler on moto).
+    pub timers: Arc<dyn switchboard_core::ports::ReminderScheduler>,
+    /// Names the reminders scheduled and not fired (or deleted) yet.
+    pub pending: Arc<dyn PendingReminders>,
     _keep: Arc<dyn std::any::Any + Send + Sync>,
 }
 
@@ -194,8 +198,18 @@ impl Backend {
         Prioritizer::new(
             self.priority.clone(),
             self.events.clone(),
+            self.timers.clone(),
             Arc::new(Scorer::new(config)),
             Arc::new(policy),
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// The reminder consumer over this backend.
+    pub fn reminder_handler(&self) -> switchboard_core::remind::ReminderHandler {
+        switchboard_core::remind::ReminderHandler::new(
+            self.priority.clone(),
+            self.events.clone(),
             Arc::new(SystemClock),
         )
     }
@@ -225,6 +239,59 @@ pub trait QueueConsumer: Send + Sync {
     /// The same consumer, hiding what it receives for `visibility` (zero: a failed entry is
     /// received again at the next call).
     fn with_visibility(&self, visibility: Duration) -> Arc<dyn QueueConsumer>;
+}
+
+/// The names of the reminders scheduled and still to fire, sorted.
+#[async_trait]
+pub trait PendingReminders: Send + Sync {
+    /// Every pending reminder's name.
+    async fn names(&self) -> Vec<String>;
+}
+
+struct EmbeddedTimers(Arc<SqliteStore>);
+
+#[async_trait]
+impl PendingReminders for EmbeddedTimers {
+    async fn names(&self) -> Vec<String> {
+        self.0.pending_reminders().await.expect("pending reminders")
+    }
+}
+
+/// The schedules of a group on EventBridge Scheduler (moto).
+pub struct SchedulerGroup {
+    /// The client.
+    pub client: aws_sdk_scheduler::Client,
+    /// The group.
+    pub group: String,
+}
+
+#[async_trait]
+impl PendingReminders for SchedulerGroup {
+    async fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_schedules()
+                .group_name(&self.group)
+                .set_next_token(token)
+                .send()
+                .await
+                .expect("list schedules");
+            names.extend(
+                out.schedules()
+                    .iter()
+                    .filter_map(|s| s.name().map(str::to_owned)),
+            );
+            token = out.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        names.sort();
+        names
+    }
 }
 
 /// Reads the domain events published so far.
@@ -274,10 +341,12 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         events: events.clone(),
         published: Arc::new(FileEvents(events.clone())),
         consumer: Arc::new(EmbeddedConsumer {
-            store,
+            store: store.clone(),
             visibility: Duration::from_secs(30),
         }),
         event_log: Some(events),
+        timers: store.clone(),
+        pending: Arc::new(EmbeddedTimers(store)),
         _keep: keep,
     }
 }
@@ -533,6 +602,14 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
         .await
         .expect("event bus on moto");
     let tap = event_tap(&eventbridge, &aws_sdk_sqs::Client::new(&sdk), &bus, &prefix).await;
+    let scheduler = aws_sdk_scheduler::Client::new(&sdk);
+    let reminders = switchboard_aws::resources::provision_reminders(
+        &aws_sdk_sqs::Client::new(&sdk),
+        &scheduler,
+        &names,
+    )
+    .await
+    .expect("reminders on moto");
     if let Some(counter) = &counter {
         counter.reset();
     }
@@ -565,6 +642,19 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
             visibility: Duration::from_secs(30),
         }),
         event_log: None,
+        timers: Arc::new(switchboard_aws::SchedulerReminders::new(
+            scheduler.clone(),
+            switchboard_aws::scheduler::ScheduleTarget {
+                group: reminders.group.clone(),
+                queue_arn: reminders.queue_arn.clone(),
+                role_arn: reminders.role_arn.clone(),
+            },
+            Arc::new(SystemClock),
+        )),
+        pending: Arc::new(SchedulerGroup {
+            client: scheduler,
+            group: reminders.group,
+        }),
         // The probe reads with a client of its own, so what it does is never counted.
         probe: Arc::new(SqsProbe {
             client: aws_sdk_sqs::Client::new(&sdk),
@@ -1044,4 +1134,22 @@ impl MessageStore for FlakyArchive {
     > {
         self.inner.find(keys).await
     }
+}
+
+/// The field names of an event type's table in `docs/events.md` (the section whose heading
+/// names the type), sorted.
+pub fn documented_fields(kind: &str) -> Vec<&'static str> {
+    let doc: &'static str = include_str!("../../docs/events.md");
+    let heading = format!("`{kind}`");
+    let start = doc
+        .split("\n## ")
+        .find(|section| section.lines().next().is_some_and(|h| h.contains(&heading)))
+        .unwrap_or_else(|| panic!("docs/events.md has no section for {kind}"));
+    let mut fields: Vec<&str> = start
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    fields.sort_unstable();
+    fields
 }

@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_aws::app::{
-    AwsBackend, AwsSettings, PrioritizerSettings, channel_verifier, poll_intake_queue, prioritizer,
-    sdk_config,
+    AwsBackend, AwsSettings, PrioritizerSettings, channel_verifier, handle_reminders,
+    poll_intake_queue, poll_queue, prioritizer, reminder_handler, sdk_config,
 };
-use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
+use switchboard_aws::resources::{
+    ResourceNames, provision, provision_event_bus, provision_reminders,
+};
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, ProcessEnv, Source};
 use switchboard_core::http::{WebhookState, api_router, webhook_router};
@@ -30,8 +32,9 @@ use switchboard_core::ports::{
 };
 use switchboard_core::prioritize::Prioritizer;
 use switchboard_core::priority::{PriorityConfig, Scorer};
+use switchboard_core::remind::ReminderHandler;
 use switchboard_core::sla::SlaPolicy;
-use switchboard_embedded::consumer::{ConsumerSettings, consume};
+use switchboard_embedded::consumer::{ConsumerSettings, consume, fire_timers};
 use switchboard_embedded::{EventFile, SqliteStore};
 
 /// Command line.
@@ -172,9 +175,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             )
             .await?;
             let bus = provision_event_bus(&aws_sdk_eventbridge::Client::new(&sdk), &names).await?;
+            let reminders = provision_reminders(
+                &aws_sdk_sqs::Client::new(&sdk),
+                &aws_sdk_scheduler::Client::new(&sdk),
+                &names,
+            )
+            .await?;
             println!("{}={}", config::TABLE, out.table);
             println!("{}={}", config::INTAKE_QUEUE_URL, out.intake_queue_url);
             println!("{}={}", config::EVENT_BUS, bus);
+            println!("{}={}", config::SCHEDULE_GROUP, reminders.group);
+            println!("{}={}", config::REMINDER_QUEUE_ARN, reminders.queue_arn);
+            println!("{}={}", config::REMINDER_QUEUE_URL, reminders.queue_url);
+            println!("{}={}", config::SCHEDULER_ROLE_ARN, reminders.role_arn);
+            println!(
+                "# the scheduler role is not created here: on a real account, deploy the stack \
+                 (it creates it), or create a role trusted by scheduler.amazonaws.com with \
+                 sqs:SendMessage on the reminder queue"
+            );
+            println!("# reminder dead-letter queue: {}", reminders.dlq_url);
             println!("# dead-letter queue: {}", out.intake_dlq_url);
             Ok(())
         }
@@ -230,13 +249,24 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
         Backend::Embedded => {
             let store = Arc::new(SqliteStore::open(&args.data, retention, clock.clone())?);
             let events = Arc::new(EventFile::in_folder(&args.data));
-            let prioritizer =
-                Prioritizer::new(store.clone(), events.clone(), scorer, policy, clock.clone());
-            let consumer: AppConsumer = Box::pin(consume(
+            let prioritizer = Prioritizer::new(
                 store.clone(),
-                prioritizer,
-                ConsumerSettings::default(),
-            ));
+                events.clone(),
+                store.clone(),
+                scorer,
+                policy,
+                clock.clone(),
+            );
+            let reminders = ReminderHandler::new(store.clone(), events.clone(), clock.clone());
+            let consumer: AppConsumer = Box::pin({
+                let (store, clock) = (store.clone(), clock.clone());
+                async move {
+                    tokio::join!(
+                        consume(store.clone(), prioritizer, ConsumerSettings::default()),
+                        fire_timers(store, reminders, clock, ConsumerSettings::default()),
+                    );
+                }
+            });
             let ports = Ports {
                 store: store.clone(),
                 reader: store.clone(),
@@ -248,44 +278,42 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
         }
         Backend::Aws => {
             let settings = AwsSettings::from_source(source)?;
-            let bus = source.require(
-                config::EVENT_BUS,
-                "the EventBridge bus name (stack output EventBusName, or `switchboard provision`)",
+            let mut timed = PrioritizerSettings::from_source(source)?;
+            timed.priority = scorer.config().clone();
+            timed.policy = (*policy).clone();
+            let reminder_url = source.require(
+                config::REMINDER_QUEUE_URL,
+                "the reminder queue URL (stack output ReminderQueueUrl, or `switchboard provision`)",
             )?;
             let sdk = sdk_config().await;
             let backend = AwsBackend::new(&sdk, &settings, clock.clone());
-            let prioritizer = prioritizer(
+            let prioritizer = prioritizer(&sdk, &timed, clock.clone());
+            let reminders = reminder_handler(
                 &sdk,
-                &PrioritizerSettings {
-                    table: settings.table.clone(),
-                    event_bus: bus,
-                    retention_days: settings.retention_days,
-                    priority: scorer.config().clone(),
-                    policy: (*policy).clone(),
-                },
+                &timed.table,
+                &timed.event_bus,
+                timed.retention_days,
                 clock.clone(),
             );
             let sqs = aws_sdk_sqs::Client::new(&sdk);
-            let url = settings.intake_queue_url.clone();
+            let intake_url = settings.intake_queue_url.clone();
             let consumer: AppConsumer = Box::pin(async move {
-                loop {
-                    match poll_intake_queue(
+                tokio::join!(
+                    poll_forever("prioritizer", || poll_intake_queue(
                         &sqs,
-                        &url,
+                        &intake_url,
                         &prioritizer,
                         Duration::from_secs(1),
                         Some(Duration::from_secs(30)),
-                    )
-                    .await
-                    {
-                        Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!(error = %e, "the prioritizer could not read the queue");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                }
+                    )),
+                    poll_forever("sla-reminder", || poll_queue(
+                        &sqs,
+                        &reminder_url,
+                        Duration::from_secs(1),
+                        Some(Duration::from_secs(30)),
+                        |event| handle_reminders(&reminders, event),
+                    )),
+                );
             });
             let ports = Ports {
                 store: backend.store.clone(),
@@ -325,6 +353,24 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
         teams,
     ));
     Ok(App { router, consumer })
+}
+
+/// Polls with `poll` until aborted, pausing when a poll found nothing or failed.
+async fn poll_forever<F, Fut>(name: &'static str, poll: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, switchboard_core::ports::BackendError>>,
+{
+    loop {
+        match poll().await {
+            Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(consumer = name, error = %e, "could not read the queue");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// A background task of `serve`.

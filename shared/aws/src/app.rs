@@ -14,10 +14,12 @@ use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::prioritize::{BatchItem, Prioritizer};
 use switchboard_core::priority::{PriorityConfig, Scorer};
+use switchboard_core::remind::ReminderHandler;
 use switchboard_core::sla::SlaPolicy;
 use switchboard_core::verify::MetaVerifier;
 
-use crate::{DynamoStore, EventBridgePublisher, SqsIntakeQueue};
+use crate::scheduler::ScheduleTarget;
+use crate::{DynamoStore, EventBridgePublisher, SchedulerReminders, SqsIntakeQueue};
 
 /// The AWS settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_INTAKE_QUEUE_URL`,
 /// `SWITCHBOARD_RETENTION_DAYS`.
@@ -152,13 +154,17 @@ pub async fn webhook_app(channels: &[Webhook]) -> Result<axum::Router, StartupEr
 }
 
 /// The prioritizer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,
-/// `SWITCHBOARD_RETENTION_DAYS`, `SWITCHBOARD_PRIORITY`, `SWITCHBOARD_POLICY`.
+/// `SWITCHBOARD_SCHEDULE_GROUP`, `SWITCHBOARD_REMINDER_QUEUE_ARN`,
+/// `SWITCHBOARD_SCHEDULER_ROLE_ARN`, `SWITCHBOARD_RETENTION_DAYS`, `SWITCHBOARD_PRIORITY`,
+/// `SWITCHBOARD_POLICY`.
 #[derive(Debug, Clone)]
 pub struct PrioritizerSettings {
     /// Table name.
     pub table: String,
     /// The EventBridge bus of the domain events.
     pub event_bus: String,
+    /// Where the SLA reminders are scheduled, and what they send to.
+    pub schedules: ScheduleTarget,
     /// Days data is kept.
     pub retention_days: u32,
     /// Weights, word lists, topics and teams.
@@ -167,18 +173,43 @@ pub struct PrioritizerSettings {
     pub policy: SlaPolicy,
 }
 
+fn require_table(source: &impl Source) -> Result<String, ConfigError> {
+    source.require(
+        config::TABLE,
+        "the DynamoDB table name (stack output TableName, or `switchboard provision`)",
+    )
+}
+
+fn require_bus(source: &impl Source) -> Result<String, ConfigError> {
+    source.require(
+        config::EVENT_BUS,
+        "the EventBridge bus name (stack output EventBusName, or `switchboard provision`)",
+    )
+}
+
 impl PrioritizerSettings {
     /// Reads the settings; the error names the first missing or bad one.
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         Ok(Self {
-            table: source.require(
-                config::TABLE,
-                "the DynamoDB table name (stack output TableName, or `switchboard provision`)",
-            )?,
-            event_bus: source.require(
-                config::EVENT_BUS,
-                "the EventBridge bus name (stack output EventBusName, or `switchboard provision`)",
-            )?,
+            table: require_table(source)?,
+            event_bus: require_bus(source)?,
+            schedules: ScheduleTarget {
+                group: source.require(
+                    config::SCHEDULE_GROUP,
+                    "the EventBridge Scheduler group of the SLA reminders (stack output \
+                     ScheduleGroupName, or `switchboard provision`)",
+                )?,
+                queue_arn: source.require(
+                    config::REMINDER_QUEUE_ARN,
+                    "the ARN of the reminder queue the schedules send to (stack output \
+                     ReminderQueueArn, or `switchboard provision`)",
+                )?,
+                role_arn: source.require(
+                    config::SCHEDULER_ROLE_ARN,
+                    "the ARN of the role EventBridge Scheduler assumes to send reminders \
+                     (stack output SchedulerRoleArn, or `switchboard provision`)",
+                )?,
+            },
             retention_days: config::retention_days(source)?,
             priority: config::priority_config(source)?,
             policy: config::sla_policy(source)?,
@@ -186,7 +217,8 @@ impl PrioritizerSettings {
     }
 }
 
-/// The prioritizer on AWS: DynamoDB and the EventBridge bus of `settings`.
+/// The prioritizer on AWS: DynamoDB, the EventBridge bus and the Scheduler group of
+/// `settings`.
 pub fn prioritizer(
     sdk: &SdkConfig,
     settings: &PrioritizerSettings,
@@ -202,9 +234,15 @@ pub fn prioritizer(
         aws_sdk_eventbridge::Client::new(sdk),
         &settings.event_bus,
     ));
+    let timers = Arc::new(SchedulerReminders::new(
+        aws_sdk_scheduler::Client::new(sdk),
+        settings.schedules.clone(),
+        clock.clone(),
+    ));
     Prioritizer::new(
         store,
         events,
+        timers,
         Arc::new(Scorer::new(settings.priority.clone())),
         Arc::new(settings.policy.clone()),
         clock,
@@ -218,16 +256,47 @@ pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
     Ok(prioritizer(&sdk, &settings, Arc::new(SystemClock)))
 }
 
-/// Handles an SQS batch (the intake queue's event source mapping, with
-/// `ReportBatchItemFailures`): the response names the messages to retry, and only those are
-/// received again; the others are deleted. A message that keeps failing goes to the DLQ after
-/// the queue's `maxReceiveCount`.
-pub async fn handle_sqs(
-    prioritizer: &Prioritizer,
-    event: aws_lambda_events::event::sqs::SqsEvent,
-) -> aws_lambda_events::event::sqs::SqsBatchResponse {
-    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
-    let items: Vec<BatchItem> = event
+/// The reminder consumer on AWS: DynamoDB and the EventBridge bus (`SWITCHBOARD_TABLE`,
+/// `SWITCHBOARD_EVENT_BUS`, `SWITCHBOARD_RETENTION_DAYS`).
+pub fn reminder_handler(
+    sdk: &SdkConfig,
+    table: &str,
+    event_bus: &str,
+    retention_days: u32,
+    clock: Arc<dyn Clock>,
+) -> ReminderHandler {
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        table,
+        retention_days,
+        clock.clone(),
+    ));
+    let events = Arc::new(EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(sdk),
+        event_bus,
+    ));
+    ReminderHandler::new(store, events, clock)
+}
+
+/// The reminder consumer of the Lambda function, from the process environment.
+pub async fn reminder_app() -> Result<ReminderHandler, StartupError> {
+    let source = config::ProcessEnv;
+    let table = require_table(&source)?;
+    let bus = require_bus(&source)?;
+    let retention = config::retention_days(&source)?;
+    let sdk = sdk_config().await;
+    Ok(reminder_handler(
+        &sdk,
+        &table,
+        &bus,
+        retention,
+        Arc::new(SystemClock),
+    ))
+}
+
+/// The batch of an SQS event: each message's id and body.
+fn batch_items(event: aws_lambda_events::event::sqs::SqsEvent) -> Vec<BatchItem> {
+    event
         .records
         .into_iter()
         .enumerate()
@@ -237,13 +306,12 @@ pub async fn handle_sqs(
             id: m.message_id.unwrap_or_else(|| format!("#{i}")),
             body: m.body.unwrap_or_default(),
         })
-        .collect();
-    let failed = prioritizer.handle_batch(&items).await;
-    tracing::info!(
-        messages = items.len(),
-        failed = failed.len(),
-        "batch prioritized"
-    );
+        .collect()
+}
+
+/// The response naming `failed` for retry (`ReportBatchItemFailures`).
+fn batch_response(failed: Vec<String>) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
     let mut response = SqsBatchResponse::default();
     for id in failed {
         let mut failure = BatchItemFailure::default();
@@ -253,19 +321,56 @@ pub async fn handle_sqs(
     response
 }
 
-/// Receives one batch from the intake queue at `queue_url` (waiting up to `wait` for one) and
-/// handles it as Lambda's event source mapping does: [`handle_sqs`] on an SQS event made of
-/// the messages, then deletes every message not reported failed. For `switchboard serve
-/// --backend aws` and tests; deployed, the event source mapping in `template.yaml` does this.
-/// `visibility` overrides the queue's visibility timeout for the messages received (how soon
-/// a failed one is received again). Answers how many messages were received.
-pub async fn poll_intake_queue(
+/// Handles an SQS batch of the intake queue (its event source mapping, with
+/// `ReportBatchItemFailures`): the response names the messages to retry, and only those are
+/// received again; the others are deleted. A message that keeps failing goes to the DLQ after
+/// the queue's `maxReceiveCount`.
+pub async fn handle_sqs(
+    prioritizer: &Prioritizer,
+    event: aws_lambda_events::event::sqs::SqsEvent,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let items = batch_items(event);
+    let failed = prioritizer.handle_batch(&items).await;
+    tracing::info!(
+        messages = items.len(),
+        failed = failed.len(),
+        "batch prioritized"
+    );
+    batch_response(failed)
+}
+
+/// Handles an SQS batch of the reminder queue, as [`handle_sqs`] does for the intake queue.
+pub async fn handle_reminders(
+    reminders: &ReminderHandler,
+    event: aws_lambda_events::event::sqs::SqsEvent,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let items = batch_items(event);
+    let failed = reminders.handle_batch(&items).await;
+    tracing::info!(
+        messages = items.len(),
+        failed = failed.len(),
+        "reminders handled"
+    );
+    batch_response(failed)
+}
+
+/// Receives one batch from the queue at `queue_url` (waiting up to `wait` for one) and hands
+/// it to `handle` as Lambda's event source mapping does: an SQS event made of the messages,
+/// then every message not reported failed is deleted. For `switchboard serve --backend aws`
+/// and tests; deployed, the event source mappings in `template.yaml` do this. `visibility`
+/// overrides the queue's visibility timeout for the messages received (how soon a failed one
+/// is received again). Answers how many messages were received.
+pub async fn poll_queue<F, Fut>(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
-    prioritizer: &Prioritizer,
     wait: std::time::Duration,
     visibility: Option<std::time::Duration>,
-) -> Result<usize, switchboard_core::ports::BackendError> {
+    handle: F,
+) -> Result<usize, switchboard_core::ports::BackendError>
+where
+    F: FnOnce(aws_lambda_events::event::sqs::SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = aws_lambda_events::event::sqs::SqsBatchResponse>,
+{
     use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
     use switchboard_core::ports::BackendError;
     const OP: &str = "receive";
@@ -290,7 +395,7 @@ pub async fn poll_intake_queue(
         message.body = m.body.clone();
         event.records.push(message);
     }
-    let response = handle_sqs(prioritizer, event).await;
+    let response = handle(event).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -310,6 +415,20 @@ pub async fn poll_intake_queue(
         }
     }
     Ok(messages.len())
+}
+
+/// [`poll_queue`] on the intake queue with the prioritizer's handler.
+pub async fn poll_intake_queue(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    prioritizer: &Prioritizer,
+    wait: std::time::Duration,
+    visibility: Option<std::time::Duration>,
+) -> Result<usize, switchboard_core::ports::BackendError> {
+    poll_queue(sqs, queue_url, wait, visibility, |event| {
+        handle_sqs(prioritizer, event)
+    })
+    .await
 }
 
 /// Logging for a Lambda function: JSON lines when the function's log format is JSON (Lambda's

@@ -8,9 +8,11 @@ pub mod app;
 pub mod dynamo;
 pub mod events;
 pub mod resources;
+pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
 
 pub use dynamo::DynamoStore;
 pub use events::EventBridgePublisher;
+pub use scheduler::SchedulerReminders;
 pub use sqs::SqsIntakeQueue;

@@ -78,6 +78,14 @@ pub const INTAKE_QUEUE: QueueSpec = QueueSpec {
     max_receive_count: 5,
 };
 
+/// The reminder queue: standard (a reminder has no order to keep), the same redrive as the
+/// intake queue.
+pub const REMINDER_QUEUE: QueueSpec = QueueSpec {
+    visibility_timeout_secs: 180,
+    retention_secs: 1_209_600,
+    max_receive_count: 5,
+};
+
 /// The key schema, attribute definitions and indexes of the table, as SDK types.
 pub fn table_schema() -> (
     Vec<KeySchemaElement>,
@@ -173,6 +181,15 @@ pub struct ResourceNames {
     pub intake_dlq: String,
     /// The EventBridge bus of the domain events.
     pub event_bus: String,
+    /// The reminder queue (standard).
+    pub reminder_queue: String,
+    /// Its dead-letter queue.
+    pub reminder_dlq: String,
+    /// The EventBridge Scheduler group of the reminders.
+    pub schedule_group: String,
+    /// The role Scheduler assumes to send reminders (created by the stack, not by
+    /// `provision`).
+    pub scheduler_role: String,
 }
 
 impl ResourceNames {
@@ -183,6 +200,10 @@ impl ResourceNames {
             intake_queue: format!("{prefix}-intake.fifo"),
             intake_dlq: format!("{prefix}-intake-dlq.fifo"),
             event_bus: format!("{prefix}-events"),
+            reminder_queue: format!("{prefix}-reminders"),
+            reminder_dlq: format!("{prefix}-reminders-dlq"),
+            schedule_group: format!("{prefix}-sla"),
+            scheduler_role: format!("{prefix}-scheduler"),
         }
     }
 }
@@ -321,4 +342,91 @@ pub async fn provision_event_bus(
             e.into(),
         )),
     }
+}
+
+/// What [`provision_reminders`] created (or found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedReminders {
+    /// The schedule group (`SWITCHBOARD_SCHEDULE_GROUP`).
+    pub group: String,
+    /// The reminder queue's URL (`SWITCHBOARD_REMINDER_QUEUE_URL`).
+    pub queue_url: String,
+    /// The reminder queue's ARN (`SWITCHBOARD_REMINDER_QUEUE_ARN`).
+    pub queue_arn: String,
+    /// Its dead-letter queue's URL.
+    pub dlq_url: String,
+    /// The ARN the scheduler role has in the queue's account (`SWITCHBOARD_SCHEDULER_ROLE_ARN`).
+    pub role_arn: String,
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, ProvisionError> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| failed(format!("read the ARN of {url}"))(e.into()))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| failed(format!("read the ARN of {url}"))("no QueueArn returned".into()))
+}
+
+/// Creates the reminder queue, its dead-letter queue and the schedule group, unless they exist.
+/// The role Scheduler assumes is not created (no IAM here): its ARN is derived from the
+/// queue's account; the stack creates it, and an emulator does not check it.
+pub async fn provision_reminders(
+    sqs: &aws_sdk_sqs::Client,
+    scheduler: &aws_sdk_scheduler::Client,
+    names: &ResourceNames,
+) -> Result<ProvisionedReminders, ProvisionError> {
+    let retention = (
+        QueueAttributeName::MessageRetentionPeriod,
+        REMINDER_QUEUE.retention_secs.to_string(),
+    );
+    let dlq_url =
+        create_queue(sqs, &names.reminder_dlq, HashMap::from([retention.clone()])).await?;
+    let dlq_arn = queue_arn(sqs, &dlq_url).await?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": REMINDER_QUEUE.max_receive_count,
+    });
+    let queue_url = create_queue(
+        sqs,
+        &names.reminder_queue,
+        HashMap::from([
+            retention,
+            (
+                QueueAttributeName::VisibilityTimeout,
+                REMINDER_QUEUE.visibility_timeout_secs.to_string(),
+            ),
+            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        ]),
+    )
+    .await?;
+    let queue_arn = queue_arn(sqs, &queue_url).await?;
+    let created = scheduler
+        .create_schedule_group()
+        .name(&names.schedule_group)
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conflict_exception()) => {}
+        Err(e) => {
+            return Err(failed(format!(
+                "create schedule group {}",
+                names.schedule_group
+            ))(e.into()));
+        }
+    }
+    let account = queue_arn.split(':').nth(4).unwrap_or_default().to_owned();
+    Ok(ProvisionedReminders {
+        group: names.schedule_group.clone(),
+        queue_url,
+        queue_arn,
+        dlq_url,
+        role_arn: format!("arn:aws:iam::{account}:role/{}", names.scheduler_role),
+    })
 }

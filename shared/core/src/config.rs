@@ -68,6 +68,14 @@ pub const PRIORITY: &str = "SWITCHBOARD_PRIORITY";
 /// The SLA policy file: `SWITCHBOARD_POLICY` (a path; default: the `config/sla.toml` built
 /// into the binary).
 pub const POLICY: &str = "SWITCHBOARD_POLICY";
+/// The EventBridge Scheduler group of the SLA reminders: `SWITCHBOARD_SCHEDULE_GROUP`.
+pub const SCHEDULE_GROUP: &str = "SWITCHBOARD_SCHEDULE_GROUP";
+/// The ARN of the reminder queue the schedules send to: `SWITCHBOARD_REMINDER_QUEUE_ARN`.
+pub const REMINDER_QUEUE_ARN: &str = "SWITCHBOARD_REMINDER_QUEUE_ARN";
+/// The URL of the reminder queue (for `serve --backend aws`): `SWITCHBOARD_REMINDER_QUEUE_URL`.
+pub const REMINDER_QUEUE_URL: &str = "SWITCHBOARD_REMINDER_QUEUE_URL";
+/// The role EventBridge Scheduler assumes to send reminders: `SWITCHBOARD_SCHEDULER_ROLE_ARN`.
+pub const SCHEDULER_ROLE_ARN: &str = "SWITCHBOARD_SCHEDULER_ROLE_ARN";
 /// The EventBridge bus of the domain events: `SWITCHBOARD_EVENT_BUS`.
 pub const EVENT_BUS: &str = "SWITCHBOARD_EVENT_BUS";
 /// Default retention.

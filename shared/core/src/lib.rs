@@ -15,5 +15,6 @@ pub mod model;
 pub mod ports;
 pub mod prioritize;
 pub mod priority;
+pub mod remind;
 pub mod sla;
 pub mod verify;

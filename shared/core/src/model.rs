@@ -668,6 +668,9 @@ pub struct Conversation {
     /// The SLA clock of the wait the prioritizer last timed (see [`Conversation::current_sla`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla: Option<crate::sla::SlaClock>,
+    /// The window-closing reminder scheduled after the customer's latest message, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_reminder: Option<String>,
     /// The priority, topic and team the prioritizer gave the conversation; `None` until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<ConversationPriority>,
@@ -699,6 +702,7 @@ impl Conversation {
             first_response_seconds: None,
             last_response_seconds: None,
             sla: None,
+            window_reminder: None,
             priority: None,
             sla_breaches: 0,
         };

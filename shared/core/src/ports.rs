@@ -360,3 +360,20 @@ pub trait EventLog: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<DomainEvent>, BackendError>;
 }
+
+/// One-time timers: EventBridge Scheduler `at()` schedules on AWS, a timer table on the
+/// embedded backend. When a reminder fires, its JSON goes to the reminder consumer.
+///
+/// Contract (held by the contract suite on every backend):
+/// * [`schedule`](Self::schedule) creates each reminder once: creating one whose name exists
+///   is a no-op, not an error;
+/// * [`cancel`](Self::cancel) deletes reminders by name; a name that does not exist (never
+///   created, fired, or deleted before) is not an error;
+/// * a reminder fires at most once, at or after its `fire_at`.
+#[async_trait]
+pub trait ReminderScheduler: Send + Sync {
+    /// Creates reminders (idempotent by name).
+    async fn schedule(&self, reminders: &[crate::sla::Reminder]) -> Result<(), BackendError>;
+    /// Deletes reminders by name (missing ones are fine).
+    async fn cancel(&self, names: &[String]) -> Result<(), BackendError>;
+}

@@ -24,9 +24,11 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::ids::ConversationId;
 use crate::model::{Conversation, Direction, Message, Record};
-use crate::ports::{BackendError, DomainEvent, EventPublisher, PriorityStore, QueueEntry};
+use crate::ports::{
+    BackendError, DomainEvent, EventPublisher, PriorityStore, QueueEntry, ReminderScheduler,
+};
 use crate::priority::{Applied, History, Priority, Scorer, apply};
-use crate::sla::SlaPolicy;
+use crate::sla::{Reminder, SlaPolicy};
 
 /// The type of the event published when a conversation's priority is set.
 pub const PRIORITIZED: &str = "conversation.prioritized";
@@ -45,6 +47,8 @@ pub enum Outcome {
     Kept,
     /// Scored; the conversation's priority is now this.
     Prioritized(Priority),
+    /// The brand answered: the reminders of the wait that ended were cancelled.
+    Answered,
 }
 
 /// Why an entry could not be handled. Every kind is retried by the queue; one that keeps
@@ -76,17 +80,19 @@ pub struct BatchItem {
 pub struct Prioritizer {
     store: Arc<dyn PriorityStore>,
     events: Arc<dyn EventPublisher>,
+    timers: Arc<dyn ReminderScheduler>,
     scorer: Arc<Scorer>,
     policy: Arc<SlaPolicy>,
     clock: Arc<dyn Clock>,
 }
 
 impl Prioritizer {
-    /// A prioritizer reading and writing `store`, publishing to `events`, scoring with
-    /// `scorer` and timing waits by `policy`.
+    /// A prioritizer reading and writing `store`, publishing to `events`, setting reminders
+    /// with `timers`, scoring with `scorer` and timing waits by `policy`.
     pub fn new(
         store: Arc<dyn PriorityStore>,
         events: Arc<dyn EventPublisher>,
+        timers: Arc<dyn ReminderScheduler>,
         scorer: Arc<Scorer>,
         policy: Arc<SlaPolicy>,
         clock: Arc<dyn Clock>,
@@ -94,6 +100,7 @@ impl Prioritizer {
         Self {
             store,
             events,
+            timers,
             scorer,
             policy,
             clock,
@@ -151,14 +158,14 @@ impl Prioritizer {
             Some(_) => return Ok(Outcome::Skipped),
             None => return Err(PrioritizeError::Missing("record")),
         };
-        if message.direction != Direction::Inbound {
-            return Ok(Outcome::Skipped);
-        }
         let conversation = self
             .store
             .conversation(&message.conversation_id)
             .await?
             .ok_or(PrioritizeError::Missing("conversation"))?;
+        if message.direction != Direction::Inbound {
+            return self.answered(&conversation).await;
+        }
         if conversation
             .priority
             .as_ref()
@@ -176,20 +183,59 @@ impl Prioritizer {
         let now = self.clock.now();
         let mut preview = conversation.clone();
         let applied = apply(&mut preview, key, &score, now);
+
+        // The timers. The clock starts with the wait and moves when the level does (a
+        // message that only confirms the level leaves it); the window moves with every
+        // customer message. New reminders first, then the old ones cancelled, then the
+        // conversation written: a retry after any failure redoes each step harmlessly.
+        let mut schedule: Vec<Reminder> = Vec::new();
+        let mut cancel: Vec<String> = Vec::new();
+        let mut clock = None;
         if applied == Applied::Prioritized {
+            clock = self.policy.clock(&preview).map(|mut k| {
+                let reminders = Reminder::of_clock(&preview.id, &k);
+                k.reminders = reminders.iter().map(|r| r.name.clone()).collect();
+                schedule.extend(reminders);
+                k
+            });
+            let kept: Vec<&String> = clock.iter().flat_map(|k| &k.reminders).collect();
+            cancel.extend(
+                conversation
+                    .sla
+                    .iter()
+                    .flat_map(|k| k.reminders.iter())
+                    .filter(|name| !kept.contains(name))
+                    .cloned(),
+            );
+        }
+        let window = preview.last_inbound_at.and_then(|last| {
+            let closing = self.policy.window_closing(preview.channel, last)?;
+            Some(Reminder::of_window(&preview.id, last, &closing))
+        });
+        let window_name = window.as_ref().map(|w| w.name.clone());
+        if window_name != conversation.window_reminder {
+            schedule.extend(window);
+            cancel.extend(conversation.window_reminder.clone());
+        }
+        self.timers.schedule(&schedule).await?;
+        self.timers.cancel(&cancel).await?;
+
+        if applied == Applied::Prioritized {
+            let mut timed = preview.clone();
+            timed.sla = clock.clone();
             self.events
-                .publish(&[prioritized_event(&preview, now)])
+                .publish(&[prioritized_event(&timed, now)])
                 .await?;
         }
         self.store
             .update_conversation(&conversation.id, &|c: &mut Conversation| {
                 let applied = apply(c, key, &score, now);
-                // The clock starts with the wait and moves when the level does; a message
-                // that only confirms the level leaves it.
                 if applied == Applied::Prioritized {
-                    c.sla = self.policy.clock(c);
+                    c.sla = clock.clone();
                 }
-                applied != Applied::AlreadySeen
+                let window_moved = c.window_reminder != window_name;
+                c.window_reminder = window_name.clone();
+                applied != Applied::AlreadySeen || window_moved
             })
             .await?
             .ok_or(PrioritizeError::Missing("conversation"))?;
@@ -201,6 +247,8 @@ impl Prioritizer {
             topic = %score.topic,
             team = %score.team,
             applied = ?applied,
+            scheduled = schedule.len(),
+            cancelled = cancel.len(),
             "message prioritized"
         );
         Ok(match applied {
@@ -208,6 +256,47 @@ impl Prioritizer {
             Applied::Kept => Outcome::Kept,
             Applied::Prioritized => Outcome::Prioritized(score.priority),
         })
+    }
+
+    /// A brand message: when it ended the wait, the wait's reminders and the window's no
+    /// longer apply and are cancelled (a reminder that fires all the same finds the wait
+    /// over and does nothing).
+    async fn answered(&self, conversation: &Conversation) -> Result<Outcome, PrioritizeError> {
+        let ended = |c: &Conversation| -> Vec<String> {
+            let mut names = Vec::new();
+            if c.current_sla().is_none()
+                && let Some(clock) = &c.sla
+            {
+                names.extend(clock.reminders.iter().cloned());
+            }
+            if c.waiting_since.is_none() {
+                names.extend(c.window_reminder.iter().cloned());
+            }
+            names
+        };
+        let cancel = ended(conversation);
+        if cancel.is_empty() {
+            return Ok(Outcome::Skipped);
+        }
+        self.timers.cancel(&cancel).await?;
+        self.store
+            .update_conversation(&conversation.id, &|c: &mut Conversation| {
+                if ended(c).is_empty() {
+                    return false;
+                }
+                if c.current_sla().is_none()
+                    && let Some(clock) = &mut c.sla
+                {
+                    clock.reminders.clear();
+                }
+                if c.waiting_since.is_none() {
+                    c.window_reminder = None;
+                }
+                true
+            })
+            .await?;
+        tracing::info!(conversation = %conversation.id, cancelled = cancel.len(), "reminders cancelled");
+        Ok(Outcome::Answered)
     }
 
     /// The customer's history as of `message`: the surviving customer's records of the
@@ -292,6 +381,7 @@ pub fn prioritized_event(
             "reasons": p.map(|p| &p.reasons),
             "record_key": record_key,
             "waiting_since": conversation.waiting_since,
+            "due_at": conversation.current_sla().map(|k| k.due_at),
         }),
     }
 }

@@ -6,8 +6,10 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::clock::Clock;
 use switchboard_core::ports::BackendError;
 use switchboard_core::prioritize::{BatchItem, Prioritizer};
+use switchboard_core::remind::ReminderHandler;
 
 use crate::SqliteStore;
 
@@ -78,6 +80,48 @@ pub async fn consume(
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "the prioritizer could not read the queue");
+                tokio::time::sleep(settings.idle).await;
+            }
+        }
+    }
+}
+
+/// Fires the timers that are due at `clock`'s now: each goes to the reminder handler and, once
+/// handled, is marked fired (a failed one stays due and is tried again at the next call).
+/// Answers how many fired.
+pub async fn fire_due_once(
+    store: &SqliteStore,
+    handler: &ReminderHandler,
+    clock: &dyn Clock,
+) -> Result<usize, BackendError> {
+    let due = store.due_reminders(clock.now(), BATCH_SIZE).await?;
+    let mut fired = Vec::new();
+    for reminder in &due {
+        match handler.handle(reminder).await {
+            Ok(_) => fired.push(reminder.name.clone()),
+            Err(e) => {
+                tracing::error!(reminder = %reminder.name, error = %e, "reminder failed; it stays due")
+            }
+        }
+    }
+    store.mark_fired(&fired, clock.now()).await?;
+    Ok(fired.len())
+}
+
+/// Fires due timers until the task is dropped or aborted, checking every `settings.idle`
+/// (a reminder fires within that of its time).
+pub async fn fire_timers(
+    store: Arc<SqliteStore>,
+    handler: ReminderHandler,
+    clock: Arc<dyn Clock>,
+    settings: ConsumerSettings,
+) {
+    loop {
+        match fire_due_once(&store, &handler, clock.as_ref()).await {
+            Ok(n) if n == BATCH_SIZE => {}
+            Ok(_) => tokio::time::sleep(settings.idle).await,
+            Err(e) => {
+                tracing::error!(error = %e, "the timers could not be read");
                 tokio::time::sleep(settings.idle).await;
             }
         }

@@ -33,6 +33,7 @@
 //! | `conversations` | conversation id | each conversation as JSON, first and last record times |
 //! | `customers` | customer id | each customer's identities, and whom a merged one merged into |
 //! | `intake_queue` | sequence number | queue entries, deduplicated by record key |
+//! | `timers` | reminder name | one-time reminders, fired at most once |
 //! | `dead_letters` | sequence number | queue entries received [`MAX_RECEIVES`] times without success |
 #![warn(missing_docs)]
 
@@ -47,6 +48,7 @@ mod reader;
 mod schema;
 mod store;
 mod time;
+mod timers;
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -96,6 +96,18 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 ";
 
+/// Version 4: reminders. One row per timer, by name; `fired_at` is set when it has fired
+/// (a timer fires at most once), and a cancelled one is deleted.
+const V4: &str = "
+CREATE TABLE IF NOT EXISTS timers (
+    name       TEXT PRIMARY KEY NOT NULL,
+    fire_at_ms INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    fired_at   TEXT NULL
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at_ms) WHERE fired_at IS NULL;
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
@@ -108,7 +120,10 @@ pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()>
     if found < 2 {
         tx.execute_batch(V2)?;
     }
-    tx.execute_batch(V3)?;
+    if found < 3 {
+        tx.execute_batch(V3)?;
+    }
+    tx.execute_batch(V4)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

@@ -291,6 +291,7 @@ mod apply_rule {
             first_response_seconds: None,
             last_response_seconds: None,
             sla: None,
+            window_reminder: None,
             priority: None,
             sla_breaches: 0,
         }

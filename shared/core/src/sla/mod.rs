@@ -10,9 +10,11 @@
 
 pub mod calendar;
 pub mod policy;
+pub mod reminder;
 
 pub use calendar::{Calendar, Range, TimeOfDay};
 pub use policy::{Due, PolicyError, SlaClock, SlaPolicy, Wait, WindowClosing};
+pub use reminder::{Reminder, ReminderKind};
 
 #[cfg(test)]
 mod tests;

@@ -398,6 +398,13 @@ pub struct SlaClock {
     pub warn_at: DateTime<Utc>,
     /// When the wait breaches.
     pub due_at: DateTime<Utc>,
+    /// The names of the reminders scheduled for this clock (warning, breach), so that they
+    /// can be cancelled when the wait ends or the clock moves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reminders: Vec<String>,
+    /// When the breach was handled (published, priority raised): once per wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breached_at: Option<DateTime<Utc>>,
 }
 
 impl SlaPolicy {
@@ -421,6 +428,8 @@ impl SlaPolicy {
             target_seconds: due.target.num_seconds(),
             warn_at: due.warn_at,
             due_at: due.due_at,
+            reminders: Vec::new(),
+            breached_at: None,
         })
     }
 }

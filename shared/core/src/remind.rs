@@ -1,0 +1,155 @@
+//! The reminder consumer: what happens when a reminder fires (the `sla-reminder` function on
+//! AWS, fed by the reminder queue that EventBridge Scheduler sends to; the timer loop of
+//! `switchboard serve` on the embedded backend).
+//!
+//! A reminder re-reads its conversation first: one for a wait that was answered meanwhile, or
+//! whose clock moved (a higher level), or a window that moved (a later customer message), does
+//! nothing. Otherwise it publishes `sla.warning`, `sla.breached` or `window.closing` with the
+//! conversation, team, priority, due time and how late; a breach also raises the
+//! conversation's priority one step and counts the breach, once per wait.
+//!
+//! Idempotent: the event id comes from the reminder's name, and the breach's changes are made
+//! once (the clock remembers `breached_at`).
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::model::Conversation;
+use crate::ports::{DomainEvent, EventPublisher, PriorityStore};
+use crate::prioritize::{BatchItem, PrioritizeError};
+use crate::priority::Reason;
+use crate::sla::{Reminder, ReminderKind};
+
+/// What a fired reminder did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fired {
+    /// Its event was published (and, for a breach, the priority raised).
+    Published(ReminderKind),
+    /// It no longer applies (answered, moved, or the conversation is gone): nothing done.
+    Stale,
+}
+
+/// The reminder consumer over its ports.
+#[derive(Clone)]
+pub struct ReminderHandler {
+    store: Arc<dyn PriorityStore>,
+    events: Arc<dyn EventPublisher>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ReminderHandler {
+    /// A handler reading and writing `store` and publishing to `events`.
+    pub fn new(
+        store: Arc<dyn PriorityStore>,
+        events: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            events,
+            clock,
+        }
+    }
+
+    /// Handles a batch of fired reminders (their JSON), answering the ids to retry.
+    pub async fn handle_batch(&self, items: &[BatchItem]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for item in items {
+            let outcome = match serde_json::from_str::<Reminder>(&item.body) {
+                Ok(reminder) => self.handle(&reminder).await,
+                Err(e) => Err(PrioritizeError::Undecodable(e)),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(item = %item.id, error = %e, "reminder failed; it will be retried");
+                failed.push(item.id.clone());
+            }
+        }
+        failed
+    }
+
+    /// Handles one fired reminder.
+    pub async fn handle(&self, reminder: &Reminder) -> Result<Fired, PrioritizeError> {
+        let Some(conversation) = self.store.conversation(&reminder.conversation_id).await? else {
+            return Ok(Fired::Stale);
+        };
+        if !applies(&conversation, reminder) {
+            tracing::info!(conversation = %reminder.conversation_id, kind = reminder.kind.event_type(), "stale reminder");
+            return Ok(Fired::Stale);
+        }
+        let now = self.clock.now();
+        self.events
+            .publish(&[event(&conversation, reminder, now)])
+            .await?;
+        if reminder.kind == ReminderKind::Breach {
+            self.store
+                .update_conversation(&conversation.id, &|c: &mut Conversation| {
+                    breach(c, reminder, now)
+                })
+                .await?;
+        }
+        tracing::info!(conversation = %reminder.conversation_id, kind = reminder.kind.event_type(), "reminder fired");
+        Ok(Fired::Published(reminder.kind))
+    }
+}
+
+/// Whether `reminder` still applies to `conversation`.
+pub fn applies(conversation: &Conversation, reminder: &Reminder) -> bool {
+    match reminder.kind {
+        ReminderKind::Warning | ReminderKind::Breach => conversation
+            .current_sla()
+            .is_some_and(|k| k.wait_since == reminder.wait_since && k.due_at == reminder.due_at),
+        ReminderKind::WindowClosing => {
+            conversation.waiting_since.is_some()
+                && conversation.last_inbound_at == Some(reminder.wait_since)
+        }
+    }
+}
+
+/// The breach, applied once per wait: counted, and the priority raised one step.
+pub fn breach(c: &mut Conversation, reminder: &Reminder, now: DateTime<Utc>) -> bool {
+    if !applies(c, reminder) {
+        return false;
+    }
+    let Some(clock) = c.sla.as_mut() else {
+        return false;
+    };
+    if clock.breached_at.is_some() {
+        return false;
+    }
+    clock.breached_at = Some(now);
+    c.sla_breaches += 1;
+    if let Some(p) = c.priority.as_mut() {
+        let raised = p.priority.raised();
+        if raised != p.priority {
+            p.priority = raised;
+            p.reasons.push(Reason {
+                signal: "breached".into(),
+                weight: 0,
+                detail: Some(format!("raised to {raised}")),
+            });
+        }
+    }
+    true
+}
+
+/// The event of a fired reminder.
+pub fn event(conversation: &Conversation, reminder: &Reminder, now: DateTime<Utc>) -> DomainEvent {
+    let p = conversation.priority.as_ref();
+    DomainEvent {
+        id: crate::ids::event_id(reminder.kind.event_type(), &[&reminder.name]),
+        kind: reminder.kind.event_type().to_owned(),
+        time: now,
+        detail: json!({
+            "conversation_id": conversation.id,
+            "customer_id": conversation.customer_id,
+            "channel": conversation.channel,
+            "team": p.map(|p| &p.team),
+            "priority": p.map(|p| p.priority),
+            "wait_since": reminder.wait_since,
+            "due_at": reminder.due_at,
+            "late_seconds": (now - reminder.due_at).num_seconds(),
+        }),
+    }
+}
