@@ -594,3 +594,195 @@ fn serve_refuses_a_bad_priority_or_policy_file_and_says_why() {
         "{stderr}"
     );
 }
+
+fn post_signed_to(addr: SocketAddr, webhook: &str, body: &[u8]) -> u16 {
+    let sig = signature(body);
+    http(
+        addr,
+        "POST",
+        &format!("/webhooks/{webhook}"),
+        &[
+            ("content-type", "application/json"),
+            ("x-hub-signature-256", &sig),
+        ],
+        body,
+    )
+    .0
+}
+
+fn messenger_text(customer: &str, mid: &str, ms: i64, echo: bool) -> Vec<u8> {
+    let (from, to) = if echo {
+        ("PAGE", customer)
+    } else {
+        (customer, "PAGE")
+    };
+    let mut message = serde_json::json!({"mid": mid, "text": "hola"});
+    if echo {
+        message["is_echo"] = serde_json::json!(true);
+        message["app_id"] = serde_json::json!(1);
+    }
+    serde_json::json!({"object": "page", "entry": [{"id": "PAGE", "time": ms, "messaging": [
+        {"sender": {"id": from}, "recipient": {"id": to}, "timestamp": ms, "message": message}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// Issue 6's end-to-end case on the embedded backend, through the real binary, with a policy
+/// in seconds: an unanswered message gets a warning, then a breach, in that order and not
+/// before their time; an answered one gets none; a late answer records the response time and
+/// the breach stays recorded.
+#[test]
+fn serve_fires_the_sla_reminders_of_a_policy_in_seconds() {
+    let data = tempfile::tempdir().unwrap();
+    let policy = data.path().join("sla.toml");
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sla.toml"),
+    )
+    .unwrap();
+    let mut text = shipped.replace("default = \"office\"", "default = \"always\"");
+    for (level, target) in [("P1", "15m"), ("P2", "1h"), ("P3", "4h"), ("P4", "24h")] {
+        text = text.replace(
+            &format!("{level} = {{ first = \"{target}\", next = \"{target}\" }}"),
+            &format!("{level} = {{ first = \"4s\", next = \"4s\" }}"),
+        );
+    }
+    std::fs::write(&policy, text).unwrap();
+    let server = serve(
+        &[
+            "--data",
+            data.path().to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &LOCAL_SECRETS,
+    );
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let start = now_ms();
+    assert_eq!(
+        post_signed_to(
+            server.addr,
+            "facebook",
+            &messenger_text("PSID-UNANSWERED", "u1", start, false)
+        ),
+        200
+    );
+    assert_eq!(
+        post_signed_to(
+            server.addr,
+            "facebook",
+            &messenger_text("PSID-ANSWERED", "a1", start, false)
+        ),
+        200
+    );
+    assert_eq!(
+        post_signed_to(
+            server.addr,
+            "facebook",
+            &messenger_text("PSID-LATE", "l1", start, false)
+        ),
+        200
+    );
+    assert_eq!(
+        post_signed_to(
+            server.addr,
+            "facebook",
+            &messenger_text("PSID-ANSWERED", "a2", start + 500, true)
+        ),
+        200
+    );
+
+    let conversation = |customer: &str| -> Value {
+        get_json(server.addr, "/api/conversations")["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["customer_provider_id"] == customer)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let sla_events = || -> Vec<Value> {
+        get_json(server.addr, "/api/events?limit=500")["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"].as_str().is_some_and(|t| t.starts_with("sla.")))
+            .cloned()
+            .collect()
+    };
+    let of = |events: &[Value], c: &Value| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["detail"]["conversation_id"] == c["id"])
+            .cloned()
+            .collect()
+    };
+    // Both waits breach about 4 s after the message; wait for them (bounded).
+    let mut events = Vec::new();
+    eventually(|| {
+        events = sla_events();
+        events
+            .iter()
+            .filter(|e| e["type"] == "sla.breached")
+            .count()
+            >= 2
+    });
+    let unanswered = conversation("PSID-UNANSWERED");
+    let answered = conversation("PSID-ANSWERED");
+    let late = conversation("PSID-LATE");
+    for c in [&unanswered, &late] {
+        let mine = of(&events, c);
+        let types: Vec<&str> = mine.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["sla.warning", "sla.breached"], "{c}");
+        let time = |e: &Value| {
+            chrono::DateTime::parse_from_rfc3339(e["time"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis()
+        };
+        assert!(
+            time(&mine[0]) >= start + 3000,
+            "the warning at three quarters, not before"
+        );
+        assert!(
+            time(&mine[1]) >= start + 4000,
+            "the breach at the target, not before"
+        );
+        // A loose upper bound that holds on a loaded machine: the timer loop checks every
+        // 100 ms.
+        assert!(time(&mine[1]) < start + 9000, "the breach on time");
+        assert!(mine[1]["detail"]["late_seconds"].as_i64().unwrap() >= 0);
+    }
+    assert!(
+        of(&events, &answered).is_empty(),
+        "an answered wait gets no reminder"
+    );
+    assert_eq!(unanswered["sla_breaches"], 1);
+    assert_eq!(
+        unanswered["priority"]["priority"], "P3",
+        "raised one step from P4"
+    );
+
+    // The late answer: its response time, and the breach stays.
+    let answer_at = now_ms();
+    assert_eq!(
+        post_signed_to(
+            server.addr,
+            "facebook",
+            &messenger_text("PSID-LATE", "l2", answer_at, true)
+        ),
+        200
+    );
+    eventually(|| conversation("PSID-LATE")["last_response_seconds"].is_number());
+    let late = conversation("PSID-LATE");
+    assert!(
+        late["last_response_seconds"].as_i64().unwrap() >= 4,
+        "{late}"
+    );
+    assert_eq!(late["sla_breaches"], 1);
+    assert!(late["due_at"].is_null());
+    assert_eq!(of(&sla_events(), &answered).len(), 0);
+}

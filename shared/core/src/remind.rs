@@ -29,6 +29,8 @@ pub enum Fired {
     Published(ReminderKind),
     /// It no longer applies (answered, moved, or the conversation is gone): nothing done.
     Stale,
+    /// A breach already handled (a repeated delivery): nothing done again.
+    Repeat,
 }
 
 /// The reminder consumer over its ports.
@@ -77,6 +79,13 @@ impl ReminderHandler {
         if !applies(&conversation, reminder) {
             tracing::info!(conversation = %reminder.conversation_id, kind = reminder.kind.event_type(), "stale reminder");
             return Ok(Fired::Stale);
+        }
+        if reminder.kind == ReminderKind::Breach
+            && conversation
+                .current_sla()
+                .is_some_and(|k| k.breached_at.is_some())
+        {
+            return Ok(Fired::Repeat);
         }
         let now = self.clock.now();
         self.events
