@@ -139,3 +139,21 @@ async fn the_prioritizer_answers_an_sqs_event_with_only_the_failed_message_ids()
         ]})
     );
 }
+
+/// The sla-reminder function's handler on an SQS event of the reminder queue
+/// (`infra/events/sqs-reminder.json`), over DynamoDB on moto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sla_reminder_answers_an_sqs_event_with_only_the_failed_message_ids() {
+    let event = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events/sqs-reminder.json"),
+    )
+    .unwrap();
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(&event).expect("an SQS event");
+    let backend = switchboard_tests::aws().await;
+    let response = switchboard_aws::app::handle_reminders(&backend.reminder_handler(), event).await;
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": "8e9d5b6f-2c3a-4d4e-af90-1b2c3d4e5f60"}]})
+    );
+}

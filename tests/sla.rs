@@ -17,6 +17,7 @@ switchboard_tests::contract!(
     reminders_follow_the_wait_and_none_are_left_behind,
     fired_reminders_warn_then_breach_once_and_a_late_answer_keeps_the_breach,
     a_reminder_for_an_answered_wait_does_nothing,
+    an_agent_tool_answer_ends_the_wait_and_cancels_its_reminders,
 );
 
 /// The shipped policy with every team on a 24/7 clock.
@@ -374,4 +375,60 @@ async fn schedules_carry_the_at_time_the_name_and_the_target() {
         .await
         .unwrap();
     assert!(listed.names().await.is_empty());
+}
+
+async fn an_agent_tool_answer_ends_the_wait_and_cancels_its_reminders(backend: Backend) {
+    let app = backend.app(None);
+    let prioritizer = backend.prioritizer_timed(PriorityConfig::default_config(), always_policy());
+    let now = Utc::now();
+    let customer = "PSID-TOOL";
+    post(
+        &app,
+        messenger(customer, "t1", now.timestamp_millis(), "hola", false),
+    )
+    .await;
+    backend.prioritize_all(&prioritizer).await;
+    let c = conversation(&backend, customer).await;
+    assert_eq!(backend.pending.names().await.len(), 3);
+    let answer = |id: &str, body: &str| {
+        http::Request::post(format!("/api/conversations/{id}/answered"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let at = (now + Duration::seconds(90)).to_rfc3339();
+    let (status, body) = call(&app, answer(c.id.as_str(), &format!(r#"{{"at": "{at}"}}"#))).await;
+    assert_eq!(status, 200, "{body:?}");
+    let view: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        view["waiting_since"].is_null() && view["due_at"].is_null(),
+        "{view}"
+    );
+    assert_eq!(view["last_response_seconds"], 90);
+    assert_eq!(view["first_response_seconds"], 90);
+    assert!(
+        backend.pending.names().await.is_empty(),
+        "its reminders are cancelled"
+    );
+    // Again, or without a body (now): nothing changes; the first answer stays.
+    let (status, _) = call(&app, answer(c.id.as_str(), "")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        conversation(&backend, customer)
+            .await
+            .first_response_seconds,
+        Some(90)
+    );
+    // Unknown conversation, bad body.
+    assert_eq!(call(&app, answer("cv_nope", "")).await.0, 404);
+    assert_eq!(
+        call(&app, answer(c.id.as_str(), r#"{"at": "yesterday"}"#))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        call(&app, answer(c.id.as_str(), r#"{"when": 1}"#)).await.0,
+        400
+    );
 }

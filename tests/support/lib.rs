@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
 use switchboard_aws::{DynamoStore, SqsIntakeQueue};
 use switchboard_core::clock::{Clock, SystemClock};
-use switchboard_core::http::{WebhookState, api_router, webhook_router};
+use switchboard_core::http::{ApiPorts, WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
@@ -171,12 +171,13 @@ impl Backend {
             queue.unwrap_or_else(|| self.queue.clone()),
             clock,
         );
-        webhook_router(WebhookState::new(intake, verifiers())).merge(api_router(
-            self.reader.clone(),
-            self.customers.clone(),
-            self.event_log.clone(),
-            teams(),
-        ))
+        webhook_router(WebhookState::new(intake, verifiers())).merge(api_router(ApiPorts {
+            reader: self.reader.clone(),
+            customers: self.customers.clone(),
+            events: self.event_log.clone(),
+            answers: Some(Arc::new(self.prioritizer())),
+            teams: teams(),
+        }))
     }
 
     /// A prioritizer over this backend with the shipped priority configuration.

@@ -24,11 +24,11 @@ use switchboard_aws::resources::{
 };
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, ProcessEnv, Source};
-use switchboard_core::http::{WebhookState, api_router, webhook_router};
+use switchboard_core::http::{ApiPorts, WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
-    ConversationReader, CustomerDirectory, EventLog, IntakeQueue, MessageStore,
+    Answers, ConversationReader, CustomerDirectory, EventLog, IntakeQueue, MessageStore,
 };
 use switchboard_core::prioritize::Prioritizer;
 use switchboard_core::priority::{PriorityConfig, Scorer};
@@ -207,6 +207,7 @@ struct Ports {
     customers: Arc<dyn CustomerDirectory>,
     queue: Arc<dyn IntakeQueue>,
     events: Option<Arc<dyn EventLog>>,
+    answers: Arc<dyn Answers>,
 }
 
 /// The application `serve` runs: the HTTP routes and the prioritizer consuming the queue.
@@ -257,6 +258,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 policy,
                 clock.clone(),
             );
+            let answers: Arc<dyn Answers> = Arc::new(prioritizer.clone());
             let reminders = ReminderHandler::new(store.clone(), events.clone(), clock.clone());
             let consumer: AppConsumer = Box::pin({
                 let (store, clock) = (store.clone(), clock.clone());
@@ -273,6 +275,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 customers: store.clone(),
                 queue: store,
                 events: Some(events),
+                answers,
             };
             (ports, None, consumer)
         }
@@ -288,6 +291,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let sdk = sdk_config().await;
             let backend = AwsBackend::new(&sdk, &settings, clock.clone());
             let prioritizer = prioritizer(&sdk, &timed, clock.clone());
+            let answers: Arc<dyn Answers> = Arc::new(prioritizer.clone());
             let reminders = reminder_handler(
                 &sdk,
                 &timed.table,
@@ -321,6 +325,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 customers: backend.store,
                 queue: backend.queue,
                 events: None,
+                answers,
             };
             (ports, Some(sdk), consumer)
         }
@@ -346,12 +351,13 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
         "webhooks served"
     );
     let intake = Intake::new(ports.store, ports.queue, clock);
-    let router = webhook_router(WebhookState::new(intake, verifiers)).merge(api_router(
-        ports.reader,
-        ports.customers,
-        ports.events,
+    let router = webhook_router(WebhookState::new(intake, verifiers)).merge(api_router(ApiPorts {
+        reader: ports.reader,
+        customers: ports.customers,
+        events: ports.events,
+        answers: Some(ports.answers),
         teams,
-    ));
+    }));
     Ok(App { router, consumer })
 }
 

@@ -743,19 +743,26 @@ impl Conversation {
             }
             Direction::Outbound => {
                 self.last_outbound_at = self.last_outbound_at.max(Some(at));
-                let Some(waiting) = self.waiting_since.filter(|w| at >= *w) else {
-                    return;
-                };
-                self.answered_at = self.answered_at.max(Some(at));
-                if self.first_response_seconds.is_none() {
-                    self.first_response_seconds = Some((at - waiting).num_seconds());
-                }
-                self.last_response_seconds = Some((at - waiting).num_seconds());
-                // A customer message later than this answer (seen earlier, out of order) still
-                // waits.
-                self.waiting_since = self.last_inbound_at.filter(|last| *last > at);
+                self.answer(at);
             }
         }
+    }
+
+    /// The brand answered at `at` (a reply seen through its echo, or an agent tool saying so):
+    /// the wait that started before `at` ends, and its response time is recorded. An answer
+    /// before the wait started changes nothing; a customer message later than the answer still
+    /// waits. Answering again at the same time changes nothing.
+    pub fn answer(&mut self, at: DateTime<Utc>) {
+        let Some(waiting) = self.waiting_since.filter(|w| at >= *w) else {
+            return;
+        };
+        self.answered_at = self.answered_at.max(Some(at));
+        if self.first_response_seconds.is_none() {
+            self.first_response_seconds = Some((at - waiting).num_seconds());
+        }
+        self.last_response_seconds = Some((at - waiting).num_seconds());
+        // A customer message later than this answer (seen earlier, out of order) still waits.
+        self.waiting_since = self.last_inbound_at.filter(|last| *last > at);
     }
 }
 

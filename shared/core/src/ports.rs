@@ -377,3 +377,16 @@ pub trait ReminderScheduler: Send + Sync {
     /// Deletes reminders by name (missing ones are fine).
     async fn cancel(&self, names: &[String]) -> Result<(), BackendError>;
 }
+
+/// Records that the brand answered a conversation, for agent tools that reply outside the
+/// channels' echoes (`POST /api/conversations/{id}/answered`).
+#[async_trait]
+pub trait Answers: Send + Sync {
+    /// The conversation was answered at `at`: its wait ends and its reminders are cancelled.
+    /// Answers the conversation, or `None` when there is none.
+    async fn answered(
+        &self,
+        id: &ConversationId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Conversation>, BackendError>;
+}

@@ -258,6 +258,29 @@ impl Prioritizer {
         })
     }
 
+    /// An agent tool says the conversation was answered at `at` (`POST
+    /// /api/conversations/{id}/answered`): the wait ends as with an echo ([`Conversation::answer`])
+    /// and its reminders are cancelled. Answers the conversation, or `None` when there is none.
+    pub async fn mark_answered(
+        &self,
+        id: &crate::ids::ConversationId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Conversation>, PrioritizeError> {
+        let Some(conversation) = self
+            .store
+            .update_conversation(id, &|c: &mut Conversation| {
+                let before = c.waiting_since;
+                c.answer(at);
+                c.waiting_since != before
+            })
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.answered(&conversation).await?;
+        Ok(self.store.conversation(id).await?)
+    }
+
     /// A brand message: when it ended the wait, the wait's reminders and the window's no
     /// longer apply and are cancelled (a reminder that fires all the same finds the wait
     /// over and does nothing).
@@ -383,5 +406,19 @@ pub fn prioritized_event(
             "waiting_since": conversation.waiting_since,
             "due_at": conversation.current_sla().map(|k| k.due_at),
         }),
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::Answers for Prioritizer {
+    async fn answered(
+        &self,
+        id: &crate::ids::ConversationId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Conversation>, BackendError> {
+        self.mark_answered(id, at).await.map_err(|e| match e {
+            PrioritizeError::Backend(b) => b,
+            other => BackendError::unavailable("answered", other),
+        })
     }
 }

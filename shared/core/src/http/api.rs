@@ -9,6 +9,8 @@
 //!   across channels, in provider-time order.
 //! * `POST /api/customers/{id}/link` with `{"customer_id": "cu_…"}`: the two are one person.
 //! * `PUT /api/customers/{id}/tier` with `{"tier": "vip"}` (or `null`): the customer's tier.
+//! * `POST /api/conversations/{id}/answered` with `{"at": "<RFC 3339>"}` (or no body: now): an
+//!   agent answered outside the channels' echoes; the wait ends, its reminders are cancelled.
 //! * `GET /api/queue?team=&cursor=&limit=`: a team's waiting conversations, most urgent first,
 //!   then longest waiting first, with priority, score, topic, team and reasons; without
 //!   `team`, every team's queue merged in the same order.
@@ -31,8 +33,8 @@ use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use crate::model::{
     Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderId, Record,
 };
+use crate::ports::{Answers, CustomerDirectory, DomainEvent, EventLog, QueuePosition};
 use crate::ports::{BackendError, ConversationReader, Page, PageRequest, StoredRecord};
-use crate::ports::{CustomerDirectory, DomainEvent, EventLog, QueuePosition};
 use crate::priority::{ConversationPriority, Priority, Reason};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,15 +44,31 @@ pub const DEFAULT_LIMIT: usize = 50;
 /// The most items per page a client may ask for.
 pub const MAX_LIMIT: usize = 500;
 
-/// The `/api` routes over a reader, a customer directory, where the backend keeps one the log
-/// of published events, and the teams of the priority configuration (the queues that
-/// `GET /api/queue` without `team` merges).
-pub fn api_router(
-    reader: Arc<dyn ConversationReader>,
-    customers: Arc<dyn CustomerDirectory>,
-    events: Option<Arc<dyn EventLog>>,
-    teams: Vec<String>,
-) -> Router {
+/// What the read API serves from.
+#[derive(Clone)]
+pub struct ApiPorts {
+    /// Conversations, timelines, deliveries, queues.
+    pub reader: Arc<dyn ConversationReader>,
+    /// Customers and links.
+    pub customers: Arc<dyn CustomerDirectory>,
+    /// The log of published events, where the backend keeps one (embedded).
+    pub events: Option<Arc<dyn EventLog>>,
+    /// Where an agent tool's answer is recorded (`POST /api/conversations/{id}/answered`).
+    pub answers: Option<Arc<dyn Answers>>,
+    /// The teams of the priority configuration: the queues `GET /api/queue` without `team`
+    /// merges.
+    pub teams: Vec<String>,
+}
+
+/// The `/api` routes.
+pub fn api_router(ports: ApiPorts) -> Router {
+    let ApiPorts {
+        reader,
+        customers,
+        events,
+        answers,
+        teams,
+    } = ports;
     let mut teams = teams;
     teams.sort();
     teams.dedup();
@@ -76,7 +94,14 @@ pub fn api_router(
     let events = Router::new()
         .route("/api/events", get(list_events))
         .with_state(events);
-    conversations.merge(customers).merge(events).merge(queue)
+    let answers = Router::new()
+        .route("/api/conversations/{id}/answered", post(mark_answered))
+        .with_state(answers);
+    conversations
+        .merge(customers)
+        .merge(events)
+        .merge(queue)
+        .merge(answers)
 }
 
 #[derive(Clone)]
@@ -566,4 +591,34 @@ async fn set_tier(
         .await?
         .ok_or(ApiError::NotFound("customer"))?;
     Ok(Json(customer))
+}
+
+/// The body of `POST /api/conversations/{id}/answered`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnsweredRequest {
+    at: Option<DateTime<Utc>>,
+}
+
+async fn mark_answered(
+    State(answers): State<Option<Arc<dyn Answers>>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<ConversationView>, ApiError> {
+    let answers = answers.ok_or(ApiError::NotFound("answer recorder"))?;
+    let request: AnsweredRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        AnsweredRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "expected no body, or {{\"at\": \"<RFC 3339 time>\"}}: {e}"
+            ))
+        })?
+    };
+    let at = request.at.unwrap_or_else(Utc::now);
+    let conversation = answers
+        .answered(&ConversationId::from_stored(id), at)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    Ok(Json(conversation.into()))
 }

@@ -21,7 +21,7 @@ use crate::verify::{MetaVerifier, SIGNATURE_HEADER};
 mod api;
 mod error;
 
-pub use api::{ConversationView, RecordView, api_router};
+pub use api::{ApiPorts, ConversationView, RecordView, api_router};
 pub use error::ApiError;
 
 /// What the webhook routes need: the intake service and one verifier per enabled channel.
