@@ -218,6 +218,38 @@ async fn fired_reminders_warn_then_breach_once_and_a_late_answer_keeps_the_breac
         "a warning comes before"
     );
 
+    // The window closing on a conversation nobody answered: its own event.
+    let c = conversation(&backend, customer).await;
+    let last = c.last_inbound_at.unwrap();
+    let window = Reminder::new(
+        ReminderKind::WindowClosing,
+        &c.id,
+        last,
+        last + Duration::hours(24),
+        last + Duration::hours(22),
+    );
+    assert_eq!(
+        Some(&window.name),
+        c.window_reminder.as_ref(),
+        "the one scheduled"
+    );
+    assert_eq!(
+        handler.handle(&window).await.unwrap(),
+        Fired::Published(ReminderKind::WindowClosing)
+    );
+    let closing: Vec<Value> = backend
+        .published
+        .published()
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "window.closing")
+        .collect();
+    assert_eq!(closing.len(), 1);
+    assert_eq!(
+        closing[0]["detail"]["due_at"],
+        json!((last + Duration::hours(24)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    );
+
     // A late answer: the response time is recorded, the breach stays.
     let late = now + 5 * 60_000;
     post(
