@@ -5,6 +5,7 @@
 //! Nothing here knows about AWS: adapters live in `switchboard-aws` and `switchboard-embedded`.
 #![warn(missing_docs)]
 
+pub mod answer;
 pub mod channels;
 pub mod clock;
 pub mod config;

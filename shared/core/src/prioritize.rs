@@ -21,6 +21,7 @@ use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
+use crate::answer::AnswerRecorder;
 use crate::clock::Clock;
 use crate::ids::ConversationId;
 use crate::model::{Conversation, Direction, Message, Record};
@@ -81,6 +82,7 @@ pub struct Prioritizer {
     store: Arc<dyn PriorityStore>,
     events: Arc<dyn EventPublisher>,
     timers: Arc<dyn ReminderScheduler>,
+    answers: AnswerRecorder,
     scorer: Arc<Scorer>,
     policy: Arc<SlaPolicy>,
     clock: Arc<dyn Clock>,
@@ -98,6 +100,7 @@ impl Prioritizer {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            answers: AnswerRecorder::new(store.clone(), timers.clone()),
             store,
             events,
             timers,
@@ -259,67 +262,22 @@ impl Prioritizer {
     }
 
     /// An agent tool says the conversation was answered at `at` (`POST
-    /// /api/conversations/{id}/answered`): the wait ends as with an echo ([`Conversation::answer`])
-    /// and its reminders are cancelled. Answers the conversation, or `None` when there is none.
+    /// /api/conversations/{id}/answered`): see [`AnswerRecorder::mark_answered`].
     pub async fn mark_answered(
         &self,
         id: &crate::ids::ConversationId,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<Conversation>, PrioritizeError> {
-        let Some(conversation) = self
-            .store
-            .update_conversation(id, &|c: &mut Conversation| {
-                let before = c.waiting_since;
-                c.answer(at);
-                c.waiting_since != before
-            })
-            .await?
-        else {
-            return Ok(None);
-        };
-        self.answered(&conversation).await?;
-        Ok(self.store.conversation(id).await?)
+        Ok(self.answers.mark_answered(id, at).await?)
     }
 
     /// A brand message: when it ended the wait, the wait's reminders and the window's no
-    /// longer apply and are cancelled (a reminder that fires all the same finds the wait
-    /// over and does nothing).
+    /// longer apply and are cancelled.
     async fn answered(&self, conversation: &Conversation) -> Result<Outcome, PrioritizeError> {
-        let ended = |c: &Conversation| -> Vec<String> {
-            let mut names = Vec::new();
-            if c.current_sla().is_none()
-                && let Some(clock) = &c.sla
-            {
-                names.extend(clock.reminders.iter().cloned());
-            }
-            if c.waiting_since.is_none() {
-                names.extend(c.window_reminder.iter().cloned());
-            }
-            names
-        };
-        let cancel = ended(conversation);
-        if cancel.is_empty() {
-            return Ok(Outcome::Skipped);
-        }
-        self.timers.cancel(&cancel).await?;
-        self.store
-            .update_conversation(&conversation.id, &|c: &mut Conversation| {
-                if ended(c).is_empty() {
-                    return false;
-                }
-                if c.current_sla().is_none()
-                    && let Some(clock) = &mut c.sla
-                {
-                    clock.reminders.clear();
-                }
-                if c.waiting_since.is_none() {
-                    c.window_reminder = None;
-                }
-                true
-            })
-            .await?;
-        tracing::info!(conversation = %conversation.id, cancelled = cancel.len(), "reminders cancelled");
-        Ok(Outcome::Answered)
+        Ok(match self.answers.cancel_ended(conversation).await? {
+            0 => Outcome::Skipped,
+            _ => Outcome::Answered,
+        })
     }
 
     /// The customer's history as of `message`: the surviving customer's records of the
@@ -416,9 +374,6 @@ impl crate::ports::Answers for Prioritizer {
         id: &crate::ids::ConversationId,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<Conversation>, BackendError> {
-        self.mark_answered(id, at).await.map_err(|e| match e {
-            PrioritizeError::Backend(b) => b,
-            other => BackendError::unavailable("answered", other),
-        })
+        self.answers.mark_answered(id, at).await
     }
 }
