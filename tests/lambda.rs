@@ -157,3 +157,188 @@ async fn the_sla_reminder_answers_an_sqs_event_with_only_the_failed_message_ids(
         json!({"batchItemFailures": [{"itemIdentifier": "8e9d5b6f-2c3a-4d4e-af90-1b2c3d4e5f60"}]})
     );
 }
+
+/// An API Gateway HTTP API event of the agent API's route (`ANY /api/{proxy+}`), IAM-authorized,
+/// built on `infra/events/api-queue.json`.
+fn api_event(method: &str, path_and_query: &str, body: Option<&str>) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events/api-queue.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let params: serde_json::Map<String, serde_json::Value> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_owned(), json!(v))
+        })
+        .collect();
+    event["rawPath"] = json!(path);
+    event["rawQueryString"] = json!(query);
+    event["queryStringParameters"] = json!(params);
+    event["pathParameters"]["proxy"] = json!(path.trim_start_matches("/api/"));
+    event["requestContext"]["http"]["method"] = json!(method);
+    event["requestContext"]["http"]["path"] = json!(path);
+    if let Some(body) = body {
+        event["headers"]["content-type"] = json!("application/json");
+        event["body"] = json!(body);
+    }
+    event.to_string()
+}
+
+async fn api_json(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let (status, body) = invoke(app, &api_event(method, uri, body)).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The agent-api function as deployed: built from the settings the stack gives it, over
+/// DynamoDB and EventBridge Scheduler on moto, answering API Gateway events. The sample event
+/// reads the billing queue; an agent tool's answer ends the wait, deletes its reminders and
+/// takes the conversation out of the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_api_function_serves_the_queue_and_takes_answers_on_aws() {
+    use switchboard_aws::app::{ApiSettings, agent_api};
+
+    let backend = switchboard_tests::aws().await;
+    let webhooks = backend.app(None);
+    let t = chrono::Utc::now().timestamp() - 60;
+    for (from, id, ts, text) in [
+        (
+            "5215550000001",
+            "wamid.API1",
+            t,
+            "me cobraron dos veces, es urgente",
+        ),
+        ("5215550000002", "wamid.API2", t - 60, "gracias!"),
+    ] {
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
+          "value": {"metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN"},
+                    "contacts": [{"profile": {"name": "Cliente"}, "wa_id": from}],
+                    "messages": [{"from": from, "id": id, "timestamp": ts.to_string(),
+                                  "type": "text", "text": {"body": text}}]}}]}]})
+        .to_string();
+        let (status, _) = switchboard_tests::call(
+            &webhooks,
+            switchboard_tests::signed_to(
+                switchboard_core::model::Webhook::Whatsapp,
+                body.into_bytes(),
+            ),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(backend.prioritize_all(&backend.prioritizer()).await, 2);
+    let scheduled = backend.pending.names().await;
+    assert!(!scheduled.is_empty(), "the waits have reminders");
+
+    let env = backend.env.clone();
+    let settings =
+        ApiSettings::from_source(&|name: &str| env.get(name).cloned()).expect("settings");
+    let sdk = switchboard_tests::moto().await.sdk_config().await;
+    let api = agent_api(
+        &sdk,
+        &settings,
+        std::sync::Arc::new(switchboard_core::clock::SystemClock),
+    );
+
+    // The sample event, as it is: the billing team's queue holds the double charge.
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events/api-queue.json"),
+    )
+    .unwrap();
+    let (status, body) = invoke(&api, &sample).await;
+    assert_eq!(status, 200, "{body}");
+    let billing: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let items = billing["items"].as_array().expect("a page");
+    assert_eq!(items.len(), 1, "{billing}");
+    let urgent = &items[0];
+    assert_eq!(urgent["customer_provider_id"], "5215550000001");
+    assert!(
+        urgent["due_at"].is_string() && urgent["warn_at"].is_string(),
+        "{urgent}"
+    );
+    assert!(!urgent["priority"]["reasons"].as_array().unwrap().is_empty());
+
+    // Every team's queue: the urgent one first.
+    let (status, all) = api_json(&api, "GET", "/api/queue", None).await;
+    assert_eq!(status, 200);
+    let who: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer_provider_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, ["5215550000001", "5215550000002"]);
+
+    // An agent tool answers the urgent one.
+    let id = urgent["id"].as_str().unwrap();
+    let (status, answered) = api_json(
+        &api,
+        "POST",
+        &format!("/api/conversations/{id}/answered"),
+        Some(&json!({"at": chrono::Utc::now().to_rfc3339()}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{answered}");
+    assert!(answered["waiting_since"].is_null(), "{answered}");
+    assert!(
+        answered["last_response_seconds"].as_i64().is_some(),
+        "{answered}"
+    );
+    let left = backend.pending.names().await;
+    assert!(
+        left.len() < scheduled.len(),
+        "the answered wait's reminders are deleted"
+    );
+    let (_, all) = api_json(&api, "GET", "/api/queue", None).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
+    assert_eq!(all["items"][0]["customer_provider_id"], "5215550000002");
+
+    // The rest of the contract: 404 for an unknown conversation, 404 for events (on the bus).
+    let (status, _) = api_json(
+        &api,
+        "POST",
+        "/api/conversations/cv_00000000000000000000000000000000/answered",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = api_json(&api, "GET", "/api/events", None).await;
+    assert_eq!(status, 404);
+}
+
+/// The agent-api function refuses to start without its settings, naming the first missing.
+#[test]
+fn the_agent_api_settings_name_what_is_missing() {
+    use switchboard_aws::app::ApiSettings;
+    let none = |_: &str| None::<String>;
+    let err = ApiSettings::from_source(&none).unwrap_err();
+    assert!(err.to_string().contains("SWITCHBOARD_TABLE"), "{err}");
+    let table_only = |name: &str| (name == "SWITCHBOARD_TABLE").then(|| "t".to_owned());
+    let err = ApiSettings::from_source(&table_only).unwrap_err();
+    assert!(
+        err.to_string().contains("SWITCHBOARD_SCHEDULE_GROUP"),
+        "{err}"
+    );
+    let bad_priority = |name: &str| match name {
+        "SWITCHBOARD_PRIORITY" => Some("/nonexistent/priority.toml".to_owned()),
+        "SWITCHBOARD_RETENTION_DAYS" => None,
+        _ => Some("x".to_owned()),
+    };
+    let err = ApiSettings::from_source(&bad_priority).unwrap_err();
+    assert!(err.to_string().contains("SWITCHBOARD_PRIORITY"), "{err}");
+}

@@ -416,9 +416,15 @@ fn grants(function: &Value) -> BTreeSet<(String, String)> {
                 Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
                 other => panic!("{other}"),
             };
+            let resources: Vec<String> = match &s["Resource"] {
+                Value::Array(r) => r.iter().map(Value::to_string).collect(),
+                one => vec![one.to_string()],
+            };
             for a in list {
                 assert!(!a.contains('*'), "wildcard action {a}");
-                granted.insert((a, s["Resource"].to_string()));
+                for r in &resources {
+                    granted.insert((a.clone(), r.clone()));
+                }
             }
         }
     }
@@ -531,4 +537,133 @@ fn the_reminders_go_from_scheduler_to_their_queue_and_the_sla_reminder_function(
         resource(&t, "BreachEmailSubscription")["Condition"],
         "HasBreachEmail"
     );
+}
+
+#[test]
+fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
+    let t = template();
+    let function = resource(&t, "AgentApiFunction");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"],
+        "agent-api"
+    );
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/agent-api/Cargo.toml"),
+    )
+    .expect("the agent-api crate");
+    assert!(manifest.contains("name = \"agent-api\""));
+    // The settings `agent_api_app` reads.
+    let env = &function["Properties"]["Environment"]["Variables"];
+    use switchboard_core::config;
+    for name in [
+        config::TABLE,
+        config::SCHEDULE_GROUP,
+        config::REMINDER_QUEUE_ARN,
+        config::SCHEDULER_ROLE_ARN,
+        config::RETENTION_DAYS,
+    ] {
+        assert!(
+            env[name].is_object(),
+            "{name} not set from a resource or parameter"
+        );
+    }
+    let events: Vec<&Value> = function["Properties"]["Events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .collect();
+    assert_eq!(events.len(), 1);
+    let route = &events[0]["Properties"];
+    assert_eq!(events[0]["Type"], "HttpApi");
+    assert_eq!(route["ApiId"]["Ref"], "HttpApi");
+    assert_eq!(
+        (route["Method"].as_str(), route["Path"].as_str()),
+        (Some("ANY"), Some("/api/{proxy+}"))
+    );
+    assert_eq!(route["Auth"]["Authorizer"], "AWS_IAM");
+    assert_eq!(
+        resource(&t, "HttpApi")["Properties"]["Auth"]["EnableIamAuthorizer"],
+        true
+    );
+
+    let table = serde_json::json!({"Fn::GetAtt": ["Table", "Arn"]}).to_string();
+    let index =
+        |i: &str| serde_json::json!({"Fn::Sub": format!("${{Table.Arn}}/index/{i}")}).to_string();
+    let schedules = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"}).to_string();
+    let expected: BTreeSet<(String, String)> = [
+        // Conversations, customers, deliveries (GetItem, Query on the table); a conversation
+        // answered or a customer's tier written back (PutItem, UpdateItem); a link's two
+        // customers (TransactWriteItems of puts) and its records moved (UpdateItem).
+        ("dynamodb:GetItem", table.clone()),
+        ("dynamodb:Query", table.clone()),
+        ("dynamodb:PutItem", table.clone()),
+        ("dynamodb:UpdateItem", table.clone()),
+        ("dynamodb:Query", index("gsi1")),
+        ("dynamodb:Query", index("gsi2")),
+        ("dynamodb:Query", index("gsi3")),
+        // An answered wait's reminders.
+        ("scheduler:DeleteSchedule", schedules),
+    ]
+    .into_iter()
+    .map(|(a, r)| (a.to_owned(), r))
+    .collect();
+    assert_eq!(grants(function), expected);
+}
+
+/// What the stack really creates: `template.yaml` transformed by aws-sam-translator (SAM's own
+/// library, offline, `infra/sam-translate.py`). Every route of the HTTP API but Meta's webhooks
+/// requires IAM authorization.
+#[test]
+fn every_route_but_the_webhooks_is_iam_authorized_in_the_deployed_api() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The SAM CLI's virtual environment: beside moto_server (./infra/test.sh sets it), else PATH.
+    let python = std::env::var("SWITCHBOARD_MOTO_SERVER")
+        .ok()
+        .map(|m| Path::new(&m).with_file_name("python3"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(root.join("infra/sam-translate.py"))
+        .arg(root.join("template.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    assert!(
+        out.status.success(),
+        "infra/sam-translate.py failed (the SAM CLI's virtual environment of ./infra/dev-setup.sh \
+         must be first on PATH): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deployed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let api = &deployed["Resources"]["HttpApi"];
+    assert_eq!(api["Type"], "AWS::ApiGatewayV2::Api");
+    let paths = api["Properties"]["Body"]["paths"]
+        .as_object()
+        .expect("an OpenAPI body");
+    let mut seen = BTreeSet::new();
+    for (path, methods) in paths {
+        for (method, operation) in methods.as_object().unwrap() {
+            seen.insert(format!("{method} {path}"));
+            let security = &operation["security"];
+            if path.starts_with("/webhooks/") {
+                assert!(
+                    security.is_null(),
+                    "{method} {path}: Meta cannot sign with IAM"
+                );
+            } else {
+                assert_eq!(
+                    security,
+                    &serde_json::json!([{"AWS_IAM": []}]),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    assert!(
+        seen.contains("x-amazon-apigateway-any-method /api/{proxy+}"),
+        "{seen:?}"
+    );
+    let webhooks = seen.iter().filter(|r| r.contains("/webhooks/")).count();
+    assert_eq!(webhooks, 2 * FUNCTIONS.len(), "{seen:?}");
+    let schemes = &api["Properties"]["Body"]["components"]["securitySchemes"]["AWS_IAM"];
+    assert_eq!(schemes["x-amazon-apigateway-authtype"], "awsSigv4");
 }

@@ -139,6 +139,9 @@ pub struct Backend {
     pub timers: Arc<dyn switchboard_core::ports::ReminderScheduler>,
     /// Names the reminders scheduled and not fired (or deleted) yet.
     pub pending: Arc<dyn PendingReminders>,
+    /// The settings a deployed function gets for this backend (`SWITCHBOARD_TABLE`, …); empty
+    /// for the embedded backend.
+    pub env: HashMap<String, String>,
     _keep: Arc<dyn std::any::Any + Send + Sync>,
 }
 
@@ -348,6 +351,7 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         event_log: Some(events),
         timers: store.clone(),
         pending: Arc::new(EmbeddedTimers(store)),
+        env: HashMap::new(),
         _keep: keep,
     }
 }
@@ -614,6 +618,22 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
     if let Some(counter) = &counter {
         counter.reset();
     }
+    use switchboard_core::config;
+    let env: HashMap<String, String> = [
+        (config::TABLE, provisioned.table.clone()),
+        (
+            config::INTAKE_QUEUE_URL,
+            provisioned.intake_queue_url.clone(),
+        ),
+        (config::RETENTION_DAYS, "30".to_owned()),
+        (config::EVENT_BUS, bus.clone()),
+        (config::SCHEDULE_GROUP, reminders.group.clone()),
+        (config::REMINDER_QUEUE_ARN, reminders.queue_arn.clone()),
+        (config::SCHEDULER_ROLE_ARN, reminders.role_arn.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
     let store = Arc::new(DynamoStore::new(
         dynamodb,
         &provisioned.table,
@@ -661,6 +681,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
             client: aws_sdk_sqs::Client::new(&sdk),
             url: provisioned.intake_queue_url,
         }),
+        env,
         _keep: Arc::new(()),
     }
 }

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tracing_subscriber::filter::LevelFilter;
 
+use switchboard_core::answer::AnswerRecorder;
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, Source};
-use switchboard_core::http::{WebhookState, webhook_router};
+use switchboard_core::http::{ApiPorts, WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::prioritize::{BatchItem, Prioritizer};
@@ -187,29 +188,33 @@ fn require_bus(source: &impl Source) -> Result<String, ConfigError> {
     )
 }
 
+fn schedule_target(source: &impl Source) -> Result<ScheduleTarget, ConfigError> {
+    Ok(ScheduleTarget {
+        group: source.require(
+            config::SCHEDULE_GROUP,
+            "the EventBridge Scheduler group of the SLA reminders (stack output \
+             ScheduleGroupName, or `switchboard provision`)",
+        )?,
+        queue_arn: source.require(
+            config::REMINDER_QUEUE_ARN,
+            "the ARN of the reminder queue the schedules send to (stack output \
+             ReminderQueueArn, or `switchboard provision`)",
+        )?,
+        role_arn: source.require(
+            config::SCHEDULER_ROLE_ARN,
+            "the ARN of the role EventBridge Scheduler assumes to send reminders \
+             (stack output SchedulerRoleArn, or `switchboard provision`)",
+        )?,
+    })
+}
+
 impl PrioritizerSettings {
     /// Reads the settings; the error names the first missing or bad one.
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         Ok(Self {
             table: require_table(source)?,
             event_bus: require_bus(source)?,
-            schedules: ScheduleTarget {
-                group: source.require(
-                    config::SCHEDULE_GROUP,
-                    "the EventBridge Scheduler group of the SLA reminders (stack output \
-                     ScheduleGroupName, or `switchboard provision`)",
-                )?,
-                queue_arn: source.require(
-                    config::REMINDER_QUEUE_ARN,
-                    "the ARN of the reminder queue the schedules send to (stack output \
-                     ReminderQueueArn, or `switchboard provision`)",
-                )?,
-                role_arn: source.require(
-                    config::SCHEDULER_ROLE_ARN,
-                    "the ARN of the role EventBridge Scheduler assumes to send reminders \
-                     (stack output SchedulerRoleArn, or `switchboard provision`)",
-                )?,
-            },
+            schedules: schedule_target(source)?,
             retention_days: config::retention_days(source)?,
             priority: config::priority_config(source)?,
             policy: config::sla_policy(source)?,
@@ -254,6 +259,70 @@ pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
     let settings = PrioritizerSettings::from_source(&config::ProcessEnv)?;
     let sdk = sdk_config().await;
     Ok(prioritizer(&sdk, &settings, Arc::new(SystemClock)))
+}
+
+/// The agent API's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_SCHEDULE_GROUP`,
+/// `SWITCHBOARD_REMINDER_QUEUE_ARN`, `SWITCHBOARD_SCHEDULER_ROLE_ARN` (the prioritizer's
+/// reminder settings: an answer deletes the reminders it made), `SWITCHBOARD_RETENTION_DAYS`,
+/// and `SWITCHBOARD_PRIORITY` for the teams whose queues `GET /api/queue` merges.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Table name.
+    pub table: String,
+    /// Where the SLA reminders are (an answer deletes its wait's).
+    pub schedules: ScheduleTarget,
+    /// Days data is kept.
+    pub retention_days: u32,
+    /// The teams of the priority configuration.
+    pub teams: Vec<String>,
+}
+
+impl ApiSettings {
+    /// Reads the settings; the error names the first missing or bad one.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: require_table(source)?,
+            schedules: schedule_target(source)?,
+            retention_days: config::retention_days(source)?,
+            teams: config::priority_config(source)?
+                .teams
+                .into_values()
+                .collect(),
+        })
+    }
+}
+
+/// The agent API on AWS: the `/api` routes (queue, conversations, timelines, customers,
+/// links, tiers, quarantine, deliveries, and the agent tool's answer) over DynamoDB. An answer
+/// ends the wait and deletes its reminders from the Scheduler group ([`AnswerRecorder`]);
+/// nothing here scores, schedules, publishes or enqueues. `GET /api/events` answers 404: on
+/// AWS the events are on the EventBridge bus.
+pub fn agent_api(sdk: &SdkConfig, settings: &ApiSettings, clock: Arc<dyn Clock>) -> axum::Router {
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &settings.table,
+        settings.retention_days,
+        clock.clone(),
+    ));
+    let timers = Arc::new(SchedulerReminders::new(
+        aws_sdk_scheduler::Client::new(sdk),
+        settings.schedules.clone(),
+        clock,
+    ));
+    api_router(ApiPorts {
+        reader: store.clone(),
+        customers: store.clone(),
+        events: None,
+        answers: Some(Arc::new(AnswerRecorder::new(store, timers))),
+        teams: settings.teams.clone(),
+    })
+}
+
+/// The agent API of the Lambda function, from the process environment.
+pub async fn agent_api_app() -> Result<axum::Router, StartupError> {
+    let settings = ApiSettings::from_source(&config::ProcessEnv)?;
+    let sdk = sdk_config().await;
+    Ok(agent_api(&sdk, &settings, Arc::new(SystemClock)))
 }
 
 /// The reminder consumer on AWS: DynamoDB and the EventBridge bus (`SWITCHBOARD_TABLE`,
