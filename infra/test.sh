@@ -49,6 +49,15 @@ sam_build() {
     echo "Run 'rustup target add $target', or set SWITCHBOARD_SKIP_SAM_BUILD=1 to skip this step." >&2
     return 1
   fi
+  # Every function in one cargo invocation first, with the flags SAM's builder passes
+  # (`cargo lambda build --release --arm64 --bin NAME`, one call per function, one after the
+  # other): cargo links the binaries side by side, and each of SAM's calls then finds its
+  # binary up to date.
+  local bins=() dir
+  for dir in functions/*/; do
+    bins+=(--bin "$(basename "$dir")")
+  done
+  cargo lambda build --release --arm64 "${bins[@]}"
   sam build
   ./infra/size-check.sh .aws-sam/build
 }
