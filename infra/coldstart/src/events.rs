@@ -4,9 +4,22 @@
 //!   (payload 2.0) event of a signed WhatsApp text message.
 //! * `webhook-facebook`, `webhook-instagram`: the same event sent to their route, with a small
 //!   Messenger (`object: page`) or Instagram (`object: instagram`) text message, signed here.
+//! * `prioritizer`: an SQS event of the intake queue carrying the queue entry of a WhatsApp
+//!   message that the harness stored just before the run ([`prioritizer_event`]): the whole
+//!   prioritizing path (reads, history, scoring, reminders, the event, the write).
+//! * `sla-reminder`: an SQS event of the reminder queue with one breach reminder
+//!   (`infra/events/sqs-reminder.json`'s first record) of a conversation that is not stored:
+//!   one read, and nothing to do.
+//! * `agent-api`: `infra/events/api-queue.json`, `GET /api/queue?team=billing`: one query.
 //! * anything else (`coldstart-hello`): a small JSON object.
 //!
-//! A webhook function must answer `statusCode` 200; for any other function, a response with a
+//! With [`Scenario::Handshake`] every function gets a first invocation that makes no AWS call:
+//! Meta's subscription `GET` for the webhooks, an entry of a status (acknowledged unread) for
+//! the prioritizer, an empty batch for the sla-reminder, `GET /api/events` (404 on AWS) for the
+//! agent API.
+//!
+//! A webhook or agent-API function must answer the expected `statusCode`; a queue consumer
+//! must answer an empty `batchItemFailures`; for any other function, a response with a
 //! `statusCode` must have 200, one without is accepted as it is.
 
 use base64::Engine;
@@ -22,6 +35,9 @@ pub const VERIFY_TOKEN: &str = "dev-token";
 
 const WHATSAPP_POST: &str = include_str!("../../events/whatsapp-post.json");
 const WHATSAPP_VERIFY: &str = include_str!("../../events/whatsapp-verify.json");
+const SQS_INTAKE: &str = include_str!("../../events/sqs-intake.json");
+const SQS_REMINDER: &str = include_str!("../../events/sqs-reminder.json");
+const API_QUEUE: &str = include_str!("../../events/api-queue.json");
 
 const FACEBOOK_BODY: &str = r#"{"object":"page","entry":[{"id":"1029384756","time":1730231903000,"messaging":[{"sender":{"id":"5550001"},"recipient":{"id":"1029384756"},"timestamp":1730231903000,"message":{"mid":"m_coldstart_facebook","text":"hello"}}]}]}"#;
 
@@ -33,40 +49,124 @@ pub enum Kind {
     /// A webhook function (`webhook-<channel>`): it needs the table, the queue and the channel's
     /// settings, and answers API Gateway events.
     Webhook(Webhook),
+    /// The intake queue's consumer (`prioritizer`): SQS events.
+    Prioritizer,
+    /// The reminder queue's consumer (`sla-reminder`): SQS events.
+    SlaReminder,
+    /// The agent API (`agent-api`): API Gateway events.
+    AgentApi,
     /// Any other function: it gets a small JSON event.
     Plain,
 }
 
 impl Kind {
-    /// `webhook-whatsapp` → WhatsApp, …; anything else is plain.
+    /// `webhook-whatsapp` → WhatsApp, `prioritizer`, `sla-reminder`, `agent-api`; anything
+    /// else is plain.
     pub fn of(name: &str) -> Self {
-        Webhook::ALL
-            .into_iter()
-            .find(|w| name == format!("webhook-{w}"))
-            .map_or(Kind::Plain, Kind::Webhook)
+        match name {
+            "prioritizer" => Kind::Prioritizer,
+            "sla-reminder" => Kind::SlaReminder,
+            "agent-api" => Kind::AgentApi,
+            _ => Webhook::ALL
+                .into_iter()
+                .find(|w| name == format!("webhook-{w}"))
+                .map_or(Kind::Plain, Kind::Webhook),
+        }
+    }
+
+    /// Whether the function needs the stack's resources (a table, queues, …) to start.
+    pub fn needs_resources(self) -> bool {
+        self != Kind::Plain
     }
 }
 
-/// Which first invocation a webhook function gets.
+/// Which first invocation a function gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
-    /// A signed one-message delivery: the whole intake path, AWS calls included.
+    /// A real first request: a signed one-message delivery for a webhook, a stored message's
+    /// queue entry for the prioritizer, a reminder for the sla-reminder, a queue read for the
+    /// agent API: the function's path with its AWS calls.
     Post,
-    /// Meta's subscription handshake (`GET` with `hub.challenge`): no AWS call, so spawn to
-    /// response is start-up plus routing, comparable with a function doing no I/O.
+    /// A first request answered without any AWS call (Meta's subscription handshake for a
+    /// webhook; see the module docs for the others), so that spawn to response is start-up plus
+    /// routing, comparable with a function doing no I/O.
     Handshake,
 }
 
-/// The event for `kind` in `scenario`, as sent.
-pub fn event(kind: Kind, scenario: Scenario) -> Result<Vec<u8>, String> {
+/// The event for `kind` in `scenario`, as sent; `None` for the prioritizer's real request,
+/// whose entry refers to a message stored for each run ([`prioritizer_event`]).
+pub fn event(kind: Kind, scenario: Scenario) -> Result<Option<Vec<u8>>, String> {
     let template: Value = serde_json::from_str(WHATSAPP_POST)
         .map_err(|e| format!("infra/events/whatsapp-post.json: {e}"))?;
     let event = match (kind, scenario) {
         (Kind::Plain, _) => json!({"coldstart": "hello"}),
         (Kind::Webhook(webhook), Scenario::Handshake) => handshake(webhook)?,
         (Kind::Webhook(webhook), Scenario::Post) => post_event(template, webhook)?,
+        (Kind::Prioritizer, Scenario::Post) => return Ok(None),
+        (Kind::Prioritizer, Scenario::Handshake) => {
+            let mut event = sample("sqs-intake.json", SQS_INTAKE)?;
+            // The third record: a status of a conversation, acknowledged without a read.
+            let status = event["Records"][2].take();
+            event["Records"] = json!([status]);
+            event
+        }
+        (Kind::SlaReminder, Scenario::Post) => {
+            let mut event = sample("sqs-reminder.json", SQS_REMINDER)?;
+            let reminder = event["Records"][0].take();
+            event["Records"] = json!([reminder]);
+            event
+        }
+        (Kind::SlaReminder, Scenario::Handshake) => json!({"Records": []}),
+        (Kind::AgentApi, Scenario::Post) => sample("api-queue.json", API_QUEUE)?,
+        (Kind::AgentApi, Scenario::Handshake) => {
+            let mut event = sample("api-queue.json", API_QUEUE)?;
+            event["rawPath"] = json!("/api/events");
+            event["rawQueryString"] = json!("");
+            event["queryStringParameters"] = json!({});
+            event["pathParameters"]["proxy"] = json!("events");
+            event["requestContext"]["http"]["path"] = json!("/api/events");
+            event
+        }
     };
+    serde_json::to_vec(&event)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The body of `infra/events/whatsapp-post.json`: a signed WhatsApp text message.
+pub fn whatsapp_body() -> Result<Vec<u8>, String> {
+    let event = sample("whatsapp-post.json", WHATSAPP_POST)?;
+    let body = event["body"].as_str().unwrap_or_default();
+    if event["isBase64Encoded"].as_bool() == Some(true) {
+        STANDARD
+            .decode(body)
+            .map_err(|e| format!("infra/events/whatsapp-post.json: body: {e}"))
+    } else {
+        Ok(body.as_bytes().to_vec())
+    }
+}
+
+/// The prioritizer's SQS event carrying `entries` (queue entry JSON bodies), shaped as the
+/// FIFO intake queue's event source mapping delivers them.
+pub fn prioritizer_event(entries: &[String]) -> Result<Vec<u8>, String> {
+    let mut event = sample("sqs-intake.json", SQS_INTAKE)?;
+    let template = event["Records"][0].take();
+    let records: Vec<Value> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let mut record = template.clone();
+            record["messageId"] = json!(format!("c01d5a47-0000-4000-8000-{i:012x}"));
+            record["body"] = json!(body);
+            record
+        })
+        .collect();
+    event["Records"] = json!(records);
     serde_json::to_vec(&event).map_err(|e| e.to_string())
+}
+
+fn sample(name: &str, text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("infra/events/{name}: {e}"))
 }
 
 fn post_event(template: Value, webhook: Webhook) -> Result<Value, String> {
@@ -131,15 +231,28 @@ fn post(mut template: Value, webhook: Webhook, body: &str) -> Value {
     template
 }
 
-/// Whether `body`, a function's response to the event of `kind`, is a success.
-pub fn check_response(kind: Kind, body: &[u8]) -> Result<(), String> {
+/// Whether `body`, a function's response to the event of `kind` in `scenario`, is a success.
+pub fn check_response(kind: Kind, scenario: Scenario, body: &[u8]) -> Result<(), String> {
     let shown = || String::from_utf8_lossy(&body[..body.len().min(400)]).into_owned();
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| format!("the response is not JSON ({e}): {}", shown()))?;
+    let expected = match (kind, scenario) {
+        (Kind::Prioritizer | Kind::SlaReminder, _) => {
+            return match value.get("batchItemFailures") {
+                Some(Value::Array(failed)) if failed.is_empty() => Ok(()),
+                _ => Err(format!("a batch with failures: {}", shown())),
+            };
+        }
+        (Kind::AgentApi, Scenario::Handshake) => 404,
+        _ => 200,
+    };
     match value.get("statusCode") {
-        Some(code) if code.as_u64() == Some(200) => Ok(()),
-        Some(code) => Err(format!("statusCode {code}: {}", shown())),
-        None if matches!(kind, Kind::Webhook(_)) => {
+        Some(code) if code.as_u64() == Some(expected) => Ok(()),
+        Some(code) => Err(format!(
+            "statusCode {code}, expected {expected}: {}",
+            shown()
+        )),
+        None if matches!(kind, Kind::Webhook(_) | Kind::AgentApi) => {
             Err(format!("no statusCode in the response: {}", shown()))
         }
         None => Ok(()),
@@ -161,6 +274,9 @@ mod tests {
             Kind::Webhook(Webhook::Instagram)
         );
         assert_eq!(Kind::of("coldstart-hello"), Kind::Plain);
+        assert_eq!(Kind::of("prioritizer"), Kind::Prioritizer);
+        assert_eq!(Kind::of("sla-reminder"), Kind::SlaReminder);
+        assert_eq!(Kind::of("agent-api"), Kind::AgentApi);
     }
 
     #[test]
@@ -168,23 +284,73 @@ mod tests {
         for webhook in Webhook::ALL {
             let kind = Kind::Webhook(webhook);
             let post: Value =
-                serde_json::from_slice(&event(kind, Scenario::Post).unwrap()).expect("JSON event");
+                serde_json::from_slice(&event(kind, Scenario::Post).unwrap().unwrap())
+                    .expect("JSON event");
             assert_eq!(post["rawPath"], format!("/webhooks/{webhook}"));
             check_signature(&post).expect("signed with the app secret");
-            let get: Value = serde_json::from_slice(&event(kind, Scenario::Handshake).unwrap())
-                .expect("JSON event");
+            let get: Value =
+                serde_json::from_slice(&event(kind, Scenario::Handshake).unwrap().unwrap())
+                    .expect("JSON event");
             assert_eq!(get["rawPath"], format!("/webhooks/{webhook}"));
             assert_eq!(get["requestContext"]["http"]["method"], "GET");
         }
     }
 
     #[test]
+    fn the_other_functions_get_events_of_their_sources() {
+        let sqs = |kind, scenario| -> Value {
+            serde_json::from_slice(&event(kind, scenario).unwrap().unwrap()).unwrap()
+        };
+        assert!(event(Kind::Prioritizer, Scenario::Post).unwrap().is_none());
+        let status = sqs(Kind::Prioritizer, Scenario::Handshake);
+        assert_eq!(status["Records"].as_array().unwrap().len(), 1);
+        assert!(
+            status["Records"][0]["body"]
+                .as_str()
+                .unwrap()
+                .contains("\"event\"")
+        );
+        let reminder = sqs(Kind::SlaReminder, Scenario::Post);
+        assert!(
+            reminder["Records"][0]["body"]
+                .as_str()
+                .unwrap()
+                .contains("sla.breached")
+        );
+        assert_eq!(
+            sqs(Kind::SlaReminder, Scenario::Handshake)["Records"],
+            json!([])
+        );
+        assert_eq!(sqs(Kind::AgentApi, Scenario::Post)["rawPath"], "/api/queue");
+        assert_eq!(
+            sqs(Kind::AgentApi, Scenario::Handshake)["rawPath"],
+            "/api/events"
+        );
+        let entries: Value =
+            serde_json::from_slice(&prioritizer_event(&["{}".into(), "[]".into()]).unwrap())
+                .unwrap();
+        assert_eq!(entries["Records"][1]["body"], "[]");
+        assert_ne!(
+            entries["Records"][0]["messageId"],
+            entries["Records"][1]["messageId"]
+        );
+    }
+
+    #[test]
     fn responses() {
+        let post = Scenario::Post;
         let webhook = Kind::Webhook(Webhook::Whatsapp);
-        assert!(check_response(webhook, br#"{"statusCode":200,"body":""}"#).is_ok());
-        assert!(check_response(webhook, br#"{"statusCode":401,"body":""}"#).is_err());
-        assert!(check_response(webhook, br#""ok""#).is_err());
-        assert!(check_response(Kind::Plain, br#""ok""#).is_ok());
-        assert!(check_response(Kind::Plain, b"not json").is_err());
+        assert!(check_response(webhook, post, br#"{"statusCode":200,"body":""}"#).is_ok());
+        assert!(check_response(webhook, post, br#"{"statusCode":401,"body":""}"#).is_err());
+        assert!(check_response(webhook, post, br#""ok""#).is_err());
+        assert!(check_response(Kind::Plain, post, br#""ok""#).is_ok());
+        assert!(check_response(Kind::Plain, post, b"not json").is_err());
+        let quiet = Scenario::Handshake;
+        assert!(check_response(Kind::AgentApi, quiet, br#"{"statusCode":404}"#).is_ok());
+        assert!(check_response(Kind::AgentApi, post, br#"{"statusCode":404}"#).is_err());
+        let none = br#"{"batchItemFailures":[]}"#;
+        let one = br#"{"batchItemFailures":[{"itemIdentifier":"a"}]}"#;
+        assert!(check_response(Kind::Prioritizer, post, none).is_ok());
+        assert!(check_response(Kind::SlaReminder, post, one).is_err());
     }
 }

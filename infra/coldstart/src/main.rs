@@ -97,7 +97,9 @@ mod harness {
 
     use aws_config::Region;
     use aws_sdk_dynamodb::config::Credentials;
-    use switchboard_aws::resources::{ResourceNames, provision};
+    use switchboard_aws::resources::{
+        ResourceNames, provision, provision_event_bus, provision_reminders,
+    };
     use switchboard_core::config;
     use switchboard_core::model::Webhook;
 
@@ -108,19 +110,25 @@ mod harness {
 
     const REGION: &str = "us-east-1";
     const BASELINE: &str = "coldstart-hello";
-    const DEFAULT_BINS: [&str; 4] = [
+    const DEFAULT_BINS: [&str; 7] = [
         "webhook-whatsapp",
         "webhook-facebook",
         "webhook-instagram",
+        "prioritizer",
+        "sla-reminder",
+        "agent-api",
         BASELINE,
     ];
+    const BUILD_HINT: &str = "cargo build --release -p webhook-whatsapp -p webhook-facebook \
+        -p webhook-instagram -p prioritizer -p sla-reminder -p agent-api -p coldstart";
 
     /// Cold start and peak memory of Lambda function binaries, against a hello-world baseline.
     #[derive(Debug, Parser)]
     #[command(name = "coldstart")]
     struct Cli {
-        /// A function binary to measure (repeat for several). Default: webhook-whatsapp,
-        /// webhook-facebook, webhook-instagram and coldstart-hello from the release folder.
+        /// A function binary to measure (repeat for several). Default: every function
+        /// (webhook-whatsapp, webhook-facebook, webhook-instagram, prioritizer, sla-reminder,
+        /// agent-api) and coldstart-hello, from the release folder.
         #[arg(long = "bin", value_name = "PATH")]
         bins: Vec<PathBuf>,
         /// Measured runs per binary.
@@ -147,9 +155,11 @@ mod harness {
         /// `--env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt --env SSL_CERT_DIR=/nonexistent`.
         #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
         env: Vec<(String, String)>,
-        /// The first invocation of the webhook functions: `post`, a signed one-message delivery
-        /// (the intake path, with its AWS calls), or `handshake`, Meta's subscription GET (no
-        /// AWS call: start-up and routing alone).
+        /// The first invocation: `post`, a real request with its AWS calls (a signed
+        /// one-message delivery for a webhook, a stored message's queue entry for the
+        /// prioritizer, a reminder, a queue read), or `handshake`, one answered with no AWS call
+        /// (Meta's subscription GET for a webhook, a status entry, an empty batch, a 404):
+        /// start-up and routing alone.
         #[arg(long, value_enum, default_value_t = Scenario::Post)]
         event: Scenario,
     }
@@ -165,7 +175,8 @@ mod harness {
         name: String,
         path: PathBuf,
         kind: Kind,
-        event: Vec<u8>,
+        /// The event of every run; `None`: made per run ([`seed`]).
+        event: Option<Vec<u8>>,
     }
 
     pub fn main() -> ExitCode {
@@ -235,8 +246,12 @@ mod harness {
             ))
             .load()
             .await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let clients = Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            eventbridge: aws_sdk_eventbridge::Client::new(&sdk),
+            scheduler: aws_sdk_scheduler::Client::new(&sdk),
+        };
 
         let mut base_env = base_env(&api_addr.to_string(), &endpoint);
         base_env.extend(cli.env.iter().map(|(k, v)| (k.clone(), v.into())));
@@ -270,21 +285,20 @@ mod harness {
                     "AWS_LAMBDA_FUNCTION_NAME".into(),
                     target.name.clone().into(),
                 ));
-                if let Kind::Webhook(_) = target.kind {
+                let mut event = target.event.clone();
+                if target.kind.needs_resources() {
                     let prefix = format!("coldstart-{}-{seq}", std::process::id());
-                    let names = ResourceNames::with_prefix(&prefix);
-                    let provisioned =
-                        tokio::time::timeout(timeout, provision(&dynamodb, &sqs, &names))
+                    let (settings, seeded) =
+                        tokio::time::timeout(timeout, stack(&clients, &prefix, target.kind))
                             .await
-                            .map_err(|_| format!("provisioning took more than {timeout:?}"))?
-                            .map_err(|e| format!("{e}: {}", source_chain(&e)))?;
-                    env.push((config::TABLE.into(), provisioned.table.into()));
-                    env.push((
-                        config::INTAKE_QUEUE_URL.into(),
-                        provisioned.intake_queue_url.into(),
-                    ));
+                            .map_err(|_| format!("provisioning took more than {timeout:?}"))??;
+                    env.extend(settings.into_iter().map(|(k, v)| (k.to_owned(), v.into())));
+                    if event.is_none() {
+                        event = Some(events::prioritizer_event(&seeded)?);
+                    }
                 }
-                match invoke(&api, target, &env, timeout, seq).await {
+                let event = event.ok_or("no event for the run")?;
+                match invoke(&api, target, event, cli.event, &env, timeout, seq).await {
                     Ok(sample) => {
                         line.push_str(&format!(
                             " {} {:.1} ms {:.1} MiB,",
@@ -342,6 +356,8 @@ mod harness {
     async fn invoke(
         api: &RuntimeApi,
         target: &Target,
+        event: Vec<u8>,
+        scenario: Scenario,
         env: &[(String, OsString)],
         timeout: Duration,
         seq: u64,
@@ -353,7 +369,7 @@ mod harness {
                 "arn:aws:lambda:{REGION}:123456789012:function:{}",
                 target.name
             ),
-            event: target.event.clone().into(),
+            event: event.into(),
             timeout,
         });
         let (mut process, start) = match Process::spawn(&target.path, env) {
@@ -416,7 +432,7 @@ mod harness {
             )
         };
         let (at, body) = outcome.map_err(|e| fail(e, &mut process))?;
-        events::check_response(target.kind, &body).map_err(|e| fail(e, &mut process))?;
+        events::check_response(target.kind, scenario, &body).map_err(|e| fail(e, &mut process))?;
         let exit = exit.map_err(|e| e.to_string())?;
         let init_at = init_at.ok_or("a response without a request for the event")?;
         Ok(Sample {
@@ -425,6 +441,108 @@ mod harness {
             peak_rss_kib: peak_rss_kib.ok_or("no VmHWM in /proc for the process")?,
             ru_maxrss_kib: exit.ru_maxrss_kib,
         })
+    }
+
+    struct Clients {
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        eventbridge: aws_sdk_eventbridge::Client,
+        scheduler: aws_sdk_scheduler::Client,
+    }
+
+    /// A fresh stack for one run, named by `prefix`: the table and the intake queue, and for
+    /// the prioritizer, the sla-reminder and the agent API the event bus, the reminder queue
+    /// and the schedule group too. Answers the settings a deployed function gets, and for the
+    /// prioritizer the queue entries of the WhatsApp sample message, accepted through the
+    /// intake as its webhook would (so that its first invocation finds the message stored).
+    async fn stack(
+        clients: &Clients,
+        prefix: &str,
+        kind: Kind,
+    ) -> Result<(Vec<(&'static str, String)>, Vec<String>), String> {
+        let chain = |e: &dyn std::error::Error| format!("{e}: {}", source_chain(e));
+        let names = ResourceNames::with_prefix(prefix);
+        let provisioned = provision(&clients.dynamodb, &clients.sqs, &names)
+            .await
+            .map_err(|e| chain(&e))?;
+        let mut settings = vec![
+            (config::TABLE, provisioned.table.clone()),
+            (
+                config::INTAKE_QUEUE_URL,
+                provisioned.intake_queue_url.clone(),
+            ),
+        ];
+        if matches!(kind, Kind::Webhook(_)) {
+            return Ok((settings, Vec::new()));
+        }
+        let bus = provision_event_bus(&clients.eventbridge, &names)
+            .await
+            .map_err(|e| chain(&e))?;
+        let reminders = provision_reminders(&clients.sqs, &clients.scheduler, &names)
+            .await
+            .map_err(|e| chain(&e))?;
+        settings.extend([
+            (config::EVENT_BUS, bus),
+            (config::SCHEDULE_GROUP, reminders.group),
+            (config::REMINDER_QUEUE_ARN, reminders.queue_arn),
+            (config::SCHEDULER_ROLE_ARN, reminders.role_arn),
+        ]);
+        if kind != Kind::Prioritizer {
+            return Ok((settings, Vec::new()));
+        }
+        let entries = seed(clients, &provisioned.table, &provisioned.intake_queue_url).await?;
+        Ok((settings, entries))
+    }
+
+    /// Accepts the WhatsApp sample delivery into `table` and the intake queue, and answers the
+    /// bodies of the queue entries it made (received and deleted from the queue, as the event
+    /// source mapping would).
+    async fn seed(clients: &Clients, table: &str, queue_url: &str) -> Result<Vec<String>, String> {
+        use std::sync::Arc;
+        use switchboard_aws::{DynamoStore, SqsIntakeQueue};
+        use switchboard_core::clock::SystemClock;
+        use switchboard_core::intake::Intake;
+        let clock = Arc::new(SystemClock);
+        let intake = Intake::new(
+            Arc::new(DynamoStore::new(
+                clients.dynamodb.clone(),
+                table,
+                30,
+                clock.clone(),
+            )),
+            Arc::new(SqsIntakeQueue::new(clients.sqs.clone(), queue_url)),
+            clock,
+        );
+        intake
+            .accept(Webhook::Whatsapp, events::whatsapp_body()?.into())
+            .await
+            .map_err(|e| format!("the sample delivery was not accepted: {e}"))?;
+        let received = clients
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .map_err(|e| format!("receive: {e}"))?;
+        let mut bodies = Vec::new();
+        for m in received.messages() {
+            bodies.extend(m.body().map(str::to_owned));
+            if let Some(receipt) = m.receipt_handle() {
+                clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .map_err(|e| format!("delete: {e}"))?;
+            }
+        }
+        if bodies.is_empty() {
+            return Err("the sample delivery made no queue entry".to_owned());
+        }
+        Ok(bodies)
     }
 
     /// The environment every function gets; `AWS_LAMBDA_FUNCTION_NAME` and the table and queue
@@ -464,8 +582,7 @@ mod harness {
                 .collect();
             if !missing.is_empty() {
                 return Err(format!(
-                    "not built: {}; build them with `cargo build --release -p webhook-whatsapp \
-                     -p webhook-facebook -p webhook-instagram -p coldstart`",
+                    "not built: {}; build them with `{BUILD_HINT}`",
                     missing.join(", ")
                 ));
             }
