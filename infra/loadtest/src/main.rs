@@ -19,9 +19,10 @@
 //!
 //! A 200 from switchboard means the delivery is durable: the raw bytes, the records, the
 //! conversation and the queue entries are committed to SQLite in WAL mode with
-//! `synchronous=FULL`, one connection, one write at a time. The numbers therefore mostly measure
-//! the commits (and their `fsync`s) of the disk under the data folder, which is taken in the
-//! system's temporary directory (`TMPDIR`): point `TMPDIR` at the disk you care about.
+//! `synchronous=FULL`, over one connection; writes arriving while another commits are committed
+//! together (group commit). The numbers therefore mostly measure the commits (and their
+//! `fsync`s) of the disk under the data folder, which is taken in the system's temporary
+//! directory (`TMPDIR`): point `TMPDIR` at the disk you care about.
 //!
 //! # What it checks
 //!

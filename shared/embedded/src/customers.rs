@@ -1,7 +1,7 @@
 //! The customer directory on SQLite: one row per customer, merged ones pointing at the survivor.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_core::ids::CustomerId;
 use switchboard_core::model::{Customer, CustomerIdentity};
 use switchboard_core::ports::{
@@ -95,10 +95,10 @@ impl CustomerDirectory for SqliteStore {
         }
         let (into, other) = (into.clone(), other.clone());
         let outcome = self
-            .run(OP, move |conn| {
+            .write(OP, move |conn| {
                 let unavailable = |e| BackendError::unavailable(OP, e);
                 let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .savepoint()
                     .map_err(unavailable)?;
                 let Some(mut survivor) = root(&tx, into.as_str(), OP)? else {
                     return Ok(Err(into));
@@ -146,11 +146,9 @@ impl CustomerDirectory for SqliteStore {
     ) -> Result<Option<Customer>, BackendError> {
         const OP: &str = "set_tier";
         let (id, tier) = (id.clone(), tier.map(str::to_owned));
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let Some(mut customer) = root(&tx, id.as_str(), OP)? else {
                 return Ok(None);
             };

@@ -22,7 +22,9 @@
 //!
 //! Durability: the file is in WAL mode with `synchronous=FULL`, so an operation that returned
 //! `Ok` survives a crash of the process or of the machine. Every operation runs on a blocking
-//! thread, one at a time over a single connection.
+//! thread, one at a time over a single connection; writes that arrive while another is being
+//! committed are committed with the next transaction, together (group commit: one `fsync` for
+//! many concurrent deliveries, each write still atomic on its own).
 //!
 //! Layout of the file (schema version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`):
 //!

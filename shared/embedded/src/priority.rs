@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, TransactionBehavior, params, params_from_iter};
+use rusqlite::{OptionalExtension, params, params_from_iter};
 use switchboard_core::ids::{ConversationId, CustomerId};
 use switchboard_core::model::{Conversation, Record};
 use switchboard_core::ports::{BackendError, ConversationChange, PriorityStore};
@@ -129,11 +129,9 @@ impl PriorityStore for SqliteStore {
             let expires_at = self.expires_at(self.clock.now());
             let (write_id, written) = (id.clone(), conversation.clone());
             let done = self
-                .run(OP, move |conn| {
+                .write(OP, move |conn| {
                     let unavailable = |e| BackendError::unavailable(OP, e);
-                    let tx = conn
-                        .transaction_with_behavior(TransactionBehavior::Immediate)
-                        .map_err(unavailable)?;
+                    let tx = conn.savepoint().map_err(unavailable)?;
                     let now: Option<String> = tx
                         .prepare_cached("SELECT doc FROM conversations WHERE id = ?1")
                         .and_then(|mut s| {

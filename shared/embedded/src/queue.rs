@@ -10,7 +10,6 @@
 //!   receive).
 
 use async_trait::async_trait;
-use rusqlite::TransactionBehavior;
 use std::time::Duration;
 use switchboard_core::ports::{BackendError, IntakeQueue, QueueEntry};
 
@@ -38,7 +37,9 @@ pub struct ReceivedEntry {
 #[async_trait]
 impl IntakeQueue for SqliteStore {
     /// Appends the entries in order, in one transaction: after `Ok` all are on disk, after an
-    /// error none is. An entry whose record key is already in the queue is not added again
+    /// error none is. The same transaction marks their records enqueued (queue and records
+    /// share the file, so the store's confirmation that follows has nothing left to write).
+    /// An entry whose record key is already in the queue is not added again
     /// (deduplication until acknowledgement, see the module docs); once acknowledged, the same
     /// entry enqueued again is delivered again, and consumers stay idempotent.
     async fn enqueue(&self, entries: &[QueueEntry]) -> Result<(), BackendError> {
@@ -48,13 +49,11 @@ impl IntakeQueue for SqliteStore {
         }
         let entries = entries.to_vec();
         let now = self.clock.now();
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let enqueued_at = time::to_text(now);
             let visible_at_ms = now.timestamp_millis();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let mut added = 0usize;
             {
                 let mut insert = tx
@@ -64,9 +63,17 @@ impl IntakeQueue for SqliteStore {
                          VALUES (?1, ?2, ?3, ?4, ?5, 0)",
                     )
                     .map_err(unavailable)?;
+                let mut confirm = tx
+                    .prepare_cached(
+                        "UPDATE records SET enqueued = 1 WHERE key = ?1 AND enqueued = 0",
+                    )
+                    .map_err(unavailable)?;
                 for entry in &entries {
                     let body = serde_json::to_string(entry)
                         .map_err(|e| BackendError::unavailable(OP, e))?;
+                    confirm
+                        .execute([entry.record_key.as_str()])
+                        .map_err(unavailable)?;
                     added += insert
                         .execute(rusqlite::params![
                             entry.record_key.as_str(),
@@ -110,11 +117,9 @@ impl SqliteStore {
         let hidden_until =
             now_ms.saturating_add(i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX));
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let heads: Vec<(i64, String, i64)> = tx
                 .prepare_cached(
                     "SELECT q.seq, q.body, q.receive_count FROM intake_queue q
@@ -189,11 +194,9 @@ impl SqliteStore {
             return Ok(());
         }
         let receipts = receipts.to_vec();
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let mut deleted = 0usize;
             {
                 let mut delete = tx

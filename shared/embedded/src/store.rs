@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
@@ -40,8 +40,11 @@ const SECONDS_PER_DAY: i64 = 86_400;
 ///   in the queue. Repeating any call after an error is safe.
 /// * Cloning is cheap; clones share one connection, and operations run one at a time, each on
 ///   a blocking thread (`tokio::task::spawn_blocking`) when a Tokio runtime is present.
-/// * Every write is one SQLite transaction on a file in WAL mode with `synchronous=FULL`:
-///   after `Ok` it is on disk; after an error nothing of it is (the transaction rolled back).
+/// * Every write is atomic and durable, on a file in WAL mode with `synchronous=FULL`: after
+///   `Ok` it is on disk; after an error nothing of it is (rolled back). Writes that arrive
+///   while another is being committed are committed together, in one transaction and one
+///   `fsync` (group commit), each in a savepoint of its own: one that fails is rolled back
+///   alone, and none answers before the commit that makes it durable.
 /// * Any SQLite failure, a panic inside an operation or a lock poisoned by one is reported as
 ///   [`BackendError::Unavailable`] naming the operation; no input makes an operation panic.
 /// * Rows expire `retention_days` after they were written: expired deliveries, records and
@@ -53,6 +56,10 @@ const SECONDS_PER_DAY: i64 = 86_400;
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Writes waiting for the connection: the next holder commits them all at once.
+    pending: Arc<Mutex<Vec<Box<dyn Job>>>>,
+    /// Write transactions committed since the store was opened.
+    commits: Arc<std::sync::atomic::AtomicU64>,
     path: Arc<PathBuf>,
     retention_days: u32,
     pub(crate) clock: Arc<dyn Clock>,
@@ -149,6 +156,8 @@ impl SqliteStore {
         );
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            pending: Arc::new(Mutex::new(Vec::new())),
+            commits: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             path: Arc::new(path),
             retention_days: retention_days.max(1),
             clock,
@@ -166,7 +175,7 @@ impl SqliteStore {
         const OP: &str = "purge_expired";
         let now = self.clock.now();
         let purged = self
-            .run(OP, move |conn| {
+            .write(OP, move |conn| {
                 purge(conn, now).map_err(|e| BackendError::unavailable(OP, e))
             })
             .await?;
@@ -185,7 +194,8 @@ impl SqliteStore {
             .saturating_add(i64::from(self.retention_days).saturating_mul(SECONDS_PER_DAY))
     }
 
-    /// Runs `f` on the connection, on a blocking thread, one operation at a time.
+    /// Runs `f` on the connection, on a blocking thread, one operation at a time. For reads:
+    /// `f` sees only committed data. A write goes through [`write`](Self::write).
     pub(crate) async fn run<T, F>(&self, operation: &'static str, f: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
@@ -204,6 +214,207 @@ impl SqliteStore {
             // Polled outside Tokio: run in place rather than fail.
             Err(_) => task(),
         }
+    }
+
+    /// Runs the write `f` in a savepoint of the next write transaction, and answers once that
+    /// transaction is committed (or `f`'s error, with everything `f` wrote rolled back). Writes
+    /// waiting while a transaction commits are committed together by the next one: under
+    /// concurrency, many writes cost one `fsync`. `f` must not open a transaction of its own
+    /// (a savepoint is fine).
+    pub(crate) async fn write<T, F>(&self, operation: &'static str, f: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, BackendError> + Send + 'static,
+    {
+        let (sender, answer) = tokio::sync::oneshot::channel();
+        let job = Box::new(WriteJob {
+            operation,
+            work: Some(f),
+            result: None,
+            sender,
+        });
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(job);
+        let (conn, pending, commits) = (
+            Arc::clone(&self.conn),
+            Arc::clone(&self.pending),
+            Arc::clone(&self.commits),
+        );
+        let task = move || commit_pending(&conn, &pending, &commits, operation);
+        match tokio::runtime::Handle::try_current() {
+            // The job may be committed by another task's batch; this one then finds nothing.
+            Ok(handle) => drop(handle.spawn_blocking(task)),
+            Err(_) => task(),
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(BackendError::unavailable(
+                operation,
+                "the write was dropped before its commit",
+            ))
+        })
+    }
+
+    /// Write transactions committed since the store was opened (each holding one write or
+    /// more): with [`pending_writes`](Self::pending_writes), how tests and benchmarks see
+    /// group commit at work.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Writes waiting for the next commit.
+    pub fn pending_writes(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Holds the connection until the guard is dropped: writes arriving meanwhile wait and are
+    /// then committed together.
+    #[cfg(test)]
+    pub(crate) fn hold_connection(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.conn, "hold").expect("the connection")
+    }
+}
+
+/// A write waiting for its transaction ([`SqliteStore::write`]).
+trait Job: Send {
+    /// Runs the write; answers whether it succeeded (and its savepoint is to be kept).
+    fn run(&mut self, conn: &mut Connection) -> bool;
+    /// The write failed without running to its end (a panic).
+    fn fail(&mut self, reason: &str);
+    /// Answers the caller, once the transaction is committed (`Ok`) or not.
+    fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct WriteJob<T, F> {
+    operation: &'static str,
+    work: Option<F>,
+    result: Option<Result<T, BackendError>>,
+    sender: tokio::sync::oneshot::Sender<Result<T, BackendError>>,
+}
+
+impl<T, F> Job for WriteJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T, BackendError> + Send + 'static,
+{
+    fn run(&mut self, conn: &mut Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn fail(&mut self, reason: &str) {
+        self.result = Some(Err(BackendError::unavailable(
+            self.operation,
+            reason.to_owned(),
+        )));
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>) {
+        let operation = self.operation;
+        let answer = match (self.result, committed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(reason)) => Err(BackendError::unavailable(operation, reason)),
+            (None, Ok(())) => Err(BackendError::unavailable(
+                operation,
+                "the write did not run",
+            )),
+        };
+        // The caller may have gone (its future dropped): the write stands all the same.
+        let _ = self.sender.send(answer);
+    }
+}
+
+/// Takes the connection and commits every pending write in one transaction, each in its own
+/// savepoint. Nothing to do when another task took them first.
+fn commit_pending(
+    conn: &Mutex<Connection>,
+    pending: &Mutex<Vec<Box<dyn Job>>>,
+    commits: &std::sync::atomic::AtomicU64,
+    operation: &'static str,
+) {
+    let mut guard = match lock(conn, operation) {
+        Ok(guard) => guard,
+        Err(_) => match lock(conn, operation) {
+            // `lock` healed the poison and reported it; the writes need not fail for it.
+            Ok(guard) => guard,
+            Err(e) => {
+                let jobs = std::mem::take(
+                    &mut *pending
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+                for job in jobs {
+                    job.finish(Err(e.to_string()));
+                }
+                return;
+            }
+        },
+    };
+    let mut jobs = std::mem::take(
+        &mut *pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if jobs.is_empty() {
+        return;
+    }
+    let conn: &mut Connection = &mut guard;
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        for job in jobs {
+            job.finish(Err(format!("begin: {e}")));
+        }
+        return;
+    }
+    for job in &mut jobs {
+        if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+            job.fail(&format!("savepoint: {e}"));
+            continue;
+        }
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(conn)));
+        let keep = match ran {
+            Ok(ok) => ok,
+            Err(_) => {
+                tracing::error!(operation, "a store write panicked; it was rolled back");
+                job.fail("the write panicked; it was rolled back");
+                false
+            }
+        };
+        let end = if keep {
+            conn.execute_batch("RELEASE write")
+        } else {
+            conn.execute_batch("ROLLBACK TO write; RELEASE write")
+        };
+        if let Err(e) = end {
+            // The transaction is in an unknown state: give up on all of it.
+            let _ = conn.execute_batch("ROLLBACK");
+            for job in jobs {
+                job.finish(Err(format!("savepoint: {e}")));
+            }
+            return;
+        }
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(|e| {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        format!("commit: {e}")
+    });
+    if committed.is_ok() {
+        commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    drop(guard);
+    for job in jobs {
+        job.finish(committed.clone());
     }
 }
 
@@ -237,7 +448,7 @@ fn lock<'a>(
 
 fn purge(conn: &mut Connection, now: DateTime<Utc>) -> rusqlite::Result<Purged> {
     let now = now.timestamp();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.savepoint()?;
     let purged = Purged {
         deliveries: tx.execute("DELETE FROM deliveries WHERE expires_at <= ?1", [now])?,
         records: tx.execute("DELETE FROM records WHERE expires_at <= ?1", [now])?,
@@ -282,7 +493,7 @@ pub(crate) fn decode_doc<T: serde::de::DeserializeOwned>(
 
 /// Reflects `record` in its conversation (no-op for a notification).
 fn touch_conversation(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     record: &Record,
     expires_at: i64,
 ) -> Result<(), BackendError> {
@@ -366,7 +577,7 @@ impl MessageStore for SqliteStore {
         const OP: &str = "keep_delivery";
         let delivery = delivery.clone();
         let expires_at = self.expires_at(self.clock.now());
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let new = conn
                 .execute(
                     "INSERT OR IGNORE INTO deliveries
@@ -406,11 +617,11 @@ impl MessageStore for SqliteStore {
         let records = records.to_vec();
         let now = self.clock.now();
         let expires_at = self.expires_at(now);
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let stored_at = time::to_text(now);
             let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .savepoint()
                 .map_err(unavailable)?;
             let mut pending = Vec::new();
             let mut seen = HashSet::with_capacity(records.len());
@@ -487,7 +698,7 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    /// Marks the records enqueued, in one transaction. Unknown keys are ignored.
+    /// The stored records of `keys` (unknown keys are left out).
     async fn find(
         &self,
         keys: &[RecordKey],
@@ -516,21 +727,23 @@ impl MessageStore for SqliteStore {
         .await
     }
 
+    /// Marks the records enqueued, in one transaction. Unknown keys are ignored, and so are
+    /// records already marked (the embedded queue marks them as it takes their entries).
     async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError> {
         const OP: &str = "mark_enqueued";
         if keys.is_empty() {
             return Ok(());
         }
         let keys = keys.to_vec();
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let mut marked = 0usize;
             {
                 let mut update = tx
-                    .prepare_cached("UPDATE records SET enqueued = 1 WHERE key = ?1")
+                    .prepare_cached(
+                        "UPDATE records SET enqueued = 1 WHERE key = ?1 AND enqueued = 0",
+                    )
                     .map_err(unavailable)?;
                 for key in &keys {
                     marked += update.execute([key.as_str()]).map_err(unavailable)?;

@@ -167,8 +167,36 @@ async fn everything_survives_a_reopen() {
     assert_eq!(timeline.items[0].key, record.key());
     assert_eq!(timeline.items[0].stored_at, clock.now());
     assert_eq!(store.queue_len().await.unwrap(), 1);
-    // Not marked enqueued before the reopen: still pending.
-    assert_eq!(store.record(&[record]).await.unwrap().len(), 1);
+    // Its entry is in the queue, so it is confirmed: nothing pending.
+    assert!(store.record(&[record]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_record_never_enqueued_stays_pending_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let record = message("5511999990000", "wamid.1", t(1_700_000_100), "hello");
+    {
+        let store = open(&dir, &clock);
+        assert_eq!(
+            store
+                .record(std::slice::from_ref(&record))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    let store = open(&dir, &clock);
+    let pending = store.record(std::slice::from_ref(&record)).await.unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "stored, not enqueued: the next attempt enqueues it"
+    );
+    store.enqueue(&pending).await.unwrap();
+    assert!(store.record(&[record]).await.unwrap().is_empty());
+    assert_eq!(store.queue_len().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -708,4 +736,114 @@ async fn a_panic_inside_an_operation_is_an_error_and_the_store_recovers() {
 
 fn conn_panics() -> Result<(), BackendError> {
     panic!("deliberate panic inside a store operation")
+}
+
+/// Group commit: writes that arrive while the connection is busy wait, and are committed
+/// together in one transaction; every one of them is durable and answers its own result.
+// The connection is held on purpose while the writes queue up behind it (they run on
+// blocking threads, so holding it here blocks nothing but them).
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_waiting_for_the_connection_are_committed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let before = store.commits();
+    let held = store.hold_connection();
+    let mut writes = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let body = Bytes::from(format!("{{\"n\": {i}}}"));
+        writes.push(tokio::spawn(async move {
+            let delivery = RawDelivery::new(Webhook::Whatsapp, body, t(1_700_000_000), false);
+            store.keep_delivery(&delivery).await
+        }));
+    }
+    while store.pending_writes() < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(held);
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    assert_eq!(store.commits() - before, 1, "20 writes, one transaction");
+    drop(store);
+    // Durable: another store on the same file sees all twenty.
+    let reopened = open(&dir, &clock);
+    for i in 0..20 {
+        let id = DeliveryId::of(format!("{{\"n\": {i}}}").as_bytes());
+        assert!(
+            reopened.delivery(&id).await.unwrap().is_some(),
+            "delivery {i}"
+        );
+    }
+}
+
+/// In a group, a write that fails or panics is rolled back alone; the others are committed.
+// The connection is held on purpose while the writes queue up behind it (they run on
+// blocking threads, so holding it here blocks nothing but them).
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_in_a_group_is_rolled_back_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let held = store.hold_connection();
+    let good = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .enqueue(&[entry("cv_a", "a1"), entry("cv_a", "a2")])
+                .await
+        })
+    };
+    let failing = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .write("failing", |conn| -> Result<(), BackendError> {
+                    conn.execute("DELETE FROM intake_queue", []).unwrap();
+                    Err(BackendError::unavailable("failing", "deliberate"))
+                })
+                .await
+        })
+    };
+    let panicking = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .write("panicking", |conn| -> Result<(), BackendError> {
+                    conn.execute("DELETE FROM intake_queue", []).unwrap();
+                    conn_panics()
+                })
+                .await
+        })
+    };
+    while store.pending_writes() < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(held);
+    good.await.unwrap().unwrap();
+    assert!(matches!(
+        failing.await.unwrap(),
+        Err(BackendError::Unavailable {
+            operation: "failing",
+            ..
+        })
+    ));
+    assert!(matches!(
+        panicking.await.unwrap(),
+        Err(BackendError::Unavailable {
+            operation: "panicking",
+            ..
+        })
+    ));
+    assert_eq!(
+        store.queue_len().await.unwrap(),
+        2,
+        "the deletes were rolled back"
+    );
+    // The store goes on: the next write works.
+    store.enqueue(&[entry("cv_b", "b1")]).await.unwrap();
+    assert_eq!(store.queue_len().await.unwrap(), 3);
 }

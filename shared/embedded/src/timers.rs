@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::params;
 use switchboard_core::ports::{BackendError, ReminderScheduler};
 use switchboard_core::sla::Reminder;
 
@@ -26,11 +26,9 @@ impl ReminderScheduler for SqliteStore {
                     .map_err(|e| BackendError::unavailable(OP, e))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             for (name, fire_at_ms, body) in &rows {
                 tx.prepare_cached(
                     "INSERT OR IGNORE INTO timers (name, fire_at_ms, body) VALUES (?1, ?2, ?3)",
@@ -49,11 +47,9 @@ impl ReminderScheduler for SqliteStore {
             return Ok(());
         }
         let names = names.to_vec();
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             for name in &names {
                 tx.prepare_cached("DELETE FROM timers WHERE name = ?1 AND fired_at IS NULL")
                     .and_then(|mut s| s.execute([name]))
@@ -109,11 +105,9 @@ impl SqliteStore {
             return Ok(());
         }
         let names = names.to_vec();
-        self.run(OP, move |conn| {
+        self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             for name in &names {
                 tx.prepare_cached(
                     "UPDATE timers SET fired_at = ?2 WHERE name = ?1 AND fired_at IS NULL",
