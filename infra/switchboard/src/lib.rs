@@ -145,6 +145,16 @@ pub fn init_tracing() {
     }
 }
 
+/// What to say when `serve` listens beyond this machine: its `/api` routes (conversations,
+/// message text, customers) have no authentication of their own, unlike the deployed agent
+/// API behind IAM. `None` on a loopback address.
+pub fn exposure_warning(addr: SocketAddr) -> Option<&'static str> {
+    (!addr.ip().is_loopback()).then_some(
+        "listening beyond loopback: the /api routes have no authentication of their own; \
+         put an authenticating proxy in front, or listen on 127.0.0.1",
+    )
+}
+
 /// Runs a command to completion.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
@@ -162,6 +172,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     Backend::Aws => String::new(),
                 }
             );
+            if let Some(warning) = exposure_warning(server.addr) {
+                tracing::warn!(addr = %server.addr, "{warning}");
+                eprintln!("switchboard: warning: {warning}");
+            }
             tokio::signal::ctrl_c().await.ok();
             server.shutdown().await
         }
@@ -440,4 +454,19 @@ pub async fn start(args: &ServeArgs, source: &impl Source) -> Result<Server, Cli
         task,
         consumer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exposure_warning;
+
+    #[test]
+    fn serving_beyond_loopback_is_warned_about() {
+        assert_eq!(exposure_warning("127.0.0.1:3000".parse().unwrap()), None);
+        assert_eq!(exposure_warning("[::1]:3000".parse().unwrap()), None);
+        for addr in ["0.0.0.0:3000", "192.168.1.20:3000", "[::]:3000"] {
+            let warning = exposure_warning(addr.parse().unwrap()).expect(addr);
+            assert!(warning.contains("no authentication"), "{warning}");
+        }
+    }
 }
