@@ -517,28 +517,21 @@ mod harness {
             .accept(Webhook::Whatsapp, events::whatsapp_body()?.into())
             .await
             .map_err(|e| format!("the sample delivery was not accepted: {e}"))?;
-        let received = clients
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .map_err(|e| format!("receive: {e}"))?;
-        let mut bodies = Vec::new();
-        for m in received.messages() {
-            bodies.extend(m.body().map(str::to_owned));
-            if let Some(receipt) = m.receipt_handle() {
-                clients
-                    .sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(receipt)
-                    .send()
-                    .await
-                    .map_err(|e| format!("delete: {e}"))?;
-            }
-        }
+        // Received and deleted as the event source mapping would, by the same poller that
+        // `switchboard serve --backend aws` uses.
+        let bodies = std::sync::Mutex::new(Vec::new());
+        switchboard_aws::app::poll_queue(&clients.sqs, queue_url, Duration::ZERO, None, |event| {
+            bodies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(event.records.into_iter().filter_map(|m| m.body));
+            std::future::ready(Default::default())
+        })
+        .await
+        .map_err(|e| format!("the intake queue: {e}"))?;
+        let bodies = bodies
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if bodies.is_empty() {
             return Err("the sample delivery made no queue entry".to_owned());
         }

@@ -174,7 +174,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             if let Some(warning) = exposure_warning(server.addr) {
                 tracing::warn!(addr = %server.addr, "{warning}");
-                eprintln!("switchboard: warning: {warning}");
             }
             tokio::signal::ctrl_c().await.ok();
             server.shutdown().await

@@ -261,16 +261,6 @@ impl Prioritizer {
         })
     }
 
-    /// An agent tool says the conversation was answered at `at` (`POST
-    /// /api/conversations/{id}/answered`): see [`AnswerRecorder::mark_answered`].
-    pub async fn mark_answered(
-        &self,
-        id: &crate::ids::ConversationId,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Conversation>, PrioritizeError> {
-        Ok(self.answers.mark_answered(id, at).await?)
-    }
-
     /// A brand message: when it ended the wait, the wait's reminders and the window's no
     /// longer apply and are cancelled.
     async fn answered(&self, conversation: &Conversation) -> Result<Outcome, PrioritizeError> {

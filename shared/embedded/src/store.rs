@@ -342,23 +342,21 @@ fn commit_pending(
     commits: &std::sync::atomic::AtomicU64,
     operation: &'static str,
 ) {
-    let mut guard = match lock(conn, operation) {
+    // A lock poisoned by a panicking read is healed by the first `lock` (which reports it);
+    // the writes need not fail for it, so take it again.
+    let mut guard = match lock(conn, operation).or_else(|_| lock(conn, operation)) {
         Ok(guard) => guard,
-        Err(_) => match lock(conn, operation) {
-            // `lock` healed the poison and reported it; the writes need not fail for it.
-            Ok(guard) => guard,
-            Err(e) => {
-                let jobs = std::mem::take(
-                    &mut *pending
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner),
-                );
-                for job in jobs {
-                    job.finish(Err(e.to_string()));
-                }
-                return;
+        Err(e) => {
+            let jobs = std::mem::take(
+                &mut *pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            for job in jobs {
+                job.finish(Err(e.to_string()));
             }
-        },
+            return;
+        }
     };
     let mut jobs = std::mem::take(
         &mut *pending
