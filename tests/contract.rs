@@ -24,6 +24,7 @@ switchboard_tests::contract!(
     a_queue_failure_answers_5xx_and_the_retry_enqueues_exactly_once,
     nothing_is_enqueued_before_the_raw_delivery_is_kept,
     a_record_stored_but_not_confirmed_is_enqueued_by_the_next_attempt,
+    a_redelivery_of_an_unconfirmed_record_with_another_body_counts_as_first_stored,
     a_six_megabyte_delivery_is_kept_whole,
     a_signed_body_that_is_not_json_is_quarantined_and_answered_200,
     a_bad_signature_is_refused_and_nothing_is_kept,
@@ -228,6 +229,59 @@ async fn a_record_stored_but_not_confirmed_is_enqueued_by_the_next_attempt(backe
         .await
         .unwrap();
     assert!(backend.store.record(&records).await.unwrap().is_empty());
+}
+
+/// The rule of `switchboard_core::recording`: a record stored but never confirmed enqueued,
+/// delivered again with other bytes (the provider resent it with another timestamp and text),
+/// counts as it was first stored, on every backend: the same conversation state, the stored
+/// version kept, its entry returned again.
+async fn a_redelivery_of_an_unconfirmed_record_with_another_body_counts_as_first_stored(
+    backend: Backend,
+) {
+    let delivery = |ts: i64, text: &str| -> Vec<Record> {
+        let json = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA",
+            "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
+            "contacts": [{"wa_id": "444", "profile": {"name": "Ana"}}],
+            "messages": [{"from": "444", "id": "wamid.u1", "timestamp": ts.to_string(),
+                          "type": "text", "text": {"body": text}}]}}]}]});
+        whatsapp::normalize(&json, chrono::Utc::now())
+    };
+    let first = delivery(1_700_000_000, "first version");
+    let entries = backend.store.record(&first).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    let conversation_id = entries[0].conversation_id.clone();
+    let before = backend
+        .reader
+        .conversation(&conversation_id)
+        .await
+        .unwrap()
+        .expect("the conversation");
+
+    let resent = delivery(1_700_000_900, "resent version");
+    assert_eq!(resent[0].key(), first[0].key(), "the same provider id");
+    let again = backend.store.record(&resent).await.unwrap();
+    assert_eq!(again, entries, "still not confirmed: its entry again");
+    let after = backend
+        .reader
+        .conversation(&conversation_id)
+        .await
+        .unwrap()
+        .expect("the conversation");
+    assert_eq!(
+        after, before,
+        "the conversation reflects the first version only"
+    );
+    let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    assert_eq!((after.first_at, after.last_at), (t0, t0));
+    assert_eq!(after.waiting_since, Some(t0));
+    assert_eq!(after.last_inbound_at, Some(t0));
+    let stored = backend.store.find(&[first[0].key()]).await.unwrap();
+    assert_eq!(
+        stored.get(&first[0].key()),
+        Some(&first[0]),
+        "the first version stays"
+    );
 }
 
 async fn a_six_megabyte_delivery_is_kept_whole(backend: Backend) {

@@ -40,12 +40,13 @@ use std::time::Duration;
 
 use switchboard_core::clock::Clock;
 use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
-use switchboard_core::model::{Channel, Conversation, Customer, CustomerIdentity, Message, Record};
+use switchboard_core::model::{Channel, Conversation, Customer, Message, Record};
 use switchboard_core::ports::{
     BackendError, ConversationChange, ConversationReader, CustomerDirectory, LinkError,
     MessageStore, Page, PageRequest, PriorityStore, QueueEntry, QueuePosition, RawDelivery,
     StoredRecord,
 };
+use switchboard_core::recording::{self, Prior};
 
 use crate::resources::{GSI1, GSI2, GSI3, IndexSpec, PK, SK, TTL_ATTRIBUTE};
 
@@ -539,42 +540,43 @@ impl MessageStore for DynamoStore {
         // Read, decide, write in transactions; a cancelled transaction (a concurrent writer)
         // wrote nothing, so the round is done again from fresh reads. Every write is
         // conditional: records and customers on not existing yet, conversations on their version.
+        let delivered: HashMap<RecordKey, &Record> = keys.iter().cloned().zip(records).collect();
         for attempt in 0..BATCH_ATTEMPTS {
             backoff(attempt).await;
             let existing = self.existing(&keys).await?;
-            let mut pending = Vec::new();
-            let mut conversations: HashMap<&ConversationId, Vec<&Record>> = HashMap::new();
-            let mut new: Vec<(&Record, &RecordKey)> = Vec::new();
-            for (record, key) in records.iter().zip(&keys) {
-                match existing.get(key) {
-                    Some(true) => continue,
-                    Some(false) => {}
-                    None => new.push((record, key)),
-                }
-                if let Some(entry) = QueueEntry::for_record(record) {
-                    if let Some(id) = record.conversation_id() {
-                        conversations.entry(id).or_default().push(record);
-                    }
-                    pending.push(entry);
-                }
-            }
-            if new.is_empty() && conversations.is_empty() {
-                return Ok(pending);
-            }
-            let mut identities: Vec<&CustomerIdentity> = Vec::new();
-            for identity in new.iter().filter_map(|(r, _)| r.customer()) {
-                if !identities
-                    .iter()
-                    .any(|i| i.customer_id == identity.customer_id)
-                {
-                    identities.push(identity);
-                }
+            // The stored version of a record whose enqueue was never confirmed is what counts;
+            // read only in that case (a retry after a failure), never for a plain duplicate.
+            let unconfirmed: Vec<RecordKey> = existing
+                .iter()
+                .filter(|(_, enqueued)| !**enqueued)
+                .map(|(key, _)| key.clone())
+                .collect();
+            let stored = if unconfirmed.is_empty() {
+                HashMap::new()
+            } else {
+                self.find(&unconfirmed).await?
+            };
+            let plan = recording::plan(records, |key| match existing.get(key) {
+                None => Prior::New,
+                Some(true) => Prior::Confirmed,
+                Some(false) => stored
+                    .get(key)
+                    .or_else(|| delivered.get(key).copied())
+                    .map_or(Prior::New, Prior::Unconfirmed),
+            });
+            if plan.writes_nothing() {
+                return Ok(plan.pending);
             }
             // The customers and conversations touched, in one read.
-            let state_keys = identities
+            let state_keys = plan
+                .identities
                 .iter()
                 .map(|i| customer_key(&i.customer_id))
-                .chain(conversations.keys().map(|id| conversation_key(id)))
+                .chain(
+                    plan.conversations
+                        .iter()
+                        .map(|(id, _)| conversation_key(id)),
+                )
                 .collect();
             let mut states: HashMap<String, Item> = self
                 .batch_get(OP, state_keys, &["state", "version"])
@@ -584,57 +586,48 @@ impl MessageStore for DynamoStore {
                 .collect();
             let mut puts = Vec::new();
             let mut persons: HashMap<&CustomerId, CustomerId> = HashMap::new();
-            for identity in identities {
+            for identity in &plan.identities {
                 let id = &identity.customer_id;
-                let person = match states.remove(&format!("U#{id}")) {
-                    Some(item) => match customer_from(&item)?.merged_into {
-                        None => id.clone(),
-                        Some(_) => self
-                            .root_customer(id, OP)
-                            .await?
-                            .map_or_else(|| id.clone(), |c| c.id),
-                    },
-                    None => {
-                        let customer = Customer::of_identity(identity);
-                        puts.push(self.conditional_put(self.customer_item(&customer)?, None)?);
-                        id.clone()
+                let survivor = match states.remove(&format!("U#{id}")) {
+                    None => None,
+                    Some(item) => {
+                        let customer = customer_from(&item)?;
+                        match customer.merged_into {
+                            None => Some(customer),
+                            Some(_) => self.root_customer(id, OP).await?.or(Some(customer)),
+                        }
                     }
                 };
+                let (person, create) = recording::customer_of(identity, survivor.as_ref());
+                if let Some(customer) = create {
+                    puts.push(self.conditional_put(self.customer_item(&customer)?, None)?);
+                }
                 persons.insert(id, person);
             }
-            for (record, key) in &new {
+            for record in &plan.new {
                 let person = record.customer().and_then(|c| persons.get(&c.customer_id));
-                let item = self.record_item(record, key, person, now)?;
+                let item = self.record_item(record, &record.key(), person, now)?;
                 puts.push(self.conditional_put(item, None)?);
             }
-            for (id, records) in &conversations {
+            for (id, absorbed) in &plan.conversations {
                 let item = states.remove(&format!("C#{id}"));
                 let version = item.as_ref().and_then(|i| get_n(i, "version"));
                 let before = item.as_ref().map(conversation_from).transpose()?;
-                let Some(mut conversation) = before
-                    .clone()
-                    .or_else(|| records.first().and_then(|r| Conversation::from_record(r)))
-                else {
-                    continue;
-                };
-                for record in records {
-                    conversation.absorb(record);
-                }
-                if before.as_ref() != Some(&conversation) {
+                if let Some(conversation) = recording::fold(before.as_ref(), absorbed) {
                     puts.push(self.conversation_put(&conversation, version)?);
                 }
             }
             let cancelled = self.transact_puts(OP, puts).await?;
             tracing::debug!(
                 records = records.len(),
-                new = new.len(),
-                pending = pending.len(),
+                new = plan.new.len(),
+                pending = plan.pending.len(),
                 cancelled = cancelled.len(),
                 attempt,
                 "records stored"
             );
             if cancelled.is_empty() {
-                return Ok(pending);
+                return Ok(plan.pending);
             }
         }
         Err(BackendError::unavailable(

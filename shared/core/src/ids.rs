@@ -6,10 +6,48 @@
 //! does not, so these ids are safe in logs, URLs and queue messages.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-use crate::model::{Channel, ProviderId};
+use crate::channel::Channel;
+
+/// An identifier exactly as the provider sent it.
+///
+/// Providers send ids as JSON strings or numbers (`"wamid.HBg…"`, `987654321432`); both are kept
+/// as the text of the value, so `"123"` and `123` are the same id. The original JSON type
+/// survives in the record's raw JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderId(pub String);
+
+impl ProviderId {
+    /// The id from a JSON string or number; `None` for anything else (null, object, empty string).
+    pub fn from_json(value: &Value) -> Option<Self> {
+        match value {
+            Value::String(s) if !s.is_empty() => Some(Self(s.clone())),
+            Value::Number(n) => Some(Self(n.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for ProviderId {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
 
 fn hash_parts(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();

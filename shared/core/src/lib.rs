@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod channel;
 pub mod channels;
 pub mod clock;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod ports;
 pub mod prioritize;
 pub mod priority;
+pub mod recording;
 pub mod remind;
 pub mod sla;
 pub mod verify;

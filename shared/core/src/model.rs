@@ -14,161 +14,13 @@
 //! Ids and timestamps are kept exactly as the provider sent them ([`ProviderId`],
 //! `provider_timestamp`); the parsed time used for ordering is [`Message::sent_at`].
 
+pub use crate::channel::{Channel, UnknownChannel, Webhook};
+pub use crate::ids::ProviderId;
+use crate::ids::{ConversationId, CustomerId, RecordKey};
+use crate::priority::ConversationPriority;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::fmt;
-
-use crate::ids::{ConversationId, CustomerId, RecordKey};
-use crate::priority::ConversationPriority;
-
-/// A messaging channel switchboard receives from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// WhatsApp Business Cloud API.
-    Whatsapp,
-    /// Facebook Messenger (page messaging).
-    Messenger,
-    /// Instagram messaging, comments and mentions.
-    Instagram,
-    /// Facebook page feed: posts and comments.
-    FacebookFeed,
-    /// Telegram Bot API.
-    Telegram,
-    /// X (Account Activity API).
-    X,
-}
-
-impl Channel {
-    /// Every channel, in a stable order.
-    pub const ALL: [Channel; 6] = [
-        Channel::Whatsapp,
-        Channel::Messenger,
-        Channel::Instagram,
-        Channel::FacebookFeed,
-        Channel::Telegram,
-        Channel::X,
-    ];
-
-    /// The lower-case name used in URLs, keys and JSON (`whatsapp`, `facebook_feed`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Whatsapp => "whatsapp",
-            Channel::Messenger => "messenger",
-            Channel::Instagram => "instagram",
-            Channel::FacebookFeed => "facebook_feed",
-            Channel::Telegram => "telegram",
-            Channel::X => "x",
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Channel {
-    type Err = UnknownChannel;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Channel::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownChannel(s.to_owned()))
-    }
-}
-
-/// A channel name that switchboard does not know.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "unknown channel {0:?}; expected one of whatsapp, messenger, instagram, facebook_feed, telegram, x"
-)]
-pub struct UnknownChannel(pub String);
-
-/// A webhook endpoint, `/webhooks/{name}`: one per provider subscription, with its own secrets.
-///
-/// One webhook can carry several channels: Meta's `page` webhook (`facebook`) brings Messenger
-/// messages and page feed changes (comments), the `instagram` webhook brings direct messages,
-/// comments and mentions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Webhook {
-    /// WhatsApp Business Cloud API (`object: whatsapp_business_account`).
-    Whatsapp,
-    /// A Facebook page (`object: page`): Messenger and the page feed.
-    Facebook,
-    /// An Instagram professional account (`object: instagram`).
-    Instagram,
-}
-
-impl Webhook {
-    /// Every webhook, in a stable order.
-    pub const ALL: [Webhook; 3] = [Webhook::Whatsapp, Webhook::Facebook, Webhook::Instagram];
-
-    /// The name in the route and in the settings (`SWITCHBOARD_FACEBOOK_…`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Webhook::Whatsapp => "whatsapp",
-            Webhook::Facebook => "facebook",
-            Webhook::Instagram => "instagram",
-        }
-    }
-}
-
-impl fmt::Display for Webhook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Webhook {
-    type Err = UnknownChannel;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Webhook::ALL
-            .into_iter()
-            .find(|w| w.as_str() == s)
-            .ok_or_else(|| UnknownChannel(s.to_owned()))
-    }
-}
-
-/// An identifier exactly as the provider sent it.
-///
-/// Providers send ids as JSON strings or numbers (`"wamid.HBg…"`, `987654321432`); both are kept
-/// as the text of the value, so `"123"` and `123` are the same id. The original JSON type
-/// survives in the record's raw JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ProviderId(pub String);
-
-impl ProviderId {
-    /// The id from a JSON string or number; `None` for anything else (null, object, empty string).
-    pub fn from_json(value: &Value) -> Option<Self> {
-        match value {
-            Value::String(s) if !s.is_empty() => Some(Self(s.clone())),
-            Value::Number(n) => Some(Self(n.to_string())),
-            _ => None,
-        }
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ProviderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for ProviderId {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
 
 /// Whether a message went from the customer to the brand or from the brand to the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -715,6 +567,31 @@ impl Conversation {
     pub fn current_sla(&self) -> Option<&crate::sla::SlaClock> {
         let since = self.waiting_since?;
         self.sla.as_ref().filter(|clock| clock.wait_since == since)
+    }
+
+    /// Applies the score of message `key` to the conversation's priority, by the rule of
+    /// [`crate::priority::apply`] for its current wait.
+    pub fn apply_score(
+        &mut self,
+        key: &RecordKey,
+        score: &crate::priority::Score,
+        now: DateTime<Utc>,
+    ) -> crate::priority::Applied {
+        crate::priority::apply(&mut self.priority, self.waiting_since, key, score, now)
+    }
+
+    /// The SLA clock of the current wait at the current priority, by `policy`: `None` when
+    /// nobody waits or the conversation has no priority yet. A conversation never answered
+    /// waits for its first response; after an answer, for the next.
+    pub fn sla_clock(&self, policy: &crate::sla::SlaPolicy) -> Option<crate::sla::SlaClock> {
+        let since = self.waiting_since?;
+        let p = self.priority.as_ref()?;
+        let wait = if self.first_response_seconds.is_none() {
+            crate::sla::Wait::First
+        } else {
+            crate::sla::Wait::Next
+        };
+        Some(policy.clock(self.channel, since, wait, p.priority, &p.team))
     }
 
     /// Reflects one record of this conversation. Absorbing the same record again changes

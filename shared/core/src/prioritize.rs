@@ -28,7 +28,7 @@ use crate::model::{Conversation, Direction, Message, Record};
 use crate::ports::{
     BackendError, DomainEvent, EventPublisher, PriorityStore, QueueEntry, ReminderScheduler,
 };
-use crate::priority::{Applied, History, Priority, Scorer, apply};
+use crate::priority::{Applied, History, Priority, Scorer};
 use crate::sla::{Reminder, SlaPolicy};
 
 /// The type of the event published when a conversation's priority is set.
@@ -185,7 +185,7 @@ impl Prioritizer {
         );
         let now = self.clock.now();
         let mut preview = conversation.clone();
-        let applied = apply(&mut preview, key, &score, now);
+        let applied = preview.apply_score(key, &score, now);
 
         // The timers. The clock starts with the wait and moves when the level does (a
         // message that only confirms the level leaves it); the window moves with every
@@ -195,7 +195,7 @@ impl Prioritizer {
         let mut cancel: Vec<String> = Vec::new();
         let mut clock = None;
         if applied == Applied::Prioritized {
-            clock = self.policy.clock(&preview).map(|mut k| {
+            clock = preview.sla_clock(&self.policy).map(|mut k| {
                 let reminders = Reminder::of_clock(&preview.id, &k);
                 k.reminders = reminders.iter().map(|r| r.name.clone()).collect();
                 schedule.extend(reminders);
@@ -232,7 +232,7 @@ impl Prioritizer {
         }
         self.store
             .update_conversation(&conversation.id, &|c: &mut Conversation| {
-                let applied = apply(c, key, &score, now);
+                let applied = c.apply_score(key, &score, now);
                 if applied == Applied::Prioritized {
                     c.sla = clock.clone();
                 }

@@ -9,8 +9,8 @@ use switchboard_core::ports::{
 };
 
 use crate::cursor::Cursor;
+use crate::engine::{SqliteStore, decode_doc};
 use crate::reader::RecordsOf;
-use crate::store::{SqliteStore, decode_doc};
 
 /// Merges are followed at most this far (a merge rewrites pointers to the survivor, so chains
 /// stay short; the bound only guards against a corrupted file).
@@ -73,11 +73,12 @@ pub(crate) fn ensure(
     identity: &CustomerIdentity,
     op: &'static str,
 ) -> Result<CustomerId, BackendError> {
-    if let Some(customer) = root(conn, identity.customer_id.as_str(), op)? {
-        return Ok(customer.id);
+    let survivor = root(conn, identity.customer_id.as_str(), op)?;
+    let (id, create) = switchboard_core::recording::customer_of(identity, survivor.as_ref());
+    if let Some(customer) = create {
+        save(conn, &customer, op)?;
     }
-    save(conn, &Customer::of_identity(identity), op)?;
-    Ok(identity.customer_id.clone())
+    Ok(id)
 }
 
 #[async_trait]

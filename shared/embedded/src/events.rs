@@ -16,7 +16,7 @@ use switchboard_core::ports::{
 };
 
 use crate::cursor::Cursor;
-use crate::store::MAX_PAGE_LIMIT;
+use crate::engine::MAX_PAGE_LIMIT;
 
 /// The file name of the event log in the data folder.
 pub const EVENTS_FILE_NAME: &str = "events.jsonl";

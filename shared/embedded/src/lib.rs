@@ -42,21 +42,22 @@
 pub mod consumer;
 mod cursor;
 mod customers;
+mod engine;
 mod error;
 mod events;
+mod messages;
 mod priority;
 mod queue;
 mod reader;
 mod schema;
-mod store;
 mod time;
 mod timers;
 
 #[cfg(test)]
 mod tests;
 
+pub use engine::{FILE_NAME, MAX_PAGE_LIMIT, Purged, SqliteStore};
 pub use error::EmbeddedError;
 pub use events::{EVENTS_FILE_NAME, EventFile};
 pub use queue::{MAX_RECEIVES, ReceivedEntry};
 pub use schema::SCHEMA_VERSION;
-pub use store::{FILE_NAME, MAX_PAGE_LIMIT, Purged, SqliteStore};

@@ -10,7 +10,8 @@ use switchboard_core::ids::{ConversationId, CustomerId};
 use switchboard_core::model::{Conversation, Record};
 use switchboard_core::ports::{BackendError, ConversationChange, PriorityStore};
 
-use crate::store::{SqliteStore, decode_doc, write_conversation};
+use crate::engine::{SqliteStore, decode_doc};
+use crate::messages::write_conversation;
 
 /// Reads and writes of one update before giving up (each failed one saw another writer).
 const UPDATE_ATTEMPTS: usize = 8;

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 use switchboard_core::ports::{BackendError, IntakeQueue, QueueEntry};
 
-use crate::store::{SqliteStore, UndecodableDoc};
+use crate::engine::{SqliteStore, UndecodableDoc};
 use crate::time;
 
 /// How many times an entry is handed out before it goes to the dead-letter table instead (the

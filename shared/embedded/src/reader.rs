@@ -11,7 +11,7 @@ use switchboard_core::ports::{
 };
 
 use crate::cursor::Cursor;
-use crate::store::{MAX_PAGE_LIMIT, SqliteStore, decode_doc};
+use crate::engine::{MAX_PAGE_LIMIT, SqliteStore, decode_doc};
 use crate::time;
 
 /// The number of items a page holds: at least 1, at most [`MAX_PAGE_LIMIT`].

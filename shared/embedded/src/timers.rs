@@ -8,7 +8,7 @@ use rusqlite::params;
 use switchboard_core::ports::{BackendError, ReminderScheduler};
 use switchboard_core::sla::Reminder;
 
-use crate::store::{SqliteStore, UndecodableDoc};
+use crate::engine::{SqliteStore, UndecodableDoc};
 use crate::time;
 
 #[async_trait]

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::ids::RecordKey;
-use crate::model::Conversation;
 
 pub use config::{ConfigError, PriorityConfig};
 use text::{Phrase, PhraseSet, words};
@@ -174,20 +173,21 @@ pub enum Applied {
     Prioritized,
 }
 
-/// Applies the score of message `key` to `conversation`.
+/// Applies the score of message `key` to the priority `current` of a conversation whose wait
+/// started at `wait` (its `waiting_since`).
 ///
 /// The rule: a message scored before changes nothing. Within one wait (the same
 /// `waiting_since`), the priority only rises: a calmer follow-up ("hello?") does not lower
 /// it. A message of a new wait (after an answer) sets it afresh. Whether the conversation ever
 /// carried a complaint is kept either way.
 pub fn apply(
-    conversation: &mut Conversation,
+    current: &mut Option<ConversationPriority>,
+    wait: Option<DateTime<Utc>>,
     key: &RecordKey,
     score: &Score,
     now: DateTime<Utc>,
 ) -> Applied {
-    let wait = conversation.waiting_since;
-    if let Some(current) = &mut conversation.priority {
+    if let Some(current) = current {
         if current.seen.contains(key) {
             return Applied::AlreadySeen;
         }
@@ -201,11 +201,11 @@ pub fn apply(
             return Applied::Kept;
         }
     }
-    let (complaint, seen) = match conversation.priority.take() {
+    let (complaint, seen) = match current.take() {
         Some(old) => (old.complaint, old.seen),
         None => (score.complaint, vec![key.clone()]),
     };
-    conversation.priority = Some(ConversationPriority {
+    *current = Some(ConversationPriority {
         priority: score.priority,
         score: score.score,
         topic: score.topic.clone(),

@@ -265,36 +265,10 @@ proptest::proptest! {
 mod apply_rule {
     use super::*;
     use crate::ids::RecordKey;
-    use crate::model::{Channel, Conversation, CustomerIdentity, ProviderId};
     use chrono::{TimeZone, Utc};
 
-    fn conversation(waiting_since: Option<i64>) -> Conversation {
-        let identity = CustomerIdentity {
-            customer_id: crate::ids::CustomerId::from_stored("cu_1"),
-            channel: Channel::Whatsapp,
-            provider_user_id: ProviderId::from("5511"),
-            display_name: None,
-        };
-        let at = Utc.timestamp_opt(1_795_000_000, 0).unwrap();
-        Conversation {
-            id: crate::ids::ConversationId::from_stored("cv_1"),
-            channel: Channel::Whatsapp,
-            account_id: ProviderId::from("PN"),
-            customer_id: identity.customer_id.clone(),
-            customer: identity,
-            first_at: at,
-            last_at: at,
-            last_inbound_at: None,
-            last_outbound_at: None,
-            waiting_since: waiting_since.map(|s| Utc.timestamp_opt(s, 0).unwrap()),
-            answered_at: None,
-            first_response_seconds: None,
-            last_response_seconds: None,
-            sla: None,
-            window_reminder: None,
-            priority: None,
-            sla_breaches: 0,
-        }
+    fn at(s: i64) -> Option<DateTime<Utc>> {
+        Some(Utc.timestamp_opt(s, 0).unwrap())
     }
 
     fn key(n: u32) -> RecordKey {
@@ -311,22 +285,35 @@ mod apply_rule {
             &History::default(),
         );
         let calm = s.score("hola?", false, &History::default());
-        let mut c = conversation(Some(1_795_000_000));
-        assert_eq!(apply(&mut c, &key(1), &calm, now), Applied::Prioritized);
-        assert_eq!(c.priority.as_ref().unwrap().priority, Priority::P4);
-        assert_eq!(apply(&mut c, &key(2), &urgent, now), Applied::Prioritized);
-        assert_eq!(apply(&mut c, &key(3), &calm, now), Applied::Kept);
-        let p = c.priority.as_ref().unwrap();
+        let mut c = None;
+        let wait = at(1_795_000_000);
+        assert_eq!(
+            apply(&mut c, wait, &key(1), &calm, now),
+            Applied::Prioritized
+        );
+        assert_eq!(c.as_ref().unwrap().priority, Priority::P4);
+        assert_eq!(
+            apply(&mut c, wait, &key(2), &urgent, now),
+            Applied::Prioritized
+        );
+        assert_eq!(apply(&mut c, wait, &key(3), &calm, now), Applied::Kept);
+        let p = c.as_ref().unwrap();
         assert_eq!(p.priority, urgent.priority);
         assert_eq!(p.record_key, key(2));
         assert!(p.complaint);
         for k in 1..=3 {
-            assert_eq!(apply(&mut c, &key(k), &urgent, now), Applied::AlreadySeen);
+            assert_eq!(
+                apply(&mut c, wait, &key(k), &urgent, now),
+                Applied::AlreadySeen
+            );
         }
         // A new wait starts afresh, and lower; the complaint is remembered.
-        c.waiting_since = Some(Utc.timestamp_opt(1_795_009_000, 0).unwrap());
-        assert_eq!(apply(&mut c, &key(4), &calm, now), Applied::Prioritized);
-        let p = c.priority.as_ref().unwrap();
+        let wait = at(1_795_009_000);
+        assert_eq!(
+            apply(&mut c, wait, &key(4), &calm, now),
+            Applied::Prioritized
+        );
+        let p = c.as_ref().unwrap();
         assert_eq!(p.priority, Priority::P4);
         assert!(p.complaint);
         assert_eq!(p.seen, [key(1), key(2), key(3), key(4)]);
@@ -337,11 +324,11 @@ mod apply_rule {
         let s = scorer();
         let now = Utc.timestamp_opt(1_795_000_100, 0).unwrap();
         let calm = s.score("hola", false, &History::default());
-        let mut c = conversation(Some(1_795_000_000));
+        let mut c = None;
         for k in 0..100 {
-            apply(&mut c, &key(k), &calm, now);
+            apply(&mut c, at(1_795_000_000), &key(k), &calm, now);
         }
-        let seen = &c.priority.as_ref().unwrap().seen;
+        let seen = &c.as_ref().unwrap().seen;
         assert_eq!(seen.len(), SEEN_KEPT);
         assert_eq!(seen.last(), Some(&key(99)));
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::calendar::{Calendar, Range, weekday_names};
-use crate::model::Channel;
+use crate::channel::Channel;
 use crate::priority::Priority;
 
 /// The policy shipped with switchboard (`config/sla.toml`).
@@ -408,29 +408,29 @@ pub struct SlaClock {
 }
 
 impl SlaPolicy {
-    /// The clock of `conversation`'s current wait at its current priority: `None` when
-    /// nobody waits or it has no priority yet. A conversation never answered waits for its
+    /// The clock of a wait on `channel` that started at `since`, of the kind `wait`, at
+    /// `priority`, on the calendar of `team`. A conversation never answered waits for its
     /// first response; after an answer, for the next.
-    pub fn clock(&self, conversation: &crate::model::Conversation) -> Option<SlaClock> {
-        let since = conversation.waiting_since?;
-        let p = conversation.priority.as_ref()?;
-        let wait = if conversation.first_response_seconds.is_none() {
-            Wait::First
-        } else {
-            Wait::Next
-        };
-        let due = self.due(conversation.channel, p.priority, wait, &p.team, since);
-        Some(SlaClock {
+    pub fn clock(
+        &self,
+        channel: Channel,
+        since: DateTime<Utc>,
+        wait: Wait,
+        priority: Priority,
+        team: &str,
+    ) -> SlaClock {
+        let due = self.due(channel, priority, wait, team, since);
+        SlaClock {
             wait_since: since,
             wait,
-            priority: p.priority,
-            team: p.team.clone(),
+            priority,
+            team: team.to_owned(),
             target_seconds: due.target.num_seconds(),
             warn_at: due.warn_at,
             due_at: due.due_at,
             reminders: Vec::new(),
             breached_at: None,
-        })
+        }
     }
 }
 

@@ -2,7 +2,7 @@ use super::*;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
-use crate::model::Channel;
+use crate::channel::Channel;
 use crate::priority::Priority;
 
 fn at(text: &str) -> DateTime<Utc> {
