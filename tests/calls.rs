@@ -101,7 +101,11 @@ async fn a_delivery_of_1000_new_messages_stays_within_the_same_bound() {
     for senders in [1, 1000] {
         let (store, queue, counter) = scripted_counted();
         let intake = Intake::new(store, queue, Arc::new(SystemClock));
-        let app = webhook_router(WebhookState::new(intake, verifiers()));
+        let app = webhook_router(WebhookState::new(
+            intake,
+            verifiers(),
+            Arc::new(SystemClock),
+        ));
         let body = delivery(&format!("k{senders}"), 1000, senders);
         let (status, answer) = call(&app, signed_to(Webhook::Whatsapp, body)).await;
         assert_eq!(status, 200, "{answer:?}");

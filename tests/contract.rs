@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use switchboard_core::channels::whatsapp;
+use switchboard_core::channels::meta::whatsapp;
 use switchboard_core::ids::{ConversationId, DeliveryId};
 use switchboard_core::intake::MAX_BODY_BYTES;
 use switchboard_core::model::{Channel, Record};
@@ -350,7 +350,7 @@ async fn a_bad_signature_is_refused_and_nothing_is_kept(backend: Backend) {
     let app = backend.app(None);
     let body = text_delivery(&[("555", "wamid.s1", 1_700_000_000)]);
     let good = signature(&body);
-    let wrong = switchboard_core::verify::sign("not-the-secret", &body);
+    let wrong = switchboard_core::channels::meta::sign("not-the-secret", &body);
     for sig in [
         None,
         Some("sha256="),

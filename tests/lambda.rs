@@ -91,13 +91,22 @@ async fn the_handshake_works_through_an_api_gateway_event() {
 #[tokio::test]
 async fn the_sample_events_in_infra_are_answered_as_documented() {
     use std::collections::HashMap;
+    use switchboard_core::channels::Verification;
+    use switchboard_core::channels::meta::MetaVerifier;
     use switchboard_core::http::{WebhookState, webhook_router};
     use switchboard_core::intake::Intake;
     use switchboard_core::model::Webhook;
-    use switchboard_core::verify::{MetaVerifier, Secret};
+    use switchboard_core::verify::Secret;
 
     let backend = embedded().await;
-    let verifier = MetaVerifier::new(vec![Secret::new("dev-secret")], Secret::new("dev-token"));
+    let verifier = std::sync::Arc::new(MetaVerifier::new(
+        vec![Secret::new("dev-secret")],
+        Secret::new("dev-token"),
+    ));
+    let verification = Verification {
+        signature: verifier.clone(),
+        handshake: verifier,
+    };
     let intake = Intake::new(
         backend.store.clone(),
         backend.queue.clone(),
@@ -105,7 +114,8 @@ async fn the_sample_events_in_infra_are_answered_as_documented() {
     );
     let app = webhook_router(WebhookState::new(
         intake,
-        HashMap::from([(Webhook::Whatsapp, verifier)]),
+        HashMap::from([(Webhook::Whatsapp, verification)]),
+        std::sync::Arc::new(switchboard_core::clock::SystemClock),
     ));
     let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events");
     let read = |name: &str| std::fs::read_to_string(events.join(name)).unwrap();

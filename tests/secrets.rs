@@ -1,10 +1,10 @@
 //! Channel secrets from Secrets Manager (moto): read once at start, several app secrets accepted,
 //! and a clear error naming the setting when the secret is missing or malformed.
 
-use switchboard_aws::app::channel_verifier;
+use switchboard_aws::app::channel_verification;
+use switchboard_core::channels;
+use switchboard_core::channels::meta::sign;
 use switchboard_core::config::{ConfigError, Source};
-use switchboard_core::model::Webhook;
-use switchboard_core::verify::sign;
 use switchboard_tests::moto;
 
 fn source(pairs: Vec<(&'static str, String)>) -> impl Source {
@@ -39,31 +39,38 @@ async fn the_verifier_comes_from_the_secret_named_by_its_arn() {
         r#"{"app_secrets": ["new-secret", "old-secret"], "verify_token": "vt-123"}"#,
     )
     .await;
-    let verifier = channel_verifier(
+    let verifier = channel_verification(
         &source(vec![("SWITCHBOARD_WHATSAPP_SECRET_ARN", arn)]),
         Some(&sdk),
-        Webhook::Whatsapp,
+        &channels::meta::WHATSAPP,
     )
     .await
     .expect("verifier");
+    let now = chrono::Utc::now();
     for secret in ["new-secret", "old-secret"] {
-        let sig = sign(secret, b"{}");
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            channels::meta::SIGNATURE_HEADER,
+            sign(secret, b"{}").parse().unwrap(),
+        );
         assert!(
-            verifier.verify(Some(sig.as_bytes()), b"{}").is_ok(),
+            verifier.signature.verify(&headers, b"{}", now).is_ok(),
             "{secret}"
         );
     }
-    assert_eq!(
-        verifier.handshake(Some("subscribe"), Some("vt-123"), Some("c")),
-        Ok("c")
-    );
+    let query = std::collections::HashMap::from([
+        ("hub.mode".to_owned(), "subscribe".to_owned()),
+        ("hub.verify_token".to_owned(), "vt-123".to_owned()),
+        ("hub.challenge".to_owned(), "c".to_owned()),
+    ]);
+    assert_eq!(verifier.handshake.answer(&query, now).unwrap().body, "c");
 }
 
 #[tokio::test]
 async fn a_missing_unreadable_or_empty_secret_stops_start_up_naming_the_setting() {
     let sdk = moto().await.sdk_config().await;
     let var = "SWITCHBOARD_WHATSAPP_SECRET_ARN";
-    let missing = channel_verifier(&source(vec![]), Some(&sdk), Webhook::Whatsapp)
+    let missing = channel_verification(&source(vec![]), Some(&sdk), &channels::meta::WHATSAPP)
         .await
         .unwrap_err();
     assert!(
@@ -71,13 +78,13 @@ async fn a_missing_unreadable_or_empty_secret_stops_start_up_naming_the_setting(
         "{missing}"
     );
 
-    let unknown = channel_verifier(
+    let unknown = channel_verification(
         &source(vec![(
             var,
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".into(),
         )]),
         Some(&sdk),
-        Webhook::Whatsapp,
+        &channels::meta::WHATSAPP,
     )
     .await
     .unwrap_err();
@@ -90,9 +97,13 @@ async fn a_missing_unreadable_or_empty_secret_stops_start_up_naming_the_setting(
         ("notoken", r#"{"app_secrets": ["s"]}"#),
     ] {
         let arn = secret(&sdk, &format!("bad-{suffix}-{pid}"), value).await;
-        let err = channel_verifier(&source(vec![(var, arn)]), Some(&sdk), Webhook::Whatsapp)
-            .await
-            .unwrap_err();
+        let err = channel_verification(
+            &source(vec![(var, arn)]),
+            Some(&sdk),
+            &channels::meta::WHATSAPP,
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(&err, ConfigError::Invalid { name, .. } if name == var),
             "{err}"

@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use switchboard_core::verify::{MetaVerifier, Secret, sign};
+use switchboard_core::channels::meta::{MetaVerifier, sign};
+use switchboard_core::verify::Secret;
 use switchboard_tests::{
     APP_SECRET, OLD_APP_SECRET, all_records, call, embedded, fixtures_dir, post, signature,
 };
@@ -28,7 +29,10 @@ fn vector() -> (Vec<u8>, String, String) {
 fn the_published_vector_verifies_over_its_raw_bytes_only() {
     let (raw, secret, header) = vector();
     let verifier = MetaVerifier::new(vec![Secret::new(secret)], Secret::new("t"));
-    assert_eq!(verifier.verify(Some(header.as_bytes()), &raw), Ok(()));
+    assert_eq!(
+        verifier.verify_header(Some(header.as_bytes()), &raw),
+        Ok(())
+    );
     // The same JSON serialized again (the fixture's pretty-printed copy, or any other spacing)
     // is other bytes, and fails.
     let parsed: Value = serde_json::from_slice(&raw).unwrap();
@@ -42,7 +46,7 @@ fn the_published_vector_verifies_over_its_raw_bytes_only() {
         assert_ne!(reserialized, raw);
         assert!(
             verifier
-                .verify(Some(header.as_bytes()), &reserialized)
+                .verify_header(Some(header.as_bytes()), &reserialized)
                 .is_err()
         );
     }

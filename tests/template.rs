@@ -137,17 +137,34 @@ fn the_queues_match_the_code_definitions() {
     assert_eq!(dlq["QueueName"]["Fn::Sub"], names.intake_dlq);
 }
 
-const FUNCTIONS: [(&str, &str, &str); 3] = [
-    ("WebhookWhatsAppFunction", "whatsapp", "WhatsAppSecret"),
-    ("WebhookFacebookFunction", "facebook", "FacebookSecret"),
-    ("WebhookInstagramFunction", "instagram", "InstagramSecret"),
-];
+/// The webhook functions of the template, one per channel module of the registry: (the
+/// function's resource, its webhook, the resource of its secret). Each module must have its
+/// function (by the binary it builds) and the function its secret.
+fn webhook_functions(t: &Value) -> Vec<(String, String, String)> {
+    let resources = t["Resources"].as_object().unwrap();
+    switchboard_core::channels::REGISTRY
+        .iter()
+        .map(|module| {
+            let (name, function) = resources
+                .iter()
+                .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == module.function())
+                .unwrap_or_else(|| panic!("no function builds {}", module.function()));
+            let webhook = module.webhook().as_str();
+            let arn_var = format!("SWITCHBOARD_{}_SECRET_ARN", webhook.to_ascii_uppercase());
+            let secret =
+                function["Properties"]["Environment"]["Variables"][arn_var.as_str()]["Ref"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name} has no {arn_var}"));
+            (name.clone(), webhook.to_owned(), secret.to_owned())
+        })
+        .collect()
+}
 
 #[test]
 fn every_webhook_function_is_wired_as_the_code_expects() {
     let t = template();
-    for (name, webhook, secret) in FUNCTIONS {
-        function_is_wired(&t, name, webhook, secret);
+    for (name, webhook, secret) in webhook_functions(&t) {
+        function_is_wired(&t, &name, &webhook, &secret);
     }
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"], "provided.al2023");
@@ -212,8 +229,8 @@ fn function_is_wired(t: &Value, name: &str, webhook: &str, secret: &str) {
 #[test]
 fn every_webhook_role_has_exactly_the_actions_it_uses_on_its_own_resources() {
     let t = template();
-    for (name, _, secret) in FUNCTIONS {
-        role_is_least_privilege(&t, name, secret);
+    for (name, _, secret) in webhook_functions(&t) {
+        role_is_least_privilege(&t, &name, &secret);
     }
 }
 
@@ -663,7 +680,11 @@ fn every_route_but_the_webhooks_is_iam_authorized_in_the_deployed_api() {
         "{seen:?}"
     );
     let webhooks = seen.iter().filter(|r| r.contains("/webhooks/")).count();
-    assert_eq!(webhooks, 2 * FUNCTIONS.len(), "{seen:?}");
+    assert_eq!(
+        webhooks,
+        2 * switchboard_core::channels::REGISTRY.len(),
+        "{seen:?}"
+    );
     let schemes = &api["Properties"]["Body"]["components"]["securitySchemes"]["AWS_IAM"];
     assert_eq!(schemes["x-amazon-apigateway-authtype"], "awsSigv4");
 }

@@ -15,6 +15,8 @@ use tokio::sync::OnceCell;
 
 use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
 use switchboard_aws::{DynamoStore, SqsIntakeQueue};
+use switchboard_core::channels::meta::sign;
+use switchboard_core::channels::{ChannelSecrets, Verification};
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::http::{ApiPorts, WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
@@ -25,7 +27,6 @@ use switchboard_core::ports::{
 };
 use switchboard_core::prioritize::Prioritizer;
 use switchboard_core::priority::{PriorityConfig, Scorer};
-use switchboard_core::verify::{MetaVerifier, Secret, sign};
 use switchboard_embedded::{EventFile, SqliteStore};
 
 /// The app secret the tests sign with.
@@ -67,16 +68,17 @@ pub fn fixtures(folder: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// The verifiers the tests' apps use: both secrets active, as during a rotation.
-pub fn verifiers() -> HashMap<Webhook, MetaVerifier> {
-    Webhook::ALL
-        .into_iter()
-        .map(|webhook| {
-            let verifier = MetaVerifier::new(
-                vec![Secret::new(APP_SECRET), Secret::new(OLD_APP_SECRET)],
-                Secret::new(VERIFY_TOKEN),
-            );
-            (webhook, verifier)
+/// The verifications the tests' apps use, one per module of the registry, each with both
+/// secrets active, as during a rotation.
+pub fn verifiers() -> HashMap<Webhook, Verification> {
+    switchboard_core::channels::REGISTRY
+        .iter()
+        .map(|module| {
+            let mut secrets = ChannelSecrets::new("test");
+            secrets.set("app_secrets", [APP_SECRET.into(), OLD_APP_SECRET.into()]);
+            secrets.set("verify_token", [VERIFY_TOKEN.into()]);
+            let verification = module.verification(&secrets).expect("test secrets");
+            (module.webhook(), verification)
         })
         .collect()
 }
@@ -172,9 +174,9 @@ impl Backend {
         let intake = Intake::new(
             store.unwrap_or_else(|| self.store.clone()),
             queue.unwrap_or_else(|| self.queue.clone()),
-            clock,
+            clock.clone(),
         );
-        webhook_router(WebhookState::new(intake, verifiers())).merge(api_router(ApiPorts {
+        webhook_router(WebhookState::new(intake, verifiers(), clock)).merge(api_router(ApiPorts {
             reader: self.reader.clone(),
             customers: self.customers.clone(),
             events: self.event_log.clone(),

@@ -25,8 +25,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use switchboard_core::channels::meta::{SIGNATURE_HEADER, sign};
 use switchboard_core::model::Webhook;
-use switchboard_core::verify::{SIGNATURE_HEADER, sign};
 
 /// The app secret the sample events are signed with.
 pub const APP_SECRET: &str = "dev-secret";
@@ -67,10 +67,10 @@ impl Kind {
             "prioritizer" => Kind::Prioritizer,
             "sla-reminder" => Kind::SlaReminder,
             "agent-api" => Kind::AgentApi,
-            _ => Webhook::ALL
-                .into_iter()
-                .find(|w| name == format!("webhook-{w}"))
-                .map_or(Kind::Plain, Kind::Webhook),
+            _ => switchboard_core::channels::REGISTRY
+                .iter()
+                .find(|m| m.function() == name)
+                .map_or(Kind::Plain, |m| Kind::Webhook(m.webhook())),
         }
     }
 

@@ -110,17 +110,27 @@ mod harness {
 
     const REGION: &str = "us-east-1";
     const BASELINE: &str = "coldstart-hello";
-    const DEFAULT_BINS: [&str; 7] = [
-        "webhook-whatsapp",
-        "webhook-facebook",
-        "webhook-instagram",
-        "prioritizer",
-        "sla-reminder",
-        "agent-api",
-        BASELINE,
-    ];
-    const BUILD_HINT: &str = "cargo build --release -p webhook-whatsapp -p webhook-facebook \
-        -p webhook-instagram -p prioritizer -p sla-reminder -p agent-api -p coldstart";
+    /// The functions measured by default: every webhook of the registry, then the others.
+    const OTHER_BINS: [&str; 3] = ["prioritizer", "sla-reminder", "agent-api"];
+
+    fn default_bins() -> Vec<&'static str> {
+        switchboard_core::channels::REGISTRY
+            .iter()
+            .map(|m| m.function())
+            .chain(OTHER_BINS)
+            .chain([BASELINE])
+            .collect()
+    }
+
+    fn build_hint() -> String {
+        let packages: Vec<String> = default_bins()
+            .into_iter()
+            .filter(|b| *b != BASELINE)
+            .chain(["coldstart"])
+            .map(|b| format!("-p {b}"))
+            .collect();
+        format!("cargo build --release {}", packages.join(" "))
+    }
 
     /// Cold start and peak memory of Lambda function binaries, against a hello-world baseline.
     #[derive(Debug, Parser)]
@@ -551,15 +561,18 @@ mod harness {
             ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
         ];
-        for webhook in Webhook::ALL {
-            env.push((
-                config::channel_var(webhook, "APP_SECRETS"),
-                APP_SECRET.into(),
-            ));
-            env.push((
-                config::channel_var(webhook, "VERIFY_TOKEN"),
-                VERIFY_TOKEN.into(),
-            ));
+        for module in switchboard_core::channels::REGISTRY {
+            for field in module.secrets() {
+                let value = if field.key == "verify_token" {
+                    VERIFY_TOKEN
+                } else {
+                    APP_SECRET
+                };
+                env.push((
+                    config::channel_var(module.webhook(), field.env),
+                    value.into(),
+                ));
+            }
         }
         env
     }
@@ -567,7 +580,7 @@ mod harness {
     fn targets(cli: &Cli) -> Result<Vec<Target>, String> {
         let paths = if cli.bins.is_empty() {
             let dir = release_dir()?;
-            let paths: Vec<PathBuf> = DEFAULT_BINS.iter().map(|n| dir.join(n)).collect();
+            let paths: Vec<PathBuf> = default_bins().iter().map(|n| dir.join(n)).collect();
             let missing: Vec<String> = paths
                 .iter()
                 .filter(|p| !p.is_file())
@@ -575,8 +588,9 @@ mod harness {
                 .collect();
             if !missing.is_empty() {
                 return Err(format!(
-                    "not built: {}; build them with `{BUILD_HINT}`",
-                    missing.join(", ")
+                    "not built: {}; build them with `{}`",
+                    missing.join(", "),
+                    build_hint()
                 ));
             }
             paths

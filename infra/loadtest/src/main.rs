@@ -69,9 +69,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use switchboard_core::channels::meta::sign;
 use switchboard_core::http::{ConversationView, RecordView};
 use switchboard_core::model::Direction;
-use switchboard_core::verify::sign;
 
 /// Command line.
 #[derive(Debug, Parser)]

@@ -16,17 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_aws::app::{
-    AwsBackend, AwsSettings, PrioritizerSettings, channel_verifier, handle_reminders,
+    AwsBackend, AwsSettings, PrioritizerSettings, channel_verification, handle_reminders,
     poll_intake_queue, poll_queue, prioritizer, reminder_handler, sdk_config,
 };
 use switchboard_aws::resources::{
     ResourceNames, provision, provision_event_bus, provision_reminders,
 };
+use switchboard_core::channels;
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, ProcessEnv, Source};
 use switchboard_core::http::{ApiPorts, WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
-use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
     Answers, ConversationReader, CustomerDirectory, EventLog, IntakeQueue, MessageStore,
 };
@@ -248,9 +248,6 @@ fn priority_config(args: &ServeArgs) -> Result<PriorityConfig, ConfigError> {
     }
 }
 
-/// The webhooks `serve` can answer; each one is served when its settings are present.
-pub const WEBHOOKS: [Webhook; 3] = Webhook::ALL;
-
 /// Builds the whole application (webhooks, read API, prioritizer) from `args` and settings in
 /// `source`.
 pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError> {
@@ -343,34 +340,33 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             (ports, Some(sdk), consumer)
         }
     };
-    // Every webhook whose settings are present is served; with none, start-up names WhatsApp's.
+    // Every webhook of the registry whose settings are present is served; with none, start-up
+    // names the first one's.
     let mut verifiers = HashMap::new();
-    for webhook in WEBHOOKS {
-        let configured = ["SECRET_ARN", "APP_SECRETS", "VERIFY_TOKEN"]
-            .iter()
-            .any(|suffix| source.get(&config::channel_var(webhook, suffix)).is_some());
-        if configured {
+    for module in channels::REGISTRY.iter().copied() {
+        if config::channel_configured(source, module) {
             verifiers.insert(
-                webhook,
-                channel_verifier(source, sdk.as_ref(), webhook).await?,
+                module.webhook(),
+                channel_verification(source, sdk.as_ref(), module).await?,
             );
         }
     }
     if verifiers.is_empty() {
-        channel_verifier(source, sdk.as_ref(), Webhook::Whatsapp).await?;
+        channel_verification(source, sdk.as_ref(), channels::REGISTRY[0]).await?;
     }
     tracing::info!(
         webhooks = ?verifiers.keys().map(|w| w.as_str()).collect::<Vec<_>>(),
         "webhooks served"
     );
-    let intake = Intake::new(ports.store, ports.queue, clock);
-    let router = webhook_router(WebhookState::new(intake, verifiers)).merge(api_router(ApiPorts {
-        reader: ports.reader,
-        customers: ports.customers,
-        events: ports.events,
-        answers: Some(ports.answers),
-        teams,
-    }));
+    let intake = Intake::new(ports.store, ports.queue, clock.clone());
+    let router =
+        webhook_router(WebhookState::new(intake, verifiers, clock)).merge(api_router(ApiPorts {
+            reader: ports.reader,
+            customers: ports.customers,
+            events: ports.events,
+            answers: Some(ports.answers),
+            teams,
+        }));
     Ok(App { router, consumer })
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tracing_subscriber::filter::LevelFilter;
 
 use switchboard_core::answer::AnswerRecorder;
+use switchboard_core::channels::{self, ChannelModule, Verification};
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, Source};
 use switchboard_core::http::{ApiPorts, WebhookState, api_router, webhook_router};
@@ -17,7 +18,6 @@ use switchboard_core::prioritize::{BatchItem, Prioritizer};
 use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::remind::ReminderHandler;
 use switchboard_core::sla::SlaPolicy;
-use switchboard_core::verify::MetaVerifier;
 
 use crate::scheduler::ScheduleTarget;
 use crate::{DynamoStore, EventBridgePublisher, SchedulerReminders, SqsIntakeQueue};
@@ -98,35 +98,39 @@ impl AwsBackend {
     }
 }
 
-/// The verifier of a Meta channel: from the secret named by `SWITCHBOARD_<CHANNEL>_SECRET_ARN`
-/// when set (production), otherwise from `SWITCHBOARD_<CHANNEL>_APP_SECRETS` and
-/// `SWITCHBOARD_<CHANNEL>_VERIFY_TOKEN` (local use).
-pub async fn channel_verifier(
+/// The verification of channel `module`: from the Secrets Manager secret named by
+/// `SWITCHBOARD_<WEBHOOK>_SECRET_ARN` when set (production), otherwise from its local
+/// variables (`SWITCHBOARD_<WEBHOOK>_APP_SECRETS`, … see
+/// [`config::channel_secrets`]).
+pub async fn channel_verification(
     source: &impl Source,
     sdk: Option<&SdkConfig>,
-    channel: Webhook,
-) -> Result<MetaVerifier, ConfigError> {
-    let arn_var = config::channel_var(channel, "SECRET_ARN");
+    module: &dyn ChannelModule,
+) -> Result<Verification, ConfigError> {
+    let webhook = module.webhook();
+    let arn_var = config::channel_var(webhook, config::SECRET_ARN_SUFFIX);
+    let local: Vec<String> = module
+        .secrets()
+        .iter()
+        .map(|f| config::channel_var(webhook, f.env))
+        .collect();
     match (source.get(&arn_var), sdk) {
         (Some(arn), Some(sdk)) => {
             let client = aws_sdk_secretsmanager::Client::new(sdk);
-            crate::secrets::meta_verifier(&client, &arn_var, &arn).await
+            let secrets = crate::secrets::channel_secrets(&client, module, &arn_var, &arn).await?;
+            module.verification(&secrets)
         }
-        _ if source
-            .get(&config::channel_var(channel, "APP_SECRETS"))
-            .is_none() =>
-        {
+        _ if local.first().is_none_or(|name| source.get(name).is_none()) => {
             Err(ConfigError::Missing {
                 name: arn_var,
                 hint: format!(
-                    "the ARN of the Secrets Manager secret with the {channel} app secrets and \
-                     verify token (for local use: {} and {})",
-                    config::channel_var(channel, "APP_SECRETS"),
-                    config::channel_var(channel, "VERIFY_TOKEN"),
+                    "the ARN of the Secrets Manager secret with the {webhook} secrets \
+                     (for local use: {})",
+                    local.join(" and "),
                 ),
             })
         }
-        _ => config::meta_verifier(source, channel),
+        _ => config::channel_verification(source, module),
     }
 }
 
@@ -142,16 +146,17 @@ pub async fn webhook_app(channels: &[Webhook]) -> Result<axum::Router, StartupEr
     let settings = AwsSettings::from_source(&source)?;
     let sdk = sdk_config().await;
     let mut verifiers = HashMap::new();
-    for &channel in channels {
+    for &webhook in channels {
+        let module = channels::module(webhook);
         verifiers.insert(
-            channel,
-            channel_verifier(&source, Some(&sdk), channel).await?,
+            webhook,
+            channel_verification(&source, Some(&sdk), module).await?,
         );
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backend = AwsBackend::new(&sdk, &settings, clock.clone());
-    let intake = Intake::new(backend.store, backend.queue, clock);
-    Ok(webhook_router(WebhookState::new(intake, verifiers)))
+    let intake = Intake::new(backend.store, backend.queue, clock.clone());
+    Ok(webhook_router(WebhookState::new(intake, verifiers, clock)))
 }
 
 /// The prioritizer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,

@@ -1,27 +1,58 @@
 //! Channel secrets from AWS Secrets Manager, read once at start.
 //!
-//! The secret of a Meta channel is JSON:
-//! `{"app_secrets": ["<current>", "<previous, during rotation>"], "verify_token": "<token>"}`.
+//! The secret of a channel is a JSON object with one key per [`SecretField`] of its module: a
+//! list field is an array (several values during a rotation), any other a string. A Meta
+//! webhook's: `{"app_secrets": ["<current>", "<previous, during rotation>"], "verify_token":
+//! "<token>"}`.
 
-use serde::Deserialize;
+use serde_json::Value;
 
-use switchboard_core::config::{ConfigError, meta_verifier_from_parts};
-use switchboard_core::verify::MetaVerifier;
+use switchboard_core::channels::{ChannelModule, ChannelSecrets, SecretField};
+use switchboard_core::config::ConfigError;
 
-#[derive(Deserialize)]
-struct MetaSecret {
-    #[serde(default)]
-    app_secrets: Vec<String>,
-    #[serde(default)]
-    verify_token: String,
+/// The form of the secret of `fields`, for the error that refuses another.
+fn form(fields: &[SecretField]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if f.list {
+                format!("\"{}\": [\"…\"]", f.key)
+            } else {
+                format!("\"{}\": \"…\"", f.key)
+            }
+        })
+        .collect();
+    format!("{{{}}}", parts.join(", "))
 }
 
-/// Reads the Meta channel secret `arn` (named by the variable `variable`, for errors).
-pub async fn meta_verifier(
+/// The values of the secret's JSON `text` for `module`, or `None` when it is not of its form.
+pub fn parse(module: &dyn ChannelModule, origin: &str, text: &str) -> Option<ChannelSecrets> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+        return None;
+    };
+    let mut secrets = ChannelSecrets::new(origin);
+    for field in module.secrets() {
+        let values: Vec<String> = match map.get(field.key) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) if !field.list => vec![s.clone()],
+            Some(Value::Array(items)) if field.list => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<_>>()?,
+            Some(_) => return None,
+        };
+        secrets.set(field.key, values);
+    }
+    Some(secrets)
+}
+
+/// Reads the secret `arn` of channel `module` (named by the variable `variable`, for errors).
+pub async fn channel_secrets(
     client: &aws_sdk_secretsmanager::Client,
+    module: &dyn ChannelModule,
     variable: &str,
     arn: &str,
-) -> Result<MetaVerifier, ConfigError> {
+) -> Result<ChannelSecrets, ConfigError> {
     let out = client
         .get_secret_value()
         .secret_id(arn)
@@ -35,10 +66,43 @@ pub async fn meta_verifier(
             ),
         })?;
     let text = out.secret_string().unwrap_or_default();
-    let secret: MetaSecret = serde_json::from_str(text).map_err(|_| ConfigError::Invalid {
+    parse(module, variable, text).ok_or_else(|| ConfigError::Invalid {
         name: variable.to_owned(),
-        reason: r#"the secret is not JSON of the form {"app_secrets": ["…"], "verify_token": "…"}"#
-            .into(),
-    })?;
-    meta_verifier_from_parts(variable, secret.app_secrets, secret.verify_token)
+        reason: format!(
+            "the secret is not JSON of the form {}",
+            form(module.secrets())
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::channels::meta::WHATSAPP;
+
+    #[test]
+    fn a_meta_secret_is_read_by_its_fields_and_anything_else_refused() {
+        let s = parse(
+            &WHATSAPP,
+            "ARN_VAR",
+            r#"{"app_secrets": ["new", "old"], "verify_token": "t"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.list("app_secrets"), ["new", "old"]);
+        assert_eq!(s.one("verify_token"), Some("t"));
+        assert_eq!(s.origin, "ARN_VAR");
+        for bad in [
+            "not json",
+            "[]",
+            r#"{"app_secrets": [1], "verify_token": "t"}"#,
+            r#"{"app_secrets": ["a"], "verify_token": ["t"]}"#,
+            r#"{"app_secrets": "a", "verify_token": "t"}"#,
+        ] {
+            assert!(parse(&WHATSAPP, "V", bad).is_none(), "{bad}");
+        }
+        assert_eq!(
+            form(WHATSAPP.secrets()),
+            r#"{"app_secrets": ["…"], "verify_token": "…"}"#
+        );
+    }
 }

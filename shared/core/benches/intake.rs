@@ -23,9 +23,10 @@ use criterion::{
 };
 use serde_json::{Value, json};
 use switchboard_core::channels;
+use switchboard_core::channels::meta::{MetaVerifier, sign};
 use switchboard_core::ids::RecordKey;
 use switchboard_core::model::{Record, Webhook};
-use switchboard_core::verify::{MetaVerifier, Secret, sign};
+use switchboard_core::verify::Secret;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures and deliveries
@@ -234,7 +235,7 @@ fn deliver(
     received_at: DateTime<Utc>,
 ) -> (Vec<Record>, Vec<RecordKey>) {
     verifier
-        .verify(Some(signature), body)
+        .verify_header(Some(signature), body)
         .expect("signature verifies");
     let json: Value = serde_json::from_slice(body).expect("delivery is JSON");
     let records = channels::normalize(webhook, &json, received_at);
@@ -311,13 +312,13 @@ fn bench_verify(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("verify");
     for (label, sig, body) in inputs {
-        one.verify(Some(sig.as_bytes()), body)
+        one.verify_header(Some(sig.as_bytes()), body)
             .expect("signature verifies");
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.sampling_mode(sampling(body.len()));
         for (secrets, v) in [("one_secret", &one), ("two_secrets", &two)] {
             group.bench_with_input(BenchmarkId::new(secrets, label), body, |b, body| {
-                b.iter(|| v.verify(Some(black_box(sig.as_bytes())), black_box(body)))
+                b.iter(|| v.verify_header(Some(black_box(sig.as_bytes())), black_box(body)))
             });
         }
     }

@@ -2,59 +2,10 @@
 //! `switchboard serve`. Read and checked once, at start; a missing or bad setting stops start-up
 //! with an error that names it.
 
+use crate::channels::{ChannelModule, ChannelSecrets, Verification};
 use crate::model::Webhook;
-use crate::verify::{MetaVerifier, Secret};
 
-/// A setting that is missing or unusable. The message names the variable and what to put there.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is not set (or empty).
-    #[error("missing setting {name}: {hint}")]
-    Missing {
-        /// The environment variable.
-        name: String,
-        /// What it should hold.
-        hint: String,
-    },
-    /// A variable is set to something unusable.
-    #[error("invalid setting {name}: {reason}")]
-    Invalid {
-        /// The environment variable.
-        name: String,
-        /// Why it cannot be used.
-        reason: String,
-    },
-}
-
-/// Where settings are looked up: the process environment, or a map in tests.
-pub trait Source {
-    /// The value of `name`, `None` when unset or empty.
-    fn get(&self, name: &str) -> Option<String>;
-
-    /// A required value.
-    fn require(&self, name: &str, hint: &str) -> Result<String, ConfigError> {
-        self.get(name).ok_or_else(|| ConfigError::Missing {
-            name: name.to_owned(),
-            hint: hint.to_owned(),
-        })
-    }
-}
-
-/// The process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl Source for ProcessEnv {
-    fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-    }
-}
-
-impl<F: Fn(&str) -> Option<String>> Source for F {
-    fn get(&self, name: &str) -> Option<String> {
-        self(name).filter(|v| !v.trim().is_empty())
-    }
-}
+pub use crate::settings::{ConfigError, ProcessEnv, Source};
 
 /// The table name: `SWITCHBOARD_TABLE`.
 pub const TABLE: &str = "SWITCHBOARD_TABLE";
@@ -154,52 +105,51 @@ pub fn sla_policy_file(
     crate::sla::SlaPolicy::parse(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
-/// The verifier of a Meta channel from plain variables, for local use:
-/// `SWITCHBOARD_<CHANNEL>_APP_SECRETS` (comma-separated, newest first) and
-/// `SWITCHBOARD_<CHANNEL>_VERIFY_TOKEN`. On Lambda the same values come from Secrets Manager.
-pub fn meta_verifier(source: &impl Source, channel: Webhook) -> Result<MetaVerifier, ConfigError> {
-    let secrets_var = channel_var(channel, "APP_SECRETS");
-    let secrets = source.require(
-        &secrets_var,
-        "the app secret(s) of the Meta app, comma-separated (App settings > Basic > App secret)",
-    )?;
-    let token = source.require(
-        &channel_var(channel, "VERIFY_TOKEN"),
-        "the verify token you type in the Meta app's webhook settings",
-    )?;
-    meta_verifier_from_parts(
-        &secrets_var,
-        secrets.split(',').map(str::trim).map(str::to_owned),
-        token,
-    )
+/// The secrets of channel `module` from plain variables, for local use: for each of its
+/// [`SecretField`]s, `SWITCHBOARD_<WEBHOOK>_<FIELD>` (a list comma-separated, newest first),
+/// e.g. `SWITCHBOARD_WHATSAPP_APP_SECRETS` and `SWITCHBOARD_WHATSAPP_VERIFY_TOKEN`. On Lambda
+/// the same values come from Secrets Manager. A missing variable is named in the error.
+pub fn channel_secrets(
+    source: &impl Source,
+    module: &dyn ChannelModule,
+) -> Result<ChannelSecrets, ConfigError> {
+    let fields = module.secrets();
+    let origin = fields
+        .first()
+        .map(|f| channel_var(module.webhook(), f.env))
+        .unwrap_or_default();
+    let mut secrets = ChannelSecrets::new(origin);
+    for field in fields {
+        let value = source.require(&channel_var(module.webhook(), field.env), field.hint)?;
+        if field.list {
+            secrets.set(field.key, value.split(',').map(str::to_owned));
+        } else {
+            secrets.set(field.key, [value]);
+        }
+    }
+    Ok(secrets)
 }
 
-/// A verifier from secrets and a token, refusing an empty secret list. `origin` names where the
-/// values came from, for the error.
-pub fn meta_verifier_from_parts(
-    origin: &str,
-    secrets: impl IntoIterator<Item = String>,
-    verify_token: String,
-) -> Result<MetaVerifier, ConfigError> {
-    let secrets: Vec<Secret> = secrets
-        .into_iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(Secret::new)
-        .collect();
-    if secrets.is_empty() {
-        return Err(ConfigError::Invalid {
-            name: origin.to_owned(),
-            reason: "no app secret given".into(),
-        });
-    }
-    if verify_token.trim().is_empty() {
-        return Err(ConfigError::Invalid {
-            name: origin.to_owned(),
-            reason: "empty verify token".into(),
-        });
-    }
-    Ok(MetaVerifier::new(secrets, Secret::new(verify_token)))
+/// The verification of channel `module` from plain variables ([`channel_secrets`]).
+pub fn channel_verification(
+    source: &impl Source,
+    module: &dyn ChannelModule,
+) -> Result<Verification, ConfigError> {
+    module.verification(&channel_secrets(source, module)?)
 }
+
+/// Whether any setting of channel `module` is present: its secret's ARN
+/// (`SWITCHBOARD_<WEBHOOK>_SECRET_ARN`) or one of its local variables. `serve` serves the
+/// webhooks that have settings.
+pub fn channel_configured(source: &impl Source, module: &dyn ChannelModule) -> bool {
+    std::iter::once(SECRET_ARN_SUFFIX)
+        .chain(module.secrets().iter().map(|f| f.env))
+        .any(|suffix| source.get(&channel_var(module.webhook(), suffix)).is_some())
+}
+
+/// The suffix of the variable naming a channel's Secrets Manager secret:
+/// `SWITCHBOARD_<WEBHOOK>_SECRET_ARN`.
+pub const SECRET_ARN_SUFFIX: &str = "SECRET_ARN";
 
 #[cfg(test)]
 mod tests {
@@ -242,6 +192,12 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    use crate::channels::meta::{MetaVerifier, WHATSAPP};
+
+    fn meta_verifier(source: &impl Source, _: Webhook) -> Result<MetaVerifier, ConfigError> {
+        crate::channels::meta::verifier(&channel_secrets(source, &WHATSAPP)?)
+    }
+
     #[test]
     fn a_missing_secret_is_named() {
         let err = meta_verifier(&source(&[]), Webhook::Whatsapp).unwrap_err();
@@ -272,8 +228,8 @@ mod tests {
         )
         .unwrap();
         let body = b"{}";
-        let sig = crate::verify::sign("old", body);
-        assert!(ok.verify(Some(sig.as_bytes()), body).is_ok());
+        let sig = crate::channels::meta::sign("old", body);
+        assert!(ok.verify_header(Some(sig.as_bytes()), body).is_ok());
         let err = meta_verifier(
             &source(&[
                 ("SWITCHBOARD_WHATSAPP_APP_SECRETS", " , "),

@@ -19,5 +19,6 @@ pub mod prioritize;
 pub mod priority;
 pub mod recording;
 pub mod remind;
+pub mod settings;
 pub mod sla;
 pub mod verify;

@@ -1,160 +1,181 @@
-//! Channel normalizers: a provider's delivery JSON in, [`Record`]s out.
+//! Channel modules: everything switchboard knows of one provider's webhook, on one registry.
+//!
+//! A [`ChannelModule`] gives its [`Webhook`] (the route `/webhooks/{name}` and the settings
+//! `SWITCHBOARD_{NAME}_…`), the Lambda function that serves it, the secrets it needs
+//! ([`SecretField`]: the same names in a Secrets Manager secret and, for local use, in
+//! environment variables), its verification ([`Verification`]: the signature check of every
+//! `POST` and the handshake of `GET`), and its normalizer: a provider's delivery JSON in,
+//! [`Record`]s out.
 //!
 //! A normalizer never fails and never panics: every item of every entry is turned into a record,
-//! and what it does not understand becomes an `unsupported` message or a [`Notification`] with
+//! and what it does not understand becomes an `unsupported` message or a notification with
 //! the raw JSON, so nothing a provider sends is dropped.
 //!
-//! [`Notification`]: crate::model::Notification
+//! The router, the configuration (local variables and Secrets Manager), `switchboard serve`,
+//! the cold-start harness and the template tests all iterate over [`REGISTRY`].
+//!
+//! # Adding a channel
+//!
+//! 1. A module under `channels/` with a type implementing [`ChannelModule`] (its verification
+//!    is a [`SignatureCheck`] and a [`Handshake`] built from its secrets, tested the way
+//!    `meta::verify` is: tampered body, every header missing or malformed, rotation).
+//! 2. A [`Webhook`] variant naming it, and one line in [`REGISTRY`].
+//! 3. A thin function crate `functions/webhook-<name>` whose `main` calls
+//!    `switchboard_aws::app::webhook_app(&[Webhook::…])`.
+//! 4. One block in `template.yaml`: the function, its two routes and its secret
+//!    (`tests/template.rs` checks each module of the registry has them).
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::ids::digest_json;
-use crate::model::{Channel, Notification, ProviderId, Record, Webhook};
+use crate::channel::Webhook;
+use crate::model::Record;
+use crate::settings::ConfigError;
+use crate::verify::{Handshake, SignatureCheck};
 
-mod feed;
-mod meta;
-mod meta_envelope;
-pub mod whatsapp;
+pub(crate) mod json;
+pub mod meta;
+
+pub use json::provider_time;
+
+/// One secret value a channel needs, as it is named in its Secrets Manager secret (a JSON
+/// object) and, for local use, in the environment (`SWITCHBOARD_{WEBHOOK}_{env}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretField {
+    /// The key in the secret's JSON (`app_secrets`).
+    pub key: &'static str,
+    /// The suffix of the local variable (`APP_SECRETS`).
+    pub env: &'static str,
+    /// Several values (rotation): a JSON array in the secret, comma-separated in the variable.
+    pub list: bool,
+    /// What to put there, for the error that names a missing one.
+    pub hint: &'static str,
+}
+
+/// The values of a channel's [`SecretField`]s, read from wherever they are kept.
+#[derive(Clone, Default)]
+pub struct ChannelSecrets {
+    /// Where they came from (a variable or a secret ARN), for errors.
+    pub origin: String,
+    values: BTreeMap<&'static str, Vec<String>>,
+}
+
+impl std::fmt::Debug for ChannelSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelSecrets")
+            .field("origin", &self.origin)
+            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ChannelSecrets {
+    /// No values yet, read from `origin`.
+    pub fn new(origin: impl Into<String>) -> Self {
+        Self {
+            origin: origin.into(),
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the values of `key`; blank ones are dropped.
+    pub fn set(&mut self, key: &'static str, values: impl IntoIterator<Item = String>) {
+        self.values.insert(
+            key,
+            values
+                .into_iter()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .collect(),
+        );
+    }
+
+    /// Every value of `key` (none when absent).
+    pub fn list(&self, key: &str) -> &[String] {
+        self.values.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The first value of `key`, if any.
+    pub fn one(&self, key: &str) -> Option<&str> {
+        self.list(key).first().map(String::as_str)
+    }
+}
+
+/// How a webhook's requests are verified: the check of every `POST`, the handshake of `GET`.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// Checks each delivery's signature (401 when refused).
+    pub signature: Arc<dyn SignatureCheck>,
+    /// Answers the provider's subscription or liveness `GET`.
+    pub handshake: Arc<dyn Handshake>,
+}
+
+/// One provider webhook: its name, function, secrets, verification and normalizer.
+///
+/// Contract: [`normalize`](Self::normalize) turns any JSON value into records without
+/// panicking, keeping what it does not understand; [`verification`](Self::verification)
+/// refuses secrets that cannot verify anything (an empty list, a blank token) with a
+/// [`ConfigError`] naming [`ChannelSecrets::origin`].
+pub trait ChannelModule: Send + Sync + 'static {
+    /// The webhook it serves.
+    fn webhook(&self) -> Webhook;
+    /// The name of the Lambda function crate (and binary) that serves it.
+    fn function(&self) -> &'static str;
+    /// The secrets it needs.
+    fn secrets(&self) -> &'static [SecretField];
+    /// Its verification, from its secrets.
+    fn verification(&self, secrets: &ChannelSecrets) -> Result<Verification, ConfigError>;
+    /// Normalizes a parsed delivery received at `received_at`.
+    fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record>;
+}
+
+/// Every channel module switchboard has, one per [`Webhook`].
+pub static REGISTRY: &[&dyn ChannelModule] = &[&meta::WHATSAPP, &meta::FACEBOOK, &meta::INSTAGRAM];
+
+/// The module of `webhook`.
+pub fn module(webhook: Webhook) -> &'static dyn ChannelModule {
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|m| m.webhook() == webhook)
+        .unwrap_or_else(|| unreachable!("every webhook is on the registry (tested)"))
+}
 
 /// Normalizes a parsed delivery to `webhook`, received at `received_at`.
 pub fn normalize(webhook: Webhook, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
-    match webhook {
-        Webhook::Whatsapp => whatsapp::normalize(body, received_at),
-        Webhook::Facebook => {
-            meta_envelope::normalize(meta_envelope::MetaObject::Page, body, received_at)
-        }
-        Webhook::Instagram => {
-            meta_envelope::normalize(meta_envelope::MetaObject::Instagram, body, received_at)
-        }
-    }
-}
-
-/// A notification that keeps `raw` as it came, keyed by its digest, at `occurred_at`.
-pub(crate) fn unsupported(
-    channel: Channel,
-    account_id: Option<ProviderId>,
-    topic: &str,
-    raw: &Value,
-    occurred_at: DateTime<Utc>,
-) -> Record {
-    Record::Notification(Notification {
-        channel,
-        account_id: account_id.unwrap_or_else(unknown_account),
-        notification_id: ProviderId(format!("{topic}:{}", digest_json(raw))),
-        topic: topic.to_owned(),
-        occurred_at,
-        raw: raw.clone(),
-    })
-}
-
-/// The account used when a delivery names none.
-pub(crate) fn unknown_account() -> ProviderId {
-    ProviderId("unknown".into())
-}
-
-/// A provider timestamp: the text exactly as sent and the instant it denotes, when it can be
-/// read. Accepts Unix seconds or milliseconds (as a JSON number or a string of digits) and
-/// RFC 3339 strings; anything else (`"TIMESTAMP"`, null) has no instant.
-pub fn provider_time(value: Option<&Value>) -> (Option<String>, Option<DateTime<Utc>>) {
-    let Some(value) = value else {
-        return (None, None);
-    };
-    let raw = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return (None, None),
-    };
-    let at = if let Ok(n) = raw.trim().parse::<i64>() {
-        // Seconds until the year 5138; anything larger is milliseconds.
-        if n.abs() >= 100_000_000_000 {
-            Utc.timestamp_millis_opt(n).single()
-        } else {
-            Utc.timestamp_opt(n, 0).single()
-        }
-    } else if let Ok(f) = raw.trim().parse::<f64>() {
-        if f.is_finite() && f.abs() < 1e11 {
-            Utc.timestamp_millis_opt((f * 1000.0) as i64).single()
-        } else {
-            None
-        }
-    } else {
-        DateTime::parse_from_rfc3339(raw.trim())
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    };
-    (Some(raw), at)
-}
-
-/// The text of a JSON string field.
-pub(crate) fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-/// An id field (string or number).
-pub(crate) fn id_at(value: &Value, pointer: &str) -> Option<ProviderId> {
-    value.pointer(pointer).and_then(ProviderId::from_json)
-}
-
-/// Arbitrary JSON for the normalizers' property tests.
-#[cfg(test)]
-pub(crate) mod arb {
-    use proptest::prelude::*;
-    use serde_json::Value;
-
-    /// JSON trees whose strings and keys are drawn mostly from `words` and `keys` (the values
-    /// and field names a normalizer looks at), the rest at random.
-    pub(crate) fn json(
-        words: &'static [&'static str],
-        keys: &'static [&'static str],
-    ) -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            prop_oneof![
-                prop::sample::select(words).prop_map(str::to_owned),
-                "[a-z0-9.:_<>]{0,12}",
-            ]
-            .prop_map(Value::from),
-        ];
-        leaf.prop_recursive(4, 48, 6, move |inner| {
-            let key = prop_oneof![
-                prop::sample::select(keys).prop_map(str::to_owned),
-                "[a-z_]{1,8}",
-            ];
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                prop::collection::btree_map(key, inner, 0..5)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
+    module(webhook).normalize(body, received_at)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn provider_time_reads_seconds_millis_and_rfc3339_and_keeps_the_text() {
-        let (raw, at) = provider_time(Some(&json!("1730231903")));
-        assert_eq!(raw.as_deref(), Some("1730231903"));
-        assert_eq!(at.unwrap().timestamp(), 1_730_231_903);
-        let (_, at) = provider_time(Some(&json!(1_458_692_752_478_i64)));
-        assert_eq!(at.unwrap().timestamp_millis(), 1_458_692_752_478);
-        let (_, at) = provider_time(Some(&json!("2024-03-01T10:00:00Z")));
-        assert_eq!(at.unwrap().timestamp(), 1_709_287_200);
-        let (raw, at) = provider_time(Some(&json!("TIMESTAMP")));
-        assert_eq!((raw.as_deref(), at), (Some("TIMESTAMP"), None));
-        assert_eq!(provider_time(Some(&json!(i64::MAX))).1, None);
-        assert_eq!(provider_time(Some(&json!(1e300))).1, None);
+    fn every_webhook_has_exactly_one_module_with_its_own_function() {
+        for webhook in Webhook::ALL {
+            let modules: Vec<_> = REGISTRY.iter().filter(|m| m.webhook() == webhook).collect();
+            assert_eq!(modules.len(), 1, "{webhook}");
+            assert_eq!(module(webhook).webhook(), webhook);
+        }
+        assert_eq!(REGISTRY.len(), Webhook::ALL.len());
+        let mut functions: Vec<_> = REGISTRY.iter().map(|m| m.function()).collect();
+        functions.sort();
+        functions.dedup();
+        assert_eq!(functions.len(), REGISTRY.len(), "unique function names");
+    }
+
+    #[test]
+    fn channel_secrets_drop_blank_values_and_never_show_them() {
+        let mut s = ChannelSecrets::new("SWITCHBOARD_X_SECRETS");
+        s.set(
+            "app_secrets",
+            [" new ".to_owned(), " ".to_owned(), "old".to_owned()],
+        );
+        assert_eq!(s.list("app_secrets"), ["new", "old"]);
+        assert_eq!(s.one("app_secrets"), Some("new"));
+        assert_eq!(s.one("verify_token"), None);
+        assert!(!format!("{s:?}").contains("new"));
     }
 }

@@ -64,7 +64,7 @@ impl ApiError {
         match self {
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Handshake(HandshakeError::Rejected) => StatusCode::FORBIDDEN,
-            ApiError::Handshake(HandshakeError::Incomplete) => StatusCode::BAD_REQUEST,
+            ApiError::Handshake(HandshakeError::Incomplete(_)) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -119,7 +119,7 @@ mod tests {
             (ApiError::from(SignatureError::Missing), 401),
             (ApiError::from(SignatureError::Mismatch), 401),
             (ApiError::from(HandshakeError::Rejected), 403),
-            (ApiError::from(HandshakeError::Incomplete), 400),
+            (ApiError::from(HandshakeError::Incomplete("x")), 400),
             (ApiError::TooLarge { limit: 1 }, 413),
             (ApiError::BadRequest("x".into()), 400),
             (ApiError::NotFound("conversation"), 404),

@@ -1,7 +1,7 @@
 //! HTTP face of switchboard, shared by the Lambda functions (through `lambda_http`) and by
 //! `switchboard serve` (through hyper): the same axum routers answer in both.
 //!
-//! * [`webhook_router`]: `GET`/`POST /webhooks/{channel}` for the channels given a verifier.
+//! * [`webhook_router`]: `GET`/`POST /webhooks/{channel}` for the webhooks given a verification.
 //! * [`api_router`]: the read API under `/api`.
 
 use axum::Router;
@@ -14,9 +14,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::channels::Verification;
+use crate::clock::Clock;
 use crate::intake::{Intake, MAX_BODY_BYTES};
 use crate::model::Webhook;
-use crate::verify::{MetaVerifier, SIGNATURE_HEADER};
 
 mod api;
 mod error;
@@ -24,23 +25,32 @@ mod error;
 pub use api::{ApiPorts, ConversationView, RecordView, api_router};
 pub use error::ApiError;
 
-/// What the webhook routes need: the intake service and one verifier per enabled channel.
+/// What the webhook routes need: the intake service, the verification of each enabled
+/// webhook (from its [`ChannelModule`](crate::channels::ChannelModule)), and the clock the
+/// checks read.
 #[derive(Clone)]
 pub struct WebhookState {
     intake: Intake,
-    verifiers: Arc<HashMap<Webhook, MetaVerifier>>,
+    verifiers: Arc<HashMap<Webhook, Verification>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl WebhookState {
-    /// Webhook routes for the webhooks in `verifiers`; any other is 404.
-    pub fn new(intake: Intake, verifiers: HashMap<Webhook, MetaVerifier>) -> Self {
+    /// Webhook routes for the webhooks in `verifiers`; any other is 404. Signatures and
+    /// handshakes are checked at `clock`'s time.
+    pub fn new(
+        intake: Intake,
+        verifiers: HashMap<Webhook, Verification>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             intake,
             verifiers: Arc::new(verifiers),
+            clock,
         }
     }
 
-    fn verifier(&self, channel: &str) -> Result<(Webhook, &MetaVerifier), ApiError> {
+    fn verifier(&self, channel: &str) -> Result<(Webhook, &Verification), ApiError> {
         let channel: Webhook = channel.parse().map_err(|_| ApiError::NotFound("webhook"))?;
         let verifier = self
             .verifiers
@@ -50,29 +60,26 @@ impl WebhookState {
     }
 }
 
-/// `GET`/`POST /webhooks/{webhook}`: `whatsapp`, `facebook`, `instagram`.
+/// `GET`/`POST /webhooks/{webhook}`, for every webhook of the registry that has a verifier.
 pub fn webhook_router(state: WebhookState) -> Router {
     Router::new()
         .route("/webhooks/{channel}", get(handshake).post(deliver))
         .with_state(state)
 }
 
-/// The subscription handshake: echo `hub.challenge` when the verify token matches.
+/// The subscription handshake of the webhook's channel (Meta: echo `hub.challenge` when the
+/// verify token matches).
 async fn handshake(
     State(state): State<WebhookState>,
     Path(channel): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (_, verifier) = state.verifier(&channel)?;
-    let challenge = verifier.handshake(
-        query.get("hub.mode").map(String::as_str),
-        query.get("hub.verify_token").map(String::as_str),
-        query.get("hub.challenge").map(String::as_str),
-    )?;
+    let reply = verifier.handshake.answer(&query, state.clock.now())?;
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        challenge.to_owned(),
+        [(header::CONTENT_TYPE, reply.content_type)],
+        reply.body,
     )
         .into_response())
 }
@@ -86,10 +93,9 @@ async fn deliver(
     let (channel, verifier) = state.verifier(&channel)?;
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body).await?;
-    verifier.verify(
-        parts.headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes()),
-        &body,
-    )?;
+    verifier
+        .signature
+        .verify(&parts.headers, &body, state.clock.now())?;
     let outcome = state.intake.accept(channel, body).await?;
     let answer = if outcome.quarantined {
         "quarantined"

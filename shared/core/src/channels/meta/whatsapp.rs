@@ -24,7 +24,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{id_at, provider_time, str_at, unknown_account, unsupported};
+use crate::channels::json::{id_at, provider_time, str_at, unknown_account, unsupported};
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
     Attachment, Channel, CustomerIdentity, DeliveryStatus, Direction, Event, EventKind, Message,
@@ -657,6 +657,6 @@ mod tests {
             "wa_id",
             "metadata",
         ];
-        crate::channels::arb::json(WORDS, KEYS)
+        crate::channels::json::arb::json(WORDS, KEYS)
     }
 }

@@ -33,7 +33,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{id_at, provider_time, str_at, unsupported};
+use crate::channels::json::{id_at, provider_time, str_at, unsupported};
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
     Attachment, Channel, CustomerIdentity, Direction, Event, EventKind, Message, MessageKind,
@@ -502,11 +502,11 @@ mod tests {
     }
 
     fn facebook(body: &Value) -> Vec<Record> {
-        super::super::normalize(Webhook::Facebook, body, now())
+        crate::channels::normalize(Webhook::Facebook, body, now())
     }
 
     fn instagram(body: &Value) -> Vec<Record> {
-        super::super::normalize(Webhook::Instagram, body, now())
+        crate::channels::normalize(Webhook::Instagram, body, now())
     }
 
     fn one(records: Vec<Record>) -> Record {
@@ -1099,6 +1099,6 @@ mod tests {
             "video",
             "link",
         ];
-        crate::channels::arb::json(WORDS, KEYS)
+        crate::channels::json::arb::json(WORDS, KEYS)
     }
 }

@@ -9,7 +9,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{feed, id_at, meta, str_at, unknown_account, unsupported};
+use super::{feed, messaging};
+use crate::channels::json::{id_at, str_at, unknown_account, unsupported};
 use crate::model::{Channel, Record};
 
 /// Which Meta webhook the envelope came from.
@@ -69,7 +70,7 @@ pub(crate) fn normalize(
                 ("messaging" | "standby", Value::Array(events)) => {
                     let standby = key == "standby";
                     for event in events {
-                        out.extend(meta::messaging_event(
+                        out.extend(messaging::messaging_event(
                             channel,
                             &account,
                             event,

@@ -26,7 +26,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{id_at, provider_time, str_at, unknown_account, unsupported};
+use crate::channels::json::{id_at, provider_time, str_at, unknown_account, unsupported};
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
     Attachment, Channel, CustomerIdentity, DeliveryStatus, Direction, Event, EventKind, Message,
@@ -526,7 +526,7 @@ mod tests {
         let body = fixtures(channel)
             .remove(name)
             .unwrap_or_else(|| panic!("no fixture {channel}/{name}"));
-        super::super::normalize(webhook(channel), &body, now())
+        crate::channels::normalize(webhook(channel), &body, now())
     }
 
     /// The messaging and standby events of a body, as the envelope reads them.
@@ -562,7 +562,7 @@ mod tests {
     fn every_fixture_message_becomes_a_message_and_echoes_are_outbound() {
         for channel in ["messenger", "instagram"] {
             for (name, body) in fixtures(channel) {
-                let records = super::super::normalize(webhook(channel), &body, now());
+                let records = crate::channels::normalize(webhook(channel), &body, now());
                 assert!(!records.is_empty(), "{channel}/{name}");
                 for event in messaging_events(&body) {
                     let Some(mid) = id_at(event, "/message/mid") else {
@@ -1093,8 +1093,8 @@ mod tests {
             let body = json!({"object": "page", "entry": [
                 {"id": "P", "messaging": [json.clone(), event.clone()], "standby": [event.clone()]}
             ]});
-            let _ = super::super::normalize(Webhook::Facebook, &body, now());
-            let _ = super::super::normalize(Webhook::Instagram, &json, now());
+            let _ = crate::channels::normalize(Webhook::Facebook, &body, now());
+            let _ = crate::channels::normalize(Webhook::Instagram, &json, now());
         }
     }
 
@@ -1169,6 +1169,6 @@ mod tests {
             "entry",
             "messaging",
         ];
-        crate::channels::arb::json(WORDS, KEYS)
+        crate::channels::json::arb::json(WORDS, KEYS)
     }
 }

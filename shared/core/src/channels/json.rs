@@ -1,0 +1,138 @@
+//! Reading provider JSON: the small helpers every normalizer shares, and the rule for what
+//! nobody understands (kept as an `unsupported` notification with its raw JSON).
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+
+use crate::channel::Channel;
+use crate::ids::{ProviderId, digest_json};
+use crate::model::{Notification, Record};
+
+/// A notification that keeps `raw` as it came, keyed by its digest, at `occurred_at`.
+pub(crate) fn unsupported(
+    channel: Channel,
+    account_id: Option<ProviderId>,
+    topic: &str,
+    raw: &Value,
+    occurred_at: DateTime<Utc>,
+) -> Record {
+    Record::Notification(Notification {
+        channel,
+        account_id: account_id.unwrap_or_else(unknown_account),
+        notification_id: ProviderId(format!("{topic}:{}", digest_json(raw))),
+        topic: topic.to_owned(),
+        occurred_at,
+        raw: raw.clone(),
+    })
+}
+
+/// The account used when a delivery names none.
+pub(crate) fn unknown_account() -> ProviderId {
+    ProviderId("unknown".into())
+}
+
+/// A provider timestamp: the text exactly as sent and the instant it denotes, when it can be
+/// read. Accepts Unix seconds or milliseconds (as a JSON number or a string of digits) and
+/// RFC 3339 strings; anything else (`"TIMESTAMP"`, null) has no instant.
+pub fn provider_time(value: Option<&Value>) -> (Option<String>, Option<DateTime<Utc>>) {
+    let Some(value) = value else {
+        return (None, None);
+    };
+    let raw = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return (None, None),
+    };
+    let at = if let Ok(n) = raw.trim().parse::<i64>() {
+        // Seconds until the year 5138; anything larger is milliseconds.
+        if n.abs() >= 100_000_000_000 {
+            Utc.timestamp_millis_opt(n).single()
+        } else {
+            Utc.timestamp_opt(n, 0).single()
+        }
+    } else if let Ok(f) = raw.trim().parse::<f64>() {
+        if f.is_finite() && f.abs() < 1e11 {
+            Utc.timestamp_millis_opt((f * 1000.0) as i64).single()
+        } else {
+            None
+        }
+    } else {
+        DateTime::parse_from_rfc3339(raw.trim())
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    (Some(raw), at)
+}
+
+/// The text of a JSON string field.
+pub(crate) fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// An id field (string or number).
+pub(crate) fn id_at(value: &Value, pointer: &str) -> Option<ProviderId> {
+    value.pointer(pointer).and_then(ProviderId::from_json)
+}
+
+/// Arbitrary JSON for the normalizers' property tests.
+#[cfg(test)]
+pub(crate) mod arb {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// JSON trees whose strings and keys are drawn mostly from `words` and `keys` (the values
+    /// and field names a normalizer looks at), the rest at random.
+    pub(crate) fn json(
+        words: &'static [&'static str],
+        keys: &'static [&'static str],
+    ) -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            prop_oneof![
+                prop::sample::select(words).prop_map(str::to_owned),
+                "[a-z0-9.:_<>]{0,12}",
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            let key = prop_oneof![
+                prop::sample::select(keys).prop_map(str::to_owned),
+                "[a-z_]{1,8}",
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(key, inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn provider_time_reads_seconds_millis_and_rfc3339_and_keeps_the_text() {
+        let (raw, at) = provider_time(Some(&json!("1730231903")));
+        assert_eq!(raw.as_deref(), Some("1730231903"));
+        assert_eq!(at.unwrap().timestamp(), 1_730_231_903);
+        let (_, at) = provider_time(Some(&json!(1_458_692_752_478_i64)));
+        assert_eq!(at.unwrap().timestamp_millis(), 1_458_692_752_478);
+        let (_, at) = provider_time(Some(&json!("2024-03-01T10:00:00Z")));
+        assert_eq!(at.unwrap().timestamp(), 1_709_287_200);
+        let (raw, at) = provider_time(Some(&json!("TIMESTAMP")));
+        assert_eq!((raw.as_deref(), at), (Some("TIMESTAMP"), None));
+        assert_eq!(provider_time(Some(&json!(i64::MAX))).1, None);
+        assert_eq!(provider_time(Some(&json!(1e300))).1, None);
+    }
+}
