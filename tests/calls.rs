@@ -12,9 +12,9 @@ use serde_json::json;
 use std::sync::Arc;
 
 use switchboard_core::clock::SystemClock;
-use switchboard_core::http::{WebhookState, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
+use switchboard_http::{WebhookState, webhook_router};
 use switchboard_tests::{aws_counted, call, scripted_counted, signed_to, verifiers};
 
 /// One delivery of `n` new WhatsApp text messages from `senders` distinct customers.

@@ -252,7 +252,7 @@ async fn a_redelivery_of_an_unconfirmed_record_with_another_body_counts_as_first
     assert_eq!(entries.len(), 1);
     let conversation_id = entries[0].conversation_id.clone();
     let before = backend
-        .reader
+        .conversations
         .conversation(&conversation_id)
         .await
         .unwrap()
@@ -263,7 +263,7 @@ async fn a_redelivery_of_an_unconfirmed_record_with_another_body_counts_as_first
     let again = backend.store.record(&resent).await.unwrap();
     assert_eq!(again, entries, "still not confirmed: its entry again");
     let after = backend
-        .reader
+        .conversations
         .conversation(&conversation_id)
         .await
         .unwrap()

@@ -93,10 +93,10 @@ async fn the_sample_events_in_infra_are_answered_as_documented() {
     use std::collections::HashMap;
     use switchboard_core::channels::Verification;
     use switchboard_core::channels::meta::MetaVerifier;
-    use switchboard_core::http::{WebhookState, webhook_router};
     use switchboard_core::intake::Intake;
     use switchboard_core::model::Webhook;
     use switchboard_core::verify::Secret;
+    use switchboard_http::{WebhookState, webhook_router};
 
     let backend = embedded().await;
     let verifier = std::sync::Arc::new(MetaVerifier::new(
@@ -139,7 +139,7 @@ async fn the_prioritizer_answers_an_sqs_event_with_only_the_failed_message_ids()
     let event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_str(&event).expect("an SQS event");
     let backend = switchboard_tests::aws().await;
-    let response = switchboard_aws::app::handle_sqs(&backend.prioritizer(), event).await;
+    let response = switchboard_lambda::handle_sqs(&backend.prioritizer(), event).await;
     let response = serde_json::to_value(&response).unwrap();
     assert_eq!(
         response,
@@ -161,7 +161,7 @@ async fn the_sla_reminder_answers_an_sqs_event_with_only_the_failed_message_ids(
     let event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_str(&event).expect("an SQS event");
     let backend = switchboard_tests::aws().await;
-    let response = switchboard_aws::app::handle_reminders(&backend.reminder_handler(), event).await;
+    let response = switchboard_lambda::handle_sqs(&backend.reminder_handler(), event).await;
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         json!({"batchItemFailures": [{"itemIdentifier": "8e9d5b6f-2c3a-4d4e-af90-1b2c3d4e5f60"}]})
@@ -221,7 +221,9 @@ async fn api_json(
 /// takes the conversation out of the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_api_function_serves_the_queue_and_takes_answers_on_aws() {
-    use switchboard_aws::app::{ApiSettings, agent_api};
+    use switchboard_aws::assembly::AwsPorts;
+    use switchboard_aws::settings::ApiSettings;
+    use switchboard_lambda::agent_api;
 
     let backend = switchboard_tests::aws().await;
     let webhooks = backend.app(None);
@@ -259,11 +261,12 @@ async fn the_agent_api_function_serves_the_queue_and_takes_answers_on_aws() {
     let settings =
         ApiSettings::from_source(&|name: &str| env.get(name).cloned()).expect("settings");
     let sdk = switchboard_tests::moto().await.sdk_config().await;
-    let api = agent_api(
+    let ports = AwsPorts::new(
         &sdk,
-        &settings,
+        &settings.store(),
         std::sync::Arc::new(switchboard_core::clock::SystemClock),
     );
+    let api = agent_api(&ports, &settings);
 
     // The sample event, as it is: the billing team's queue holds the double charge.
     let sample = std::fs::read_to_string(
@@ -334,7 +337,7 @@ async fn the_agent_api_function_serves_the_queue_and_takes_answers_on_aws() {
 /// The agent-api function refuses to start without its settings, naming the first missing.
 #[test]
 fn the_agent_api_settings_name_what_is_missing() {
-    use switchboard_aws::app::ApiSettings;
+    use switchboard_aws::settings::ApiSettings;
     let none = |_: &str| None::<String>;
     let err = ApiSettings::from_source(&none).unwrap_err();
     assert!(err.to_string().contains("SWITCHBOARD_TABLE"), "{err}");

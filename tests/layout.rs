@@ -12,7 +12,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The library crates whose modules must form no cycle.
-const CRATES: &[&str] = &["shared/core", "shared/aws", "shared/embedded"];
+const CRATES: &[&str] = &[
+    "shared/core",
+    "shared/aws",
+    "shared/embedded",
+    "shared/http",
+    "shared/lambda",
+];
 
 type ModPath = Vec<String>;
 
@@ -230,7 +236,10 @@ fn workspace() -> PathBuf {
 fn no_library_module_imports_a_module_that_imports_it_back() {
     for krate in CRATES {
         let graph = edges(&workspace().join(krate));
-        assert!(!graph.is_empty(), "{krate}: no module edges found");
+        // A crate of several modules that import each other must show edges: else the
+        // check read nothing.
+        let single_file = ["shared/lambda"].contains(krate);
+        assert!(single_file || !graph.is_empty(), "{krate}: no module edges found");
         if let Some(cycle) = find_cycle(&graph) {
             panic!("{krate}: modules import each other: {}", show(&cycle));
         }

@@ -387,7 +387,7 @@ async fn each_history_signal_found_in_the_store_raises_the_priority(backend: Bac
     let earlier = conversation_of(&app, "5215550000013").await;
     let earlier_id = ConversationId::from_stored(earlier["id"].as_str().unwrap().to_owned());
     backend
-        .priority
+        .conversations
         .update_conversation(&earlier_id, &|c| {
             c.sla_breaches = 2;
             c.waiting_since = None;

@@ -1,7 +1,7 @@
 //! Channel secrets from Secrets Manager (moto): read once at start, several app secrets accepted,
 //! and a clear error naming the setting when the secret is missing or malformed.
 
-use switchboard_aws::app::channel_verification;
+use switchboard_aws::assembly::channel_verification;
 use switchboard_core::channels;
 use switchboard_core::channels::meta::sign;
 use switchboard_core::config::{ConfigError, Source};

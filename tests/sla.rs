@@ -56,7 +56,12 @@ async fn conversation(backend: &Backend, customer: &str) -> Conversation {
         .find(|c| c["customer_provider_id"] == customer)
         .unwrap_or_else(|| panic!("no conversation of {customer}"));
     let id = ConversationId::from_stored(view["id"].as_str().unwrap());
-    backend.reader.conversation(&id).await.unwrap().unwrap()
+    backend
+        .conversations
+        .conversation(&id)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn sorted(mut names: Vec<String>) -> Vec<String> {

@@ -191,8 +191,8 @@ fn function_is_wired(t: &Value, name: &str, webhook: &str, secret: &str) {
     let arn_var = format!("SWITCHBOARD_{}_SECRET_ARN", webhook.to_ascii_uppercase());
     assert_eq!(env[arn_var.as_str()]["Ref"], secret);
     for name in [
-        switchboard_core::config::TABLE,
-        switchboard_core::config::INTAKE_QUEUE_URL,
+        switchboard_aws::settings::TABLE,
+        switchboard_aws::settings::INTAKE_QUEUE_URL,
         switchboard_core::config::RETENTION_DAYS,
         arn_var.as_str(),
     ] {
@@ -323,19 +323,19 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
     .expect("the prioritizer crate");
     assert!(manifest.contains("name = \"prioritizer\""));
     let env = &function["Properties"]["Environment"]["Variables"];
-    assert_eq!(env[switchboard_core::config::TABLE]["Ref"], "Table");
-    assert_eq!(env[switchboard_core::config::EVENT_BUS]["Ref"], "EventBus");
+    assert_eq!(env[switchboard_aws::settings::TABLE]["Ref"], "Table");
+    assert_eq!(env[switchboard_aws::settings::EVENT_BUS]["Ref"], "EventBus");
     assert!(env[switchboard_core::config::RETENTION_DAYS].is_object());
     assert_eq!(
-        env[switchboard_core::config::SCHEDULE_GROUP]["Ref"],
+        env[switchboard_aws::settings::SCHEDULE_GROUP]["Ref"],
         "ScheduleGroup"
     );
     assert_eq!(
-        env[switchboard_core::config::REMINDER_QUEUE_ARN]["Fn::GetAtt"],
+        env[switchboard_aws::settings::REMINDER_QUEUE_ARN]["Fn::GetAtt"],
         serde_json::json!(["ReminderQueue", "Arn"])
     );
     assert_eq!(
-        env[switchboard_core::config::SCHEDULER_ROLE_ARN]["Fn::GetAtt"],
+        env[switchboard_aws::settings::SCHEDULER_ROLE_ARN]["Fn::GetAtt"],
         serde_json::json!(["SchedulerRole", "Arn"])
     );
     // No SAM event: it would attach a managed SQS policy on any queue.
@@ -507,8 +507,8 @@ fn the_reminders_go_from_scheduler_to_their_queue_and_the_sla_reminder_function(
     .expect("the sla-reminder crate");
     assert!(manifest.contains("name = \"sla-reminder\""));
     let env = &function["Properties"]["Environment"]["Variables"];
-    assert_eq!(env[switchboard_core::config::TABLE]["Ref"], "Table");
-    assert_eq!(env[switchboard_core::config::EVENT_BUS]["Ref"], "EventBus");
+    assert_eq!(env[switchboard_aws::settings::TABLE]["Ref"], "Table");
+    assert_eq!(env[switchboard_aws::settings::EVENT_BUS]["Ref"], "EventBus");
     assert!(function["Properties"]["Events"].is_null());
     let mapping = &resource(&t, "SlaReminderMapping")["Properties"];
     assert_eq!(mapping["FunctionName"]["Ref"], "SlaReminderFunction");
@@ -573,10 +573,10 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
     let env = &function["Properties"]["Environment"]["Variables"];
     use switchboard_core::config;
     for name in [
-        config::TABLE,
-        config::SCHEDULE_GROUP,
-        config::REMINDER_QUEUE_ARN,
-        config::SCHEDULER_ROLE_ARN,
+        switchboard_aws::settings::TABLE,
+        switchboard_aws::settings::SCHEDULE_GROUP,
+        switchboard_aws::settings::REMINDER_QUEUE_ARN,
+        switchboard_aws::settings::SCHEDULER_ROLE_ARN,
         config::RETENTION_DAYS,
     ] {
         assert!(

@@ -18,16 +18,16 @@ use switchboard_aws::{DynamoStore, SqsIntakeQueue};
 use switchboard_core::channels::meta::sign;
 use switchboard_core::channels::{ChannelSecrets, Verification};
 use switchboard_core::clock::{Clock, SystemClock};
-use switchboard_core::http::{ApiPorts, WebhookState, api_router, webhook_router};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
-    BackendError, ConversationReader, CustomerDirectory, EventLog, EventPublisher, IntakeQueue,
-    MessageStore, PageRequest, PriorityStore, QueueEntry,
+    BackendError, ConversationReader, ConversationStore, CustomerDirectory, CustomerHistory,
+    EventLog, EventPublisher, IntakeQueue, MessageStore, PageRequest, QueueEntry, RecordLookup,
 };
-use switchboard_core::prioritize::Prioritizer;
+use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_embedded::{EventFile, SqliteStore};
+use switchboard_http::{ApiPorts, WebhookState, api_router, webhook_router};
 
 /// The app secret the tests sign with.
 pub const APP_SECRET: &str = "test-app-secret";
@@ -127,8 +127,10 @@ pub struct Backend {
     pub queue: Arc<dyn IntakeQueue>,
     /// Reads and removes what is in the queue.
     pub probe: Arc<dyn QueueProbe>,
-    /// The store as the prioritizer sees it.
-    pub priority: Arc<dyn PriorityStore>,
+    /// Conversations one at a time (and their read-modify-write).
+    pub conversations: Arc<dyn ConversationStore>,
+    /// Customers' recent records.
+    pub history: Arc<dyn CustomerHistory>,
     /// Where domain events go (the JSON-lines file, or the bus on moto).
     pub events: Arc<dyn EventPublisher>,
     /// Reads what was published.
@@ -178,9 +180,10 @@ impl Backend {
         );
         webhook_router(WebhookState::new(intake, verifiers(), clock)).merge(api_router(ApiPorts {
             reader: self.reader.clone(),
+            conversations: self.conversations.clone(),
             customers: self.customers.clone(),
             events: self.event_log.clone(),
-            answers: Some(Arc::new(self.prioritizer())),
+            answers: Some(self.prioritizer().answers().clone()),
             teams: teams(),
         }))
     }
@@ -202,9 +205,14 @@ impl Backend {
         policy: switchboard_core::sla::SlaPolicy,
     ) -> Prioritizer {
         Prioritizer::new(
-            self.priority.clone(),
-            self.events.clone(),
-            self.timers.clone(),
+            PrioritizerPorts {
+                records: self.store.clone(),
+                conversations: self.conversations.clone(),
+                customers: self.customers.clone(),
+                history: self.history.clone(),
+                events: self.events.clone(),
+                timers: self.timers.clone(),
+            },
             Arc::new(Scorer::new(config)),
             Arc::new(policy),
             Arc::new(SystemClock),
@@ -214,7 +222,7 @@ impl Backend {
     /// The reminder consumer over this backend.
     pub fn reminder_handler(&self) -> switchboard_core::remind::ReminderHandler {
         switchboard_core::remind::ReminderHandler::new(
-            self.priority.clone(),
+            self.conversations.clone(),
             self.events.clone(),
             Arc::new(SystemClock),
         )
@@ -343,7 +351,8 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         customers: store.clone(),
         queue: store.clone(),
         probe: Arc::new(EmbeddedProbe(store.clone())),
-        priority: store.clone(),
+        conversations: store.clone(),
+        history: store.clone(),
         events: events.clone(),
         published: Arc::new(FileEvents(events.clone())),
         consumer: Arc::new(EmbeddedConsumer {
@@ -504,7 +513,7 @@ pub async fn moto() -> &'static Moto {
 impl Moto {
     /// SDK configuration pointing at this server with static test credentials.
     pub async fn sdk_config(&self) -> SdkConfig {
-        switchboard_aws::app::sdk_defaults()
+        switchboard_aws::assembly::sdk_defaults()
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
@@ -622,16 +631,25 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
     }
     use switchboard_core::config;
     let env: HashMap<String, String> = [
-        (config::TABLE, provisioned.table.clone()),
+        (switchboard_aws::settings::TABLE, provisioned.table.clone()),
         (
-            config::INTAKE_QUEUE_URL,
+            switchboard_aws::settings::INTAKE_QUEUE_URL,
             provisioned.intake_queue_url.clone(),
         ),
         (config::RETENTION_DAYS, "30".to_owned()),
-        (config::EVENT_BUS, bus.clone()),
-        (config::SCHEDULE_GROUP, reminders.group.clone()),
-        (config::REMINDER_QUEUE_ARN, reminders.queue_arn.clone()),
-        (config::SCHEDULER_ROLE_ARN, reminders.role_arn.clone()),
+        (switchboard_aws::settings::EVENT_BUS, bus.clone()),
+        (
+            switchboard_aws::settings::SCHEDULE_GROUP,
+            reminders.group.clone(),
+        ),
+        (
+            switchboard_aws::settings::REMINDER_QUEUE_ARN,
+            reminders.queue_arn.clone(),
+        ),
+        (
+            switchboard_aws::settings::SCHEDULER_ROLE_ARN,
+            reminders.role_arn.clone(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -652,7 +670,8 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
         reader: store.clone(),
         customers: store.clone(),
         queue,
-        priority: store,
+        conversations: store.clone(),
+        history: store,
         events: Arc::new(switchboard_aws::EventBridgePublisher::new(
             eventbridge,
             &bus,
@@ -689,7 +708,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
 }
 
 /// The intake queue on moto, consumed as Lambda's event source mapping does
-/// ([`switchboard_aws::app::poll_intake_queue`]).
+/// ([`switchboard_aws::sqs_events::poll_queue`]).
 pub struct SqsConsumer {
     /// The client.
     pub client: aws_sdk_sqs::Client,
@@ -704,7 +723,7 @@ pub struct SqsConsumer {
 #[async_trait]
 impl QueueConsumer for SqsConsumer {
     async fn consume_once(&self, prioritizer: &Prioritizer) -> usize {
-        switchboard_aws::app::poll_intake_queue(
+        switchboard_aws::sqs_events::poll_queue(
             &self.client,
             &self.url,
             prioritizer,
@@ -1148,7 +1167,10 @@ impl MessageStore for FlakyArchive {
     ) -> Result<(), BackendError> {
         self.inner.mark_enqueued(keys).await
     }
+}
 
+#[async_trait]
+impl RecordLookup for FlakyArchive {
     async fn find(
         &self,
         keys: &[switchboard_core::ids::RecordKey],

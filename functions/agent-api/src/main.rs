@@ -8,7 +8,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    switchboard_aws::app::init_lambda_tracing();
-    let app = switchboard_aws::app::agent_api_app().await?;
+    switchboard_lambda::init_lambda_tracing();
+    let app = switchboard_lambda::agent_api_app().await?;
     lambda_http::run(app).await
 }

@@ -10,12 +10,12 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    switchboard_aws::app::init_lambda_tracing();
-    let prioritizer = switchboard_aws::app::prioritizer_app().await?;
+    switchboard_lambda::init_lambda_tracing();
+    let prioritizer = switchboard_lambda::prioritizer_app().await?;
     let prioritizer = &prioritizer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(
-            switchboard_aws::app::handle_sqs(prioritizer, event.payload).await,
+            switchboard_lambda::handle_sqs(prioritizer, event.payload).await,
         )
     }))
     .await

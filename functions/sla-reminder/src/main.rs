@@ -9,12 +9,12 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    switchboard_aws::app::init_lambda_tracing();
-    let reminders = switchboard_aws::app::reminder_app().await?;
+    switchboard_lambda::init_lambda_tracing();
+    let reminders = switchboard_lambda::reminder_app().await?;
     let reminders = &reminders;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(
-            switchboard_aws::app::handle_reminders(reminders, event.payload).await,
+            switchboard_lambda::handle_sqs(reminders, event.payload).await,
         )
     }))
     .await

@@ -8,7 +8,7 @@ use switchboard_core::model::Webhook;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    switchboard_aws::app::init_lambda_tracing();
-    let app = switchboard_aws::app::webhook_app(&[Webhook::Instagram]).await?;
+    switchboard_lambda::init_lambda_tracing();
+    let app = switchboard_lambda::webhook_app(&[Webhook::Instagram]).await?;
     lambda_http::run(app).await
 }

@@ -244,7 +244,7 @@ mod harness {
                 endpoint
             }
         };
-        let sdk = switchboard_aws::app::sdk_defaults()
+        let sdk = switchboard_aws::assembly::sdk_defaults()
             .endpoint_url(&endpoint)
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new(
@@ -476,9 +476,9 @@ mod harness {
             .await
             .map_err(|e| chain(&e))?;
         let mut settings = vec![
-            (config::TABLE, provisioned.table.clone()),
+            (switchboard_aws::settings::TABLE, provisioned.table.clone()),
             (
-                config::INTAKE_QUEUE_URL,
+                switchboard_aws::settings::INTAKE_QUEUE_URL,
                 provisioned.intake_queue_url.clone(),
             ),
         ];
@@ -492,10 +492,16 @@ mod harness {
             .await
             .map_err(|e| chain(&e))?;
         settings.extend([
-            (config::EVENT_BUS, bus),
-            (config::SCHEDULE_GROUP, reminders.group),
-            (config::REMINDER_QUEUE_ARN, reminders.queue_arn),
-            (config::SCHEDULER_ROLE_ARN, reminders.role_arn),
+            (switchboard_aws::settings::EVENT_BUS, bus),
+            (switchboard_aws::settings::SCHEDULE_GROUP, reminders.group),
+            (
+                switchboard_aws::settings::REMINDER_QUEUE_ARN,
+                reminders.queue_arn,
+            ),
+            (
+                switchboard_aws::settings::SCHEDULER_ROLE_ARN,
+                reminders.role_arn,
+            ),
         ]);
         if kind != Kind::Prioritizer {
             return Ok((settings, Vec::new()));
@@ -529,17 +535,18 @@ mod harness {
             .map_err(|e| format!("the sample delivery was not accepted: {e}"))?;
         // Received and deleted as the event source mapping would, by the same poller that
         // `switchboard serve --backend aws` uses.
-        let bodies = std::sync::Mutex::new(Vec::new());
-        switchboard_aws::app::poll_queue(&clients.sqs, queue_url, Duration::ZERO, None, |event| {
-            bodies
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend(event.records.into_iter().filter_map(|m| m.body));
-            std::future::ready(Default::default())
-        })
+        let collected = Collect::default();
+        switchboard_aws::sqs_events::poll_queue(
+            &clients.sqs,
+            queue_url,
+            &collected,
+            Duration::ZERO,
+            None,
+        )
         .await
         .map_err(|e| format!("the intake queue: {e}"))?;
-        let bodies = bodies
+        let bodies = collected
+            .0
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if bodies.is_empty() {
@@ -575,6 +582,34 @@ mod harness {
             }
         }
         env
+    }
+
+    /// A queue consumer that keeps the entries it receives (as their JSON), for the
+    /// prioritizer's first event.
+    #[derive(Default)]
+    struct Collect(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl switchboard_core::consume::QueueHandler for Collect {
+        type Message = switchboard_core::ports::QueueEntry;
+        type Outcome = ();
+        const QUEUE: &'static str = "intake";
+
+        fn conversation(entry: &Self::Message) -> &switchboard_core::ids::ConversationId {
+            &entry.conversation_id
+        }
+
+        async fn handle(
+            &self,
+            entry: &Self::Message,
+        ) -> Result<(), switchboard_core::consume::ConsumeError> {
+            let body = serde_json::to_string(entry)?;
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(body);
+            Ok(())
+        }
     }
 
     fn targets(cli: &Cli) -> Result<Vec<Target>, String> {

@@ -70,8 +70,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use switchboard_core::channels::meta::sign;
-use switchboard_core::http::{ConversationView, RecordView};
 use switchboard_core::model::Direction;
+use switchboard_http::{ConversationView, RecordView};
 
 /// Command line.
 #[derive(Debug, Parser)]

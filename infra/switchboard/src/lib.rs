@@ -15,27 +15,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_aws::app::{
-    AwsBackend, AwsSettings, PrioritizerSettings, channel_verification, handle_reminders,
-    poll_intake_queue, poll_queue, prioritizer, reminder_handler, sdk_config,
-};
+use switchboard_aws::assembly::{AwsPorts, channel_verification, sdk_config};
 use switchboard_aws::resources::{
     ResourceNames, provision, provision_event_bus, provision_reminders,
 };
+use switchboard_aws::settings::{self, AwsSettings, PrioritizerSettings};
+use switchboard_aws::sqs_events::poll_queue;
 use switchboard_core::channels;
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, ProcessEnv, Source};
-use switchboard_core::http::{ApiPorts, WebhookState, api_router, webhook_router};
-use switchboard_core::intake::Intake;
-use switchboard_core::ports::{
-    Answers, ConversationReader, CustomerDirectory, EventLog, IntakeQueue, MessageStore,
-};
-use switchboard_core::prioritize::Prioritizer;
 use switchboard_core::priority::{PriorityConfig, Scorer};
-use switchboard_core::remind::ReminderHandler;
 use switchboard_core::sla::SlaPolicy;
+use switchboard_embedded::assembly::EmbeddedPorts;
 use switchboard_embedded::consumer::{ConsumerSettings, consume, fire_timers};
-use switchboard_embedded::{EventFile, SqliteStore};
+use switchboard_http::{ApiPorts, WebhookState, api_router, webhook_router};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -194,13 +187,33 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 &names,
             )
             .await?;
-            println!("{}={}", config::TABLE, out.table);
-            println!("{}={}", config::INTAKE_QUEUE_URL, out.intake_queue_url);
-            println!("{}={}", config::EVENT_BUS, bus);
-            println!("{}={}", config::SCHEDULE_GROUP, reminders.group);
-            println!("{}={}", config::REMINDER_QUEUE_ARN, reminders.queue_arn);
-            println!("{}={}", config::REMINDER_QUEUE_URL, reminders.queue_url);
-            println!("{}={}", config::SCHEDULER_ROLE_ARN, reminders.role_arn);
+            println!("{}={}", switchboard_aws::settings::TABLE, out.table);
+            println!(
+                "{}={}",
+                switchboard_aws::settings::INTAKE_QUEUE_URL,
+                out.intake_queue_url
+            );
+            println!("{}={}", switchboard_aws::settings::EVENT_BUS, bus);
+            println!(
+                "{}={}",
+                switchboard_aws::settings::SCHEDULE_GROUP,
+                reminders.group
+            );
+            println!(
+                "{}={}",
+                switchboard_aws::settings::REMINDER_QUEUE_ARN,
+                reminders.queue_arn
+            );
+            println!(
+                "{}={}",
+                switchboard_aws::settings::REMINDER_QUEUE_URL,
+                reminders.queue_url
+            );
+            println!(
+                "{}={}",
+                switchboard_aws::settings::SCHEDULER_ROLE_ARN,
+                reminders.role_arn
+            );
             println!(
                 "# the scheduler role is not created here: on a real account, deploy the stack \
                  (it creates it), or create a role trusted by scheduler.amazonaws.com with \
@@ -213,65 +226,43 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// The store, reader and queue of one backend.
-struct Ports {
-    store: Arc<dyn MessageStore>,
-    reader: Arc<dyn ConversationReader>,
-    customers: Arc<dyn CustomerDirectory>,
-    queue: Arc<dyn IntakeQueue>,
-    events: Option<Arc<dyn EventLog>>,
-    answers: Arc<dyn Answers>,
-}
-
-/// The application `serve` runs: the HTTP routes and the prioritizer consuming the queue.
+/// The application `serve` runs: the HTTP routes and the consumers of the queues.
 pub struct App {
     /// Webhooks and read API.
     pub router: axum::Router,
-    /// The consumer of the intake queue (runs until aborted).
+    /// The consumers of the intake and reminder queues (run until aborted).
     pub consumer: AppConsumer,
 }
 
 /// The SLA policy of `serve`: `--policy` (or `SWITCHBOARD_POLICY`), else the shipped default.
 fn sla_policy(args: &ServeArgs) -> Result<SlaPolicy, ConfigError> {
-    match &args.policy {
-        Some(path) => config::sla_policy_file("--policy (SWITCHBOARD_POLICY)", path),
-        None => Ok(SlaPolicy::default_policy()),
-    }
+    config::sla_policy_at("--policy (SWITCHBOARD_POLICY)", args.policy.as_deref())
 }
 
 /// The priority configuration of `serve`: `--priority` (or `SWITCHBOARD_PRIORITY`), else the
 /// shipped default.
 fn priority_config(args: &ServeArgs) -> Result<PriorityConfig, ConfigError> {
-    match &args.priority {
-        Some(path) => config::priority_config_file("--priority (SWITCHBOARD_PRIORITY)", path),
-        None => Ok(PriorityConfig::default_config()),
-    }
+    config::priority_config_at(
+        "--priority (SWITCHBOARD_PRIORITY)",
+        args.priority.as_deref(),
+    )
 }
 
-/// Builds the whole application (webhooks, read API, prioritizer) from `args` and settings in
-/// `source`.
+/// Builds the whole application (webhooks, read API, prioritizer, reminders) from `args` and
+/// settings in `source`, on the backend's assembly of ports.
 pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let retention = config::retention_days(source)?;
-    let scorer = Arc::new(Scorer::new(priority_config(args)?));
-    let teams: Vec<String> = scorer.config().teams.values().cloned().collect();
-    let policy = Arc::new(sla_policy(args)?);
-    let (ports, sdk, consumer) = match args.backend {
+    let priority = priority_config(args)?;
+    let teams: Vec<String> = priority.teams.values().cloned().collect();
+    let policy = sla_policy(args)?;
+    let (intake, api, sdk, consumer) = match args.backend {
         Backend::Embedded => {
-            let store = Arc::new(SqliteStore::open(&args.data, retention, clock.clone())?);
-            let events = Arc::new(EventFile::in_folder(&args.data));
-            let prioritizer = Prioritizer::new(
-                store.clone(),
-                events.clone(),
-                store.clone(),
-                scorer,
-                policy,
-                clock.clone(),
-            );
-            let answers: Arc<dyn Answers> = Arc::new(prioritizer.clone());
-            let reminders = ReminderHandler::new(store.clone(), events.clone(), clock.clone());
+            let ports = EmbeddedPorts::open(&args.data, retention, clock.clone())?;
+            let prioritizer = ports.prioritizer(Arc::new(Scorer::new(priority)), Arc::new(policy));
+            let reminders = ports.reminders();
             let consumer: AppConsumer = Box::pin({
-                let (store, clock) = (store.clone(), clock.clone());
+                let (store, clock) = (ports.store(), ports.clock());
                 async move {
                     tokio::join!(
                         consume(store.clone(), prioritizer, ConsumerSettings::default()),
@@ -279,41 +270,31 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                     );
                 }
             });
-            let ports = Ports {
-                store: store.clone(),
+            let store = ports.store();
+            let api = ApiPorts {
                 reader: store.clone(),
-                customers: store.clone(),
-                queue: store,
-                events: Some(events),
-                answers,
+                conversations: store.clone(),
+                customers: store,
+                events: Some(ports.events()),
+                answers: Some(ports.answers()),
+                teams,
             };
-            (ports, None, consumer)
+            (ports.intake(), api, None, consumer)
         }
         Backend::Aws => {
             let settings = AwsSettings::from_source(source)?;
-            let mut timed = PrioritizerSettings::from_source(source)?;
-            timed.priority = scorer.config().clone();
-            timed.policy = (*policy).clone();
-            let reminder_url = source.require(
-                config::REMINDER_QUEUE_URL,
-                "the reminder queue URL (stack output ReminderQueueUrl, or `switchboard provision`)",
-            )?;
+            let timed = PrioritizerSettings::from_source(source)?;
+            let reminder_url = settings::reminder_queue_url(source)?;
             let sdk = sdk_config().await;
-            let backend = AwsBackend::new(&sdk, &settings, clock.clone());
-            let prioritizer = prioritizer(&sdk, &timed, clock.clone());
-            let answers: Arc<dyn Answers> = Arc::new(prioritizer.clone());
-            let reminders = reminder_handler(
-                &sdk,
-                &timed.table,
-                &timed.event_bus,
-                timed.retention_days,
-                clock.clone(),
-            );
+            let ports = AwsPorts::new(&sdk, &settings.store(), clock.clone());
+            let prioritizer =
+                ports.prioritizer(&timed.event_bus, &timed.schedules, priority, policy);
+            let reminders = ports.reminders(&timed.event_bus);
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let intake_url = settings.intake_queue_url.clone();
             let consumer: AppConsumer = Box::pin(async move {
                 tokio::join!(
-                    poll_forever("prioritizer", || poll_intake_queue(
+                    poll_forever("prioritizer", || poll_queue(
                         &sqs,
                         &intake_url,
                         &prioritizer,
@@ -323,21 +304,27 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                     poll_forever("sla-reminder", || poll_queue(
                         &sqs,
                         &reminder_url,
+                        &reminders,
                         Duration::from_secs(1),
                         Some(Duration::from_secs(30)),
-                        |event| handle_reminders(&reminders, event),
                     )),
                 );
             });
-            let ports = Ports {
-                store: backend.store.clone(),
-                reader: backend.store.clone(),
-                customers: backend.store,
-                queue: backend.queue,
+            let store = ports.store();
+            let api = ApiPorts {
+                reader: store.clone(),
+                conversations: store.clone(),
+                customers: store,
                 events: None,
-                answers,
+                answers: Some(ports.answers(&timed.schedules)),
+                teams,
             };
-            (ports, Some(sdk), consumer)
+            (
+                ports.intake(&settings.intake_queue_url),
+                api,
+                Some(sdk),
+                consumer,
+            )
         }
     };
     // Every webhook of the registry whose settings are present is served; with none, start-up
@@ -358,15 +345,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
         webhooks = ?verifiers.keys().map(|w| w.as_str()).collect::<Vec<_>>(),
         "webhooks served"
     );
-    let intake = Intake::new(ports.store, ports.queue, clock.clone());
-    let router =
-        webhook_router(WebhookState::new(intake, verifiers, clock)).merge(api_router(ApiPorts {
-            reader: ports.reader,
-            customers: ports.customers,
-            events: ports.events,
-            answers: Some(ports.answers),
-            teams,
-        }));
+    let router = webhook_router(WebhookState::new(intake, verifiers, clock)).merge(api_router(api));
     Ok(App { router, consumer })
 }
 

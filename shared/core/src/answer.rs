@@ -17,19 +17,26 @@ use std::sync::Arc;
 
 use crate::ids::ConversationId;
 use crate::model::Conversation;
-use crate::ports::{BackendError, PriorityStore, ReminderScheduler};
+use crate::ports::{BackendError, ConversationStore, ReminderScheduler};
+use crate::timers;
 
 /// Ends waits and cancels their reminders. See the module docs.
 #[derive(Clone)]
 pub struct AnswerRecorder {
-    store: Arc<dyn PriorityStore>,
+    conversations: Arc<dyn ConversationStore>,
     timers: Arc<dyn ReminderScheduler>,
 }
 
 impl AnswerRecorder {
-    /// A recorder writing conversations to `store` and cancelling reminders with `timers`.
-    pub fn new(store: Arc<dyn PriorityStore>, timers: Arc<dyn ReminderScheduler>) -> Self {
-        Self { store, timers }
+    /// A recorder writing `conversations` and cancelling reminders with `timers`.
+    pub fn new(
+        conversations: Arc<dyn ConversationStore>,
+        timers: Arc<dyn ReminderScheduler>,
+    ) -> Self {
+        Self {
+            conversations,
+            timers,
+        }
     }
 
     /// The conversation was answered at `at` by an agent tool: the wait ends as with an echo
@@ -41,7 +48,7 @@ impl AnswerRecorder {
         at: DateTime<Utc>,
     ) -> Result<Option<Conversation>, BackendError> {
         let Some(conversation) = self
-            .store
+            .conversations
             .update_conversation(id, &|c: &mut Conversation| {
                 let before = c.waiting_since;
                 c.answer(at);
@@ -52,60 +59,23 @@ impl AnswerRecorder {
             return Ok(None);
         };
         self.cancel_ended(&conversation).await?;
-        self.store.conversation(id).await
+        self.conversations.conversation(id).await
     }
 
-    /// Cancels the reminders of `conversation` that its state says no longer apply (an ended
-    /// wait's, and the window's once nobody waits), then forgets them on the conversation.
-    /// Answers how many were cancelled (0: nothing to do, nothing written).
+    /// Cancels the reminders of `conversation` that its state says no longer apply (by the
+    /// [timer plan](crate::timers): an ended wait's, and the window's once nobody waits), then
+    /// forgets them on the conversation. Answers how many were cancelled (0: nothing to do,
+    /// nothing written).
     pub async fn cancel_ended(&self, conversation: &Conversation) -> Result<usize, BackendError> {
-        let cancel = ended(conversation);
-        if cancel.is_empty() {
+        let plan = timers::plan(conversation, conversation, Vec::new());
+        if plan.cancel.is_empty() {
             return Ok(0);
         }
-        self.timers.cancel(&cancel).await?;
-        self.store
-            .update_conversation(&conversation.id, &|c: &mut Conversation| {
-                if ended(c).is_empty() {
-                    return false;
-                }
-                if c.current_sla().is_none()
-                    && let Some(clock) = &mut c.sla
-                {
-                    clock.reminders.clear();
-                }
-                if c.waiting_since.is_none() {
-                    c.window_reminder = None;
-                }
-                true
-            })
+        self.timers.cancel(&plan.cancel).await?;
+        self.conversations
+            .update_conversation(&conversation.id, &timers::forget_ended)
             .await?;
-        tracing::info!(conversation = %conversation.id, cancelled = cancel.len(), "reminders cancelled");
-        Ok(cancel.len())
-    }
-}
-
-/// The names of the reminders of `c` that no longer apply.
-fn ended(c: &Conversation) -> Vec<String> {
-    let mut names = Vec::new();
-    if c.current_sla().is_none()
-        && let Some(clock) = &c.sla
-    {
-        names.extend(clock.reminders.iter().cloned());
-    }
-    if c.waiting_since.is_none() {
-        names.extend(c.window_reminder.iter().cloned());
-    }
-    names
-}
-
-#[async_trait::async_trait]
-impl crate::ports::Answers for AnswerRecorder {
-    async fn answered(
-        &self,
-        id: &ConversationId,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Conversation>, BackendError> {
-        self.mark_answered(id, at).await
+        tracing::info!(conversation = %conversation.id, cancelled = plan.cancel.len(), "reminders cancelled");
+        Ok(plan.cancel.len())
     }
 }

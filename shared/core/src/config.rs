@@ -1,16 +1,18 @@
-//! Configuration from the environment, the same names for the Lambda functions and
-//! `switchboard serve`. Read and checked once, at start; a missing or bad setting stops start-up
-//! with an error that names it.
+//! Configuration from the environment that does not depend on the backend, the same names for
+//! the Lambda functions and `switchboard serve`: retention, the priority file, the SLA policy,
+//! each channel's secrets for local use. (The AWS resources' names are in
+//! `switchboard_aws::settings`.) Read and checked once, at start; a missing or bad setting
+//! stops start-up with an error that names it.
+
+use std::path::Path;
 
 use crate::channels::{ChannelModule, ChannelSecrets, Verification};
 use crate::model::Webhook;
+use crate::priority::PriorityConfig;
+use crate::sla::SlaPolicy;
 
 pub use crate::settings::{ConfigError, ProcessEnv, Source};
 
-/// The table name: `SWITCHBOARD_TABLE`.
-pub const TABLE: &str = "SWITCHBOARD_TABLE";
-/// The intake queue URL: `SWITCHBOARD_INTAKE_QUEUE_URL`.
-pub const INTAKE_QUEUE_URL: &str = "SWITCHBOARD_INTAKE_QUEUE_URL";
 /// Days stored data is kept: `SWITCHBOARD_RETENTION_DAYS` (default 365).
 pub const RETENTION_DAYS: &str = "SWITCHBOARD_RETENTION_DAYS";
 /// The priority configuration file: `SWITCHBOARD_PRIORITY` (a path; default: the
@@ -19,16 +21,6 @@ pub const PRIORITY: &str = "SWITCHBOARD_PRIORITY";
 /// The SLA policy file: `SWITCHBOARD_POLICY` (a path; default: the `config/sla.toml` built
 /// into the binary).
 pub const POLICY: &str = "SWITCHBOARD_POLICY";
-/// The EventBridge Scheduler group of the SLA reminders: `SWITCHBOARD_SCHEDULE_GROUP`.
-pub const SCHEDULE_GROUP: &str = "SWITCHBOARD_SCHEDULE_GROUP";
-/// The ARN of the reminder queue the schedules send to: `SWITCHBOARD_REMINDER_QUEUE_ARN`.
-pub const REMINDER_QUEUE_ARN: &str = "SWITCHBOARD_REMINDER_QUEUE_ARN";
-/// The URL of the reminder queue (for `serve --backend aws`): `SWITCHBOARD_REMINDER_QUEUE_URL`.
-pub const REMINDER_QUEUE_URL: &str = "SWITCHBOARD_REMINDER_QUEUE_URL";
-/// The role EventBridge Scheduler assumes to send reminders: `SWITCHBOARD_SCHEDULER_ROLE_ARN`.
-pub const SCHEDULER_ROLE_ARN: &str = "SWITCHBOARD_SCHEDULER_ROLE_ARN";
-/// The EventBridge bus of the domain events: `SWITCHBOARD_EVENT_BUS`.
-pub const EVENT_BUS: &str = "SWITCHBOARD_EVENT_BUS";
 /// Default retention.
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 
@@ -54,55 +46,55 @@ pub fn retention_days(source: &impl Source) -> Result<u32, ConfigError> {
     }
 }
 
-/// The priority configuration: the file `SWITCHBOARD_PRIORITY` names, or the shipped default.
-/// A file that cannot be read or is not a valid configuration stops start-up with the reason.
-pub fn priority_config(
-    source: &impl Source,
-) -> Result<crate::priority::PriorityConfig, ConfigError> {
-    match source.get(PRIORITY) {
-        None => Ok(crate::priority::PriorityConfig::default_config()),
-        Some(path) => priority_config_file(PRIORITY, std::path::Path::new(path.trim())),
-    }
-}
-
-/// The priority configuration in the file at `path`; `origin` names the setting (or flag)
-/// that gave the path, for the error.
-pub fn priority_config_file(
+/// A configuration file read and checked whole by `parse`; `origin` names the setting (or
+/// flag) that gave the path, for the error, which also says what is wrong with the file.
+fn config_file<T, E: std::fmt::Display>(
     origin: &str,
-    path: &std::path::Path,
-) -> Result<crate::priority::PriorityConfig, ConfigError> {
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid {
         name: origin.to_owned(),
         reason,
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
-    crate::priority::PriorityConfig::parse(&text)
-        .map_err(|e| invalid(format!("{}: {e}", path.display())))
+    parse(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))
+}
+
+/// The priority configuration: the file `SWITCHBOARD_PRIORITY` names, or the shipped default.
+/// A file that cannot be read or is not a valid configuration stops start-up with the reason.
+pub fn priority_config(source: &impl Source) -> Result<PriorityConfig, ConfigError> {
+    let path = source.get(PRIORITY);
+    priority_config_at(PRIORITY, path.as_deref().map(|p| Path::new(p.trim())))
+}
+
+/// The priority configuration in the file at `path` (`origin` names the setting or flag that
+/// gave it, for the error), or the shipped default when there is none.
+pub fn priority_config_at(
+    origin: &str,
+    path: Option<&Path>,
+) -> Result<PriorityConfig, ConfigError> {
+    match path {
+        None => Ok(PriorityConfig::default_config()),
+        Some(path) => config_file(origin, path, PriorityConfig::parse),
+    }
 }
 
 /// The SLA policy: the file `SWITCHBOARD_POLICY` names, or the shipped default. A file that
 /// cannot be read or is not a valid policy stops start-up with the reason.
-pub fn sla_policy(source: &impl Source) -> Result<crate::sla::SlaPolicy, ConfigError> {
-    match source.get(POLICY) {
-        None => Ok(crate::sla::SlaPolicy::default_policy()),
-        Some(path) => sla_policy_file(POLICY, std::path::Path::new(path.trim())),
-    }
+pub fn sla_policy(source: &impl Source) -> Result<SlaPolicy, ConfigError> {
+    let path = source.get(POLICY);
+    sla_policy_at(POLICY, path.as_deref().map(|p| Path::new(p.trim())))
 }
 
-/// The SLA policy in the file at `path`; `origin` names the setting (or flag) that gave the
-/// path, for the error.
-pub fn sla_policy_file(
-    origin: &str,
-    path: &std::path::Path,
-) -> Result<crate::sla::SlaPolicy, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid {
-        name: origin.to_owned(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
-    crate::sla::SlaPolicy::parse(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))
+/// The SLA policy in the file at `path` (`origin` names the setting or flag that gave it, for
+/// the error), or the shipped default when there is none.
+pub fn sla_policy_at(origin: &str, path: Option<&Path>) -> Result<SlaPolicy, ConfigError> {
+    match path {
+        None => Ok(SlaPolicy::default_policy()),
+        Some(path) => config_file(origin, path, SlaPolicy::parse),
+    }
 }
 
 /// The secrets of channel `module` from plain variables, for local use: for each of its
@@ -179,7 +171,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "default_topic = 3").unwrap();
-        let err = priority_config_file("--priority", &bad)
+        let err = priority_config_at("--priority", Some(&bad))
             .unwrap_err()
             .to_string();
         assert!(
@@ -188,7 +180,10 @@ mod tests {
         );
         let good = dir.join("good.toml");
         std::fs::write(&good, crate::priority::config::DEFAULT_TOML).unwrap();
-        assert_eq!(priority_config_file("--priority", &good).unwrap(), default);
+        assert_eq!(
+            priority_config_at("--priority", Some(&good)).unwrap(),
+            default
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

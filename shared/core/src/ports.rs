@@ -126,18 +126,25 @@ pub struct StoredRecord {
 ///   first version wins). Every conversation of the records reflects them afterwards.
 ///   It returns, in input order, the queue entries of every message and event that is not yet
 ///   marked enqueued: those written now *and* those an earlier call wrote whose enqueue was never
-///   confirmed. On error, some records may be written; calling again with the same records is
-///   always safe.
+///   confirmed. What a record does to its conversation and customer is decided by
+///   [`crate::recording`], the same rule on every backend. On error, some records may be
+///   written; calling again with the same records is always safe.
 /// * [`mark_enqueued`](Self::mark_enqueued) confirms entries were handed to the queue, so later
 ///   calls of `record` with the same records return nothing for them.
 #[async_trait]
-pub trait MessageStore: Send + Sync {
+pub trait MessageStore: RecordLookup {
     /// Keeps a raw delivery durably.
     async fn keep_delivery(&self, delivery: &RawDelivery) -> Result<(), BackendError>;
     /// Writes new records; returns the entries still to enqueue.
     async fn record(&self, records: &[Record]) -> Result<Vec<QueueEntry>, BackendError>;
     /// Marks records as handed to the queue.
     async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError>;
+}
+
+/// Stored records by key: what intake reads to resolve replies and events, and what the
+/// prioritizer reads for the message of a queue entry.
+#[async_trait]
+pub trait RecordLookup: Send + Sync {
     /// The stored records with these keys; a key never stored is absent from the map.
     async fn find(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, Record>, BackendError>;
 }
@@ -172,9 +179,6 @@ pub trait ConversationReader: Send + Sync {
         channel: Option<Channel>,
         page: PageRequest,
     ) -> Result<Page<Conversation>, BackendError>;
-    /// One conversation.
-    async fn conversation(&self, id: &ConversationId)
-    -> Result<Option<Conversation>, BackendError>;
     /// A conversation's messages and events, in provider-time order.
     async fn timeline(
         &self,
@@ -286,31 +290,25 @@ pub trait CustomerDirectory: Send + Sync {
     ) -> Result<Option<Customer>, BackendError>;
 }
 
-/// A change to a conversation, applied by [`PriorityStore::update_conversation`]: it changes
-/// the conversation in place and answers whether it changed anything (no write when not).
+/// A change to a conversation, applied by [`ConversationStore::update_conversation`]: it
+/// changes the conversation in place and answers whether it changed anything (no write when
+/// not).
 pub type ConversationChange<'a> = &'a (dyn Fn(&mut Conversation) -> bool + Send + Sync);
 
-/// What the prioritizer needs beyond the other ports: a customer's recent records, several
-/// conversations at once, and a safe read-modify-write of a conversation.
+/// Conversations one at a time: read, and changed safely while intake may write them too.
 ///
 /// Contract (held by the contract suite on every backend):
-/// * [`customer_records`](Self::customer_records) answers the messages and events of the
-///   customer's timeline (the surviving customer's, merged identities included) whose provider
-///   time is in `[since, until)`, the newest first, at most `limit`;
+/// * [`conversation`](Self::conversation) answers the conversation as last written;
+/// * [`conversations_by_id`](Self::conversations_by_id) answers those of the ids that exist;
 /// * [`update_conversation`](Self::update_conversation) applies `change` to the current
 ///   conversation and writes it only if nobody wrote it in between (otherwise it reads again
 ///   and applies `change` again), so a concurrent intake of a new message is never lost;
 ///   it answers the conversation as written, or `None` when there is no such conversation.
 #[async_trait]
-pub trait PriorityStore: MessageStore + ConversationReader + CustomerDirectory {
-    /// A customer's records in a time window, newest first.
-    async fn customer_records(
-        &self,
-        customer: &CustomerId,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Record>, BackendError>;
+pub trait ConversationStore: Send + Sync {
+    /// One conversation.
+    async fn conversation(&self, id: &ConversationId)
+    -> Result<Option<Conversation>, BackendError>;
     /// The conversations with these ids that exist, in no particular order.
     async fn conversations_by_id(
         &self,
@@ -322,6 +320,23 @@ pub trait PriorityStore: MessageStore + ConversationReader + CustomerDirectory {
         id: &ConversationId,
         change: ConversationChange<'_>,
     ) -> Result<Option<Conversation>, BackendError>;
+}
+
+/// A customer's recent history, for scoring a new message.
+///
+/// Contract (held by the contract suite on every backend): answers the messages and events of
+/// the customer's timeline (the surviving customer's, merged identities included) whose
+/// provider time is in `[since, until)`, the newest first, at most `limit`.
+#[async_trait]
+pub trait CustomerHistory: Send + Sync {
+    /// A customer's records in a time window, newest first.
+    async fn customer_records(
+        &self,
+        customer: &CustomerId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Record>, BackendError>;
 }
 
 /// A domain event for integrations (ticketing, CRM): `conversation.prioritized`, …
@@ -376,17 +391,4 @@ pub trait ReminderScheduler: Send + Sync {
     async fn schedule(&self, reminders: &[crate::sla::Reminder]) -> Result<(), BackendError>;
     /// Deletes reminders by name (missing ones are fine).
     async fn cancel(&self, names: &[String]) -> Result<(), BackendError>;
-}
-
-/// Records that the brand answered a conversation, for agent tools that reply outside the
-/// channels' echoes (`POST /api/conversations/{id}/answered`).
-#[async_trait]
-pub trait Answers: Send + Sync {
-    /// The conversation was answered at `at`: its wait ends and its reminders are cancelled.
-    /// Answers the conversation, or `None` when there is none.
-    async fn answered(
-        &self,
-        id: &ConversationId,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Conversation>, BackendError>;
 }

@@ -18,18 +18,22 @@
 
 use chrono::Duration;
 use serde_json::json;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::answer::AnswerRecorder;
 use crate::clock::Clock;
+pub use crate::consume::BatchItem;
+use crate::consume::{ConsumeError, QueueHandler, run_batch};
 use crate::ids::ConversationId;
 use crate::model::{Conversation, Direction, Message, Record};
 use crate::ports::{
-    BackendError, DomainEvent, EventPublisher, PriorityStore, QueueEntry, ReminderScheduler,
+    BackendError, ConversationStore, CustomerDirectory, CustomerHistory, DomainEvent,
+    EventPublisher, QueueEntry, RecordLookup, ReminderScheduler,
 };
 use crate::priority::{Applied, History, Priority, Scorer};
 use crate::sla::{Reminder, SlaPolicy};
+use crate::timers;
 
 /// The type of the event published when a conversation's priority is set.
 pub const PRIORITIZED: &str = "conversation.prioritized";
@@ -52,36 +56,30 @@ pub enum Outcome {
     Answered,
 }
 
-/// Why an entry could not be handled. Every kind is retried by the queue; one that keeps
-/// failing ends in the dead-letter queue.
-#[derive(Debug, thiserror::Error)]
-pub enum PrioritizeError {
-    /// The queue message is not a queue entry (a poison message).
-    #[error("undecodable queue entry: {0}")]
-    Undecodable(#[from] serde_json::Error),
-    /// The entry refers to a record or conversation the store does not have.
-    #[error("the {0} of the entry is not in the store")]
-    Missing(&'static str),
-    /// A storage or event-bus failure.
-    #[error(transparent)]
-    Backend(#[from] BackendError),
-}
+/// Why an entry could not be handled: the batch runner's error.
+pub type PrioritizeError = ConsumeError;
 
-/// One message of a queue batch: the consumer's id for it and its body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchItem {
-    /// The id to answer when the item must be retried (SQS `messageId`, an embedded receipt).
-    pub id: String,
-    /// The queue message body (a JSON [`QueueEntry`]).
-    pub body: String,
+/// The ports the prioritizer reads and writes.
+#[derive(Clone)]
+pub struct PrioritizerPorts {
+    /// The message of each queue entry.
+    pub records: Arc<dyn RecordLookup>,
+    /// Its conversation, and the others of the customer.
+    pub conversations: Arc<dyn ConversationStore>,
+    /// The customer (tier, merges).
+    pub customers: Arc<dyn CustomerDirectory>,
+    /// The customer's recent records.
+    pub history: Arc<dyn CustomerHistory>,
+    /// Where `conversation.prioritized` goes.
+    pub events: Arc<dyn EventPublisher>,
+    /// Where the SLA and window reminders are set.
+    pub timers: Arc<dyn ReminderScheduler>,
 }
 
 /// The prioritizer over its ports.
 #[derive(Clone)]
 pub struct Prioritizer {
-    store: Arc<dyn PriorityStore>,
-    events: Arc<dyn EventPublisher>,
-    timers: Arc<dyn ReminderScheduler>,
+    ports: PrioritizerPorts,
     answers: AnswerRecorder,
     scorer: Arc<Scorer>,
     policy: Arc<SlaPolicy>,
@@ -89,64 +87,31 @@ pub struct Prioritizer {
 }
 
 impl Prioritizer {
-    /// A prioritizer reading and writing `store`, publishing to `events`, setting reminders
-    /// with `timers`, scoring with `scorer` and timing waits by `policy`.
+    /// A prioritizer over `ports`, scoring with `scorer` and timing waits by `policy`.
     pub fn new(
-        store: Arc<dyn PriorityStore>,
-        events: Arc<dyn EventPublisher>,
-        timers: Arc<dyn ReminderScheduler>,
+        ports: PrioritizerPorts,
         scorer: Arc<Scorer>,
         policy: Arc<SlaPolicy>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            answers: AnswerRecorder::new(store.clone(), timers.clone()),
-            store,
-            events,
-            timers,
+            answers: AnswerRecorder::new(ports.conversations.clone(), ports.timers.clone()),
+            ports,
             scorer,
             policy,
             clock,
         }
     }
 
-    /// Handles a batch in order and answers the ids of the items that failed and must be
-    /// retried. After a failure in a conversation, its later items in the batch are not
-    /// handled and are answered too, so that the conversation's order holds; the items of
-    /// other conversations go on.
+    /// The recorder of answers over the same ports.
+    pub fn answers(&self) -> &AnswerRecorder {
+        &self.answers
+    }
+
+    /// Handles a batch with the [batch runner](crate::consume::run_batch) and answers the ids
+    /// of the items to retry: a failed one and the later ones of its conversation.
     pub async fn handle_batch(&self, items: &[BatchItem]) -> Vec<String> {
-        let mut failed = Vec::new();
-        let mut stopped: HashSet<ConversationId> = HashSet::new();
-        for item in items {
-            let entry = match serde_json::from_str::<QueueEntry>(&item.body) {
-                Ok(entry) => entry,
-                Err(e) => {
-                    tracing::error!(item = %item.id, error = %e, "undecodable queue entry");
-                    failed.push(item.id.clone());
-                    continue;
-                }
-            };
-            if stopped.contains(&entry.conversation_id) {
-                failed.push(item.id.clone());
-                continue;
-            }
-            match self.handle(&entry).await {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(
-                        item = %item.id,
-                        record = %entry.record_key,
-                        conversation = %entry.conversation_id,
-                        error = %e,
-                        source = ?std::error::Error::source(&e),
-                        "prioritizing failed; the entry will be retried"
-                    );
-                    stopped.insert(entry.conversation_id.clone());
-                    failed.push(item.id.clone());
-                }
-            }
-        }
-        failed
+        run_batch(self, items).await
     }
 
     /// Handles one queue entry.
@@ -155,14 +120,15 @@ impl Prioritizer {
             return Ok(Outcome::Skipped);
         }
         let key = &entry.record_key;
-        let found = self.store.find(std::slice::from_ref(key)).await?;
+        let found = self.ports.records.find(std::slice::from_ref(key)).await?;
         let message = match found.get(key) {
             Some(Record::Message(m)) => m,
             Some(_) => return Ok(Outcome::Skipped),
             None => return Err(PrioritizeError::Missing("record")),
         };
         let conversation = self
-            .store
+            .ports
+            .conversations
             .conversation(&message.conversation_id)
             .await?
             .ok_or(PrioritizeError::Missing("conversation"))?;
@@ -191,25 +157,15 @@ impl Prioritizer {
         // message that only confirms the level leaves it); the window moves with every
         // customer message. New reminders first, then the old ones cancelled, then the
         // conversation written: a retry after any failure redoes each step harmlessly.
-        let mut schedule: Vec<Reminder> = Vec::new();
-        let mut cancel: Vec<String> = Vec::new();
-        let mut clock = None;
+        let mut created: Vec<Reminder> = Vec::new();
+        let mut clock = preview.sla.clone();
         if applied == Applied::Prioritized {
             clock = preview.sla_clock(&self.policy).map(|mut k| {
                 let reminders = Reminder::of_clock(&preview.id, &k);
                 k.reminders = reminders.iter().map(|r| r.name.clone()).collect();
-                schedule.extend(reminders);
+                created.extend(reminders);
                 k
             });
-            let kept: Vec<&String> = clock.iter().flat_map(|k| &k.reminders).collect();
-            cancel.extend(
-                conversation
-                    .sla
-                    .iter()
-                    .flat_map(|k| k.reminders.iter())
-                    .filter(|name| !kept.contains(name))
-                    .cloned(),
-            );
         }
         let window = preview.last_inbound_at.and_then(|last| {
             let closing = self.policy.window_closing(preview.channel, last)?;
@@ -217,20 +173,22 @@ impl Prioritizer {
         });
         let window_name = window.as_ref().map(|w| w.name.clone());
         if window_name != conversation.window_reminder {
-            schedule.extend(window);
-            cancel.extend(conversation.window_reminder.clone());
+            created.extend(window);
         }
-        self.timers.schedule(&schedule).await?;
-        self.timers.cancel(&cancel).await?;
+        preview.sla = clock.clone();
+        preview.window_reminder = window_name.clone();
+        let plan = timers::plan(&conversation, &preview, created);
+        self.ports.timers.schedule(&plan.schedule).await?;
+        self.ports.timers.cancel(&plan.cancel).await?;
 
         if applied == Applied::Prioritized {
-            let mut timed = preview.clone();
-            timed.sla = clock.clone();
-            self.events
-                .publish(&[prioritized_event(&timed, now)])
+            self.ports
+                .events
+                .publish(&[prioritized_event(&preview, now)])
                 .await?;
         }
-        self.store
+        self.ports
+            .conversations
             .update_conversation(&conversation.id, &|c: &mut Conversation| {
                 let applied = c.apply_score(key, &score, now);
                 if applied == Applied::Prioritized {
@@ -250,8 +208,8 @@ impl Prioritizer {
             topic = %score.topic,
             team = %score.team,
             applied = ?applied,
-            scheduled = schedule.len(),
-            cancelled = cancel.len(),
+            scheduled = plan.schedule.len(),
+            cancelled = plan.cancel.len(),
             "message prioritized"
         );
         Ok(match applied {
@@ -279,7 +237,11 @@ impl Prioritizer {
     ) -> Result<History, BackendError> {
         let at = message.sent_at;
         let lookback = Duration::days(i64::from(self.scorer.config().history.lookback_days));
-        let customer = self.store.customer(&conversation.customer_id).await?;
+        let customer = self
+            .ports
+            .customers
+            .customer(&conversation.customer_id)
+            .await?;
         let (customer_id, vip) = match customer {
             Some(c) => (
                 c.id,
@@ -290,7 +252,8 @@ impl Prioritizer {
             None => (conversation.customer_id.clone(), false),
         };
         let records = self
-            .store
+            .ports
+            .history
             .customer_records(&customer_id, at - lookback, at, HISTORY_LIMIT)
             .await?;
         let mut history = History {
@@ -319,12 +282,32 @@ impl Prioritizer {
             }
         }
         let others: Vec<ConversationId> = others.into_iter().collect();
-        for other in self.store.conversations_by_id(&others).await? {
+        for other in self
+            .ports
+            .conversations
+            .conversations_by_id(&others)
+            .await?
+        {
             history.open_elsewhere += u32::from(other.waiting_since.is_some());
             history.breaches += other.sla_breaches;
             history.complaints += u32::from(other.priority.as_ref().is_some_and(|p| p.complaint));
         }
         Ok(history)
+    }
+}
+
+#[async_trait::async_trait]
+impl QueueHandler for Prioritizer {
+    type Message = QueueEntry;
+    type Outcome = Outcome;
+    const QUEUE: &'static str = "intake";
+
+    fn conversation(entry: &QueueEntry) -> &ConversationId {
+        &entry.conversation_id
+    }
+
+    async fn handle(&self, entry: &QueueEntry) -> Result<Outcome, ConsumeError> {
+        Prioritizer::handle(self, entry).await
     }
 }
 
@@ -354,16 +337,5 @@ pub fn prioritized_event(
             "waiting_since": conversation.waiting_since,
             "due_at": conversation.current_sla().map(|k| k.due_at),
         }),
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::ports::Answers for Prioritizer {
-    async fn answered(
-        &self,
-        id: &crate::ids::ConversationId,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Conversation>, BackendError> {
-        self.answers.mark_answered(id, at).await
     }
 }

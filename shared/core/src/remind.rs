@@ -16,9 +16,10 @@ use serde_json::json;
 use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::consume::{BatchItem, ConsumeError, QueueHandler, run_batch};
+use crate::ids::ConversationId;
 use crate::model::Conversation;
-use crate::ports::{DomainEvent, EventPublisher, PriorityStore};
-use crate::prioritize::{BatchItem, PrioritizeError};
+use crate::ports::{ConversationStore, DomainEvent, EventPublisher};
 use crate::priority::Reason;
 use crate::sla::{Reminder, ReminderKind};
 
@@ -36,15 +37,15 @@ pub enum Fired {
 /// The reminder consumer over its ports.
 #[derive(Clone)]
 pub struct ReminderHandler {
-    store: Arc<dyn PriorityStore>,
+    store: Arc<dyn ConversationStore>,
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
 }
 
 impl ReminderHandler {
-    /// A handler reading and writing `store` and publishing to `events`.
+    /// A handler reading and writing conversations in `store` and publishing to `events`.
     pub fn new(
-        store: Arc<dyn PriorityStore>,
+        store: Arc<dyn ConversationStore>,
         events: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -55,24 +56,14 @@ impl ReminderHandler {
         }
     }
 
-    /// Handles a batch of fired reminders (their JSON), answering the ids to retry.
+    /// Handles a batch of fired reminders (their JSON) with the
+    /// [batch runner](crate::consume::run_batch), answering the ids to retry.
     pub async fn handle_batch(&self, items: &[BatchItem]) -> Vec<String> {
-        let mut failed = Vec::new();
-        for item in items {
-            let outcome = match serde_json::from_str::<Reminder>(&item.body) {
-                Ok(reminder) => self.handle(&reminder).await,
-                Err(e) => Err(PrioritizeError::Undecodable(e)),
-            };
-            if let Err(e) = outcome {
-                tracing::error!(item = %item.id, error = %e, "reminder failed; it will be retried");
-                failed.push(item.id.clone());
-            }
-        }
-        failed
+        run_batch(self, items).await
     }
 
     /// Handles one fired reminder.
-    pub async fn handle(&self, reminder: &Reminder) -> Result<Fired, PrioritizeError> {
+    pub async fn handle(&self, reminder: &Reminder) -> Result<Fired, ConsumeError> {
         let Some(conversation) = self.store.conversation(&reminder.conversation_id).await? else {
             return Ok(Fired::Stale);
         };
@@ -100,6 +91,21 @@ impl ReminderHandler {
         }
         tracing::info!(conversation = %reminder.conversation_id, kind = reminder.kind.event_type(), "reminder fired");
         Ok(Fired::Published(reminder.kind))
+    }
+}
+
+#[async_trait::async_trait]
+impl QueueHandler for ReminderHandler {
+    type Message = Reminder;
+    type Outcome = Fired;
+    const QUEUE: &'static str = "reminders";
+
+    fn conversation(reminder: &Reminder) -> &ConversationId {
+        &reminder.conversation_id
+    }
+
+    async fn handle(&self, reminder: &Reminder) -> Result<Fired, ConsumeError> {
+        ReminderHandler::handle(self, reminder).await
     }
 }
 

@@ -39,6 +39,7 @@
 //! | `dead_letters` | sequence number | queue entries received [`MAX_RECEIVES`] times without success |
 #![warn(missing_docs)]
 
+pub mod assembly;
 pub mod consumer;
 mod cursor;
 mod customers;

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use switchboard_core::ids::{ConversationId, CustomerId, RecordKey};
 use switchboard_core::model::{Conversation, Record};
-use switchboard_core::ports::{BackendError, MessageStore, QueueEntry, RawDelivery};
+use switchboard_core::ports::{BackendError, MessageStore, QueueEntry, RawDelivery, RecordLookup};
 use switchboard_core::recording::{self, Prior};
 
 use crate::engine::{SqliteStore, decode_doc};
@@ -220,35 +220,6 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    /// The stored records of `keys` (unknown keys are left out).
-    async fn find(
-        &self,
-        keys: &[RecordKey],
-    ) -> Result<std::collections::HashMap<RecordKey, Record>, BackendError> {
-        const OP: &str = "find";
-        let keys = keys.to_vec();
-        self.run(OP, move |conn| {
-            let unavailable = |e| BackendError::unavailable(OP, e);
-            let mut select = conn
-                .prepare_cached("SELECT doc FROM records WHERE key = ?1")
-                .map_err(unavailable)?;
-            let mut found = std::collections::HashMap::new();
-            for key in keys {
-                let doc: Option<String> = select
-                    .query_row([key.as_str()], |row| row.get(0))
-                    .optional()
-                    .map_err(unavailable)?;
-                if let Some(doc) = doc {
-                    let record = decode_doc::<Record>("record", key.as_str(), &doc)
-                        .map_err(|e| BackendError::unavailable(OP, e))?;
-                    found.insert(key, record);
-                }
-            }
-            Ok(found)
-        })
-        .await
-    }
-
     /// Marks the records enqueued, in one transaction. Unknown keys are ignored, and so are
     /// records already marked (the embedded queue marks them as it takes their entries).
     async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError> {
@@ -274,6 +245,38 @@ impl MessageStore for SqliteStore {
             tx.commit().map_err(unavailable)?;
             tracing::debug!(keys = keys.len(), marked, "records marked enqueued");
             Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RecordLookup for SqliteStore {
+    /// The stored records of `keys` (unknown keys are left out).
+    async fn find(
+        &self,
+        keys: &[RecordKey],
+    ) -> Result<std::collections::HashMap<RecordKey, Record>, BackendError> {
+        const OP: &str = "find";
+        let keys = keys.to_vec();
+        self.run(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let mut select = conn
+                .prepare_cached("SELECT doc FROM records WHERE key = ?1")
+                .map_err(unavailable)?;
+            let mut found = std::collections::HashMap::new();
+            for key in keys {
+                let doc: Option<String> = select
+                    .query_row([key.as_str()], |row| row.get(0))
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some(doc) = doc {
+                    let record = decode_doc::<Record>("record", key.as_str(), &doc)
+                        .map_err(|e| BackendError::unavailable(OP, e))?;
+                    found.insert(key, record);
+                }
+            }
+            Ok(found)
         })
         .await
     }

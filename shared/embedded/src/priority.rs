@@ -1,6 +1,6 @@
-//! The [`PriorityStore`] port: a customer's recent records, conversations by id, and the
-//! read-modify-write of a conversation in one transaction (the single connection makes it
-//! atomic; there is no concurrent writer to retry for).
+//! The [`ConversationStore`] and [`CustomerHistory`] ports: conversations one at a time and by
+//! id, the read-modify-write of a conversation in one transaction (the single connection makes
+//! it atomic; there is no concurrent writer to retry for), and a customer's recent records.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,7 +8,9 @@ use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use switchboard_core::ids::{ConversationId, CustomerId};
 use switchboard_core::model::{Conversation, Record};
-use switchboard_core::ports::{BackendError, ConversationChange, PriorityStore};
+use switchboard_core::ports::{
+    BackendError, ConversationChange, ConversationStore, CustomerHistory,
+};
 
 use crate::engine::{SqliteStore, decode_doc};
 use crate::messages::write_conversation;
@@ -17,7 +19,7 @@ use crate::messages::write_conversation;
 const UPDATE_ATTEMPTS: usize = 8;
 
 #[async_trait]
-impl PriorityStore for SqliteStore {
+impl CustomerHistory for SqliteStore {
     async fn customer_records(
         &self,
         customer: &CustomerId,
@@ -55,6 +57,27 @@ impl PriorityStore for SqliteStore {
                         .map_err(|e| BackendError::unavailable(OP, e))
                 })
                 .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ConversationStore for SqliteStore {
+    async fn conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<Conversation>, BackendError> {
+        const OP: &str = "conversation";
+        let id = id.clone();
+        self.run(OP, move |conn| {
+            let doc: Option<String> = conn
+                .prepare_cached("SELECT doc FROM conversations WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id.as_str()], |row| row.get(0)).optional())
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+            doc.map(|doc| decode_doc("conversation", id.as_str(), &doc))
+                .transpose()
+                .map_err(|e| BackendError::unavailable(OP, e))
         })
         .await
     }

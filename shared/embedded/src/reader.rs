@@ -149,24 +149,6 @@ impl ConversationReader for SqliteStore {
         .await
     }
 
-    async fn conversation(
-        &self,
-        id: &ConversationId,
-    ) -> Result<Option<Conversation>, BackendError> {
-        const OP: &str = "conversation";
-        let id = id.clone();
-        self.run(OP, move |conn| {
-            let doc: Option<String> = conn
-                .prepare_cached("SELECT doc FROM conversations WHERE id = ?1")
-                .and_then(|mut s| s.query_row([id.as_str()], |row| row.get(0)).optional())
-                .map_err(|e| BackendError::unavailable(OP, e))?;
-            doc.map(|doc| decode_doc("conversation", id.as_str(), &doc))
-                .transpose()
-                .map_err(|e| BackendError::unavailable(OP, e))
-        })
-        .await
-    }
-
     /// Ordered by provider time (milliseconds) ascending, then record key. A cursor is valid only
     /// for the conversation it was issued for. An unknown conversation has an empty timeline.
     async fn timeline(

@@ -10,8 +10,8 @@ use switchboard_core::model::{
     Webhook,
 };
 use switchboard_core::ports::{
-    BackendError, ConversationReader, IntakeQueue, MessageStore, Page, PageRequest, QueueEntry,
-    RawDelivery,
+    BackendError, ConversationReader, ConversationStore, IntakeQueue, MessageStore, Page,
+    PageRequest, QueueEntry, RawDelivery,
 };
 
 use crate::{EmbeddedError, FILE_NAME, SCHEMA_VERSION, SqliteStore};

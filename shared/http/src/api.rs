@@ -29,15 +29,18 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::ApiError;
-use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
-use crate::model::{
-    Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderId, Record,
-};
-use crate::ports::{Answers, CustomerDirectory, DomainEvent, EventLog, QueuePosition};
-use crate::ports::{BackendError, ConversationReader, Page, PageRequest, StoredRecord};
-use crate::priority::{ConversationPriority, Priority, Reason};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use switchboard_core::answer::AnswerRecorder;
+use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
+use switchboard_core::model::{
+    Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderId, Record,
+};
+use switchboard_core::ports::{BackendError, ConversationReader, Page, PageRequest, StoredRecord};
+use switchboard_core::ports::{
+    ConversationStore, CustomerDirectory, DomainEvent, EventLog, QueuePosition,
+};
+use switchboard_core::priority::{ConversationPriority, Priority, Reason};
 
 /// Items per page when the client does not say.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -49,12 +52,14 @@ pub const MAX_LIMIT: usize = 500;
 pub struct ApiPorts {
     /// Conversations, timelines, deliveries, queues.
     pub reader: Arc<dyn ConversationReader>,
+    /// Conversations one at a time.
+    pub conversations: Arc<dyn ConversationStore>,
     /// Customers and links.
     pub customers: Arc<dyn CustomerDirectory>,
     /// The log of published events, where the backend keeps one (embedded).
     pub events: Option<Arc<dyn EventLog>>,
     /// Where an agent tool's answer is recorded (`POST /api/conversations/{id}/answered`).
-    pub answers: Option<Arc<dyn Answers>>,
+    pub answers: Option<AnswerRecorder>,
     /// The teams of the priority configuration: the queues `GET /api/queue` without `team`
     /// merges.
     pub teams: Vec<String>,
@@ -64,6 +69,7 @@ pub struct ApiPorts {
 pub fn api_router(ports: ApiPorts) -> Router {
     let ApiPorts {
         reader,
+        conversations,
         customers,
         events,
         answers,
@@ -78,13 +84,18 @@ pub fn api_router(ports: ApiPorts) -> Router {
             reader: reader.clone(),
             teams: Arc::new(teams),
         });
-    let conversations = Router::new()
+    let listings = Router::new()
         .route("/api/conversations", get(list_conversations))
-        .route("/api/conversations/{id}", get(get_conversation))
-        .route("/api/conversations/{id}/messages", get(list_messages))
         .route("/api/quarantine", get(list_quarantine))
         .route("/api/deliveries/{id}", get(get_delivery))
-        .with_state(reader);
+        .with_state(reader.clone());
+    let one = Router::new()
+        .route("/api/conversations/{id}", get(get_conversation))
+        .route("/api/conversations/{id}/messages", get(list_messages))
+        .with_state(OneConversation {
+            reader,
+            conversations,
+        });
     let customers = Router::new()
         .route("/api/customers/{id}", get(get_customer))
         .route("/api/customers/{id}/timeline", get(customer_timeline))
@@ -97,11 +108,18 @@ pub fn api_router(ports: ApiPorts) -> Router {
     let answers = Router::new()
         .route("/api/conversations/{id}/answered", post(mark_answered))
         .with_state(answers);
-    conversations
+    listings
+        .merge(one)
         .merge(customers)
         .merge(events)
         .merge(queue)
         .merge(answers)
+}
+
+#[derive(Clone)]
+struct OneConversation {
+    reader: Arc<dyn ConversationReader>,
+    conversations: Arc<dyn ConversationStore>,
 }
 
 #[derive(Clone)]
@@ -142,10 +160,13 @@ impl PageQuery {
     fn channel(&self) -> Result<Option<Channel>, ApiError> {
         match self.channel.as_deref() {
             None | Some("") => Ok(None),
-            Some(name) => name
-                .parse()
-                .map(Some)
-                .map_err(|e: crate::model::UnknownChannel| ApiError::BadRequest(e.to_string())),
+            Some(name) => {
+                name.parse()
+                    .map(Some)
+                    .map_err(|e: switchboard_core::model::UnknownChannel| {
+                        ApiError::BadRequest(e.to_string())
+                    })
+            }
         }
     }
 }
@@ -368,10 +389,11 @@ async fn list_conversations(
 }
 
 async fn get_conversation(
-    State(reader): State<Arc<dyn ConversationReader>>,
+    State(state): State<OneConversation>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationView>, ApiError> {
-    let conversation = reader
+    let conversation = state
+        .conversations
         .conversation(&ConversationId::from_stored(id))
         .await?
         .ok_or(ApiError::NotFound("conversation"))?;
@@ -379,17 +401,17 @@ async fn get_conversation(
 }
 
 async fn list_messages(
-    State(reader): State<Arc<dyn ConversationReader>>,
+    State(state): State<OneConversation>,
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page<RecordView>>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     let page_request = query.page()?;
     let id = ConversationId::from_stored(id);
-    if reader.conversation(&id).await?.is_none() {
+    if state.conversations.conversation(&id).await?.is_none() {
         return Err(ApiError::NotFound("conversation"));
     }
-    let page = reader.timeline(&id, page_request).await?;
+    let page = state.reader.timeline(&id, page_request).await?;
     Ok(page_of(page, RecordView::from_stored))
 }
 
@@ -601,7 +623,7 @@ struct AnsweredRequest {
 }
 
 async fn mark_answered(
-    State(answers): State<Option<Arc<dyn Answers>>>,
+    State(answers): State<Option<AnswerRecorder>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
@@ -617,7 +639,7 @@ async fn mark_answered(
     };
     let at = request.at.unwrap_or_else(Utc::now);
     let conversation = answers
-        .answered(&ConversationId::from_stored(id), at)
+        .mark_answered(&ConversationId::from_stored(id), at)
         .await?
         .ok_or(ApiError::NotFound("conversation"))?;
     Ok(Json(conversation.into()))

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | missing, malformed or wrong signature | 401 |
 //! | wrong verify token or mode in the handshake | 403 |
-//! | body over [`MAX_BODY_BYTES`](crate::intake::MAX_BODY_BYTES) | 413 |
+//! | body over [`MAX_BODY_BYTES`](switchboard_core::intake::MAX_BODY_BYTES) | 413 |
 //! | bad query parameter, bad cursor, incomplete handshake | 400 |
 //! | unknown route, conversation or delivery | 404 |
 //! | any backend failure | 500 (the provider retries) |
@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
-use crate::ports::{BackendError, LinkError};
-use crate::verify::{HandshakeError, SignatureError};
+use switchboard_core::ports::{BackendError, LinkError};
+use switchboard_core::verify::{HandshakeError, SignatureError};
 
 /// Everything a switchboard HTTP handler can answer with instead of success.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,10 @@
-//! HTTP face of switchboard, shared by the Lambda functions (through `lambda_http`) and by
-//! `switchboard serve` (through hyper): the same axum routers answer in both.
+//! switchboard's HTTP face, shared by the Lambda functions (through `lambda_http`) and by
+//! `switchboard serve` (through hyper): the same axum routers answer in both, and every error
+//! becomes a status in one place ([`ApiError`]). The web console will live here too.
 //!
 //! * [`webhook_router`]: `GET`/`POST /webhooks/{channel}` for the webhooks given a verification.
 //! * [`api_router`]: the read API under `/api`.
+#![warn(missing_docs)]
 
 use axum::Router;
 use axum::body::Body;
@@ -14,10 +16,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::channels::Verification;
-use crate::clock::Clock;
-use crate::intake::{Intake, MAX_BODY_BYTES};
-use crate::model::Webhook;
+use switchboard_core::channels::Verification;
+use switchboard_core::clock::Clock;
+use switchboard_core::intake::{Intake, MAX_BODY_BYTES};
+use switchboard_core::model::Webhook;
 
 mod api;
 mod error;
@@ -26,7 +28,7 @@ pub use api::{ApiPorts, ConversationView, RecordView, api_router};
 pub use error::ApiError;
 
 /// What the webhook routes need: the intake service, the verification of each enabled
-/// webhook (from its [`ChannelModule`](crate::channels::ChannelModule)), and the clock the
+/// webhook (from its [`ChannelModule`](switchboard_core::channels::ChannelModule)), and the clock the
 /// checks read.
 #[derive(Clone)]
 pub struct WebhookState {

@@ -1,0 +1,181 @@
+//! The AWS backend assembled: the SDK configuration, one bundle of ports ([`AwsPorts`]) and
+//! the services built from it. The Lambda functions and `switchboard serve --backend aws`
+//! wire through here, and nowhere else builds an AWS client.
+//!
+//! Each service asks the bundle only for the ports it uses, so a function links only the
+//! clients it needs (the agent API has no EventBridge or SQS client): that keeps each Lambda
+//! artifact within its size budget.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use std::sync::Arc;
+
+use switchboard_core::answer::AnswerRecorder;
+use switchboard_core::channels::{ChannelModule, Verification};
+use switchboard_core::clock::Clock;
+use switchboard_core::config::{self, ConfigError, Source};
+use switchboard_core::intake::Intake;
+use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
+use switchboard_core::priority::{PriorityConfig, Scorer};
+use switchboard_core::remind::ReminderHandler;
+use switchboard_core::sla::SlaPolicy;
+
+use crate::scheduler::ScheduleTarget;
+use crate::settings::StoreSettings;
+use crate::{DynamoStore, EventBridgePublisher, SchedulerReminders, SqsIntakeQueue};
+
+/// The shared AWS SDK configuration from the standard sources (`AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, credentials …).
+pub async fn sdk_config() -> SdkConfig {
+    sdk_defaults().load().await
+}
+
+/// The SDK configuration loader with switchboard's HTTPS client (rustls on ring), to which a
+/// caller may add settings (an endpoint, a region) before loading.
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
+}
+
+/// The HTTPS client every AWS client uses.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The ports of the AWS backend: the DynamoDB store, built once, and the other adapters on
+/// demand from the same SDK configuration.
+#[derive(Clone)]
+pub struct AwsPorts {
+    sdk: SdkConfig,
+    store: Arc<DynamoStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl AwsPorts {
+    /// The bundle over `sdk`, with the store of `store`, timing writes by `clock`.
+    pub fn new(sdk: &SdkConfig, store: &StoreSettings, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store: Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &store.table,
+                store.retention_days,
+                clock.clone(),
+            )),
+            sdk: sdk.clone(),
+            clock,
+        }
+    }
+
+    /// The store: every storage port (messages, records, conversations, customers, the read
+    /// side).
+    pub fn store(&self) -> Arc<DynamoStore> {
+        self.store.clone()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// The intake queue at `url`.
+    pub fn intake_queue(&self, url: &str) -> Arc<SqsIntakeQueue> {
+        Arc::new(SqsIntakeQueue::new(
+            aws_sdk_sqs::Client::new(&self.sdk),
+            url,
+        ))
+    }
+
+    /// The event bus `bus`.
+    pub fn events(&self, bus: &str) -> Arc<EventBridgePublisher> {
+        Arc::new(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&self.sdk),
+            bus,
+        ))
+    }
+
+    /// The reminders of `target`.
+    pub fn timers(&self, target: &ScheduleTarget) -> Arc<SchedulerReminders> {
+        Arc::new(SchedulerReminders::new(
+            aws_sdk_scheduler::Client::new(&self.sdk),
+            target.clone(),
+            self.clock.clone(),
+        ))
+    }
+
+    /// The intake service, enqueueing to the queue at `queue_url`.
+    pub fn intake(&self, queue_url: &str) -> Intake {
+        Intake::new(self.store(), self.intake_queue(queue_url), self.clock())
+    }
+
+    /// The prioritizer: the store, the bus `bus`, the reminders of `target`, scoring by
+    /// `priority` and timing by `policy`.
+    pub fn prioritizer(
+        &self,
+        bus: &str,
+        target: &ScheduleTarget,
+        priority: PriorityConfig,
+        policy: SlaPolicy,
+    ) -> Prioritizer {
+        let store = self.store();
+        Prioritizer::new(
+            PrioritizerPorts {
+                records: store.clone(),
+                conversations: store.clone(),
+                customers: store.clone(),
+                history: store,
+                events: self.events(bus),
+                timers: self.timers(target),
+            },
+            Arc::new(Scorer::new(priority)),
+            Arc::new(policy),
+            self.clock(),
+        )
+    }
+
+    /// The reminder consumer: the store and the bus `bus`.
+    pub fn reminders(&self, bus: &str) -> ReminderHandler {
+        ReminderHandler::new(self.store(), self.events(bus), self.clock())
+    }
+
+    /// The recorder of agent tools' answers: the store and the reminders of `target` (no
+    /// scoring, no bus).
+    pub fn answers(&self, target: &ScheduleTarget) -> AnswerRecorder {
+        AnswerRecorder::new(self.store(), self.timers(target))
+    }
+}
+
+/// The verification of channel `module`: from the Secrets Manager secret named by
+/// `SWITCHBOARD_<WEBHOOK>_SECRET_ARN` when set (production), otherwise from its local
+/// variables (`SWITCHBOARD_<WEBHOOK>_APP_SECRETS`, … see [`config::channel_secrets`]).
+pub async fn channel_verification(
+    source: &impl Source,
+    sdk: Option<&SdkConfig>,
+    module: &dyn ChannelModule,
+) -> Result<Verification, ConfigError> {
+    let webhook = module.webhook();
+    let arn_var = config::channel_var(webhook, config::SECRET_ARN_SUFFIX);
+    let local: Vec<String> = module
+        .secrets()
+        .iter()
+        .map(|f| config::channel_var(webhook, f.env))
+        .collect();
+    match (source.get(&arn_var), sdk) {
+        (Some(arn), Some(sdk)) => {
+            let client = aws_sdk_secretsmanager::Client::new(sdk);
+            let secrets = crate::secrets::channel_secrets(&client, module, &arn_var, &arn).await?;
+            module.verification(&secrets)
+        }
+        _ if local.first().is_none_or(|name| source.get(name).is_none()) => {
+            Err(ConfigError::Missing {
+                name: arn_var,
+                hint: format!(
+                    "the ARN of the Secrets Manager secret with the {webhook} secrets \
+                     (for local use: {})",
+                    local.join(" and "),
+                ),
+            })
+        }
+        _ => config::channel_verification(source, module),
+    }
+}

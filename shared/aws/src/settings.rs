@@ -1,0 +1,234 @@
+//! The AWS settings: the names of the stack's resources, as the Lambda functions and
+//! `switchboard serve --backend aws` read them from the environment. Read and checked once, at
+//! start; a missing one is an error that names it and says where to find its value.
+
+use switchboard_core::config::{self, ConfigError, Source};
+use switchboard_core::priority::PriorityConfig;
+use switchboard_core::sla::SlaPolicy;
+
+use crate::scheduler::ScheduleTarget;
+
+/// The table name: `SWITCHBOARD_TABLE`.
+pub const TABLE: &str = "SWITCHBOARD_TABLE";
+/// The intake queue URL: `SWITCHBOARD_INTAKE_QUEUE_URL`.
+pub const INTAKE_QUEUE_URL: &str = "SWITCHBOARD_INTAKE_QUEUE_URL";
+/// The EventBridge Scheduler group of the SLA reminders: `SWITCHBOARD_SCHEDULE_GROUP`.
+pub const SCHEDULE_GROUP: &str = "SWITCHBOARD_SCHEDULE_GROUP";
+/// The ARN of the reminder queue the schedules send to: `SWITCHBOARD_REMINDER_QUEUE_ARN`.
+pub const REMINDER_QUEUE_ARN: &str = "SWITCHBOARD_REMINDER_QUEUE_ARN";
+/// The URL of the reminder queue (for `serve --backend aws`): `SWITCHBOARD_REMINDER_QUEUE_URL`.
+pub const REMINDER_QUEUE_URL: &str = "SWITCHBOARD_REMINDER_QUEUE_URL";
+/// The role EventBridge Scheduler assumes to send reminders: `SWITCHBOARD_SCHEDULER_ROLE_ARN`.
+pub const SCHEDULER_ROLE_ARN: &str = "SWITCHBOARD_SCHEDULER_ROLE_ARN";
+/// The EventBridge bus of the domain events: `SWITCHBOARD_EVENT_BUS`.
+pub const EVENT_BUS: &str = "SWITCHBOARD_EVENT_BUS";
+
+/// The table: `SWITCHBOARD_TABLE`.
+pub fn table(source: &impl Source) -> Result<String, ConfigError> {
+    source.require(
+        TABLE,
+        "the DynamoDB table name (stack output TableName, or `switchboard provision`)",
+    )
+}
+
+/// The intake queue: `SWITCHBOARD_INTAKE_QUEUE_URL`.
+pub fn intake_queue_url(source: &impl Source) -> Result<String, ConfigError> {
+    source.require(
+        INTAKE_QUEUE_URL,
+        "the intake queue URL (stack output IntakeQueueUrl, or `switchboard provision`)",
+    )
+}
+
+/// The bus: `SWITCHBOARD_EVENT_BUS`.
+pub fn event_bus(source: &impl Source) -> Result<String, ConfigError> {
+    source.require(
+        EVENT_BUS,
+        "the EventBridge bus name (stack output EventBusName, or `switchboard provision`)",
+    )
+}
+
+/// The reminder queue's URL: `SWITCHBOARD_REMINDER_QUEUE_URL`.
+pub fn reminder_queue_url(source: &impl Source) -> Result<String, ConfigError> {
+    source.require(
+        REMINDER_QUEUE_URL,
+        "the reminder queue URL (stack output ReminderQueueUrl, or `switchboard provision`)",
+    )
+}
+
+/// Where reminders are scheduled: `SWITCHBOARD_SCHEDULE_GROUP`,
+/// `SWITCHBOARD_REMINDER_QUEUE_ARN`, `SWITCHBOARD_SCHEDULER_ROLE_ARN`.
+pub fn schedule_target(source: &impl Source) -> Result<ScheduleTarget, ConfigError> {
+    Ok(ScheduleTarget {
+        group: source.require(
+            SCHEDULE_GROUP,
+            "the EventBridge Scheduler group of the SLA reminders (stack output \
+             ScheduleGroupName, or `switchboard provision`)",
+        )?,
+        queue_arn: source.require(
+            REMINDER_QUEUE_ARN,
+            "the ARN of the reminder queue the schedules send to (stack output \
+             ReminderQueueArn, or `switchboard provision`)",
+        )?,
+        role_arn: source.require(
+            SCHEDULER_ROLE_ARN,
+            "the ARN of the role EventBridge Scheduler assumes to send reminders \
+             (stack output SchedulerRoleArn, or `switchboard provision`)",
+        )?,
+    })
+}
+
+/// The store's settings, which every function needs: `SWITCHBOARD_TABLE` and
+/// `SWITCHBOARD_RETENTION_DAYS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Table name.
+    pub table: String,
+    /// Days data is kept.
+    pub retention_days: u32,
+}
+
+impl StoreSettings {
+    /// Reads the settings; the error names the first missing or bad one.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: table(source)?,
+            retention_days: config::retention_days(source)?,
+        })
+    }
+}
+
+/// A webhook function's settings: the store's and `SWITCHBOARD_INTAKE_QUEUE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// Table name.
+    pub table: String,
+    /// Intake queue URL.
+    pub intake_queue_url: String,
+    /// Days data is kept.
+    pub retention_days: u32,
+}
+
+impl AwsSettings {
+    /// Reads the settings; the error names the first missing or bad one.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: table(source)?,
+            intake_queue_url: intake_queue_url(source)?,
+            retention_days: config::retention_days(source)?,
+        })
+    }
+
+    /// The store's part.
+    pub fn store(&self) -> StoreSettings {
+        StoreSettings {
+            table: self.table.clone(),
+            retention_days: self.retention_days,
+        }
+    }
+}
+
+/// The prioritizer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,
+/// `SWITCHBOARD_SCHEDULE_GROUP`, `SWITCHBOARD_REMINDER_QUEUE_ARN`,
+/// `SWITCHBOARD_SCHEDULER_ROLE_ARN`, `SWITCHBOARD_RETENTION_DAYS`, `SWITCHBOARD_PRIORITY`,
+/// `SWITCHBOARD_POLICY`.
+#[derive(Debug, Clone)]
+pub struct PrioritizerSettings {
+    /// Table name.
+    pub table: String,
+    /// The EventBridge bus of the domain events.
+    pub event_bus: String,
+    /// Where the SLA reminders are scheduled, and what they send to.
+    pub schedules: ScheduleTarget,
+    /// Days data is kept.
+    pub retention_days: u32,
+    /// Weights, word lists, topics and teams.
+    pub priority: PriorityConfig,
+    /// Response-time targets and calendars.
+    pub policy: SlaPolicy,
+}
+
+impl PrioritizerSettings {
+    /// Reads the settings; the error names the first missing or bad one.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: table(source)?,
+            event_bus: event_bus(source)?,
+            schedules: schedule_target(source)?,
+            retention_days: config::retention_days(source)?,
+            priority: config::priority_config(source)?,
+            policy: config::sla_policy(source)?,
+        })
+    }
+
+    /// The store's part.
+    pub fn store(&self) -> StoreSettings {
+        StoreSettings {
+            table: self.table.clone(),
+            retention_days: self.retention_days,
+        }
+    }
+}
+
+/// The agent API's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_SCHEDULE_GROUP`,
+/// `SWITCHBOARD_REMINDER_QUEUE_ARN`, `SWITCHBOARD_SCHEDULER_ROLE_ARN` (the prioritizer's
+/// reminder settings: an answer deletes the reminders it made), `SWITCHBOARD_RETENTION_DAYS`,
+/// and `SWITCHBOARD_PRIORITY` for the teams whose queues `GET /api/queue` merges.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Table name.
+    pub table: String,
+    /// Where the SLA reminders are (an answer deletes its wait's).
+    pub schedules: ScheduleTarget,
+    /// Days data is kept.
+    pub retention_days: u32,
+    /// The teams of the priority configuration.
+    pub teams: Vec<String>,
+}
+
+impl ApiSettings {
+    /// Reads the settings; the error names the first missing or bad one.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: table(source)?,
+            schedules: schedule_target(source)?,
+            retention_days: config::retention_days(source)?,
+            teams: config::priority_config(source)?
+                .teams
+                .into_values()
+                .collect(),
+        })
+    }
+
+    /// The store's part.
+    pub fn store(&self) -> StoreSettings {
+        StoreSettings {
+            table: self.table.clone(),
+            retention_days: self.retention_days,
+        }
+    }
+}
+
+/// The reminder consumer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,
+/// `SWITCHBOARD_RETENTION_DAYS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderSettings {
+    /// The store's settings.
+    pub store: StoreSettings,
+    /// The EventBridge bus of the domain events.
+    pub event_bus: String,
+}
+
+impl ReminderSettings {
+    /// Reads the settings; the error names the first missing or bad one.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        let table = table(source)?;
+        let event_bus = event_bus(source)?;
+        Ok(Self {
+            store: StoreSettings {
+                table,
+                retention_days: config::retention_days(source)?,
+            },
+            event_bus,
+        })
+    }
+}

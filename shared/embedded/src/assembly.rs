@@ -1,0 +1,88 @@
+//! The embedded backend assembled: one bundle of ports ([`EmbeddedPorts`]) over one SQLite
+//! file and the event file beside it, and the services built from it, as `switchboard serve`
+//! runs them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use switchboard_core::answer::AnswerRecorder;
+use switchboard_core::clock::Clock;
+use switchboard_core::intake::Intake;
+use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
+use switchboard_core::priority::Scorer;
+use switchboard_core::remind::ReminderHandler;
+use switchboard_core::sla::SlaPolicy;
+
+use crate::{EmbeddedError, EventFile, SqliteStore};
+
+/// The ports of the embedded backend: the store (every storage port, the intake queue and the
+/// timers) and the event file.
+#[derive(Clone)]
+pub struct EmbeddedPorts {
+    store: Arc<SqliteStore>,
+    events: Arc<EventFile>,
+    clock: Arc<dyn Clock>,
+}
+
+impl EmbeddedPorts {
+    /// Opens the store in `data` (see [`SqliteStore::open`]) and the event file beside it.
+    pub fn open(
+        data: &Path,
+        retention_days: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, EmbeddedError> {
+        Ok(Self {
+            store: Arc::new(SqliteStore::open(data, retention_days, clock.clone())?),
+            events: Arc::new(EventFile::in_folder(data)),
+            clock,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> Arc<SqliteStore> {
+        self.store.clone()
+    }
+
+    /// The event file: the bus and its log.
+    pub fn events(&self) -> Arc<EventFile> {
+        self.events.clone()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// The intake service over the store and its queue.
+    pub fn intake(&self) -> Intake {
+        Intake::new(self.store(), self.store(), self.clock())
+    }
+
+    /// The prioritizer, scoring with `scorer` and timing by `policy`.
+    pub fn prioritizer(&self, scorer: Arc<Scorer>, policy: Arc<SlaPolicy>) -> Prioritizer {
+        let store = self.store();
+        Prioritizer::new(
+            PrioritizerPorts {
+                records: store.clone(),
+                conversations: store.clone(),
+                customers: store.clone(),
+                history: store.clone(),
+                events: self.events(),
+                timers: store,
+            },
+            scorer,
+            policy,
+            self.clock(),
+        )
+    }
+
+    /// The reminder consumer.
+    pub fn reminders(&self) -> ReminderHandler {
+        ReminderHandler::new(self.store(), self.events(), self.clock())
+    }
+
+    /// The recorder of agent tools' answers.
+    pub fn answers(&self) -> AnswerRecorder {
+        AnswerRecorder::new(self.store(), self.store())
+    }
+}

@@ -1,0 +1,127 @@
+//! switchboard's Lambda functions, wired: each function's `main` calls one of these, which
+//! reads and checks its settings once (a missing or bad one stops start-up with its name),
+//! builds its ports through [`AwsPorts`] and answers the application `lambda_http::run` or
+//! `lambda_runtime::run` serves.
+//!
+//! | function | here | handler |
+//! |---|---|---|
+//! | `webhook-<channel>` | [`webhook_app`] | the webhook router |
+//! | `prioritizer` | [`prioritizer_app`] | [`handle_sqs`] on the intake queue |
+//! | `sla-reminder` | [`reminder_app`] | [`handle_sqs`] on the reminder queue |
+//! | `agent-api` | [`agent_api_app`] | the `/api` router |
+#![warn(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use switchboard_aws::assembly::{AwsPorts, channel_verification, sdk_config};
+use switchboard_aws::settings::{ApiSettings, AwsSettings, PrioritizerSettings, ReminderSettings};
+use switchboard_core::channels;
+use switchboard_core::clock::{Clock, SystemClock};
+use switchboard_core::config::{ConfigError, ProcessEnv};
+use switchboard_core::model::Webhook;
+use switchboard_core::prioritize::Prioritizer;
+use switchboard_core::remind::ReminderHandler;
+use switchboard_http::{ApiPorts, WebhookState, api_router, webhook_router};
+
+pub use switchboard_aws::sqs_events::handle_sqs;
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StartupError(#[from] ConfigError);
+
+/// The webhook application of a function serving `webhooks`, from the process environment:
+/// the router `lambda_http::run` serves.
+pub async fn webhook_app(webhooks: &[Webhook]) -> Result<axum::Router, StartupError> {
+    let source = ProcessEnv;
+    let settings = AwsSettings::from_source(&source)?;
+    let sdk = sdk_config().await;
+    let mut verifiers = HashMap::new();
+    for &webhook in webhooks {
+        let module = channels::module(webhook);
+        verifiers.insert(
+            webhook,
+            channel_verification(&source, Some(&sdk), module).await?,
+        );
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ports = AwsPorts::new(&sdk, &settings.store(), clock.clone());
+    let intake = ports.intake(&settings.intake_queue_url);
+    Ok(webhook_router(WebhookState::new(intake, verifiers, clock)))
+}
+
+/// The prioritizer of the function, from the process environment.
+pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
+    let settings = PrioritizerSettings::from_source(&ProcessEnv)?;
+    let sdk = sdk_config().await;
+    let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
+    Ok(ports.prioritizer(
+        &settings.event_bus,
+        &settings.schedules,
+        settings.priority,
+        settings.policy,
+    ))
+}
+
+/// The agent API on AWS: the `/api` routes (queue, conversations, timelines, customers,
+/// links, tiers, quarantine, deliveries, and the agent tool's answer) over DynamoDB. An answer
+/// ends the wait and deletes its reminders from the Scheduler group; nothing here scores,
+/// schedules, publishes or enqueues. `GET /api/events` answers 404: on AWS the events are on
+/// the EventBridge bus.
+pub fn agent_api(ports: &AwsPorts, settings: &ApiSettings) -> axum::Router {
+    let store = ports.store();
+    api_router(ApiPorts {
+        reader: store.clone(),
+        conversations: store.clone(),
+        customers: store,
+        events: None,
+        answers: Some(ports.answers(&settings.schedules)),
+        teams: settings.teams.clone(),
+    })
+}
+
+/// The agent API of the function, from the process environment.
+pub async fn agent_api_app() -> Result<axum::Router, StartupError> {
+    let settings = ApiSettings::from_source(&ProcessEnv)?;
+    let sdk = sdk_config().await;
+    let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
+    Ok(agent_api(&ports, &settings))
+}
+
+/// The reminder consumer of the function, from the process environment.
+pub async fn reminder_app() -> Result<ReminderHandler, StartupError> {
+    let settings = ReminderSettings::from_source(&ProcessEnv)?;
+    let sdk = sdk_config().await;
+    let ports = AwsPorts::new(&sdk, &settings.store, Arc::new(SystemClock));
+    Ok(ports.reminders(&settings.event_bus))
+}
+
+/// Logging for a Lambda function: JSON lines when the function's log format is JSON (Lambda's
+/// `AWS_LAMBDA_LOG_FORMAT`), at the level Lambda's advanced logging controls set
+/// (`AWS_LAMBDA_LOG_LEVEL`, default `INFO`). No filter language: a smaller binary.
+pub fn init_lambda_tracing() {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .unwrap_or_default()
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "TRACE" => LevelFilter::TRACE,
+        "DEBUG" => LevelFilter::DEBUG,
+        "WARN" => LevelFilter::WARN,
+        "ERROR" | "FATAL" => LevelFilter::ERROR,
+        _ => LevelFilter::INFO,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false)
+        .without_time();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = if json {
+        builder.json().with_current_span(false).try_init()
+    } else {
+        builder.try_init()
+    };
+}
