@@ -1,10 +1,10 @@
 //! Customers across channels, on both backends: one timeline per person, in provider-time
 //! order, and links that merge two identities.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use switchboard_core::model::Webhook;
-use switchboard_tests::{Backend, call, get_all, get_json, signed_to};
+use switchboard_tests::{Backend, call, get_all, get_json, payloads, signed_to};
 
 switchboard_tests::contract!(
     a_link_gives_one_timeline_across_whatsapp_and_instagram,
@@ -12,21 +12,11 @@ switchboard_tests::contract!(
 );
 
 fn whatsapp(id: &str, ts: i64, text: &str) -> Vec<u8> {
-    json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
-      "value": {"metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN"},
-                "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5511988887777"}],
-                "messages": [{"from": "5511988887777", "id": id, "timestamp": ts.to_string(),
-                              "type": "text", "text": {"body": text}}]}}]}]})
-    .to_string()
-    .into_bytes()
+    payloads::whatsapp_text_named("PN", "5511988887777", "Ana", id, ts, text)
 }
 
 fn instagram(mid: &str, ms: i64, text: &str) -> Vec<u8> {
-    json!({"object": "instagram", "entry": [{"id": "IGACCOUNT", "time": ms, "messaging": [
-        {"sender": {"id": "IGSID-ANA"}, "recipient": {"id": "IGACCOUNT"}, "timestamp": ms,
-         "message": {"mid": mid, "text": text}}]}]})
-    .to_string()
-    .into_bytes()
+    payloads::instagram_text("IGSID-ANA", "IGACCOUNT", mid, ms, text)
 }
 
 async fn post(app: &axum::Router, webhook: Webhook, body: Vec<u8>) {

@@ -239,7 +239,10 @@ fn no_library_module_imports_a_module_that_imports_it_back() {
         // A crate of several modules that import each other must show edges: else the
         // check read nothing.
         let single_file = ["shared/lambda"].contains(krate);
-        assert!(single_file || !graph.is_empty(), "{krate}: no module edges found");
+        assert!(
+            single_file || !graph.is_empty(),
+            "{krate}: no module edges found"
+        );
         if let Some(cycle) = find_cycle(&graph) {
             panic!("{krate}: modules import each other: {}", show(&cycle));
         }

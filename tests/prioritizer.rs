@@ -8,6 +8,7 @@ use switchboard_core::ids::{ConversationId, RecordKey};
 use switchboard_core::model::{Channel, Webhook};
 use switchboard_core::ports::QueueEntry;
 use switchboard_core::prioritize::{BatchItem, Outcome, PRIORITIZED};
+use switchboard_tests::payloads::{messenger_text as messenger, whatsapp_text as whatsapp};
 use switchboard_tests::{Backend, call, get_all, get_json, signed_to};
 
 switchboard_tests::contract!(
@@ -20,35 +21,6 @@ switchboard_tests::contract!(
     the_queue_pages_in_order_and_refuses_a_foreign_cursor,
     each_wait_is_timed_by_the_policy_and_its_clock_moves_only_with_the_level,
 );
-
-/// A WhatsApp text from `from` to business number `pn`.
-fn whatsapp(pn: &str, from: &str, id: &str, ts: i64, text: &str) -> Vec<u8> {
-    json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
-      "value": {"metadata": {"display_phone_number": "15550001111", "phone_number_id": pn},
-                "contacts": [{"profile": {"name": "Cliente"}, "wa_id": from}],
-                "messages": [{"from": from, "id": id, "timestamp": ts.to_string(),
-                              "type": "text", "text": {"body": text}}]}}]}]})
-    .to_string()
-    .into_bytes()
-}
-
-/// A Messenger text (or the page's echo of its own reply).
-fn messenger(customer: &str, mid: &str, ms: i64, text: &str, echo: bool) -> Vec<u8> {
-    let (from, to) = if echo {
-        ("PAGE", customer)
-    } else {
-        (customer, "PAGE")
-    };
-    let mut message = json!({"mid": mid, "text": text});
-    if echo {
-        message["is_echo"] = json!(true);
-        message["app_id"] = json!(1);
-    }
-    json!({"object": "page", "entry": [{"id": "PAGE", "time": ms, "messaging": [
-        {"sender": {"id": from}, "recipient": {"id": to}, "timestamp": ms, "message": message}]}]})
-    .to_string()
-    .into_bytes()
-}
 
 async fn post(app: &axum::Router, webhook: Webhook, body: Vec<u8>) {
     let (status, answer) = call(app, signed_to(webhook, body)).await;

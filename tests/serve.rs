@@ -437,13 +437,7 @@ async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
 }
 
 fn whatsapp_text(from: &str, id: &str, ts: i64, text: &str) -> Vec<u8> {
-    serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
-      "value": {"metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN"},
-                "contacts": [{"profile": {"name": "Cliente"}, "wa_id": from}],
-                "messages": [{"from": from, "id": id, "timestamp": ts.to_string(),
-                              "type": "text", "text": {"body": text}}]}}]}]})
-    .to_string()
-    .into_bytes()
+    switchboard_tests::payloads::whatsapp_text("PN", from, id, ts, text)
 }
 
 /// Issue 5's end-to-end case through the real binary: what is posted to a local webhook is
@@ -611,20 +605,7 @@ fn post_signed_to(addr: SocketAddr, webhook: &str, body: &[u8]) -> u16 {
 }
 
 fn messenger_text(customer: &str, mid: &str, ms: i64, echo: bool) -> Vec<u8> {
-    let (from, to) = if echo {
-        ("PAGE", customer)
-    } else {
-        (customer, "PAGE")
-    };
-    let mut message = serde_json::json!({"mid": mid, "text": "hola"});
-    if echo {
-        message["is_echo"] = serde_json::json!(true);
-        message["app_id"] = serde_json::json!(1);
-    }
-    serde_json::json!({"object": "page", "entry": [{"id": "PAGE", "time": ms, "messaging": [
-        {"sender": {"id": from}, "recipient": {"id": to}, "timestamp": ms, "message": message}]}]})
-    .to_string()
-    .into_bytes()
+    switchboard_tests::payloads::messenger_text(customer, mid, ms, "hola", echo)
 }
 
 /// Issue 6's end-to-end case on the embedded backend, through the real binary, with a policy

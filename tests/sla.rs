@@ -11,6 +11,7 @@ use switchboard_core::model::{Conversation, Webhook};
 use switchboard_core::priority::PriorityConfig;
 use switchboard_core::remind::Fired;
 use switchboard_core::sla::{Reminder, ReminderKind, SlaPolicy, policy};
+use switchboard_tests::payloads::messenger_text as messenger;
 use switchboard_tests::{Backend, call, get_all, signed_to};
 
 switchboard_tests::contract!(
@@ -24,23 +25,6 @@ switchboard_tests::contract!(
 fn always_policy() -> SlaPolicy {
     SlaPolicy::parse(&policy::DEFAULT_TOML.replace("default = \"office\"", "default = \"always\""))
         .unwrap()
-}
-
-fn messenger(customer: &str, mid: &str, ms: i64, text: &str, echo: bool) -> Vec<u8> {
-    let (from, to) = if echo {
-        ("PAGE", customer)
-    } else {
-        (customer, "PAGE")
-    };
-    let mut message = json!({"mid": mid, "text": text});
-    if echo {
-        message["is_echo"] = json!(true);
-        message["app_id"] = json!(1);
-    }
-    json!({"object": "page", "entry": [{"id": "PAGE", "time": ms, "messaging": [
-        {"sender": {"id": from}, "recipient": {"id": to}, "timestamp": ms, "message": message}]}]})
-    .to_string()
-    .into_bytes()
 }
 
 async fn post(app: &axum::Router, body: Vec<u8>) {

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+pub mod payloads;
+
 use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
 use switchboard_aws::{DynamoStore, SqsIntakeQueue};
 use switchboard_core::channels::meta::sign;

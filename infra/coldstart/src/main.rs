@@ -470,7 +470,7 @@ mod harness {
         prefix: &str,
         kind: Kind,
     ) -> Result<(Vec<(&'static str, String)>, Vec<String>), String> {
-        let chain = |e: &dyn std::error::Error| format!("{e}: {}", source_chain(e));
+        let chain = |e: &dyn std::error::Error| switchboard_core::errors::chain(e);
         let names = ResourceNames::with_prefix(prefix);
         let provisioned = provision(&clients.dynamodb, &clients.sqs, &names)
             .await
@@ -758,15 +758,5 @@ mod harness {
         fn drop(&mut self) {
             self.0.abort();
         }
-    }
-
-    fn source_chain(e: &dyn std::error::Error) -> String {
-        let mut out = Vec::new();
-        let mut source = e.source();
-        while let Some(s) = source {
-            out.push(s.to_string());
-            source = s.source();
-        }
-        out.join(": ")
     }
 }

@@ -438,13 +438,13 @@ impl Target {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| error_chain(&e))?;
+                .map_err(|e| switchboard_core::errors::chain(&e))?;
             let status = response.status();
             let body = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| error_chain(&e))?
+                .map_err(|e| switchboard_core::errors::chain(&e))?
                 .to_bytes();
             Ok((status, body))
         };
@@ -477,17 +477,6 @@ impl Target {
         }
         serde_json::from_slice(&body).map_err(|e| format!("GET {path}: not JSON: {e}"))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// One delivery's request.

@@ -102,7 +102,7 @@ pub enum CliError {
     #[error(transparent)]
     Embedded(#[from] switchboard_embedded::EmbeddedError),
     /// Provisioning failed.
-    #[error("{0}: {cause}", cause = source_chain(.0))]
+    #[error("{0}: {cause}", cause = switchboard_core::errors::causes(.0))]
     Provision(#[from] switchboard_aws::resources::ProvisionError),
     /// The address could not be bound, or the server failed.
     #[error("cannot serve on {addr}: {source}")]
@@ -112,16 +112,6 @@ pub enum CliError {
         /// The failure.
         source: std::io::Error,
     },
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`), `SWITCHBOARD_LOG_FORMAT=json` for JSON.

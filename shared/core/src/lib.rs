@@ -11,6 +11,7 @@ pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod consume;
+pub mod errors;
 pub mod ids;
 pub mod intake;
 pub mod model;

@@ -675,38 +675,52 @@ impl Customer {
     }
 }
 
+/// A WhatsApp text of `customer` with the account `PN` at `at` (seconds), for the domain's
+/// unit tests.
+#[cfg(test)]
+pub(crate) fn text_message(
+    customer: &str,
+    id: &str,
+    direction: Direction,
+    at: i64,
+    text: &str,
+) -> Record {
+    use chrono::TimeZone;
+    let customer = ProviderId::from(customer);
+    let account = ProviderId::from("PN");
+    Record::Message(Message {
+        channel: Channel::Whatsapp,
+        account_id: account.clone(),
+        provider_message_id: ProviderId::from(id),
+        conversation_id: ConversationId::derive(Channel::Whatsapp, &account, &customer),
+        customer: CustomerIdentity {
+            customer_id: CustomerId::derive(Channel::Whatsapp, &customer),
+            channel: Channel::Whatsapp,
+            provider_user_id: customer,
+            display_name: None,
+        },
+        direction,
+        kind: MessageKind::Text,
+        provider_type: None,
+        text: Some(text.to_owned()),
+        attachments: Vec::new(),
+        sent_at: Utc.timestamp_opt(at, 0).unwrap(),
+        sent_at_estimated: false,
+        provider_timestamp: None,
+        reply_to: None,
+        public: false,
+        thread_id: None,
+        raw: Value::Null,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
 
     fn message(id: &str, direction: Direction, at: i64) -> Record {
-        let customer = ProviderId::from("5511");
-        let account = ProviderId::from("PN");
-        Record::Message(Message {
-            channel: Channel::Whatsapp,
-            account_id: account.clone(),
-            provider_message_id: ProviderId::from(id),
-            conversation_id: ConversationId::derive(Channel::Whatsapp, &account, &customer),
-            customer: CustomerIdentity {
-                customer_id: CustomerId::derive(Channel::Whatsapp, &customer),
-                channel: Channel::Whatsapp,
-                provider_user_id: customer,
-                display_name: None,
-            },
-            direction,
-            kind: MessageKind::Text,
-            provider_type: None,
-            text: None,
-            attachments: Vec::new(),
-            sent_at: Utc.timestamp_opt(at, 0).unwrap(),
-            sent_at_estimated: false,
-            provider_timestamp: None,
-            reply_to: None,
-            public: false,
-            thread_id: None,
-            raw: Value::Null,
-        })
+        text_message("5511", id, direction, at, "hi")
     }
 
     fn fold(records: &[Record]) -> Conversation {

@@ -128,38 +128,11 @@ pub fn customer_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::Channel;
-    use crate::ids::ProviderId;
-    use crate::model::{Direction, Message, MessageKind};
+    use crate::model::Direction;
     use chrono::{TimeZone, Utc};
 
     fn message(id: &str, customer: &str, direction: Direction, at: i64, text: &str) -> Record {
-        let account = ProviderId::from("PN");
-        let user = ProviderId::from(customer);
-        Record::Message(Message {
-            channel: Channel::Whatsapp,
-            account_id: account.clone(),
-            provider_message_id: ProviderId::from(id),
-            conversation_id: ConversationId::derive(Channel::Whatsapp, &account, &user),
-            customer: CustomerIdentity {
-                customer_id: CustomerId::derive(Channel::Whatsapp, &user),
-                channel: Channel::Whatsapp,
-                provider_user_id: user,
-                display_name: None,
-            },
-            direction,
-            kind: MessageKind::Text,
-            provider_type: None,
-            text: Some(text.into()),
-            attachments: Vec::new(),
-            sent_at: Utc.timestamp_opt(at, 0).unwrap(),
-            sent_at_estimated: false,
-            provider_timestamp: None,
-            reply_to: None,
-            public: false,
-            thread_id: None,
-            raw: serde_json::Value::Null,
-        })
+        crate::model::text_message(customer, id, direction, at, text)
     }
 
     #[test]

@@ -93,13 +93,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         if status.is_server_error() {
             // The full chain goes to the log; it names the operation, never the payload.
-            let mut chain = String::new();
-            let mut source = std::error::Error::source(&self);
-            while let Some(s) = source {
-                chain.push_str(": ");
-                chain.push_str(&s.to_string());
-                source = s.source();
-            }
+            let chain = switchboard_core::errors::causes(&self);
             tracing::error!(status = status.as_u16(), error = %self, cause = %chain, "request failed");
         } else {
             tracing::warn!(status = status.as_u16(), error = %self, "request refused");

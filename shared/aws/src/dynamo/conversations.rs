@@ -9,7 +9,7 @@ use switchboard_core::ports::{BackendError, ConversationChange, ConversationStor
 
 use super::*;
 use crate::resources::{PK, SK};
-use crate::retry::{Attempt, Backoff, until_no_conflict};
+use crate::retry::{Attempt, until_no_conflict};
 
 #[async_trait]
 impl ConversationStore for DynamoStore {
@@ -56,7 +56,7 @@ impl ConversationStore for DynamoStore {
         until_no_conflict(
             OP,
             "the conversation kept changing while it was being updated",
-            Backoff::STANDARD,
+            self.backoff,
             || async {
                 let out = self
                     .client

@@ -14,7 +14,7 @@ use switchboard_core::ports::{
 
 use super::*;
 use crate::resources::{GSI2, PK, SK};
-use crate::retry::{Attempt, Backoff, until_no_conflict};
+use crate::retry::{Attempt, until_no_conflict};
 
 impl DynamoStore {
     pub(super) async fn load_customer(
@@ -181,7 +181,7 @@ impl CustomerDirectory for DynamoStore {
         until_no_conflict(
             OP,
             "the customer kept changing while its tier was set",
-            Backoff::STANDARD,
+            self.backoff,
             || async {
                 let Some(mut customer) = self.root_customer(id, OP).await? else {
                     return Ok(Attempt::Done(None));

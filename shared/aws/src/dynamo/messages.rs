@@ -15,7 +15,7 @@ use switchboard_core::recording::{self, Prior};
 
 use super::*;
 use crate::resources::{PK, SK, TTL_ATTRIBUTE};
-use crate::retry::{Attempt, Backoff, until_no_conflict};
+use crate::retry::{Attempt, until_no_conflict};
 
 impl DynamoStore {
     /// Which of `keys` exist, and whether each is confirmed enqueued.
@@ -98,7 +98,7 @@ impl MessageStore for DynamoStore {
         until_no_conflict(
             OP,
             "transactions kept being cancelled by concurrent writers",
-            Backoff::STANDARD,
+            self.backoff,
             || async move {
                 let existing = self.existing(keys).await?;
                 // The stored version of a record whose enqueue was never confirmed is what counts;

@@ -70,6 +70,7 @@ pub struct DynamoStore {
     table: Arc<str>,
     retention: chrono::Duration,
     clock: Arc<dyn Clock>,
+    backoff: Backoff,
 }
 
 impl DynamoStore {
@@ -85,7 +86,16 @@ impl DynamoStore {
             table: Arc::from(table.into()),
             retention: chrono::Duration::days(i64::from(retention_days)),
             clock,
+            backoff: Backoff::STANDARD,
         }
+    }
+
+    /// The same store, waiting by `backoff` between the attempts of a batch call that left
+    /// part undone and of a write that lost to another writer (default
+    /// [`Backoff::STANDARD`]; tests shorten it).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
     }
 
     fn expires_at(&self) -> AttributeValue {
@@ -130,15 +140,30 @@ where
     move |e| BackendError::unavailable(operation, e)
 }
 
-/// Whether a call failed on its condition (`ConditionalCheckFailedException`): someone wrote
-/// in between, read again.
-fn is_condition_failure<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
+/// A modeled error that may be a failed condition.
+trait ConditionFailure {
+    fn is_condition_failure(&self) -> bool;
+}
+
+impl ConditionFailure for aws_sdk_dynamodb::operation::put_item::PutItemError {
+    fn is_condition_failure(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionFailure for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+    fn is_condition_failure(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+/// Whether a call failed on its condition (`ConditionalCheckFailedException`, by its modeled
+/// variant): someone wrote in between, read again.
+fn is_condition_failure<E: ConditionFailure, R>(
+    e: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> bool {
     e.as_service_error()
-        .and_then(|se| se.code())
-        .is_some_and(|code| code == "ConditionalCheckFailedException")
+        .is_some_and(ConditionFailure::is_condition_failure)
 }
 
 fn corrupt(operation: &'static str, what: &str) -> BackendError {
@@ -295,7 +320,7 @@ impl DynamoStore {
             let items = resend_leftovers(
                 operation,
                 "BatchGetItem",
-                Backoff::STANDARD,
+                self.backoff,
                 first,
                 move |items| {
                     let (client, table) = (client.clone(), table.clone());
@@ -450,7 +475,7 @@ impl DynamoStore {
             resend_leftovers(
                 operation,
                 "BatchWriteItem",
-                Backoff::STANDARD,
+                self.backoff,
                 first,
                 move |items| {
                     let client = client.clone();

@@ -1,0 +1,55 @@
+//! Webhook bodies the tests build: one text message from a customer (or the brand's echo), in
+//! each provider's envelope, written once for every test file.
+
+use serde_json::json;
+
+/// A WhatsApp text from `from` (profile name `name`) to the number `pn`, sent at `ts`.
+pub fn whatsapp_text_named(
+    pn: &str,
+    from: &str,
+    name: &str,
+    id: &str,
+    ts: i64,
+    text: &str,
+) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
+      "value": {"metadata": {"display_phone_number": "15550001111", "phone_number_id": pn},
+                "contacts": [{"profile": {"name": name}, "wa_id": from}],
+                "messages": [{"from": from, "id": id, "timestamp": ts.to_string(),
+                              "type": "text", "text": {"body": text}}]}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// A WhatsApp text from `from` (named `Cliente`) to the number `pn`, sent at `ts`.
+pub fn whatsapp_text(pn: &str, from: &str, id: &str, ts: i64, text: &str) -> Vec<u8> {
+    whatsapp_text_named(pn, from, "Cliente", id, ts, text)
+}
+
+/// A Messenger text between `customer` and the page `PAGE` at `ms` (milliseconds): from the
+/// customer, or the page's echo of its own reply when `echo`.
+pub fn messenger_text(customer: &str, mid: &str, ms: i64, text: &str, echo: bool) -> Vec<u8> {
+    let (from, to) = if echo {
+        ("PAGE", customer)
+    } else {
+        (customer, "PAGE")
+    };
+    let mut message = json!({"mid": mid, "text": text});
+    if echo {
+        message["is_echo"] = json!(true);
+        message["app_id"] = json!(1);
+    }
+    json!({"object": "page", "entry": [{"id": "PAGE", "time": ms, "messaging": [
+        {"sender": {"id": from}, "recipient": {"id": to}, "timestamp": ms, "message": message}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// An Instagram direct message from `sender` to the account `account` at `ms`.
+pub fn instagram_text(sender: &str, account: &str, mid: &str, ms: i64, text: &str) -> Vec<u8> {
+    json!({"object": "instagram", "entry": [{"id": account, "time": ms, "messaging": [
+        {"sender": {"id": sender}, "recipient": {"id": account}, "timestamp": ms,
+         "message": {"mid": mid, "text": text}}]}]})
+    .to_string()
+    .into_bytes()
+}
