@@ -98,7 +98,7 @@ pub fn sla_policy_at(origin: &str, path: Option<&Path>) -> Result<SlaPolicy, Con
 }
 
 /// The secrets of channel `module` from plain variables, for local use: for each of its
-/// [`SecretField`]s, `SWITCHBOARD_<WEBHOOK>_<FIELD>` (a list comma-separated, newest first),
+/// [`SecretField`](crate::channels::SecretField)s, `SWITCHBOARD_<WEBHOOK>_<FIELD>` (a list comma-separated, newest first),
 /// e.g. `SWITCHBOARD_WHATSAPP_APP_SECRETS` and `SWITCHBOARD_WHATSAPP_VERIFY_TOKEN`. On Lambda
 /// the same values come from Secrets Manager. A missing variable is named in the error.
 pub fn channel_secrets(

@@ -1,8 +1,19 @@
-//! switchboard's core: the normalized model, channel normalizers, Meta verification, the ports
-//! (storage and queue traits), the intake service, and the HTTP routers shared by the Lambda
-//! functions and `switchboard serve`.
+//! switchboard's core: the domain, its ports and its services. Nothing here knows about AWS or
+//! HTTP: the adapters live in `switchboard-aws` and `switchboard-embedded`, the routers in
+//! `switchboard-http`.
 //!
-//! Nothing here knows about AWS: adapters live in `switchboard-aws` and `switchboard-embedded`.
+//! The modules read bottom-up; none imports one that imports it back (`tests/layout.rs` holds
+//! that):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | names and ids | [`channel`] (channels, webhooks), [`ids`] (provider and derived ids), [`clock`], [`settings`], [`errors`] |
+//! | values and rules | [`priority`] (scoring, the apply rule), [`sla`] (policy, calendars, due times, reminders), [`verify`] (signature checks, handshakes) |
+//! | the model | [`model`] (records, conversations, customers) |
+//! | channels | [`channels`] (one module per webhook on one registry: verification, secrets, normalizer) |
+//! | domain decisions | [`recording`] (what storing records does), [`timers`] (which reminders to create and cancel) |
+//! | ports | [`ports`] (one narrow trait per capability, two adapters each) |
+//! | services | [`intake`], [`prioritize`], [`remind`], [`answer`], [`consume`] (the one queue batch runner), [`config`] |
 #![warn(missing_docs)]
 
 pub mod answer;

@@ -1,7 +1,7 @@
 //! The prioritizer: the consumer of the intake queue.
 //!
 //! For each queue entry of a customer message it reads the message and the customer's recent
-//! history, scores it ([`Scorer`]), applies the score to the conversation ([`apply`]: within
+//! history, scores it ([`Scorer`]), applies the score to the conversation ([`crate::priority::apply`]: within
 //! one wait the level only rises) and, when that set the conversation's priority, times the
 //! wait by the SLA policy (its target, warning and due time; see [`crate::sla`]) and publishes
 //! `conversation.prioritized`. Entries of events, notifications and the brand's own messages

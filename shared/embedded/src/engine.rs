@@ -28,11 +28,12 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// The embedded backend: one SQLite file holding the deliveries, the records, the conversations
 /// and the intake queue.
 ///
-/// Implements [`MessageStore`], [`ConversationReader`] and [`IntakeQueue`] with their documented
-/// contracts, plus the queue's consumer side ([`receive`](Self::receive), [`ack`](Self::ack)).
+/// Implements the storage ports of `switchboard_core::ports` and the
+/// [`IntakeQueue`](switchboard_core::ports::IntakeQueue) with their documented contracts, plus
+/// the queue's consumer side ([`receive`](Self::receive), [`ack`](Self::ack)).
 ///
 /// * Duplicates are no-ops: a delivery is keyed by the hash of its bytes, a record by
-///   [`Record::key`] (the first version stored wins), a queue entry by its record key while it is
+///   `Record::key` (the first version stored wins), a queue entry by its record key while it is
 ///   in the queue. Repeating any call after an error is safe.
 /// * Cloning is cheap; clones share one connection, and operations run one at a time, each on
 ///   a blocking thread (`tokio::task::spawn_blocking`) when a Tokio runtime is present.

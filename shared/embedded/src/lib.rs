@@ -1,8 +1,9 @@
 //! switchboard's embedded backend: the message store, the read side and the intake queue in one
 //! SQLite file on disk, for `switchboard serve` (local development, demos, small teams).
 //!
-//! [`SqliteStore`] implements the three ports of `switchboard_core::ports` with the same contract
-//! as the AWS adapters:
+//! [`SqliteStore`] implements the storage ports of `switchboard_core::ports` with the same
+//! contract as the AWS adapters, a module each on top of the commit engine (`engine`: the one
+//! connection, group commit, retention):
 //!
 //! * [`MessageStore`](switchboard_core::ports::MessageStore): raw deliveries kept byte for byte,
 //!   records written once by key (the first version wins), conversations kept up to date, and
@@ -14,8 +15,15 @@
 //! * [`IntakeQueue`](switchboard_core::ports::IntakeQueue): a durable FIFO-per-conversation
 //!   queue, with inherent consumer methods ([`SqliteStore::receive`], [`SqliteStore::ack`]),
 //!   and a dead-letter table for entries received too often;
-//! * [`PriorityStore`](switchboard_core::ports::PriorityStore): what the prioritizer reads and
-//!   writes, with each team's queue on a partial index.
+//! * [`RecordLookup`](switchboard_core::ports::RecordLookup): stored records by key;
+//! * [`ConversationStore`](switchboard_core::ports::ConversationStore) and
+//!   [`CustomerHistory`](switchboard_core::ports::CustomerHistory): conversations one at a time
+//!   and their read-modify-write, a customer's recent records, with each team's queue on a
+//!   partial index;
+//! * [`ReminderScheduler`](switchboard_core::ports::ReminderScheduler): one-time timers, fired
+//!   at most once.
+//!
+//! [`assembly::EmbeddedPorts`] bundles them with the event file for `switchboard serve`.
 //!
 //! [`EventFile`] is the event bus of the embedded backend: domain events appended to
 //! `events.jsonl` in the data folder.

@@ -61,7 +61,8 @@ type Item = HashMap<String, AttributeValue>;
 
 /// The store on one DynamoDB table. See the module docs for the key design.
 ///
-/// Implements [`MessageStore`] and [`ConversationReader`] with the contract stated on them;
+/// Implements the storage ports of `switchboard_core::ports` (a module each: `messages`,
+/// `reader`, `customers`, `conversations`) with the contract stated on them;
 /// every failed AWS call is a [`BackendError::Unavailable`], after which a retry of the same
 /// delivery is safe.
 #[derive(Clone)]
