@@ -637,14 +637,26 @@ mod harness {
             if !path.is_file() {
                 return Err(format!("no such binary: {}", path.display()));
             }
-            let name = path
+            let file = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // Two builds of one function side by side (this build and a previous one): the
+            // second is named by its folder too.
+            let name = if targets.iter().any(|t: &Target| t.name == file) {
+                let folder = path
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                format!("{folder}/{file}")
+            } else {
+                file.clone()
+            };
             if targets.iter().any(|t: &Target| t.name == name) {
                 return Err(format!("two binaries named {name}"));
             }
-            let kind = Kind::of(&name);
+            let kind = Kind::of(&file);
             let event = events::event(kind, cli.event)?;
             targets.push(Target {
                 name,
