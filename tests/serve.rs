@@ -712,6 +712,13 @@ fn serve_fires_the_sla_reminders_of_a_policy_in_seconds() {
             .count()
             >= 2
     });
+    // The breach is published before its conversation is written (a failed write publishes
+    // again with the same id): wait for the write too.
+    eventually(|| {
+        ["PSID-UNANSWERED", "PSID-LATE"]
+            .iter()
+            .all(|c| conversation(c)["sla_breaches"] == 1)
+    });
     let unanswered = conversation("PSID-UNANSWERED");
     let answered = conversation("PSID-ANSWERED");
     let late = conversation("PSID-LATE");
