@@ -217,20 +217,8 @@ impl CustomerDirectory for DynamoStore {
         id: &CustomerId,
         page: PageRequest,
     ) -> Result<Page<StoredRecord>, BackendError> {
-        let (items, next) = self
-            .query_page(
-                "customer_timeline",
-                Some(GSI2),
-                &format!("U#{id}"),
-                true,
-                &page,
-            )
-            .await?;
-        let items = items
-            .iter()
-            .map(stored_record_from)
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next })
+        self.records_page("customer_timeline", GSI2, &format!("U#{id}"), &page)
+            .await
     }
 }
 

@@ -92,8 +92,6 @@ impl MessageStore for DynamoStore {
         // Read, decide, write in transactions; a cancelled transaction (a concurrent writer)
         // wrote nothing, so the round is done again from fresh reads. Every write is
         // conditional: records and customers on not existing yet, conversations on their version.
-        let delivered: HashMap<RecordKey, &Record> = keys.iter().cloned().zip(records).collect();
-        let delivered = &delivered;
         let keys = &keys;
         until_no_conflict(
             OP,
@@ -116,9 +114,10 @@ impl MessageStore for DynamoStore {
                 let plan = recording::plan(records, |key| match existing.get(key) {
                     None => Prior::New,
                     Some(true) => Prior::Confirmed,
+                    // A stored doc that could not be read back (never seen): the delivered one.
                     Some(false) => stored
                         .get(key)
-                        .or_else(|| delivered.get(key).copied())
+                        .or_else(|| keys.iter().position(|k| k == key).map(|i| &records[i]))
                         .map_or(Prior::New, Prior::Unconfirmed),
                 });
                 if plan.writes_nothing() {

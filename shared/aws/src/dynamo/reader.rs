@@ -65,6 +65,24 @@ fn start_key(
 }
 
 impl DynamoStore {
+    /// One page of the records of `partition` on `index`, in provider-time order.
+    pub(super) async fn records_page(
+        &self,
+        operation: &'static str,
+        index: IndexSpec,
+        partition: &str,
+        page: &PageRequest,
+    ) -> Result<Page<StoredRecord>, BackendError> {
+        let (items, next) = self
+            .query_page(operation, Some(index), partition, true, page)
+            .await?;
+        let items = items
+            .iter()
+            .map(stored_record_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+
     /// One page of a query on `partition` of the table or an index, `limit + 1` read to know
     /// whether another page follows.
     pub(super) async fn query_page(
@@ -187,14 +205,8 @@ impl ConversationReader for DynamoStore {
         id: &ConversationId,
         page: PageRequest,
     ) -> Result<Page<StoredRecord>, BackendError> {
-        let (items, next) = self
-            .query_page("timeline", Some(GSI1), &format!("C#{id}"), true, &page)
-            .await?;
-        let items = items
-            .iter()
-            .map(stored_record_from)
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next })
+        self.records_page("timeline", GSI1, &format!("C#{id}"), &page)
+            .await
     }
 
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<RawDelivery>, BackendError> {

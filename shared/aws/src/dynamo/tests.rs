@@ -69,6 +69,13 @@ fn conversation_item(c: &Conversation, version: i64) -> HashMap<String, Attribut
     ])
 }
 
+/// Someone wrote the item in between.
+fn lost_condition() -> PutItemError {
+    PutItemError::ConditionalCheckFailedException(
+        ConditionalCheckFailedException::builder().build(),
+    )
+}
+
 #[tokio::test]
 async fn an_update_that_loses_its_condition_reads_again_and_writes_once() {
     let c = conversation();
@@ -86,11 +93,7 @@ async fn an_update_that_loses_its_condition_reads_again_and_writes_once() {
                     == Some(&AttributeValue::N("3".into()))
         })
         .sequence()
-        .error(|| {
-            PutItemError::ConditionalCheckFailedException(
-                ConditionalCheckFailedException::builder().build(),
-            )
-        })
+        .error(lost_condition)
         .output(|| PutItemOutput::builder().build())
         .build();
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &put]);
@@ -118,11 +121,7 @@ async fn an_update_that_keeps_losing_gives_up_with_an_error_after_its_attempts()
             .set_item(Some(item.clone()))
             .build()
     });
-    let put = mock!(Client::put_item).then_error(|| {
-        PutItemError::ConditionalCheckFailedException(
-            ConditionalCheckFailedException::builder().build(),
-        )
-    });
+    let put = mock!(Client::put_item).then_error(lost_condition);
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &put]);
     let err = store(client)
         .update_conversation(&c.id, &|_: &mut Conversation| true)
