@@ -343,6 +343,11 @@ fn the_agent_api_settings_name_what_is_missing() {
     assert!(err.to_string().contains("SWITCHBOARD_TABLE"), "{err}");
     let table_only = |name: &str| (name == "SWITCHBOARD_TABLE").then(|| "t".to_owned());
     let err = ApiSettings::from_source(&table_only).unwrap_err();
+    assert!(err.to_string().contains("SWITCHBOARD_EVENT_BUS"), "{err}");
+    let no_schedules = |name: &str| {
+        matches!(name, "SWITCHBOARD_TABLE" | "SWITCHBOARD_EVENT_BUS").then(|| "t".to_owned())
+    };
+    let err = ApiSettings::from_source(&no_schedules).unwrap_err();
     assert!(
         err.to_string().contains("SWITCHBOARD_SCHEDULE_GROUP"),
         "{err}"

@@ -118,7 +118,7 @@ async fn a_double_charge_marked_urgent_is_above_a_thank_you_in_the_queue(backend
     assert_eq!(one["priority"], urgent["priority"]);
 
     // One conversation.prioritized per conversation, with what a CRM needs.
-    let events = backend.published.published().await;
+    let events = backend.published.of_type(PRIORITIZED).await;
     assert_eq!(events.len(), 2, "{events:?}");
     let event = events
         .iter()
@@ -135,7 +135,7 @@ async fn a_double_charge_marked_urgent_is_above_a_thank_you_in_the_queue(backend
     assert!(event["id"].as_str().unwrap().starts_with("ev_"));
     // Exactly the fields docs/events.md documents (EventBridge adds the envelope's two).
     let mut fields: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
-    fields.retain(|f| !["event_id", "time"].contains(f));
+    fields.retain(|f| !["event_id", "version", "time"].contains(f));
     fields.sort_unstable();
     assert_eq!(fields, switchboard_tests::documented_fields(PRIORITIZED));
     // The event carries no message text: a reason names the configured phrase it found.
@@ -178,7 +178,7 @@ async fn an_entry_delivered_twice_changes_nothing_the_second_time(backend: Backe
     backend.prioritize_all(&prioritizer).await;
     let before = conversation_of(&app, "5215550000003").await;
     assert_eq!(before["priority"]["topic"], "security", "{before}");
-    let events = backend.published.published().await.len();
+    let events = backend.published.of_type(PRIORITIZED).await.len();
     assert_eq!(events, 1);
 
     let entries = entries_of(&backend, &before).await;
@@ -196,7 +196,7 @@ async fn an_entry_delivered_twice_changes_nothing_the_second_time(backend: Backe
     assert_eq!(backend.prioritize_all(&prioritizer).await, 1);
     assert_eq!(conversation_of(&app, "5215550000003").await, before);
     assert_eq!(
-        backend.published.published().await.len(),
+        backend.published.of_type(PRIORITIZED).await.len(),
         events,
         "no second event"
     );
@@ -273,7 +273,7 @@ async fn within_one_wait_the_level_only_rises_and_an_answer_takes_it_out_of_the_
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0]["priority"]["team"], "customer-care");
     // Three customer messages, each prioritized once; two set the level.
-    assert_eq!(backend.published.published().await.len(), 2);
+    assert_eq!(backend.published.of_type(PRIORITIZED).await.len(), 2);
 }
 
 /// The same calm message from four customers, three of them with history the store holds:

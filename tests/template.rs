@@ -302,6 +302,11 @@ fn no_secret_is_a_plain_parameter() {
                 .any(|w| lower.contains(w)),
             "parameter {name} looks like a secret: {p}"
         );
+        // A key EventBridge needs as a value (the ticketing connection's, which it keeps in a
+        // secret of its own) is never echoed.
+        if lower.contains("apikey") && !lower.contains("header") {
+            assert_eq!(p["NoEcho"], true, "parameter {name} must be NoEcho");
+        }
     }
     assert_eq!(
         resource(&t, "WhatsAppSecret")["Type"],
@@ -574,6 +579,7 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
     use switchboard_core::config;
     for name in [
         switchboard_aws::settings::TABLE,
+        switchboard_aws::settings::EVENT_BUS,
         switchboard_aws::settings::SCHEDULE_GROUP,
         switchboard_aws::settings::REMINDER_QUEUE_ARN,
         switchboard_aws::settings::SCHEDULER_ROLE_ARN,
@@ -618,7 +624,13 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
         ("dynamodb:Query", index("gsi1")),
         ("dynamodb:Query", index("gsi2")),
         ("dynamodb:Query", index("gsi3")),
-        // An answered wait's reminders.
+        ("dynamodb:Query", index("gsi4")),
+        // Answers, resolutions, assignments published.
+        (
+            "events:PutEvents",
+            serde_json::json!({"Fn::GetAtt": ["EventBus", "Arn"]}).to_string(),
+        ),
+        // An answered or resolved wait's reminders.
         ("scheduler:DeleteSchedule", schedules),
     ]
     .into_iter()
@@ -687,4 +699,104 @@ fn every_route_but_the_webhooks_is_iam_authorized_in_the_deployed_api() {
     );
     let schemes = &api["Properties"]["Body"]["components"]["securitySchemes"]["AWS_IAM"];
     assert_eq!(schemes["x-amazon-apigateway-authtype"], "awsSigv4");
+}
+
+/// The bus keeps every event for replay, and the optional ticketing hook forwards exactly the
+/// case events to an API destination with a retry policy and a dead-letter queue, all of it
+/// only when an endpoint is given.
+#[test]
+fn the_bus_is_archived_and_the_ticketing_hook_forwards_the_case_events() {
+    let t = template();
+    let archive = resource(&t, "EventArchive");
+    assert_eq!(archive["Type"], "AWS::Events::Archive");
+    assert_eq!(
+        archive["Properties"]["SourceArn"],
+        serde_json::json!({"Fn::GetAtt": ["EventBus", "Arn"]})
+    );
+    assert_eq!(
+        archive["Properties"]["EventPattern"]["source"],
+        serde_json::json!([switchboard_aws::events::EVENT_SOURCE])
+    );
+    assert!(archive["Properties"]["RetentionDays"].is_object());
+
+    let hook = [
+        ("TicketingConnection", "AWS::Events::Connection"),
+        ("TicketingDestination", "AWS::Events::ApiDestination"),
+        ("TicketingDeadLetterQueue", "AWS::SQS::Queue"),
+        ("TicketingDeadLetterQueuePolicy", "AWS::SQS::QueuePolicy"),
+        ("TicketingRole", "AWS::IAM::Role"),
+        ("TicketingRule", "AWS::Events::Rule"),
+    ];
+    for (name, kind) in hook {
+        let r = resource(&t, name);
+        assert_eq!(r["Type"], kind, "{name}");
+        assert_eq!(
+            r["Condition"], "HasTicketing",
+            "{name} only with an endpoint"
+        );
+    }
+    let connection = &resource(&t, "TicketingConnection")["Properties"];
+    assert_eq!(connection["AuthorizationType"], "API_KEY");
+    let key = &connection["AuthParameters"]["ApiKeyAuthParameters"];
+    assert_eq!(key["ApiKeyName"]["Ref"], "TicketingApiKeyHeader");
+    assert_eq!(key["ApiKeyValue"]["Ref"], "TicketingApiKey");
+    let destination = &resource(&t, "TicketingDestination")["Properties"];
+    assert_eq!(
+        destination["InvocationEndpoint"]["Ref"],
+        "TicketingEndpoint"
+    );
+    assert_eq!(destination["HttpMethod"], "POST");
+    assert_eq!(
+        t["Parameters"]["TicketingEndpoint"]["AllowedPattern"], "^(https://.+)?$",
+        "HTTPS only"
+    );
+
+    let rule = &resource(&t, "TicketingRule")["Properties"];
+    assert_eq!(rule["EventBusName"]["Ref"], "EventBus");
+    let forwarded: BTreeSet<&str> = rule["EventPattern"]["detail-type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    use switchboard_core::events;
+    let case_events = BTreeSet::from([
+        events::MESSAGE_RECEIVED,
+        events::ANSWERED,
+        events::RESOLVED,
+        events::REOPENED,
+        events::ASSIGNED,
+    ]);
+    assert_eq!(forwarded, case_events);
+    assert!(forwarded.iter().all(|t| events::TYPES.contains(t)));
+    let target = &rule["Targets"][0];
+    assert_eq!(
+        target["Arn"],
+        serde_json::json!({"Fn::GetAtt": ["TicketingDestination", "Arn"]})
+    );
+    assert!(
+        target["RetryPolicy"]["MaximumRetryAttempts"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        target["RetryPolicy"]["MaximumEventAgeInSeconds"]
+            .as_u64()
+            .unwrap()
+            >= 3600
+    );
+    assert_eq!(
+        target["DeadLetterConfig"]["Arn"],
+        serde_json::json!({"Fn::GetAtt": ["TicketingDeadLetterQueue", "Arn"]})
+    );
+    // The role may invoke that destination and nothing else.
+    let statements =
+        &resource(&t, "TicketingRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    assert_eq!(statements.as_array().unwrap().len(), 1);
+    assert_eq!(statements[0]["Action"], "events:InvokeApiDestination");
+    assert_eq!(
+        statements[0]["Resource"],
+        serde_json::json!({"Fn::GetAtt": ["TicketingDestination", "Arn"]})
+    );
 }

@@ -185,8 +185,9 @@ impl Backend {
             conversations: self.conversations.clone(),
             customers: self.customers.clone(),
             events: self.event_log.clone(),
-            answers: Some(self.prioritizer().answers().clone()),
+            cases: Some(self.prioritizer().cases().clone()),
             teams: teams(),
+            agents: switchboard_http::AgentSource::Header,
         }))
     }
 
@@ -316,6 +317,13 @@ pub trait EventProbe: Send + Sync {
     /// Every event published so far: `{"id", "type", "detail"}` objects, in publication order
     /// as far as the backend keeps it.
     async fn published(&self) -> Vec<serde_json::Value>;
+
+    /// The events of one type published so far, in publication order.
+    async fn of_type(&self, kind: &str) -> Vec<serde_json::Value> {
+        let mut all = self.published().await;
+        all.retain(|e| e["type"] == kind);
+        all
+    }
 }
 
 /// The teams of the shipped priority configuration.
@@ -411,11 +419,15 @@ impl EventProbe for FileEvents {
                 .events(None, PageRequest { cursor, limit: 500 })
                 .await
                 .expect("read events");
-            out.extend(
-                page.items
-                    .iter()
-                    .map(|e| serde_json::json!({"id": e.id, "type": e.kind, "detail": e.detail})),
-            );
+            out.extend(page.items.iter().map(|e| {
+                let event = serde_json::json!({
+                    "id": e.id,
+                    "type": e.kind,
+                    "detail": e.bus_detail(),
+                });
+                assert_valid_event(&event);
+                event
+            }));
             match page.next {
                 Some(next) => cursor = Some(next),
                 None => return out,
@@ -842,12 +854,14 @@ impl EventProbe for BusTap {
             for m in &messages {
                 let event: serde_json::Value =
                     serde_json::from_str(m.body().unwrap_or_default()).expect("event JSON");
-                seen.push(serde_json::json!({
+                let event = serde_json::json!({
                     "id": event["detail"]["event_id"],
                     "type": event["detail-type"],
                     "source": event["source"],
                     "detail": event["detail"],
-                }));
+                });
+                assert_valid_event(&event);
+                seen.push(event);
                 self.client
                     .delete_message()
                     .queue_url(&self.url)
@@ -1182,6 +1196,48 @@ impl RecordLookup for FlakyArchive {
     > {
         self.inner.find(keys).await
     }
+}
+
+/// The JSON Schema of an event type, `docs/events/<type>.schema.json`, compiled once.
+pub fn event_schema(kind: &str) -> &'static jsonschema::Validator {
+    use std::sync::OnceLock;
+    static SCHEMAS: OnceLock<HashMap<&'static str, jsonschema::Validator>> = OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(|| {
+        switchboard_core::events::TYPES
+            .iter()
+            .map(|&t| {
+                let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../docs/events")
+                    .join(format!("{t}.schema.json"));
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let schema: serde_json::Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let validator = jsonschema::draft202012::options()
+                    .should_validate_formats(true)
+                    .build(&schema)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                (t, validator)
+            })
+            .collect()
+    });
+    schemas
+        .get(kind)
+        .unwrap_or_else(|| panic!("{kind} is not one of switchboard_core::events::TYPES"))
+}
+
+/// Panics unless `event` (`{"type", "detail"}`, `detail` as on the bus) is valid against its
+/// type's schema: every field documented, none missing, none extra.
+pub fn assert_valid_event(event: &serde_json::Value) {
+    let kind = event["type"].as_str().expect("an event type");
+    let errors: Vec<String> = event_schema(kind)
+        .iter_errors(&event["detail"])
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{kind} does not match docs/events/{kind}.schema.json: {errors:?}\n{event}"
+    );
 }
 
 /// The field names of an event type's table in `docs/events.md` (the section whose heading

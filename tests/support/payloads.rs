@@ -53,3 +53,18 @@ pub fn instagram_text(sender: &str, account: &str, mid: &str, ms: i64, text: &st
     .to_string()
     .into_bytes()
 }
+
+/// A WhatsApp status `status` (`sent`, `delivered`, `read`, `failed`) of the message `id` the
+/// number `pn` sent to `recipient`, at `ts`.
+pub fn whatsapp_status(pn: &str, recipient: &str, id: &str, status: &str, ts: i64) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
+      "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": pn},
+                "statuses": [{"id": id, "status": status, "timestamp": ts.to_string(),
+                              "recipient_id": recipient,
+                              "conversation": {"id": "c1", "origin": {"type": "service"}},
+                              "pricing": {"billable": true, "pricing_model": "CBP",
+                                          "category": "service"}}]}}]}]})
+    .to_string()
+    .into_bytes()
+}

@@ -28,7 +28,7 @@ use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::sla::SlaPolicy;
 use switchboard_embedded::assembly::EmbeddedPorts;
 use switchboard_embedded::consumer::{ConsumerSettings, consume, fire_timers};
-use switchboard_http::{ApiPorts, WebhookState, api_router, webhook_router};
+use switchboard_http::{AgentSource, ApiPorts, WebhookState, api_router, webhook_router};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -249,7 +249,9 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
     let (intake, api, sdk, consumer) = match args.backend {
         Backend::Embedded => {
             let ports = EmbeddedPorts::open(&args.data, retention, clock.clone())?;
-            let prioritizer = ports.prioritizer(Arc::new(Scorer::new(priority)), Arc::new(policy));
+            let prioritizer = ports
+                .prioritizer(Arc::new(Scorer::new(priority)), Arc::new(policy))
+                .statuses_answer(config::statuses_answer(source)?);
             let reminders = ports.reminders();
             let consumer: AppConsumer = Box::pin({
                 let (store, clock) = (ports.store(), ports.clock());
@@ -266,8 +268,9 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 conversations: store.clone(),
                 customers: store,
                 events: Some(ports.events()),
-                answers: Some(ports.answers()),
+                cases: Some(ports.cases()),
                 teams,
+                agents: AgentSource::Header,
             };
             (ports.intake(), api, None, consumer)
         }
@@ -277,8 +280,13 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let reminder_url = settings::reminder_queue_url(source)?;
             let sdk = sdk_config().await;
             let ports = AwsPorts::new(&sdk, &settings.store(), clock.clone());
-            let prioritizer =
-                ports.prioritizer(&timed.event_bus, &timed.schedules, priority, policy);
+            let prioritizer = ports.prioritizer(
+                &timed.event_bus,
+                &timed.schedules,
+                priority,
+                policy,
+                timed.statuses_answer,
+            );
             let reminders = ports.reminders(&timed.event_bus);
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let intake_url = settings.intake_queue_url.clone();
@@ -306,8 +314,9 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 conversations: store.clone(),
                 customers: store,
                 events: None,
-                answers: Some(ports.answers(&timed.schedules)),
+                cases: Some(ports.cases(&timed.schedules, &timed.event_bus)),
                 teams,
+                agents: AgentSource::Header,
             };
             (
                 ports.intake(&settings.intake_queue_url),

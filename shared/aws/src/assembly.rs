@@ -9,7 +9,7 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use std::sync::Arc;
 
-use switchboard_core::answer::AnswerRecorder;
+use switchboard_core::cases::Cases;
 use switchboard_core::channels::{ChannelModule, Verification};
 use switchboard_core::clock::Clock;
 use switchboard_core::config::{self, ConfigError, Source};
@@ -109,13 +109,15 @@ impl AwsPorts {
     }
 
     /// The prioritizer: the store, the bus `bus`, the reminders of `target`, scoring by
-    /// `priority` and timing by `policy`.
+    /// `priority`, timing by `policy`, statuses of unseen messages answering when
+    /// `statuses_answer`.
     pub fn prioritizer(
         &self,
         bus: &str,
         target: &ScheduleTarget,
         priority: PriorityConfig,
         policy: SlaPolicy,
+        statuses_answer: bool,
     ) -> Prioritizer {
         let store = self.store();
         Prioritizer::new(
@@ -131,6 +133,7 @@ impl AwsPorts {
             Arc::new(policy),
             self.clock(),
         )
+        .statuses_answer(statuses_answer)
     }
 
     /// The reminder consumer: the store and the bus `bus`.
@@ -138,10 +141,15 @@ impl AwsPorts {
         ReminderHandler::new(self.store(), self.events(bus), self.clock())
     }
 
-    /// The recorder of agent tools' answers: the store and the reminders of `target` (no
-    /// scoring, no bus).
-    pub fn answers(&self, target: &ScheduleTarget) -> AnswerRecorder {
-        AnswerRecorder::new(self.store(), self.timers(target))
+    /// What agents do to conversations (answers, resolutions, assignments): the store, the
+    /// reminders of `target` and the bus `bus` (no scoring).
+    pub fn cases(&self, target: &ScheduleTarget, bus: &str) -> Cases {
+        Cases::new(
+            self.store(),
+            self.timers(target),
+            self.events(bus),
+            self.clock(),
+        )
     }
 }
 

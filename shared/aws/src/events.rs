@@ -15,7 +15,8 @@ pub const PUT_EVENTS_MAX: usize = 10;
 
 /// Publishes domain events to one bus: `source` [`EVENT_SOURCE`], `detail-type` the event type
 /// (`conversation.prioritized`, …), `detail` the event's fields plus `event_id` (the
-/// deterministic id, for consumers to drop repeats) and `time`. Entries go 10 a call; entries
+/// deterministic id, for consumers to drop repeats), `version` and `time`
+/// ([`DomainEvent::bus_detail`]). Entries go 10 a call; entries
 /// EventBridge reports as failed are sent again (a bounded number of times) before `publish`
 /// gives up with an error.
 #[derive(Clone)]
@@ -34,18 +35,12 @@ impl EventBridgePublisher {
     }
 
     fn entry(&self, event: &DomainEvent) -> Result<PutEventsRequestEntry, BackendError> {
-        let mut detail = match &event.detail {
-            serde_json::Value::Object(map) => map.clone(),
-            other => serde_json::Map::from_iter([("value".to_owned(), other.clone())]),
-        };
-        detail.insert("event_id".into(), event.id.clone().into());
-        detail.insert("time".into(), event.time.to_rfc3339().into());
         Ok(PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(EVENT_SOURCE)
             .detail_type(&event.kind)
             .time(AwsDateTime::from_millis(event.time.timestamp_millis()))
-            .detail(serde_json::Value::Object(detail).to_string())
+            .detail(event.bus_detail().to_string())
             .build())
     }
 }
@@ -107,6 +102,7 @@ mod tests {
         DomainEvent {
             id: format!("ev_{n}"),
             kind: "conversation.prioritized".into(),
+            version: 1,
             time: chrono::Utc::now(),
             detail: serde_json::json!({"n": n}),
         }

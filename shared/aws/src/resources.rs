@@ -50,8 +50,15 @@ pub const GSI3: IndexSpec = IndexSpec {
     pk: "gsi3pk",
     sk: "gsi3sk",
 };
+/// `gsi4`: each agent's queue (`A#<agent>`), the same sort key as `gsi3`. Sparse: only
+/// waiting, prioritized conversations assigned to an agent carry its keys.
+pub const GSI4: IndexSpec = IndexSpec {
+    name: "gsi4",
+    pk: "gsi4pk",
+    sk: "gsi4sk",
+};
 /// Every index of the table.
-pub const INDEXES: [IndexSpec; 3] = [GSI1, GSI2, GSI3];
+pub const INDEXES: [IndexSpec; 4] = [GSI1, GSI2, GSI3, GSI4];
 
 /// The attributes the indexes carry besides the keys: what the listings read (a record's `doc`
 /// and `stored_at`, a conversation's `state`). Not `enqueued`: confirming an enqueue then

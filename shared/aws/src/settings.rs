@@ -130,7 +130,7 @@ impl AwsSettings {
 /// The prioritizer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,
 /// `SWITCHBOARD_SCHEDULE_GROUP`, `SWITCHBOARD_REMINDER_QUEUE_ARN`,
 /// `SWITCHBOARD_SCHEDULER_ROLE_ARN`, `SWITCHBOARD_RETENTION_DAYS`, `SWITCHBOARD_PRIORITY`,
-/// `SWITCHBOARD_POLICY`.
+/// `SWITCHBOARD_POLICY`, `SWITCHBOARD_STATUSES_ANSWER`.
 #[derive(Debug, Clone)]
 pub struct PrioritizerSettings {
     /// Table name.
@@ -145,6 +145,8 @@ pub struct PrioritizerSettings {
     pub priority: PriorityConfig,
     /// Response-time targets and calendars.
     pub policy: SlaPolicy,
+    /// Whether statuses of messages sent elsewhere answer ([`config::statuses_answer`]).
+    pub statuses_answer: bool,
 }
 
 impl PrioritizerSettings {
@@ -157,6 +159,7 @@ impl PrioritizerSettings {
             retention_days: config::retention_days(source)?,
             priority: config::priority_config(source)?,
             policy: config::sla_policy(source)?,
+            statuses_answer: config::statuses_answer(source)?,
         })
     }
 
@@ -169,7 +172,8 @@ impl PrioritizerSettings {
     }
 }
 
-/// The agent API's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_SCHEDULE_GROUP`,
+/// The agent API's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS` (resolutions,
+/// assignments and answers are published), `SWITCHBOARD_SCHEDULE_GROUP`,
 /// `SWITCHBOARD_REMINDER_QUEUE_ARN`, `SWITCHBOARD_SCHEDULER_ROLE_ARN` (the prioritizer's
 /// reminder settings: an answer deletes the reminders it made), `SWITCHBOARD_RETENTION_DAYS`,
 /// and `SWITCHBOARD_PRIORITY` for the teams whose queues `GET /api/queue` merges.
@@ -177,6 +181,8 @@ impl PrioritizerSettings {
 pub struct ApiSettings {
     /// Table name.
     pub table: String,
+    /// The EventBridge bus of the domain events.
+    pub event_bus: String,
     /// Where the SLA reminders are (an answer deletes its wait's).
     pub schedules: ScheduleTarget,
     /// Days data is kept.
@@ -190,6 +196,7 @@ impl ApiSettings {
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         Ok(Self {
             table: table(source)?,
+            event_bus: event_bus(source)?,
             schedules: schedule_target(source)?,
             retention_days: config::retention_days(source)?,
             teams: config::priority_config(source)?

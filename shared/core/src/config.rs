@@ -46,6 +46,23 @@ pub fn retention_days(source: &impl Source) -> Result<u32, ConfigError> {
     }
 }
 
+/// Whether a WhatsApp status of a message switchboard never saw answers a waiting customer:
+/// `SWITCHBOARD_STATUSES_ANSWER`, `true` (the default) or `false`.
+pub const STATUSES_ANSWER: &str = "SWITCHBOARD_STATUSES_ANSWER";
+
+/// Reads [`STATUSES_ANSWER`].
+pub fn statuses_answer(source: &impl Source) -> Result<bool, ConfigError> {
+    match source.get(STATUSES_ANSWER).as_deref().map(str::trim) {
+        None | Some("") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
+        Some(_) => Err(ConfigError::Invalid {
+            name: STATUSES_ANSWER.into(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
 /// A configuration file read and checked whole by `parse`; `origin` names the setting (or
 /// flag) that gave the path, for the error, which also says what is wrong with the file.
 fn config_file<T, E: std::fmt::Display>(

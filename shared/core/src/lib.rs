@@ -8,21 +8,23 @@
 //! | layer | modules |
 //! |---|---|
 //! | names and ids | [`channel`] (channels, webhooks), [`ids`] (provider and derived ids), [`clock`], [`settings`], [`errors`] |
-//! | values and rules | [`priority`] (scoring, the apply rule), [`sla`] (policy, calendars, due times, reminders), [`verify`] (signature checks, handshakes) |
+//! | values and rules | [`case`] (cases, first-contact resolution), [`priority`] (scoring, the apply rule), [`sla`] (policy, calendars, due times, reminders), [`verify`] (signature checks, handshakes) |
 //! | the model | [`model`] (records, conversations, customers) |
 //! | channels | [`channels`] (one module per webhook on one registry: verification, secrets, normalizer) |
 //! | domain decisions | [`recording`] (what storing records does), [`timers`] (which reminders to create and cancel) |
 //! | ports | [`ports`] (one narrow trait per capability, two adapters each) |
-//! | services | [`intake`], [`prioritize`], [`remind`], [`answer`], [`consume`] (the one queue batch runner), [`config`] |
+//! | services | [`intake`], [`prioritize`], [`remind`], [`cases`] (answers, resolutions, assignments), [`events`] (the domain events' contract), [`consume`] (the one queue batch runner), [`config`] |
 #![warn(missing_docs)]
 
-pub mod answer;
+pub mod case;
+pub mod cases;
 pub mod channel;
 pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod consume;
 pub mod errors;
+pub mod events;
 pub mod ids;
 pub mod intake;
 pub mod model;

@@ -14,6 +14,7 @@
 //! Ids and timestamps are kept exactly as the provider sent them ([`ProviderId`],
 //! `provider_timestamp`); the parsed time used for ordering is [`Message::sent_at`].
 
+use crate::case::{Case, CaseStatus, Inbound};
 pub use crate::channel::{Channel, UnknownChannel, Webhook};
 pub use crate::ids::ProviderId;
 use crate::ids::{ConversationId, CustomerId, RecordKey};
@@ -529,6 +530,15 @@ pub struct Conversation {
     /// How many response-time targets this conversation has missed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sla_breaches: u32,
+    /// The current case (see [`crate::case`]): its number, replies and resolution.
+    #[serde(default)]
+    pub case: Case,
+    /// The agent the conversation is assigned to; `None` when nobody is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    /// When it was last assigned or unassigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_at: Option<DateTime<Utc>>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -557,6 +567,9 @@ impl Conversation {
             window_reminder: None,
             priority: None,
             sla_breaches: 0,
+            case: Case::default(),
+            assignee: None,
+            assigned_at: None,
         };
         conversation.absorb(record);
         Some(conversation)
@@ -614,15 +627,61 @@ impl Conversation {
         match message.direction {
             Direction::Inbound => {
                 self.last_inbound_at = self.last_inbound_at.max(Some(at));
-                if self.last_outbound_at.is_none_or(|answered| at > answered) {
+                let before_resolution = self.case.customer_wrote(at) == Inbound::BeforeResolution;
+                if !before_resolution && self.last_outbound_at.is_none_or(|answered| at > answered)
+                {
                     self.waiting_since = Some(self.waiting_since.map_or(at, |w| w.min(at)));
                 }
             }
             Direction::Outbound => {
                 self.last_outbound_at = self.last_outbound_at.max(Some(at));
-                self.answer(at);
+                self.reply(message.provider_message_id.as_str(), at);
             }
         }
+    }
+
+    /// The brand's reply `id` at `at` (an echo, a reply sent through switchboard, a status of
+    /// a message sent elsewhere): it answers the wait ([`Conversation::answer`]) and counts as
+    /// a reply of the open case when it is not earlier than the case's first customer message.
+    /// The same reply again changes nothing.
+    pub fn reply(&mut self, id: &str, at: DateTime<Utc>) {
+        self.answer(at);
+        if self.case.opened_at.is_some_and(|opened| at >= opened) {
+            self.case.brand_replied(id, at);
+        }
+    }
+
+    /// Where the current case stands: resolved, a customer waiting, or answered.
+    pub fn status(&self) -> CaseStatus {
+        if self.case.is_resolved() {
+            CaseStatus::Resolved
+        } else if self.waiting_since.is_some() {
+            CaseStatus::Waiting
+        } else {
+            CaseStatus::Answered
+        }
+    }
+
+    /// An agent `by` resolves the current case at `at` (never earlier than the latest record,
+    /// so a message already seen cannot reopen it): nobody waits any more, first-contact
+    /// resolution is decided. Answers false, changing nothing, when it was resolved already.
+    pub fn resolve(&mut self, at: DateTime<Utc>, by: &str) -> bool {
+        if !self.case.resolve(at.max(self.last_at), by) {
+            return false;
+        }
+        self.waiting_since = None;
+        true
+    }
+
+    /// Assigns the conversation to `agent` (or to nobody) at `at`. Answers false, changing
+    /// nothing, when it is assigned so already.
+    pub fn assign(&mut self, agent: Option<&str>, at: DateTime<Utc>) -> bool {
+        if self.assignee.as_deref() == agent {
+            return false;
+        }
+        self.assignee = agent.map(str::to_owned);
+        self.assigned_at = Some(at);
+        true
     }
 
     /// The brand answered at `at` (a reply seen through its echo, or an agent tool saying so):
@@ -796,5 +855,60 @@ mod tests {
         let shuffled = fold(&[records[0].clone(), records[2].clone(), records[1].clone()]);
         assert_eq!(shuffled.waiting_since, t(1000));
         assert_eq!(shuffled.first_response_seconds, Some(60));
+    }
+
+    fn resolve_at(c: &mut Conversation, at: i64) -> bool {
+        c.resolve(Utc.timestamp_opt(at, 0).unwrap(), "ana")
+    }
+
+    #[test]
+    fn a_resolution_ends_the_wait_and_a_later_message_opens_case_two() {
+        let mut c = fold(&[
+            message("in1", Direction::Inbound, 100),
+            message("out1", Direction::Outbound, 160),
+        ]);
+        assert_eq!(c.status(), CaseStatus::Answered);
+        assert!(resolve_at(&mut c, 200));
+        assert_eq!(c.status(), CaseStatus::Resolved);
+        assert_eq!(c.case.first_contact_resolution, Some(true));
+        assert!(!resolve_at(&mut c, 300), "resolving twice");
+        // Written before the resolution, arrived after: no wait, no new case.
+        c.absorb(&message("in0", Direction::Inbound, 190));
+        assert_eq!(
+            (c.status(), c.case.number, c.waiting_since),
+            (CaseStatus::Resolved, 1, None)
+        );
+        c.absorb(&message("in2", Direction::Inbound, 500));
+        assert_eq!(
+            (c.status(), c.case.number, c.waiting_since),
+            (CaseStatus::Waiting, 2, t(500))
+        );
+        c.absorb(&message("in2", Direction::Inbound, 500));
+        assert_eq!(c.case.number, 2, "a repeat reopens nothing");
+        assert_eq!(
+            c.first_response_seconds,
+            Some(60),
+            "the first response is kept"
+        );
+    }
+
+    #[test]
+    fn resolving_a_waiting_conversation_takes_it_out_of_the_wait_at_the_latest_record() {
+        let mut c = fold(&[message("in1", Direction::Inbound, 100)]);
+        assert_eq!(c.status(), CaseStatus::Waiting);
+        assert!(resolve_at(&mut c, 50));
+        assert_eq!(c.case.resolved_at, t(100), "never before the latest record");
+        assert_eq!(c.waiting_since, None);
+        assert_eq!(c.case.first_contact_resolution, Some(false));
+    }
+
+    #[test]
+    fn assigning_twice_to_the_same_agent_changes_nothing() {
+        let mut c = fold(&[message("in1", Direction::Inbound, 100)]);
+        let at = Utc.timestamp_opt(120, 0).unwrap();
+        assert!(c.assign(Some("ana"), at));
+        assert!(!c.assign(Some("ana"), at));
+        assert!(c.assign(None, at));
+        assert_eq!(c.assignee, None);
     }
 }

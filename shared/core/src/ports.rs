@@ -189,15 +189,26 @@ pub trait ConversationReader: Send + Sync {
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<RawDelivery>, BackendError>;
     /// Quarantined deliveries (valid signature, not JSON), newest first.
     async fn quarantined(&self, page: PageRequest) -> Result<Page<DeliveryId>, BackendError>;
-    /// A team's queue: its waiting conversations that have a priority, in [`QueuePosition`]
-    /// order (most urgent first, then longest waiting, then by id), those after `after` only,
-    /// at most `limit`. A conversation leaves the queue when it is answered.
+    /// A queue: its waiting conversations that have a priority, in [`QueuePosition`] order
+    /// (most urgent first, then longest waiting, then by id), those after `after` only, at
+    /// most `limit`. A conversation leaves the queue when it is answered or resolved.
     async fn queue(
         &self,
-        team: &str,
+        queue: QueueName<'_>,
         after: Option<&QueuePosition>,
         limit: usize,
     ) -> Result<Vec<Conversation>, BackendError>;
+}
+
+/// Which queue to read: a team's (the team of the conversation's priority), or an agent's (the
+/// conversations assigned to them). A waiting, prioritized conversation is in its team's queue
+/// and, when assigned, in its agent's too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueName<'a> {
+    /// The queue of a team.
+    Team(&'a str),
+    /// The conversations assigned to an agent.
+    Agent(&'a str),
 }
 
 /// A conversation's place in a queue: priority rank (1 for P1), then the start of its wait,
@@ -216,8 +227,8 @@ pub struct QueuePosition {
 }
 
 impl QueuePosition {
-    /// The position of a conversation in its team's queue; `None` when it is not in one (not
-    /// waiting, or not prioritized yet).
+    /// The position of a conversation in its queues; `None` when it is in none (not waiting,
+    /// resolved, or not prioritized yet).
     pub fn of(conversation: &Conversation) -> Option<Self> {
         Some(Self {
             rank: conversation.priority.as_ref()?.priority.rank(),
@@ -230,6 +241,12 @@ impl QueuePosition {
     pub fn team_of(conversation: &Conversation) -> Option<&str> {
         Self::of(conversation)?;
         conversation.priority.as_ref().map(|p| p.team.as_str())
+    }
+
+    /// The agent of a conversation in a queue, when it is assigned.
+    pub fn agent_of(conversation: &Conversation) -> Option<&str> {
+        Self::of(conversation)?;
+        conversation.assignee.as_deref()
     }
 }
 
@@ -342,7 +359,8 @@ pub trait CustomerHistory: Send + Sync {
 /// A domain event for integrations (ticketing, CRM): `conversation.prioritized`, …
 ///
 /// `id` is deterministic (the same fact gives the same id), so a consumer can drop a repeat:
-/// events are published at least once.
+/// events are published at least once. `version` is the version of the type's schema
+/// (`docs/events/<type>.schema.json`): a change a consumer could trip on is a new version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DomainEvent {
     /// Deterministic id of the fact.
@@ -350,10 +368,54 @@ pub struct DomainEvent {
     /// The event type, `conversation.prioritized`, ….
     #[serde(rename = "type")]
     pub kind: String,
+    /// The version of the type's schema.
+    #[serde(default = "first_version")]
+    pub version: u32,
     /// When it happened (processing time).
     pub time: DateTime<Utc>,
     /// The event's fields; see `docs/events.md` for each type's schema.
     pub detail: serde_json::Value,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+impl DomainEvent {
+    /// The event `kind` of schema `version` whose id is derived from `id_parts`, at `time`.
+    pub fn new(
+        kind: &str,
+        version: u32,
+        id_parts: &[&str],
+        time: DateTime<Utc>,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: crate::ids::event_id(kind, id_parts),
+            kind: kind.to_owned(),
+            version,
+            time,
+            detail,
+        }
+    }
+
+    /// The `detail` as it travels on a bus, self-contained: the event's fields plus `event_id`,
+    /// `version` and `time` (RFC 3339, milliseconds). What the schemas describe.
+    pub fn bus_detail(&self) -> serde_json::Value {
+        let mut detail = match &self.detail {
+            serde_json::Value::Object(map) => map.clone(),
+            other => serde_json::Map::from_iter([("value".to_owned(), other.clone())]),
+        };
+        detail.insert("event_id".into(), self.id.clone().into());
+        detail.insert("version".into(), self.version.into());
+        detail.insert(
+            "time".into(),
+            self.time
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into(),
+        );
+        serde_json::Value::Object(detail)
+    }
 }
 
 /// Where domain events go: an EventBridge bus, or a JSON-lines file on the embedded backend.

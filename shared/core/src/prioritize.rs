@@ -4,8 +4,11 @@
 //! history, scores it ([`Scorer`]), applies the score to the conversation ([`crate::priority::apply`]: within
 //! one wait the level only rises) and, when that set the conversation's priority, times the
 //! wait by the SLA policy (its target, warning and due time; see [`crate::sla`]) and publishes
-//! `conversation.prioritized`. Entries of events, notifications and the brand's own messages
-//! are acknowledged without change.
+//! `conversation.prioritized`; every customer message publishes `message.received`, and one
+//! that opened a new case `conversation.reopened`. A brand message that ended a wait (its echo)
+//! publishes `conversation.answered` and cancels the wait's reminders; so does a WhatsApp
+//! status of a message switchboard never saw (sent by another tool), unless
+//! [`Prioritizer::statuses_answer`] is off. Other entries are acknowledged without change.
 //!
 //! Idempotent: the conversation remembers the messages it scored, so an entry delivered twice
 //! changes nothing and publishes nothing the second time. The event is published before the
@@ -21,12 +24,13 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::answer::AnswerRecorder;
+use crate::cases::Cases;
 use crate::clock::Clock;
 pub use crate::consume::BatchItem;
 use crate::consume::{ConsumeError, QueueHandler, run_batch};
+use crate::events::{self, AnsweredVia};
 use crate::ids::ConversationId;
-use crate::model::{Conversation, Direction, Message, Record};
+use crate::model::{Conversation, DeliveryStatus, Direction, Event, EventKind, Message, Record};
 use crate::ports::{
     BackendError, ConversationStore, CustomerDirectory, CustomerHistory, DomainEvent,
     EventPublisher, QueueEntry, RecordLookup, ReminderScheduler,
@@ -36,7 +40,7 @@ use crate::sla::{Reminder, SlaPolicy};
 use crate::timers;
 
 /// The type of the event published when a conversation's priority is set.
-pub const PRIORITIZED: &str = "conversation.prioritized";
+pub use crate::events::PRIORITIZED;
 
 /// The most records of a customer read for the history of one message.
 pub const HISTORY_LIMIT: usize = 500;
@@ -52,7 +56,8 @@ pub enum Outcome {
     Kept,
     /// Scored; the conversation's priority is now this.
     Prioritized(Priority),
-    /// The brand answered: the reminders of the wait that ended were cancelled.
+    /// The brand answered (an echo, or a status of a message sent elsewhere): the wait ended,
+    /// `conversation.answered` was published and the wait's reminders were cancelled.
     Answered,
 }
 
@@ -80,7 +85,8 @@ pub struct PrioritizerPorts {
 #[derive(Clone)]
 pub struct Prioritizer {
     ports: PrioritizerPorts,
-    answers: AnswerRecorder,
+    cases: Cases,
+    statuses_answer: bool,
     scorer: Arc<Scorer>,
     policy: Arc<SlaPolicy>,
     clock: Arc<dyn Clock>,
@@ -95,7 +101,13 @@ impl Prioritizer {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            answers: AnswerRecorder::new(ports.conversations.clone(), ports.timers.clone()),
+            cases: Cases::new(
+                ports.conversations.clone(),
+                ports.timers.clone(),
+                ports.events.clone(),
+                clock.clone(),
+            ),
+            statuses_answer: true,
             ports,
             scorer,
             policy,
@@ -103,9 +115,17 @@ impl Prioritizer {
         }
     }
 
-    /// The recorder of answers over the same ports.
-    pub fn answers(&self) -> &AnswerRecorder {
-        &self.answers
+    /// Whether a WhatsApp status (`sent` or later) of a message switchboard never saw answers
+    /// a waiting customer at the status's time (default true). Off for accounts whose other
+    /// tools also send notifications, which are no answers.
+    pub fn statuses_answer(mut self, on: bool) -> Self {
+        self.statuses_answer = on;
+        self
+    }
+
+    /// The cases (answers, resolutions, assignments) over the same ports.
+    pub fn cases(&self) -> &Cases {
+        &self.cases
     }
 
     /// Handles a batch with the [batch runner](crate::consume::run_batch) and answers the ids
@@ -116,13 +136,19 @@ impl Prioritizer {
 
     /// Handles one queue entry.
     pub async fn handle(&self, entry: &QueueEntry) -> Result<Outcome, PrioritizeError> {
-        if entry.record_type != "message" {
+        let answering_status = self.statuses_answer
+            && entry.record_type == "event"
+            && ANSWERING_STATUSES
+                .iter()
+                .any(|s| entry.kind.strip_prefix("status.") == Some(s));
+        if entry.record_type != "message" && !answering_status {
             return Ok(Outcome::Skipped);
         }
         let key = &entry.record_key;
         let found = self.ports.records.find(std::slice::from_ref(key)).await?;
         let message = match found.get(key) {
             Some(Record::Message(m)) => m,
+            Some(Record::Event(e)) => return self.status(e).await,
             Some(_) => return Ok(Outcome::Skipped),
             None => return Err(PrioritizeError::Missing("record")),
         };
@@ -133,7 +159,7 @@ impl Prioritizer {
             .await?
             .ok_or(PrioritizeError::Missing("conversation"))?;
         if message.direction != Direction::Inbound {
-            return self.answered(&conversation).await;
+            return self.answered(&conversation, message).await;
         }
         if conversation
             .priority
@@ -181,12 +207,14 @@ impl Prioritizer {
         self.ports.timers.schedule(&plan.schedule).await?;
         self.ports.timers.cancel(&plan.cancel).await?;
 
-        if applied == Applied::Prioritized {
-            self.ports
-                .events
-                .publish(&[prioritized_event(&preview, now)])
-                .await?;
+        let mut published = vec![events::message_received(&conversation, message, now)];
+        if conversation.case.number > 1 && conversation.case.opened_at == Some(message.sent_at) {
+            published.push(events::reopened(&conversation, now));
         }
+        if applied == Applied::Prioritized {
+            published.push(prioritized_event(&preview, now));
+        }
+        self.ports.events.publish(&published).await?;
         self.ports
             .conversations
             .update_conversation(&conversation.id, &|c: &mut Conversation| {
@@ -219,12 +247,58 @@ impl Prioritizer {
         })
     }
 
-    /// A brand message: when it ended the wait, the wait's reminders and the window's no
-    /// longer apply and are cancelled.
-    async fn answered(&self, conversation: &Conversation) -> Result<Outcome, PrioritizeError> {
-        Ok(match self.answers.cancel_ended(conversation).await? {
+    /// A brand message, already absorbed into its conversation at intake. When it ended a
+    /// wait (the conversation's answer is at its time), `conversation.answered` is published;
+    /// the reminders that no longer apply are cancelled either way.
+    async fn answered(
+        &self,
+        conversation: &Conversation,
+        message: &Message,
+    ) -> Result<Outcome, PrioritizeError> {
+        if conversation.answered_at == Some(message.sent_at) {
+            self.cases
+                .wait_ended(conversation, AnsweredVia::Echo)
+                .await?;
+            return Ok(Outcome::Answered);
+        }
+        Ok(match self.cases.cancel_ended(conversation).await? {
             0 => Outcome::Skipped,
             _ => Outcome::Answered,
+        })
+    }
+
+    /// A delivery status. One of a message switchboard never saw (sent by another tool through
+    /// the API, which sends no echo) is the brand's answer at the status's time.
+    async fn status(&self, event: &Event) -> Result<Outcome, PrioritizeError> {
+        let EventKind::Status { status, .. } = &event.kind else {
+            return Ok(Outcome::Skipped);
+        };
+        if !event.refers_to_unknown
+            || event.direction != Direction::Outbound
+            || matches!(status, DeliveryStatus::Failed | DeliveryStatus::Other(_))
+        {
+            return Ok(Outcome::Skipped);
+        }
+        let before = self
+            .ports
+            .conversations
+            .conversation(&event.conversation_id)
+            .await?
+            .ok_or(PrioritizeError::Missing("conversation"))?;
+        let after = self
+            .cases
+            .answered_elsewhere(
+                &event.conversation_id,
+                event.refers_to.as_str(),
+                event.occurred_at,
+                AnsweredVia::Status,
+            )
+            .await?
+            .ok_or(PrioritizeError::Missing("conversation"))?;
+        Ok(if after.answered_at != before.answered_at {
+            Outcome::Answered
+        } else {
+            Outcome::Skipped
         })
     }
 
@@ -311,6 +385,9 @@ impl QueueHandler for Prioritizer {
     }
 }
 
+/// The statuses that show a message reached the provider or the customer: an answer.
+const ANSWERING_STATUSES: [&str; 4] = ["sent", "delivered", "read", "played"];
+
 /// `conversation.prioritized` for a conversation whose priority was just set. Its id is
 /// derived from the conversation and the message that set the level.
 pub fn prioritized_event(
@@ -319,11 +396,12 @@ pub fn prioritized_event(
 ) -> DomainEvent {
     let p = conversation.priority.as_ref();
     let record_key = p.map(|p| p.record_key.as_str()).unwrap_or_default();
-    DomainEvent {
-        id: crate::ids::event_id(PRIORITIZED, &[conversation.id.as_str(), record_key]),
-        kind: PRIORITIZED.to_owned(),
-        time: now,
-        detail: json!({
+    DomainEvent::new(
+        PRIORITIZED,
+        events::VERSION,
+        &[conversation.id.as_str(), record_key],
+        now,
+        json!({
             "conversation_id": conversation.id,
             "customer_id": conversation.customer_id,
             "channel": conversation.channel,
@@ -336,6 +414,7 @@ pub fn prioritized_event(
             "record_key": record_key,
             "waiting_since": conversation.waiting_since,
             "due_at": conversation.current_sla().map(|k| k.due_at),
+            "case": conversation.case.number,
         }),
-    }
+    )
 }

@@ -152,11 +152,12 @@ pub fn breach(c: &mut Conversation, reminder: &Reminder, now: DateTime<Utc>) -> 
 /// The event of a fired reminder.
 pub fn event(conversation: &Conversation, reminder: &Reminder, now: DateTime<Utc>) -> DomainEvent {
     let p = conversation.priority.as_ref();
-    DomainEvent {
-        id: crate::ids::event_id(reminder.kind.event_type(), &[&reminder.name]),
-        kind: reminder.kind.event_type().to_owned(),
-        time: now,
-        detail: json!({
+    DomainEvent::new(
+        reminder.kind.event_type(),
+        crate::events::VERSION,
+        &[&reminder.name],
+        now,
+        json!({
             "conversation_id": conversation.id,
             "customer_id": conversation.customer_id,
             "channel": conversation.channel,
@@ -166,5 +167,5 @@ pub fn event(conversation: &Conversation, reminder: &Reminder, now: DateTime<Utc
             "due_at": reminder.due_at,
             "late_seconds": (now - reminder.due_at).num_seconds(),
         }),
-    }
+    )
 }

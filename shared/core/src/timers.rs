@@ -134,6 +134,9 @@ mod tests {
             window_reminder: window.map(str::to_owned),
             priority: None,
             sla_breaches: 0,
+            case: Default::default(),
+            assignee: None,
+            assigned_at: None,
         }
     }
 

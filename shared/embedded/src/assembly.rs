@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use switchboard_core::answer::AnswerRecorder;
+use switchboard_core::cases::Cases;
 use switchboard_core::clock::Clock;
 use switchboard_core::intake::Intake;
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
@@ -81,8 +81,8 @@ impl EmbeddedPorts {
         ReminderHandler::new(self.store(), self.events(), self.clock())
     }
 
-    /// The recorder of agent tools' answers.
-    pub fn answers(&self) -> AnswerRecorder {
-        AnswerRecorder::new(self.store(), self.store())
+    /// What agents do to conversations (answers, resolutions, assignments).
+    pub fn cases(&self) -> Cases {
+        Cases::new(self.store(), self.store(), self.events(), self.clock())
     }
 }

@@ -6,7 +6,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use switchboard_core::ids::{ConversationId, CustomerId, RecordKey};
 use switchboard_core::model::{Conversation, Record};
-use switchboard_core::ports::{BackendError, MessageStore, QueueEntry, RawDelivery, RecordLookup};
+use switchboard_core::ports::{
+    BackendError, MessageStore, QueueEntry, QueuePosition, RawDelivery, RecordLookup,
+};
 use switchboard_core::recording::{self, Prior};
 
 use crate::engine::{SqliteStore, decode_doc};
@@ -41,8 +43,9 @@ fn touch_conversation(
     write_conversation(tx, &conversation, expires_at, OP)
 }
 
-/// Writes a conversation, with the columns that place it in its team's queue: set while it
-/// waits and has a priority, cleared otherwise. The expiry only moves later.
+/// Writes a conversation, with the columns that place it in its team's queue and its agent's
+/// (by [`QueuePosition`]): set while it waits and has a priority, cleared otherwise. The
+/// expiry only moves later.
 pub(crate) fn write_conversation(
     conn: &Connection,
     conversation: &Conversation,
@@ -50,17 +53,19 @@ pub(crate) fn write_conversation(
     op: &'static str,
 ) -> Result<(), BackendError> {
     let doc = serde_json::to_string(conversation).map_err(|e| BackendError::unavailable(op, e))?;
-    let queue = match (&conversation.priority, conversation.waiting_since) {
-        (Some(p), Some(since)) => {
-            Some((p.team.as_str(), p.priority.rank(), since.timestamp_millis()))
-        }
-        _ => None,
-    };
+    let queue = QueuePosition::of(conversation).map(|p| {
+        (
+            QueuePosition::team_of(conversation),
+            p.rank,
+            p.waiting_since_ms,
+            QueuePosition::agent_of(conversation),
+        )
+    });
     conn.prepare_cached(
         "INSERT INTO conversations
              (id, channel, account_id, customer_id, doc, first_at_ms, last_at_ms, expires_at,
-              queue_team, queue_rank, waiting_since_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+              queue_team, queue_rank, waiting_since_ms, queue_agent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (id) DO UPDATE SET
              doc = excluded.doc,
              first_at_ms = excluded.first_at_ms,
@@ -68,7 +73,8 @@ pub(crate) fn write_conversation(
              expires_at = max(expires_at, excluded.expires_at),
              queue_team = excluded.queue_team,
              queue_rank = excluded.queue_rank,
-             waiting_since_ms = excluded.waiting_since_ms",
+             waiting_since_ms = excluded.waiting_since_ms,
+             queue_agent = excluded.queue_agent",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -80,9 +86,10 @@ pub(crate) fn write_conversation(
             conversation.first_at.timestamp_millis(),
             conversation.last_at.timestamp_millis(),
             expires_at,
-            queue.map(|q| q.0),
+            queue.and_then(|q| q.0),
             queue.map(|q| q.1),
             queue.map(|q| q.2),
+            queue.and_then(|q| q.3),
         ])
     })
     .map_err(|e| BackendError::unavailable(op, e))?;

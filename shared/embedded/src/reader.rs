@@ -7,7 +7,8 @@ use rusqlite::{OptionalExtension, params_from_iter};
 use switchboard_core::ids::{ConversationId, DeliveryId, RecordKey};
 use switchboard_core::model::{Channel, Conversation, Record};
 use switchboard_core::ports::{
-    BackendError, ConversationReader, Page, PageRequest, QueuePosition, RawDelivery, StoredRecord,
+    BackendError, ConversationReader, Page, PageRequest, QueueName, QueuePosition, RawDelivery,
+    StoredRecord,
 };
 
 use crate::cursor::Cursor;
@@ -48,21 +49,24 @@ fn into_page<T>(
 #[async_trait]
 impl ConversationReader for SqliteStore {
     /// Ordered by rank, `waiting_since` (milliseconds) and id, on the partial index
-    /// `conversations_queue`.
+    /// `conversations_queue` (a team's) or `conversations_agent_queue` (an agent's).
     async fn queue(
         &self,
-        team: &str,
+        queue: QueueName<'_>,
         after: Option<&QueuePosition>,
         limit: usize,
     ) -> Result<Vec<Conversation>, BackendError> {
         const OP: &str = "queue";
-        let team = team.to_owned();
+        let (column, name) = match queue {
+            QueueName::Team(team) => ("queue_team", team.to_owned()),
+            QueueName::Agent(agent) => ("queue_agent", agent.to_owned()),
+        };
         let after = after.cloned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
-            let mut sql = String::from("SELECT id, doc FROM conversations WHERE queue_team = ?");
-            let mut args: Vec<Value> = vec![Value::Text(team)];
+            let mut sql = format!("SELECT id, doc FROM conversations WHERE {column} = ?");
+            let mut args: Vec<Value> = vec![Value::Text(name)];
             if let Some(p) = after {
                 sql.push_str(" AND (queue_rank, waiting_since_ms, id) > (?, ?, ?)");
                 args.extend([

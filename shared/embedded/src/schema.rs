@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -108,6 +108,14 @@ CREATE TABLE IF NOT EXISTS timers (
 CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at_ms) WHERE fired_at IS NULL;
 ";
 
+/// Version 5: cases. A waiting, prioritized conversation assigned to an agent is in that
+/// agent's queue too (`queue_agent`, the same order as the team's queue).
+const V5: &str = "
+ALTER TABLE conversations ADD COLUMN queue_agent TEXT NULL;
+CREATE INDEX IF NOT EXISTS conversations_agent_queue
+    ON conversations (queue_agent, queue_rank, waiting_since_ms, id) WHERE queue_agent IS NOT NULL;
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
@@ -123,7 +131,10 @@ pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()>
     if found < 3 {
         tx.execute_batch(V3)?;
     }
-    tx.execute_batch(V4)?;
+    if found < 4 {
+        tx.execute_batch(V4)?;
+    }
+    tx.execute_batch(V5)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

@@ -11,9 +11,17 @@
 //! * `PUT /api/customers/{id}/tier` with `{"tier": "vip"}` (or `null`): the customer's tier.
 //! * `POST /api/conversations/{id}/answered` with `{"at": "<RFC 3339>"}` (or no body: now): an
 //!   agent answered outside the channels' echoes; the wait ends, its reminders are cancelled.
-//! * `GET /api/queue?team=&cursor=&limit=`: a team's waiting conversations, most urgent first,
-//!   then longest waiting first, with priority, score, topic, team and reasons; without
-//!   `team`, every team's queue merged in the same order.
+//! * `POST /api/conversations/{id}/resolve`: the current case is resolved (`resolved_at`,
+//!   `resolved_by`, `first_contact_resolution`); it leaves the queue, its reminders are
+//!   cancelled. A customer message after it opens the next case.
+//! * `POST /api/conversations/{id}/assign` with `{"agent": "<id>"}` or `{"agent": null}`.
+//! * `GET /api/queue?team=&agent=&cursor=&limit=`: a team's waiting conversations, most urgent
+//!   first, then longest waiting first, with priority, score, topic, team and reasons; without
+//!   `team`, every team's queue merged in the same order; with `agent`, the waiting
+//!   conversations assigned to that agent.
+//!
+//! Who acts (recorded on resolutions and assignments) is [`AgentSource`]'s: the caller's
+//! identity from the authorizer on AWS, the `X-Switchboard-Agent` header under `serve`.
 //! * `GET /api/events?type=&cursor=&limit=`: the published domain events, oldest first (the
 //!   embedded backend; on AWS they go to the EventBridge bus, and this answers 404).
 //! * `GET /api/quarantine?cursor=&limit=`: ids of deliveries kept because they were not JSON.
@@ -31,14 +39,15 @@ use std::sync::Arc;
 use super::ApiError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use switchboard_core::answer::AnswerRecorder;
+use switchboard_core::case::CaseStatus;
+use switchboard_core::cases::Cases;
 use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use switchboard_core::model::{
     Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderId, Record,
 };
 use switchboard_core::ports::{BackendError, ConversationReader, Page, PageRequest, StoredRecord};
 use switchboard_core::ports::{
-    ConversationStore, CustomerDirectory, DomainEvent, EventLog, QueuePosition,
+    ConversationStore, CustomerDirectory, DomainEvent, EventLog, QueueName, QueuePosition,
 };
 use switchboard_core::priority::{ConversationPriority, Priority, Reason};
 
@@ -58,11 +67,68 @@ pub struct ApiPorts {
     pub customers: Arc<dyn CustomerDirectory>,
     /// The log of published events, where the backend keeps one (embedded).
     pub events: Option<Arc<dyn EventLog>>,
-    /// Where an agent tool's answer is recorded (`POST /api/conversations/{id}/answered`).
-    pub answers: Option<AnswerRecorder>,
+    /// What agents do: answers (`POST …/answered`), resolutions, assignments.
+    pub cases: Option<Cases>,
     /// The teams of the priority configuration: the queues `GET /api/queue` without `team`
     /// merges.
     pub teams: Vec<String>,
+    /// Where the acting agent's identity comes from.
+    pub agents: AgentSource,
+}
+
+/// The request header naming the acting agent under `switchboard serve`.
+pub const AGENT_HEADER: &str = "x-switchboard-agent";
+/// The agent recorded under `serve` when the header is absent.
+pub const LOCAL_AGENT: &str = "local";
+/// The longest agent id accepted.
+pub const MAX_AGENT_CHARS: usize = 128;
+
+/// Where the identity of the agent who acts comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentSource {
+    /// The `X-Switchboard-Agent` header ([`LOCAL_AGENT`] when absent): `switchboard serve`,
+    /// which listens on loopback for one team.
+    Header,
+    /// An [`Agent`] request extension, set by the deployment from the authenticated caller
+    /// (the Lambda function from the API Gateway authorizer's context); absent, an agent
+    /// action is refused with 401.
+    Extension,
+}
+
+/// The authenticated caller, as a request extension (see [`AgentSource::Extension`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent(pub String);
+
+/// Whether `id` can name an agent: 1 to [`MAX_AGENT_CHARS`] characters, no control characters.
+pub fn valid_agent(id: &str) -> bool {
+    let n = id.chars().count();
+    (1..=MAX_AGENT_CHARS).contains(&n) && !id.chars().any(char::is_control)
+}
+
+impl AgentSource {
+    fn agent(self, parts: &http::request::Parts) -> Result<String, ApiError> {
+        match self {
+            AgentSource::Header => match parts.headers.get(AGENT_HEADER) {
+                None => Ok(LOCAL_AGENT.to_owned()),
+                Some(v) => v
+                    .to_str()
+                    .ok()
+                    .map(str::trim)
+                    .filter(|a| valid_agent(a))
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "{AGENT_HEADER} must be 1 to {MAX_AGENT_CHARS} visible characters"
+                        ))
+                    }),
+            },
+            AgentSource::Extension => parts
+                .extensions
+                .get::<Agent>()
+                .map(|a| a.0.clone())
+                .ok_or(ApiError::Unauthenticated),
+        }
+    }
 }
 
 /// The `/api` routes.
@@ -72,8 +138,9 @@ pub fn api_router(ports: ApiPorts) -> Router {
         conversations,
         customers,
         events,
-        answers,
+        cases,
         teams,
+        agents,
     } = ports;
     let mut teams = teams;
     teams.sort();
@@ -107,7 +174,9 @@ pub fn api_router(ports: ApiPorts) -> Router {
         .with_state(events);
     let answers = Router::new()
         .route("/api/conversations/{id}/answered", post(mark_answered))
-        .with_state(answers);
+        .route("/api/conversations/{id}/resolve", post(resolve))
+        .route("/api/conversations/{id}/assign", post(assign))
+        .with_state(CaseState { cases, agents });
     listings
         .merge(one)
         .merge(customers)
@@ -123,6 +192,20 @@ struct OneConversation {
 }
 
 #[derive(Clone)]
+struct CaseState {
+    cases: Option<Cases>,
+    agents: AgentSource,
+}
+
+impl CaseState {
+    fn cases(&self) -> Result<&Cases, ApiError> {
+        self.cases
+            .as_ref()
+            .ok_or(ApiError::NotFound("case actions"))
+    }
+}
+
+#[derive(Clone)]
 struct QueueState {
     reader: Arc<dyn ConversationReader>,
     teams: Arc<Vec<String>>,
@@ -134,6 +217,7 @@ struct PageQuery {
     limit: Option<String>,
     channel: Option<String>,
     team: Option<String>,
+    agent: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
 }
@@ -215,6 +299,20 @@ pub struct ConversationView {
     pub priority: Option<PriorityView>,
     /// How many response-time targets it has missed.
     pub sla_breaches: u32,
+    /// `waiting` (a customer message has no answer), `answered` or `resolved`.
+    pub status: CaseStatus,
+    /// The number of the current case: 1, then one more each time a customer writes after a
+    /// resolution.
+    pub case: u32,
+    /// When the current case was resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// Whether it was resolved after exactly one brand reply with no customer message after
+    /// that reply; `null` while open.
+    pub first_contact_resolution: Option<bool>,
+    /// The agent it is assigned to.
+    pub assignee: Option<String>,
 }
 
 /// A conversation's priority as the API shows it.
@@ -250,6 +348,7 @@ impl From<ConversationPriority> for PriorityView {
 impl From<Conversation> for ConversationView {
     fn from(c: Conversation) -> Self {
         let clock = c.current_sla().map(|clock| (clock.due_at, clock.warn_at));
+        let status = c.status();
         Self {
             id: c.id,
             channel: c.channel,
@@ -269,6 +368,12 @@ impl From<Conversation> for ConversationView {
             warn_at: clock.map(|(_, warn)| warn),
             priority: c.priority.map(PriorityView::from),
             sla_breaches: c.sla_breaches,
+            status,
+            case: c.case.number,
+            resolved_at: c.case.resolved_at,
+            resolved_by: c.case.resolved_by,
+            first_contact_resolution: c.case.first_contact_resolution,
+            assignee: c.assignee,
         }
     }
 }
@@ -492,12 +597,13 @@ async fn link_customers(
     Ok(Json(merged))
 }
 
-/// Where the next page of a queue listing starts: after `after`, for `team` (or all teams).
+/// Where the next page of a queue listing starts: after `after`, for `scope` (`team:<t>`,
+/// `agent:<a>`, or none for all teams).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QueueCursor {
-    #[serde(rename = "tm")]
-    team: Option<String>,
+    #[serde(rename = "s")]
+    scope: Option<String>,
     #[serde(rename = "a")]
     after: QueuePosition,
 }
@@ -507,15 +613,19 @@ impl QueueCursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
-    fn decode(text: &str, team: Option<&str>) -> Result<QueuePosition, ApiError> {
+    fn decode(text: &str, scope: Option<&str>) -> Result<QueuePosition, ApiError> {
         let bad = || ApiError::Backend(BackendError::BadCursor);
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
         let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-        if cursor.team.as_deref() != team {
+        if cursor.scope.as_deref() != scope {
             return Err(bad());
         }
         Ok(cursor.after)
     }
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|t| !t.is_empty())
 }
 
 async fn list_queue(
@@ -524,28 +634,40 @@ async fn list_queue(
 ) -> Result<Json<Page<ConversationView>>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     let page = query.page()?;
-    let team = query
-        .team
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let (team, agent) = (non_empty(&query.team), non_empty(&query.agent));
+    let queues: Vec<QueueName> = match (team, agent) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give team or agent, not both".to_owned(),
+            ));
+        }
+        (None, Some(agent)) if !valid_agent(agent) => {
+            return Err(ApiError::BadRequest(format!(
+                "agent must be 1 to {MAX_AGENT_CHARS} visible characters"
+            )));
+        }
+        (None, Some(agent)) => vec![QueueName::Agent(agent)],
+        (Some(team), None) => vec![QueueName::Team(team)],
+        (None, None) => state.teams.iter().map(|t| QueueName::Team(t)).collect(),
+    };
+    let scope = match (team, agent) {
+        (Some(t), _) => Some(format!("team:{t}")),
+        (_, Some(a)) => Some(format!("agent:{a}")),
+        _ => None,
+    };
     let after = page
         .cursor
         .as_deref()
-        .map(|c| QueueCursor::decode(c, team))
+        .map(|c| QueueCursor::decode(c, scope.as_deref()))
         .transpose()?;
-    let teams: Vec<&str> = match team {
-        Some(team) => vec![team],
-        None => state.teams.iter().map(String::as_str).collect(),
-    };
     // One more than the page from each queue: enough to fill the page from any mix of them
     // and to know whether another page follows.
     let mut merged = Vec::new();
-    for t in teams {
+    for q in queues {
         merged.extend(
             state
                 .reader
-                .queue(t, after.as_ref(), page.limit + 1)
+                .queue(q, after.as_ref(), page.limit + 1)
                 .await?,
         );
     }
@@ -556,7 +678,7 @@ async fn list_queue(
     merged.sort_by(|a, b| a.0.cmp(&b.0));
     let next = (merged.len() > page.limit).then(|| {
         QueueCursor {
-            team: team.map(str::to_owned),
+            scope,
             after: merged[page.limit - 1].0.clone(),
         }
         .encode()
@@ -623,11 +745,11 @@ struct AnsweredRequest {
 }
 
 async fn mark_answered(
-    State(answers): State<Option<AnswerRecorder>>,
+    State(state): State<CaseState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<ConversationView>, ApiError> {
-    let answers = answers.ok_or(ApiError::NotFound("answer recorder"))?;
+    let cases = state.cases()?;
     let request: AnsweredRequest = if body.iter().all(u8::is_ascii_whitespace) {
         AnsweredRequest::default()
     } else {
@@ -637,9 +759,59 @@ async fn mark_answered(
             ))
         })?
     };
-    let at = request.at.unwrap_or_else(Utc::now);
-    let conversation = answers
-        .mark_answered(&ConversationId::from_stored(id), at)
+    let conversation = cases
+        .mark_answered(&ConversationId::from_stored(id), request.at)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    Ok(Json(conversation.into()))
+}
+
+async fn resolve(
+    State(state): State<CaseState>,
+    Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Json<ConversationView>, ApiError> {
+    let cases = state.cases()?;
+    let (parts, _) = request.into_parts();
+    let agent = state.agents.agent(&parts)?;
+    let conversation = cases
+        .resolve(&ConversationId::from_stored(id), &agent)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    Ok(Json(conversation.into()))
+}
+
+/// The body of `POST /api/conversations/{id}/assign`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignRequest {
+    agent: Option<String>,
+}
+
+async fn assign(
+    State(state): State<CaseState>,
+    Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Json<ConversationView>, ApiError> {
+    let cases = state.cases()?;
+    let (parts, body) = request.into_parts();
+    let by = state.agents.agent(&parts)?;
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| ApiError::BadRequest("body unreadable or over 64 KiB".to_owned()))?;
+    let expected = "expected a JSON body {\"agent\": \"<id>\"} or {\"agent\": null}";
+    let AssignRequest { agent } = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("{expected}: {e}")))?;
+    let agent = agent.map(|a| a.trim().to_owned());
+    if let Some(a) = &agent
+        && !valid_agent(a)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "agent must be 1 to {MAX_AGENT_CHARS} visible characters, or null"
+        )));
+    }
+    let conversation = cases
+        .assign(&ConversationId::from_stored(id), agent.as_deref(), &by)
         .await?
         .ok_or(ApiError::NotFound("conversation"))?;
     Ok(Json(conversation.into()))

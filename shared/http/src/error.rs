@@ -2,7 +2,7 @@
 //!
 //! | error | status |
 //! |---|---|
-//! | missing, malformed or wrong signature | 401 |
+//! | missing, malformed or wrong signature; an agent action without a caller identity | 401 |
 //! | wrong verify token or mode in the handshake | 403 |
 //! | body over [`MAX_BODY_BYTES`](switchboard_core::intake::MAX_BODY_BYTES) | 413 |
 //! | bad query parameter, bad cursor, incomplete handshake | 400 |
@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The thing asked for does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// An agent action without an identity to record (no authorizer context on AWS).
+    #[error("no caller identity: the agent who acts cannot be recorded")]
+    Unauthenticated,
     /// A storage or queue failure.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Backend(BackendError::BadCursor) => StatusCode::BAD_REQUEST,
             ApiError::Backend(BackendError::Unavailable { .. }) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -117,6 +121,7 @@ mod tests {
             (ApiError::TooLarge { limit: 1 }, 413),
             (ApiError::BadRequest("x".into()), 400),
             (ApiError::NotFound("conversation"), 404),
+            (ApiError::Unauthenticated, 401),
             (ApiError::from(BackendError::BadCursor), 400),
             (ApiError::from(unavailable), 500),
         ];

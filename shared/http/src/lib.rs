@@ -21,10 +21,10 @@ use switchboard_core::clock::Clock;
 use switchboard_core::intake::{Intake, MAX_BODY_BYTES};
 use switchboard_core::model::Webhook;
 
-mod api;
+pub mod api;
 mod error;
 
-pub use api::{ApiPorts, ConversationView, RecordView, api_router};
+pub use api::{AgentSource, ApiPorts, ConversationView, RecordView, api_router};
 pub use error::ApiError;
 
 /// What the webhook routes need: the intake service, the verification of each enabled

@@ -22,7 +22,8 @@ use switchboard_core::config::{ConfigError, ProcessEnv};
 use switchboard_core::model::Webhook;
 use switchboard_core::prioritize::Prioritizer;
 use switchboard_core::remind::ReminderHandler;
-use switchboard_http::{ApiPorts, WebhookState, api_router, webhook_router};
+use switchboard_http::api::Agent;
+use switchboard_http::{AgentSource, ApiPorts, WebhookState, api_router, webhook_router};
 
 pub use switchboard_aws::sqs_events::handle_sqs;
 
@@ -61,14 +62,17 @@ pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
         &settings.schedules,
         settings.priority,
         settings.policy,
+        settings.statuses_answer,
     ))
 }
 
 /// The agent API on AWS: the `/api` routes (queue, conversations, timelines, customers,
-/// links, tiers, quarantine, deliveries, and the agent tool's answer) over DynamoDB. An answer
-/// ends the wait and deletes its reminders from the Scheduler group; nothing here scores,
-/// schedules, publishes or enqueues. `GET /api/events` answers 404: on AWS the events are on
-/// the EventBridge bus.
+/// links, tiers, quarantine, deliveries, the agent tool's answer, resolutions and assignments)
+/// over DynamoDB. An answer or a resolution ends the wait and deletes its reminders from the
+/// Scheduler group; answers, resolutions and assignments are published to the bus. Nothing
+/// here scores or enqueues. The acting agent is the caller the HTTP API's IAM authorizer
+/// authenticated ([`caller_identity`]). `GET /api/events` answers 404: on AWS the events are
+/// on the EventBridge bus.
 pub fn agent_api(ports: &AwsPorts, settings: &ApiSettings) -> axum::Router {
     let store = ports.store();
     api_router(ApiPorts {
@@ -76,9 +80,37 @@ pub fn agent_api(ports: &AwsPorts, settings: &ApiSettings) -> axum::Router {
         conversations: store.clone(),
         customers: store,
         events: None,
-        answers: Some(ports.answers(&settings.schedules)),
+        cases: Some(ports.cases(&settings.schedules, &settings.event_bus)),
         teams: settings.teams.clone(),
+        agents: AgentSource::Extension,
     })
+    .layer(axum::middleware::from_fn(with_caller))
+}
+
+/// The caller of a request through the HTTP API with IAM authorization: the authorizer's
+/// `userArn` (an IAM user or an assumed role's session), else its `callerId`. `None` for a
+/// request without that context.
+pub fn caller_identity(request: &http::Request<axum::body::Body>) -> Option<String> {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
+        return None;
+    };
+    let iam = context.authorizer.as_ref()?.iam.as_ref()?;
+    iam.user_arn
+        .clone()
+        .or_else(|| iam.caller_id.clone())
+        .filter(|id| switchboard_http::api::valid_agent(id))
+}
+
+async fn with_caller(
+    mut request: http::Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(caller) = caller_identity(&request) {
+        request.extensions_mut().insert(Agent(caller));
+    }
+    next.run(request).await
 }
 
 /// The agent API of the function, from the process environment.

@@ -6,6 +6,7 @@
 //! | record (notification) | `R#<key>` | `R` | `N#<channel>#<account>` / `<at>#<key>` | – |
 //! | conversation | `C#<id>` | `C` | `CONVS` / `<last_at>#<id>` | `CONVS#<channel>` / `<last_at>#<id>` |
 //! | conversation (waiting, prioritized) | | | + `gsi3pk` / `gsi3sk`: `Q#<team>` / `<rank>#<waiting_since>#<id>` | |
+//! | conversation (waiting, prioritized, assigned) | | | + `gsi4pk` / `gsi4sk`: `A#<agent>` / as `gsi3sk` | |
 //! | raw delivery chunk | `D#<sha256>` | `CHUNK#<n>` | – | – |
 //! | quarantine entry | `QUARANTINE` | `<received_at>#<sha256>` | – | – |
 //!
@@ -34,9 +35,9 @@ use std::sync::Arc;
 use switchboard_core::clock::Clock;
 use switchboard_core::ids::{ConversationId, CustomerId, RecordKey};
 use switchboard_core::model::{Conversation, Customer, Message, Record};
-use switchboard_core::ports::{BackendError, QueuePosition, StoredRecord};
+use switchboard_core::ports::{BackendError, QueueName, QueuePosition, StoredRecord};
 
-use crate::resources::{GSI1, GSI2, GSI3, PK, SK, TTL_ATTRIBUTE};
+use crate::resources::{GSI1, GSI2, GSI3, GSI4, IndexSpec, PK, SK, TTL_ATTRIBUTE};
 use crate::retry::{Backoff, resend_leftovers};
 
 mod conversations;
@@ -231,9 +232,12 @@ fn queue_sort_key_of(p: &QueuePosition) -> String {
     format!("{}#{:015}#{}", p.rank, p.waiting_since_ms.max(0), p.id)
 }
 
-/// The `gsi3` partition of a team's queue.
-fn queue_partition(team: &str) -> String {
-    format!("Q#{team}")
+/// The index and partition of a queue: `gsi3` `Q#<team>`, `gsi4` `A#<agent>`.
+fn queue_partition(queue: QueueName<'_>) -> (IndexSpec, String) {
+    match queue {
+        QueueName::Team(team) => (GSI3, format!("Q#{team}")),
+        QueueName::Agent(agent) => (GSI4, format!("A#{agent}")),
+    }
 }
 
 fn conversation_key(id: &ConversationId) -> Item {
@@ -443,14 +447,18 @@ impl DynamoStore {
             (GSI2.sk.to_owned(), s(sort)),
             (TTL_ATTRIBUTE.to_owned(), self.expires_at()),
         ]);
-        // In its team's queue while it waits (gsi3 is sparse: a put without the keys removes
-        // the conversation from it).
-        if let (Some(position), Some(team)) = (
-            QueuePosition::of(conversation),
-            QueuePosition::team_of(conversation),
-        ) {
-            item.insert(GSI3.pk.to_owned(), s(queue_partition(team)));
-            item.insert(GSI3.sk.to_owned(), s(queue_sort_key_of(&position)));
+        // In its team's queue while it waits, and in its agent's when assigned (the queue
+        // indexes are sparse: a put without the keys removes the conversation from them).
+        if let Some(position) = QueuePosition::of(conversation) {
+            let queues = [
+                QueuePosition::team_of(conversation).map(QueueName::Team),
+                QueuePosition::agent_of(conversation).map(QueueName::Agent),
+            ];
+            for queue in queues.into_iter().flatten() {
+                let (index, partition) = queue_partition(queue);
+                item.insert(index.pk.to_owned(), s(partition));
+                item.insert(index.sk.to_owned(), s(queue_sort_key_of(&position)));
+            }
         }
         self.conditional_put(item, version)
     }

@@ -11,11 +11,12 @@ use std::io::Read;
 use switchboard_core::ids::{ConversationId, DeliveryId};
 use switchboard_core::model::{Channel, Conversation};
 use switchboard_core::ports::{
-    BackendError, ConversationReader, Page, PageRequest, QueuePosition, RawDelivery, StoredRecord,
+    BackendError, ConversationReader, Page, PageRequest, QueueName, QueuePosition, RawDelivery,
+    StoredRecord,
 };
 
 use super::*;
-use crate::resources::{GSI1, GSI2, GSI3, IndexSpec, PK, SK};
+use crate::resources::{GSI1, GSI2, IndexSpec, PK, SK};
 
 /// The keys a cursor carries: the table's and the index's key attributes of the last item.
 fn cursor_of(item: &Item, index: Option<IndexSpec>) -> Option<String> {
@@ -135,10 +136,11 @@ impl DynamoStore {
 
 #[async_trait]
 impl ConversationReader for DynamoStore {
-    /// One query on `gsi3`, partition `Q#<team>`, in sort-key order from after `after`.
+    /// One query on `gsi3` (partition `Q#<team>`) or `gsi4` (`A#<agent>`), in sort-key order
+    /// from after `after`.
     async fn queue(
         &self,
-        team: &str,
+        queue: QueueName<'_>,
         after: Option<&QueuePosition>,
         limit: usize,
     ) -> Result<Vec<Conversation>, BackendError> {
@@ -146,18 +148,19 @@ impl ConversationReader for DynamoStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let (index, partition) = queue_partition(queue);
         let mut condition = "#p = :p".to_owned();
         let mut query = self
             .client
             .query()
             .table_name(self.table.as_ref())
-            .index_name(GSI3.name)
-            .expression_attribute_names("#p", GSI3.pk)
-            .expression_attribute_values(":p", s(queue_partition(team)));
+            .index_name(index.name)
+            .expression_attribute_names("#p", index.pk)
+            .expression_attribute_values(":p", s(partition));
         if let Some(p) = after {
             condition.push_str(" AND #s > :after");
             query = query
-                .expression_attribute_names("#s", GSI3.sk)
+                .expression_attribute_names("#s", index.sk)
                 .expression_attribute_values(":after", s(queue_sort_key_of(p)));
         }
         let query = query.key_condition_expression(condition);
