@@ -30,11 +30,14 @@ pub const RESOLVED: &str = "conversation.resolved";
 pub const REOPENED: &str = "conversation.reopened";
 /// A conversation was assigned to an agent, or unassigned.
 pub const ASSIGNED: &str = "conversation.assigned";
+/// A reply was sent through switchboard.
+pub const MESSAGE_SENT: &str = "message.sent";
 
 /// Every type published, each with its schema under `docs/events/`.
-pub const TYPES: [&str; 9] = [
+pub const TYPES: [&str; 10] = [
     PRIORITIZED,
     MESSAGE_RECEIVED,
+    MESSAGE_SENT,
     ANSWERED,
     RESOLVED,
     REOPENED,
@@ -55,6 +58,8 @@ pub enum AnsweredVia {
     Status,
     /// An agent tool said so (`POST /api/conversations/{id}/answered`).
     AgentTool,
+    /// A reply sent through switchboard (`POST /api/conversations/{id}/reply`).
+    Reply,
 }
 
 /// The fields every conversation event starts with.
@@ -103,6 +108,36 @@ pub fn message_received(
                 "text": message.text,
                 "sent_at": message.sent_at,
                 "public": message.public,
+            }),
+        ),
+    )
+}
+
+/// `message.sent`: a reply sent through switchboard, stored as `message` of `conversation`.
+/// Its id comes from the provider's id of the message, so a repeat is the same event.
+pub fn message_sent(
+    conversation: &Conversation,
+    message: &Message,
+    now: DateTime<Utc>,
+) -> DomainEvent {
+    DomainEvent::new(
+        MESSAGE_SENT,
+        VERSION,
+        &[
+            conversation.id.as_str(),
+            message.provider_message_id.as_str(),
+        ],
+        now,
+        with(
+            conversation,
+            json!({
+                "provider_message_id": message.provider_message_id,
+                "kind": message.provider_type.as_deref().unwrap_or(message.kind.as_str()),
+                "text": message.text,
+                "sent_at": message.sent_at,
+                "public": message.public,
+                "reply_to": message.reply_to,
+                "sent_by": message.raw.get("sent_by").and_then(Value::as_str),
             }),
         ),
     )

@@ -11,9 +11,9 @@
 //! | values and rules | [`case`] (cases, first-contact resolution), [`priority`] (scoring, the apply rule), [`sla`] (policy, calendars, due times, reminders), [`verify`] (signature checks, handshakes) |
 //! | the model | [`model`] (records, conversations, customers) |
 //! | channels | [`channels`] (one module per webhook on one registry: verification, secrets, normalizer) |
-//! | domain decisions | [`recording`] (what storing records does), [`timers`] (which reminders to create and cancel) |
+//! | domain decisions | [`recording`] (what storing records does), [`timers`] (which reminders to create and cancel), [`outbound`] (what a reply sends, and Meta's windows) |
 //! | ports | [`ports`] (one narrow trait per capability, two adapters each) |
-//! | services | [`intake`], [`prioritize`], [`remind`], [`cases`] (answers, resolutions, assignments), [`events`] (the domain events' contract), [`consume`] (the one queue batch runner), [`config`] |
+//! | services | [`intake`], [`prioritize`], [`remind`], [`cases`] (answers, resolutions, assignments), [`replies`] (replies through the channels' APIs), [`events`] (the domain events' contract), [`consume`] (the one queue batch runner), [`config`] |
 #![warn(missing_docs)]
 
 pub mod case;
@@ -28,11 +28,13 @@ pub mod events;
 pub mod ids;
 pub mod intake;
 pub mod model;
+pub mod outbound;
 pub mod ports;
 pub mod prioritize;
 pub mod priority;
 pub mod recording;
 pub mod remind;
+pub mod replies;
 pub mod settings;
 pub mod sla;
 pub mod timers;

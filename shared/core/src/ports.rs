@@ -454,3 +454,62 @@ pub trait ReminderScheduler: Send + Sync {
     /// Deletes reminders by name (missing ones are fine).
     async fn cancel(&self, names: &[String]) -> Result<(), BackendError>;
 }
+
+/// Sends a reply through a provider's API (the Graph API for Meta's channels).
+///
+/// Contract: answers the provider's id of the message once the provider has accepted it, or
+/// why not. [`SendError::Refused`](crate::outbound::SendError::Refused) and
+/// [`SendError::Unreachable`](crate::outbound::SendError::Unreachable) mean nothing was sent;
+/// [`SendError::Timeout`](crate::outbound::SendError::Timeout) that it may have been. A send is
+/// retried inside only when the provider says a retry is safe. No token reaches a log.
+#[async_trait]
+pub trait ReplySender: Send + Sync {
+    /// Sends one message.
+    async fn send(
+        &self,
+        outgoing: &crate::outbound::Outgoing,
+    ) -> Result<crate::outbound::Sent, crate::outbound::SendError>;
+}
+
+/// Where an idempotency key stands, as [`IdempotencyStore::claim`] found it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The key was free and is now claimed by the caller: go ahead.
+    New,
+    /// Another request claimed it and has not finished (or its outcome is unknown).
+    InProgress {
+        /// The fingerprint of that request.
+        fingerprint: String,
+    },
+    /// A request with this key finished with `record`.
+    Done {
+        /// The fingerprint of that request.
+        fingerprint: String,
+        /// Its result.
+        record: StoredRecord,
+    },
+}
+
+/// Idempotency keys of agent actions (`Idempotency-Key` on `POST …/reply`), kept for a day.
+///
+/// Contract (held by the contract suite on every backend):
+/// * [`claim`](Self::claim) claims a free (or expired) key atomically: of concurrent claims of
+///   one key, exactly one answers [`Claim::New`]; the others see the claim.
+/// * [`complete`](Self::complete) records the result of a claimed key; later claims answer
+///   [`Claim::Done`] with it.
+/// * [`release`](Self::release) frees a claimed key that has no result (the action failed
+///   and did nothing), so the same key may be tried again.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a request with `fingerprint` until `expires_at`.
+    async fn claim(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Claim, BackendError>;
+    /// Records the result of the claimed `key`.
+    async fn complete(&self, key: &str, record: &StoredRecord) -> Result<(), BackendError>;
+    /// Frees the claimed `key`, when it has no result.
+    async fn release(&self, key: &str) -> Result<(), BackendError>;
+}
