@@ -9,7 +9,8 @@ use switchboard_core::events;
 use switchboard_core::ids::ConversationId;
 use switchboard_core::model::{Conversation, Webhook};
 use switchboard_tests::payloads::{messenger_text as messenger, whatsapp_status, whatsapp_text};
-use switchboard_tests::{Backend, call, get_all, get_json, signed_to};
+use switchboard_tests::{Backend, call, get_all, get_json};
+use switchboard_tests::{conversation_of, deliver as post};
 
 switchboard_tests::contract!(
     a_resolved_case_leaves_the_queue_and_a_later_message_opens_case_two,
@@ -17,11 +18,6 @@ switchboard_tests::contract!(
     an_assigned_conversation_is_in_its_agents_queue_until_it_is_answered,
     a_status_of_a_message_sent_elsewhere_answers_the_waiting_customer_once,
 );
-
-async fn post(app: &axum::Router, webhook: Webhook, body: Vec<u8>) {
-    let (status, answer) = call(app, signed_to(webhook, body)).await;
-    assert_eq!(status, 200, "{answer:?}");
-}
 
 /// A POST to the API as `agent` (no header: `local`), and its status and JSON.
 async fn act(
@@ -38,14 +34,6 @@ async fn act(
     let (status, bytes) = call(app, request.body(axum::body::Body::from(body)).unwrap()).await;
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status.as_u16(), json)
-}
-
-async fn conversation_of(app: &axum::Router, provider_id: &str) -> Value {
-    get_all(app, "/api/conversations", 50)
-        .await
-        .into_iter()
-        .find(|c| c["customer_provider_id"] == provider_id)
-        .unwrap_or_else(|| panic!("no conversation of {provider_id}"))
 }
 
 async fn stored(backend: &Backend, id: &Value) -> Conversation {

@@ -32,6 +32,7 @@ switchboard_tests::contract!(
     a_cursor_from_elsewhere_is_a_400,
     conversation_times_cover_records_arriving_out_of_order,
     unknown_conversation_and_delivery_are_404,
+    an_idempotency_key_is_claimed_once_and_remembers_its_result,
 );
 
 /// Ids of `messages[]` and `message_echoes[]` items, as text, straight from the JSON.
@@ -512,4 +513,80 @@ async fn unknown_conversation_and_delivery_are_404(backend: Backend) {
         assert_eq!(status, 404, "{uri}: {body}");
     }
     let _ = Channel::ALL;
+}
+
+async fn an_idempotency_key_is_claimed_once_and_remembers_its_result(backend: Backend) {
+    use switchboard_core::ports::{Claim, StoredRecord};
+    let claims = backend.claims.clone();
+    let key = format!(
+        "cv_test/{}-{}",
+        backend.name,
+        chrono::Utc::now().timestamp_nanos_opt().unwrap()
+    );
+    let until = chrono::Utc::now() + chrono::Duration::hours(24);
+    // Eight concurrent claims of one key: exactly one wins, the others see it in progress.
+    let tries: Vec<_> = (0..8)
+        .map(|_| {
+            let (claims, key) = (claims.clone(), key.clone());
+            tokio::spawn(async move { claims.claim(&key, "fp-1", until).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tries {
+        match t.await.unwrap() {
+            Claim::New => won += 1,
+            Claim::InProgress { fingerprint } => assert_eq!(fingerprint, "fp-1"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+
+    // Done: every later claim answers the result, and a release does not free it.
+    let record = whatsapp::normalize(
+        &serde_json::from_slice(&switchboard_tests::payloads::whatsapp_text(
+            "PN",
+            "5511",
+            "wamid.IDEM",
+            1_700_000_000,
+            "hola",
+        ))
+        .unwrap(),
+        chrono::Utc::now(),
+    )
+    .into_iter()
+    .next()
+    .unwrap();
+    let stored = StoredRecord {
+        key: record.key(),
+        stored_at: chrono::Utc::now(),
+        record,
+    };
+    claims.complete(&key, &stored).await.unwrap();
+    claims.release(&key).await.unwrap();
+    match claims.claim(&key, "fp-2", until).await.unwrap() {
+        Claim::Done {
+            fingerprint,
+            record,
+        } => {
+            assert_eq!(fingerprint, "fp-1");
+            assert_eq!(*record, stored);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Released without a result: free again. Expired: free too.
+    let other = format!("{key}-released");
+    assert_eq!(claims.claim(&other, "fp", until).await.unwrap(), Claim::New);
+    claims.release(&other).await.unwrap();
+    assert_eq!(claims.claim(&other, "fp", until).await.unwrap(), Claim::New);
+    let expired = format!("{key}-expired");
+    let past = chrono::Utc::now() - chrono::Duration::seconds(5);
+    assert_eq!(
+        claims.claim(&expired, "fp", past).await.unwrap(),
+        Claim::New
+    );
+    assert_eq!(
+        claims.claim(&expired, "fp", until).await.unwrap(),
+        Claim::New
+    );
 }

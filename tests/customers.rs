@@ -4,7 +4,8 @@
 use serde_json::Value;
 
 use switchboard_core::model::Webhook;
-use switchboard_tests::{Backend, call, get_all, get_json, payloads, signed_to};
+use switchboard_tests::deliver as post;
+use switchboard_tests::{Backend, call, get_all, get_json, payloads};
 
 switchboard_tests::contract!(
     a_link_gives_one_timeline_across_whatsapp_and_instagram,
@@ -17,11 +18,6 @@ fn whatsapp(id: &str, ts: i64, text: &str) -> Vec<u8> {
 
 fn instagram(mid: &str, ms: i64, text: &str) -> Vec<u8> {
     payloads::instagram_text("IGSID-ANA", "IGACCOUNT", mid, ms, text)
-}
-
-async fn post(app: &axum::Router, webhook: Webhook, body: Vec<u8>) {
-    let (status, answer) = call(app, signed_to(webhook, body)).await;
-    assert_eq!(status, 200, "{answer:?}");
 }
 
 async fn customer_of(app: &axum::Router, provider_id: &str) -> String {

@@ -266,7 +266,8 @@ async fn the_agent_api_function_serves_the_queue_and_takes_answers_on_aws() {
         &settings.store(),
         std::sync::Arc::new(switchboard_core::clock::SystemClock),
     );
-    let api = agent_api(&ports, &settings);
+    let fake = switchboard_tests::graph::FakeGraph::start().await;
+    let api = agent_api(&ports, &settings, fake.sender());
 
     // The sample event, as it is: the billing team's queue holds the double charge.
     let sample = std::fs::read_to_string(
@@ -332,6 +333,108 @@ async fn the_agent_api_function_serves_the_queue_and_takes_answers_on_aws() {
     assert_eq!(status, 404);
     let (status, _) = api_json(&api, "GET", "/api/events", None).await;
     assert_eq!(status, 404);
+}
+
+/// The agent-api function replies as deployed: its access token from the webhook's secret in
+/// Secrets Manager (on moto), the Graph API from `SWITCHBOARD_GRAPH_API_URL` (a fake on
+/// loopback); the reply is stored in DynamoDB, ends the wait and deletes its reminders, the
+/// agent is the IAM caller; the same idempotency key sends nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_api_function_replies_with_the_token_in_its_secret_on_aws() {
+    use switchboard_aws::assembly::{AwsPorts, reply_tokens};
+    use switchboard_aws::settings::ApiSettings;
+    use switchboard_graph::GraphSender;
+    use switchboard_lambda::agent_api;
+
+    let backend = switchboard_tests::aws().await;
+    let webhooks = backend.app(None);
+    let customer = "5215550000077";
+    let body = switchboard_tests::payloads::whatsapp_text(
+        "PN",
+        customer,
+        "wamid.LAMBDA1",
+        chrono::Utc::now().timestamp() - 120,
+        "no puedo entrar a mi cuenta",
+    );
+    let (status, _) = switchboard_tests::call(
+        &webhooks,
+        switchboard_tests::signed_to(switchboard_core::model::Webhook::Whatsapp, body),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(backend.prioritize_all(&backend.prioritizer()).await, 1);
+    let scheduled = backend.pending.names().await;
+    assert!(!scheduled.is_empty());
+
+    let sdk = switchboard_tests::moto().await.sdk_config().await;
+    let secret = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(format!(
+            "whatsapp-{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap()
+        ))
+        .secret_string(
+            json!({"app_secrets": ["s"], "verify_token": "v", "access_token": "EAAG-from-secret"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("create secret");
+    let fake = switchboard_tests::graph::FakeGraph::start().await;
+    let mut env = backend.env.clone();
+    env.insert(
+        "SWITCHBOARD_WHATSAPP_SECRET_ARN".into(),
+        secret.arn().unwrap().to_owned(),
+    );
+    env.insert("SWITCHBOARD_GRAPH_API_URL".into(), fake.url.clone());
+    let source = |name: &str| env.get(name).cloned();
+    let settings = ApiSettings::from_source(&source).expect("settings");
+    let tokens = reply_tokens(&source, Some(&sdk)).await.expect("tokens");
+    assert_eq!(tokens.len(), 1, "only WhatsApp has a token");
+    let sender = GraphSender::from_source(&source, tokens).expect("sender");
+    let ports = AwsPorts::new(
+        &sdk,
+        &settings.store(),
+        std::sync::Arc::new(switchboard_core::clock::SystemClock),
+    );
+    let api = agent_api(&ports, &settings, std::sync::Arc::new(sender));
+
+    let (_, listed) = api_json(&api, "GET", "/api/conversations", None).await;
+    let id = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let mut event: serde_json::Value = serde_json::from_str(&api_event(
+        "POST",
+        &format!("/api/conversations/{id}/reply"),
+        Some(&json!({"text": "Te ayudamos ya", "reply_to": "wamid.LAMBDA1"}).to_string()),
+    ))
+    .unwrap();
+    event["headers"]["idempotency-key"] = json!("k-lambda");
+    let (status, sent) = invoke(&api, &event.to_string()).await;
+    assert_eq!(status, 201, "{sent}");
+    let (again, _) = invoke(&api, &event.to_string()).await;
+    assert_eq!(again, 201);
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1, "one send for one key");
+    assert_eq!(requests[0].token.as_deref(), Some("EAAG-from-secret"));
+    assert_eq!(requests[0].path, "PN/messages");
+    assert_eq!(requests[0].body["to"], customer);
+    let sent: serde_json::Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(sent["provider_message_id"], "wamid.FAKE1");
+
+    let (_, c) = api_json(&api, "GET", &format!("/api/conversations/{id}"), None).await;
+    assert_eq!(c["status"], "answered", "{c}");
+    let left = backend.pending.names().await;
+    assert!(
+        left.len() < scheduled.len(),
+        "the answered wait's reminders are deleted"
+    );
+    let sent_events = backend.published.of_type("message.sent").await;
+    assert!(
+        sent_events
+            .iter()
+            .all(|e| e["detail"]["sent_by"] == "arn:aws:iam::123456789012:user/agent-desk"),
+        "{sent_events:?}"
+    );
+    assert!(!sent_events.is_empty());
 }
 
 /// The agent-api function refuses to start without its settings, naming the first missing.

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use switchboard_core::channels;
 use switchboard_core::ids::RecordKey;
 use switchboard_core::model::{Record, Webhook};
+use switchboard_tests::conversation_of;
 use switchboard_tests::{Backend, all_records, call, fixtures, get_all, get_json, signed_to};
 
 switchboard_tests::contract!(
@@ -146,14 +147,6 @@ fn text_event(from: &str, to: &str, mid: &str, ms: i64, echo: bool) -> Value {
         message["app_id"] = json!(1);
     }
     json!({"sender": {"id": from}, "recipient": {"id": to}, "timestamp": ms, "message": message})
-}
-
-async fn conversation_of(app: &axum::Router, customer: &str) -> Value {
-    get_all(app, "/api/conversations", 50)
-        .await
-        .into_iter()
-        .find(|c| c["customer_provider_id"] == customer)
-        .unwrap_or_else(|| panic!("no conversation of {customer}"))
 }
 
 async fn an_echo_after_a_customer_message_answers_the_conversation_at_the_echo_time(

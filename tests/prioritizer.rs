@@ -9,7 +9,8 @@ use switchboard_core::model::{Channel, Webhook};
 use switchboard_core::ports::QueueEntry;
 use switchboard_core::prioritize::{BatchItem, Outcome, PRIORITIZED};
 use switchboard_tests::payloads::{messenger_text as messenger, whatsapp_text as whatsapp};
-use switchboard_tests::{Backend, call, get_all, get_json, signed_to};
+use switchboard_tests::{Backend, call, get_all, get_json};
+use switchboard_tests::{conversation_of, deliver as post};
 
 switchboard_tests::contract!(
     a_double_charge_marked_urgent_is_above_a_thank_you_in_the_queue,
@@ -21,19 +22,6 @@ switchboard_tests::contract!(
     the_queue_pages_in_order_and_refuses_a_foreign_cursor,
     each_wait_is_timed_by_the_policy_and_its_clock_moves_only_with_the_level,
 );
-
-async fn post(app: &axum::Router, webhook: Webhook, body: Vec<u8>) {
-    let (status, answer) = call(app, signed_to(webhook, body)).await;
-    assert_eq!(status, 200, "{answer:?}");
-}
-
-async fn conversation_of(app: &axum::Router, provider_id: &str) -> Value {
-    get_all(app, "/api/conversations", 50)
-        .await
-        .into_iter()
-        .find(|c| c["customer_provider_id"] == provider_id)
-        .unwrap_or_else(|| panic!("no conversation of {provider_id}"))
-}
 
 async fn conversations_of(app: &axum::Router, provider_id: &str) -> Vec<Value> {
     get_all(app, "/api/conversations", 50)

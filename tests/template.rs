@@ -584,12 +584,25 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
         switchboard_aws::settings::REMINDER_QUEUE_ARN,
         switchboard_aws::settings::SCHEDULER_ROLE_ARN,
         config::RETENTION_DAYS,
+        config::GRAPH_API_URL,
+        "SWITCHBOARD_WHATSAPP_SECRET_ARN",
+        "SWITCHBOARD_FACEBOOK_SECRET_ARN",
+        "SWITCHBOARD_INSTAGRAM_SECRET_ARN",
     ] {
         assert!(
             env[name].is_object(),
             "{name} not set from a resource or parameter"
         );
     }
+    assert_eq!(
+        resource(&t, "AgentApiFunction")["Properties"]["Environment"]["Variables"]["SWITCHBOARD_WHATSAPP_SECRET_ARN"]
+            ["Ref"],
+        "WhatsAppSecret"
+    );
+    assert_eq!(
+        t["Parameters"]["GraphApiUrl"]["Default"],
+        config::DEFAULT_GRAPH_API_URL
+    );
     let events: Vec<&Value> = function["Properties"]["Events"]
         .as_object()
         .unwrap()
@@ -621,6 +634,10 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
         ("dynamodb:Query", table.clone()),
         ("dynamodb:PutItem", table.clone()),
         ("dynamodb:UpdateItem", table.clone()),
+        // A reply: the message answered (BatchGetItem), an idempotency key released after a
+        // refusal (DeleteItem); the sent message's transaction is puts and updates.
+        ("dynamodb:BatchGetItem", table.clone()),
+        ("dynamodb:DeleteItem", table.clone()),
         ("dynamodb:Query", index("gsi1")),
         ("dynamodb:Query", index("gsi2")),
         ("dynamodb:Query", index("gsi3")),
@@ -632,6 +649,19 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
         ),
         // An answered or resolved wait's reminders.
         ("scheduler:DeleteSchedule", schedules),
+        // The access tokens of replies, one secret per webhook.
+        (
+            "secretsmanager:GetSecretValue",
+            serde_json::json!({"Ref": "WhatsAppSecret"}).to_string(),
+        ),
+        (
+            "secretsmanager:GetSecretValue",
+            serde_json::json!({"Ref": "FacebookSecret"}).to_string(),
+        ),
+        (
+            "secretsmanager:GetSecretValue",
+            serde_json::json!({"Ref": "InstagramSecret"}).to_string(),
+        ),
     ]
     .into_iter()
     .map(|(a, r)| (a.to_owned(), r))
@@ -762,6 +792,7 @@ fn the_bus_is_archived_and_the_ticketing_hook_forwards_the_case_events() {
     use switchboard_core::events;
     let case_events = BTreeSet::from([
         events::MESSAGE_RECEIVED,
+        events::MESSAGE_SENT,
         events::ANSWERED,
         events::RESOLVED,
         events::REOPENED,

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+pub mod graph;
 pub mod payloads;
 
 use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
@@ -24,10 +25,12 @@ use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
     BackendError, ConversationReader, ConversationStore, CustomerDirectory, CustomerHistory,
-    EventLog, EventPublisher, IntakeQueue, MessageStore, PageRequest, QueueEntry, RecordLookup,
+    EventLog, EventPublisher, IdempotencyStore, IntakeQueue, MessageStore, PageRequest, QueueEntry,
+    RecordLookup, ReplySender,
 };
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::{PriorityConfig, Scorer};
+use switchboard_core::replies::{Replies, ReplyPorts};
 use switchboard_embedded::{EventFile, SqliteStore};
 use switchboard_http::{ApiPorts, WebhookState, api_router, webhook_router};
 
@@ -145,6 +148,8 @@ pub struct Backend {
     pub timers: Arc<dyn switchboard_core::ports::ReminderScheduler>,
     /// Names the reminders scheduled and not fired (or deleted) yet.
     pub pending: Arc<dyn PendingReminders>,
+    /// Idempotency keys.
+    pub claims: Arc<dyn IdempotencyStore>,
     /// The settings a deployed function gets for this backend (`SWITCHBOARD_TABLE`, …); empty
     /// for the embedded backend.
     pub env: HashMap<String, String>,
@@ -156,6 +161,31 @@ impl Backend {
     /// `queue` when given (to inject faults).
     pub fn app(&self, queue: Option<Arc<dyn IntakeQueue>>) -> axum::Router {
         self.app_with(None, queue)
+    }
+
+    /// Replies over this backend, sent through `sender`.
+    pub fn replies(&self, sender: Arc<dyn ReplySender>) -> Replies {
+        Replies::new(
+            ReplyPorts {
+                conversations: self.conversations.clone(),
+                records: self.store.clone(),
+                history: self.history.clone(),
+                sender,
+                claims: self.claims.clone(),
+                events: self.events.clone(),
+            },
+            self.prioritizer().cases().clone(),
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// The application with replies sent through `sender`.
+    pub fn app_replying(&self, sender: Arc<dyn ReplySender>) -> axum::Router {
+        self.router(
+            self.store.clone(),
+            self.queue.clone(),
+            Some(self.replies(sender)),
+        )
     }
 
     /// Whether the raw delivery with exactly these bytes is kept.
@@ -174,18 +204,28 @@ impl Backend {
         store: Option<Arc<dyn MessageStore>>,
         queue: Option<Arc<dyn IntakeQueue>>,
     ) -> axum::Router {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let intake = Intake::new(
+        self.router(
             store.unwrap_or_else(|| self.store.clone()),
             queue.unwrap_or_else(|| self.queue.clone()),
-            clock.clone(),
-        );
+            None,
+        )
+    }
+
+    fn router(
+        &self,
+        store: Arc<dyn MessageStore>,
+        queue: Arc<dyn IntakeQueue>,
+        replies: Option<Replies>,
+    ) -> axum::Router {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let intake = Intake::new(store, queue, clock.clone());
         webhook_router(WebhookState::new(intake, verifiers(), clock)).merge(api_router(ApiPorts {
             reader: self.reader.clone(),
             conversations: self.conversations.clone(),
             customers: self.customers.clone(),
             events: self.event_log.clone(),
             cases: Some(self.prioritizer().cases().clone()),
+            replies,
             teams: teams(),
             agents: switchboard_http::AgentSource::Header,
         }))
@@ -371,6 +411,7 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         }),
         event_log: Some(events),
         timers: store.clone(),
+        claims: store.clone(),
         pending: Arc::new(EmbeddedTimers(store)),
         env: HashMap::new(),
         _keep: keep,
@@ -685,6 +726,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
         customers: store.clone(),
         queue,
         conversations: store.clone(),
+        claims: store.clone(),
         history: store,
         events: Arc::new(switchboard_aws::EventBridgePublisher::new(
             eventbridge,
@@ -1027,6 +1069,21 @@ pub fn signed(body: impl Into<bytes::Bytes>) -> http::Request<axum::body::Body> 
     let body = body.into();
     let sig = signature(&body);
     post(body, Some(&sig))
+}
+
+/// Delivers the signed `body` to `webhook` and asserts it was taken (200).
+pub async fn deliver(app: &axum::Router, webhook: Webhook, body: Vec<u8>) {
+    let (status, answer) = call(app, signed_to(webhook, body)).await;
+    assert_eq!(status, 200, "{answer:?}");
+}
+
+/// The conversation of the customer known on its channel as `provider_id`.
+pub async fn conversation_of(app: &axum::Router, provider_id: &str) -> serde_json::Value {
+    get_all(app, "/api/conversations", 50)
+        .await
+        .into_iter()
+        .find(|c| c["customer_provider_id"] == provider_id)
+        .unwrap_or_else(|| panic!("no conversation of {provider_id}"))
 }
 
 /// A GET of `uri`, parsed as JSON.

@@ -68,3 +68,44 @@ pub fn whatsapp_status(pn: &str, recipient: &str, id: &str, status: &str, ts: i6
     .to_string()
     .into_bytes()
 }
+
+/// A comment `comment_id` by `author` (the page itself when `author` is `PAGE`) on the post
+/// `PAGE_<post>` of the page `PAGE`, at `ts` (seconds), under `parent` when given.
+pub fn page_comment(
+    author: &str,
+    comment_id: &str,
+    post: &str,
+    parent: Option<&str>,
+    ts: i64,
+    text: &str,
+) -> Vec<u8> {
+    let post_id = format!("PAGE_{post}");
+    json!({"object": "page", "entry": [{"id": "PAGE", "time": ts, "changes": [{"field": "feed",
+      "value": {"from": {"id": author, "name": "Cliente"}, "item": "comment", "verb": "add",
+                "comment_id": comment_id, "post_id": post_id,
+                "parent_id": parent.map_or(post_id.clone(), str::to_owned),
+                "created_time": ts, "message": text}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// An Instagram comment `id` by `author` (the account itself when `author` is `account`) on
+/// the media `media`, under `parent` when given.
+pub fn instagram_comment(
+    author: &str,
+    account: &str,
+    id: &str,
+    media: &str,
+    parent: Option<&str>,
+    text: &str,
+) -> Vec<u8> {
+    let mut value = json!({"from": {"id": author, "username": "cliente"},
+        "media": {"id": media, "media_product_type": "FEED"}, "id": id, "text": text});
+    if let Some(parent) = parent {
+        value["parent_id"] = json!(parent);
+    }
+    json!({"object": "instagram", "entry": [{"id": account, "time": 0, "changes": [
+        {"field": "comments", "value": value}]}]})
+    .to_string()
+    .into_bytes()
+}

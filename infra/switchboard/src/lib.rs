@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_aws::assembly::{AwsPorts, channel_verification, sdk_config};
+use switchboard_aws::assembly::{AwsPorts, channel_verification, reply_tokens, sdk_config};
 use switchboard_aws::resources::{
     ResourceNames, provision, provision_event_bus, provision_reminders,
 };
@@ -28,6 +28,7 @@ use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::sla::SlaPolicy;
 use switchboard_embedded::assembly::EmbeddedPorts;
 use switchboard_embedded::consumer::{ConsumerSettings, consume, fire_timers};
+use switchboard_graph::GraphSender;
 use switchboard_http::{AgentSource, ApiPorts, WebhookState, api_router, webhook_router};
 
 /// Command line.
@@ -248,6 +249,8 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
     let policy = sla_policy(args)?;
     let (intake, api, sdk, consumer) = match args.backend {
         Backend::Embedded => {
+            let tokens = reply_tokens(source, None).await?;
+            let sender = Arc::new(GraphSender::from_source(source, tokens)?);
             let ports = EmbeddedPorts::open(&args.data, retention, clock.clone())?;
             let prioritizer = ports
                 .prioritizer(Arc::new(Scorer::new(priority)), Arc::new(policy))
@@ -269,6 +272,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 customers: store,
                 events: Some(ports.events()),
                 cases: Some(ports.cases()),
+                replies: Some(ports.replies(sender)),
                 teams,
                 agents: AgentSource::Header,
             };
@@ -280,6 +284,8 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let reminder_url = settings::reminder_queue_url(source)?;
             let sdk = sdk_config().await;
             let ports = AwsPorts::new(&sdk, &settings.store(), clock.clone());
+            let tokens = reply_tokens(source, Some(&sdk)).await?;
+            let sender = Arc::new(GraphSender::from_source(source, tokens)?);
             let prioritizer = ports.prioritizer(
                 &timed.event_bus,
                 &timed.schedules,
@@ -315,6 +321,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 customers: store,
                 events: None,
                 cases: Some(ports.cases(&timed.schedules, &timed.event_bus)),
+                replies: Some(ports.replies(&timed.schedules, &timed.event_bus, sender)),
                 teams,
                 agents: AgentSource::Header,
             };

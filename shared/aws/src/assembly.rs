@@ -14,9 +14,12 @@ use switchboard_core::channels::{ChannelModule, Verification};
 use switchboard_core::clock::Clock;
 use switchboard_core::config::{self, ConfigError, Source};
 use switchboard_core::intake::Intake;
+use switchboard_core::model::Webhook;
+use switchboard_core::ports::ReplySender;
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::remind::ReminderHandler;
+use switchboard_core::replies::{Replies, ReplyPorts};
 use switchboard_core::sla::SlaPolicy;
 
 use crate::scheduler::ScheduleTarget;
@@ -151,6 +154,55 @@ impl AwsPorts {
             self.clock(),
         )
     }
+
+    /// Replies sent through `sender`, stored in the table (idempotency keys too), the ended
+    /// wait's reminders deleted from `target`, events to `bus`.
+    pub fn replies(
+        &self,
+        target: &ScheduleTarget,
+        bus: &str,
+        sender: Arc<dyn ReplySender>,
+    ) -> Replies {
+        let store = self.store();
+        Replies::new(
+            ReplyPorts {
+                conversations: store.clone(),
+                records: store.clone(),
+                history: store.clone(),
+                sender,
+                claims: store,
+                events: self.events(bus),
+            },
+            self.cases(target, bus),
+            self.clock(),
+        )
+    }
+}
+
+/// The access token for replies of each webhook that has one: `access_token` in the
+/// Secrets Manager secret named by `SWITCHBOARD_<WEBHOOK>_SECRET_ARN` when that is set (and
+/// `sdk` given), otherwise `SWITCHBOARD_<WEBHOOK>_ACCESS_TOKEN`. A webhook without one is
+/// absent (its replies answer 503, naming the setting); a secret that cannot be read stops
+/// start-up, naming its variable.
+pub async fn reply_tokens(
+    source: &impl Source,
+    sdk: Option<&SdkConfig>,
+) -> Result<std::collections::HashMap<Webhook, String>, ConfigError> {
+    let mut tokens = std::collections::HashMap::new();
+    for webhook in Webhook::ALL {
+        let arn_var = config::channel_var(webhook, config::SECRET_ARN_SUFFIX);
+        let token = match (source.get(&arn_var), sdk) {
+            (Some(arn), Some(sdk)) => {
+                let client = aws_sdk_secretsmanager::Client::new(sdk);
+                crate::secrets::access_token(&client, &arn_var, &arn).await?
+            }
+            _ => config::local_access_token(source, webhook),
+        };
+        if let Some(token) = token {
+            tokens.insert(webhook, token);
+        }
+    }
+    Ok(tokens)
 }
 
 /// The verification of channel `module`: from the Secrets Manager secret named by

@@ -75,10 +75,60 @@ pub async fn channel_secrets(
     })
 }
 
+/// The `access_token` (for replies) in the secret `arn` (named by `variable`, for errors);
+/// `None` when the secret has none.
+pub async fn access_token(
+    client: &aws_sdk_secretsmanager::Client,
+    variable: &str,
+    arn: &str,
+) -> Result<Option<String>, ConfigError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Invalid {
+            name: variable.to_owned(),
+            reason: format!(
+                "cannot read the secret it names: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            ),
+        })?;
+    token_in(out.secret_string().unwrap_or_default()).map_err(|reason| ConfigError::Invalid {
+        name: variable.to_owned(),
+        reason,
+    })
+}
+
+/// The `access_token` of a secret's JSON `text`.
+fn token_in(text: &str) -> Result<Option<String>, String> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+        return Err("the secret is not a JSON object".to_owned());
+    };
+    match map.get("access_token") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) if t.trim().is_empty() => Ok(None),
+        Some(Value::String(t)) => Ok(Some(t.trim().to_owned())),
+        Some(_) => Err("access_token in the secret must be a string".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use switchboard_core::channels::meta::WHATSAPP;
+
+    #[test]
+    fn the_access_token_is_optional_and_a_string() {
+        assert_eq!(
+            token_in(r#"{"app_secrets": [], "access_token": "EAAG"}"#),
+            Ok(Some("EAAG".to_owned()))
+        );
+        assert_eq!(token_in(r#"{"app_secrets": []}"#), Ok(None));
+        assert_eq!(token_in(r#"{"access_token": ""}"#), Ok(None));
+        assert!(token_in(r#"{"access_token": 1}"#).is_err());
+        assert!(token_in("nope").is_err());
+    }
 
     #[test]
     fn a_meta_secret_is_read_by_its_fields_and_anything_else_refused() {

@@ -46,6 +46,19 @@ impl Channel {
     }
 }
 
+impl Channel {
+    /// The webhook this channel arrives on, whose credentials answer on it (`None` for the
+    /// channels without a webhook yet).
+    pub fn webhook(self) -> Option<Webhook> {
+        match self {
+            Channel::Whatsapp => Some(Webhook::Whatsapp),
+            Channel::Messenger | Channel::FacebookFeed => Some(Webhook::Facebook),
+            Channel::Instagram => Some(Webhook::Instagram),
+            Channel::Telegram | Channel::X => None,
+        }
+    }
+}
+
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

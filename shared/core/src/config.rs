@@ -63,6 +63,61 @@ pub fn statuses_answer(source: &impl Source) -> Result<bool, ConfigError> {
     }
 }
 
+/// The Graph API replies are sent to: `SWITCHBOARD_GRAPH_API_URL` (default
+/// [`DEFAULT_GRAPH_API_URL`]).
+pub const GRAPH_API_URL: &str = "SWITCHBOARD_GRAPH_API_URL";
+/// Meta's Graph API, at the version switchboard is written against.
+pub const DEFAULT_GRAPH_API_URL: &str = "https://graph.facebook.com/v23.0";
+/// The suffix of a webhook's access token for replies, for local use:
+/// `SWITCHBOARD_WHATSAPP_ACCESS_TOKEN`, … (on Lambda, `access_token` in the webhook's secret).
+pub const ACCESS_TOKEN_SUFFIX: &str = "ACCESS_TOKEN";
+
+/// Reads [`GRAPH_API_URL`]: an `https` URL, or `http` on loopback (a fake Graph API in tests),
+/// without a trailing slash.
+pub fn graph_api_url(source: &impl Source) -> Result<String, ConfigError> {
+    let text = source
+        .get(GRAPH_API_URL)
+        .map(|v| v.trim().trim_end_matches('/').to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_GRAPH_API_URL.to_owned());
+    check_api_url(&text).map_err(|reason| ConfigError::Invalid {
+        name: GRAPH_API_URL.into(),
+        reason,
+    })?;
+    Ok(text)
+}
+
+/// Whether `url` can be a provider API's base URL: `https://host[/path]`, or `http://` to
+/// `127.0.0.1`, `[::1]` or `localhost`; no query, no credentials.
+pub fn check_api_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("not a URL ({e}): expected https://host/path"))?;
+    let host = uri.host().unwrap_or_default();
+    let loopback = matches!(host, "127.0.0.1" | "[::1]" | "::1" | "localhost");
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        _ => return Err("expected an https:// URL (http:// only on loopback)".into()),
+    }
+    if host.is_empty()
+        || uri.query().is_some()
+        || uri.authority().is_some_and(|a| a.as_str().contains('@'))
+    {
+        return Err("expected https://host/path, without credentials or a query".into());
+    }
+    Ok(())
+}
+
+/// The access token of `webhook` for replies, for local use
+/// (`SWITCHBOARD_<WEBHOOK>_ACCESS_TOKEN`); `None` when not set.
+pub fn local_access_token(source: &impl Source, webhook: Webhook) -> Option<String> {
+    source
+        .get(&channel_var(webhook, ACCESS_TOKEN_SUFFIX))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
 /// A configuration file read and checked whole by `parse`; `origin` names the setting (or
 /// flag) that gave the path, for the error, which also says what is wrong with the file.
 fn config_file<T, E: std::fmt::Display>(
@@ -171,6 +226,32 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn the_graph_api_url_is_https_or_loopback_http() {
+        assert_eq!(graph_api_url(&source(&[])).unwrap(), DEFAULT_GRAPH_API_URL);
+        assert_eq!(
+            graph_api_url(&source(&[(GRAPH_API_URL, "http://127.0.0.1:9/v23.0/")])).unwrap(),
+            "http://127.0.0.1:9/v23.0"
+        );
+        for bad in [
+            "http://graph.facebook.com/v23.0",
+            "ftp://x",
+            "not a url",
+            "https://user:pw@graph.facebook.com",
+            "https://graph.facebook.com/v23.0?access_token=x",
+        ] {
+            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([(GRAPH_API_URL, bad)]));
+            let err = graph_api_url(&source(pairs)).unwrap_err().to_string();
+            assert!(err.contains(GRAPH_API_URL), "{bad}: {err}");
+        }
+        let token = source(&[("SWITCHBOARD_WHATSAPP_ACCESS_TOKEN", " t ")]);
+        assert_eq!(
+            local_access_token(&token, Webhook::Whatsapp).as_deref(),
+            Some("t")
+        );
+        assert_eq!(local_access_token(&token, Webhook::Facebook), None);
     }
 
     #[test]

@@ -539,6 +539,41 @@ pub struct Conversation {
     /// When it was last assigned or unassigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_at: Option<DateTime<Utc>>,
+    /// The latest delivery status of each of the most recent outbound messages (at most
+    /// [`TRACKED_STATUSES`], the newest kept), by the provider's message id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<OutboundStatus>,
+}
+
+/// How many outbound messages' statuses a conversation keeps.
+pub const TRACKED_STATUSES: usize = 50;
+
+/// The latest delivery status of one outbound message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundStatus {
+    /// The provider's id of the message.
+    pub message_id: ProviderId,
+    /// Its latest status.
+    pub status: DeliveryStatus,
+    /// When the provider reported it.
+    pub at: DateTime<Utc>,
+    /// The provider's errors, for a failed delivery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProviderError>,
+}
+
+impl DeliveryStatus {
+    /// The order of statuses reported at the same time: a later stage wins, a failure wins.
+    fn rank(&self) -> u8 {
+        match self {
+            DeliveryStatus::Other(_) => 0,
+            DeliveryStatus::Sent => 1,
+            DeliveryStatus::Delivered => 2,
+            DeliveryStatus::Read => 3,
+            DeliveryStatus::Played => 4,
+            DeliveryStatus::Failed => 5,
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -570,6 +605,7 @@ impl Conversation {
             case: Case::default(),
             assignee: None,
             assigned_at: None,
+            statuses: Vec::new(),
         };
         conversation.absorb(record);
         Some(conversation)
@@ -621,6 +657,11 @@ impl Conversation {
         {
             self.customer.display_name = Some(name);
         }
+        if let Record::Event(event) = record
+            && let EventKind::Status { status, errors } = &event.kind
+        {
+            self.track_status(&event.refers_to, status, errors, at);
+        }
         let Record::Message(message) = record else {
             return;
         };
@@ -638,6 +679,41 @@ impl Conversation {
                 self.reply(message.provider_message_id.as_str(), at);
             }
         }
+    }
+
+    /// Keeps `status` as the latest of message `id` when it is later than the one kept (at the
+    /// same time, the later stage), then forgets the oldest beyond [`TRACKED_STATUSES`].
+    fn track_status(
+        &mut self,
+        id: &ProviderId,
+        status: &DeliveryStatus,
+        errors: &[ProviderError],
+        at: DateTime<Utc>,
+    ) {
+        let newer = |kept: &OutboundStatus| (at, status.rank()) > (kept.at, kept.status.rank());
+        match self.statuses.iter_mut().find(|s| &s.message_id == id) {
+            Some(kept) if newer(kept) => {
+                kept.status = status.clone();
+                kept.at = at;
+                kept.errors = errors.to_vec();
+            }
+            Some(_) => return,
+            None => self.statuses.push(OutboundStatus {
+                message_id: id.clone(),
+                status: status.clone(),
+                at,
+                errors: errors.to_vec(),
+            }),
+        }
+        if self.statuses.len() > TRACKED_STATUSES {
+            self.statuses.sort_by_key(|s| std::cmp::Reverse(s.at));
+            self.statuses.truncate(TRACKED_STATUSES);
+        }
+    }
+
+    /// The latest delivery status of outbound message `id`, when one is kept.
+    pub fn status_of(&self, id: &ProviderId) -> Option<&OutboundStatus> {
+        self.statuses.iter().find(|s| &s.message_id == id)
     }
 
     /// The brand's reply `id` at `at` (an echo, a reply sent through switchboard, a status of
@@ -777,6 +853,58 @@ pub(crate) fn text_message(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    fn status_event(of: &Record, refers_to: &str, status: &str, at: i64) -> Record {
+        let Record::Message(m) = of else {
+            unreachable!()
+        };
+        Record::Event(Event {
+            channel: m.channel,
+            account_id: m.account_id.clone(),
+            event_id: ProviderId::from(format!("{refers_to}:{status}:{at}").as_str()),
+            refers_to: ProviderId::from(refers_to),
+            conversation_id: m.conversation_id.clone(),
+            customer: m.customer.clone(),
+            direction: Direction::Outbound,
+            kind: EventKind::Status {
+                status: DeliveryStatus::parse(status),
+                errors: Vec::new(),
+            },
+            occurred_at: Utc.timestamp_opt(at, 0).unwrap(),
+            occurred_at_estimated: false,
+            provider_timestamp: None,
+            refers_to_unknown: false,
+            raw: Value::Null,
+        })
+    }
+
+    #[test]
+    fn the_latest_status_of_each_outbound_message_is_kept_in_any_order() {
+        let first = text_message("5511", "in1", Direction::Inbound, 100, "hola");
+        let mut c = Conversation::from_record(&first).unwrap();
+        // Out of order, a stage and its successor in the same second, a repeat.
+        for (status, at) in [
+            ("read", 130),
+            ("sent", 110),
+            ("delivered", 110),
+            ("read", 130),
+        ] {
+            c.absorb(&status_event(&first, "out1", status, at));
+        }
+        c.absorb(&status_event(&first, "out2", "sent", 140));
+        c.absorb(&status_event(&first, "out2", "failed", 140));
+        let of = |c: &Conversation, id: &str| {
+            c.status_of(&ProviderId::from(id))
+                .map(|s| s.status.as_str().to_owned())
+        };
+        assert_eq!(of(&c, "out1").as_deref(), Some("read"));
+        assert_eq!(of(&c, "out2").as_deref(), Some("failed"));
+        for i in 0..TRACKED_STATUSES as i64 {
+            c.absorb(&status_event(&first, &format!("later{i}"), "sent", 200 + i));
+        }
+        assert_eq!(c.statuses.len(), TRACKED_STATUSES);
+        assert_eq!(of(&c, "out1"), None, "the oldest is forgotten first");
+    }
 
     fn message(id: &str, direction: Direction, at: i64) -> Record {
         text_message("5511", id, direction, at, "hi")

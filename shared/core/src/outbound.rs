@@ -119,6 +119,13 @@ pub enum Target {
     },
 }
 
+impl SendError {
+    /// Whether the message may have been sent all the same (no answer, or an unreadable one).
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, SendError::Timeout | SendError::Unreadable(_))
+    }
+}
+
 impl Target {
     /// `direct`, `public_comment` or `private_comment`: how `message.sent` names it.
     pub fn as_str(&self) -> &'static str {
@@ -171,6 +178,10 @@ pub enum SendError {
     /// The provider could not be reached: nothing was sent.
     #[error("the provider could not be reached: {0}")]
     Unreachable(String),
+    /// The exchange broke or the answer could not be read after the request went: the message
+    /// may have been sent.
+    #[error("the provider's answer could not be read: {0}")]
+    Unreadable(String),
     /// No access token is configured for the webhook of this channel.
     #[error("no access token for {channel} replies: set {setting}")]
     NotConfigured {
@@ -247,7 +258,7 @@ pub fn plan(
     let content = match (&request.text, &request.template) {
         (_, Some(t)) => Content::Template(t.clone()),
         (Some(text), None) => Content::Text(text.clone()),
-        (None, None) => unreachable!("validated"),
+        (None, None) => return Err(PlanError::Invalid("text is required".to_owned())),
     };
     let outgoing = |target, tag| Outgoing {
         channel,

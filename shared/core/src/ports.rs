@@ -486,7 +486,7 @@ pub enum Claim {
         /// The fingerprint of that request.
         fingerprint: String,
         /// Its result.
-        record: StoredRecord,
+        record: Box<StoredRecord>,
     },
 }
 

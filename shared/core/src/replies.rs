@@ -140,7 +140,7 @@ impl Replies {
                 Claim::Done {
                     fingerprint: f,
                     record,
-                } if f == fingerprint => return self.finish(record, true).await,
+                } if f == fingerprint => return self.finish(*record, true).await,
                 Claim::InProgress { fingerprint: f } if f == fingerprint => {
                     return Err(ReplyError::KeyInProgress);
                 }
@@ -150,9 +150,9 @@ impl Replies {
         let sent = match self.send(&conversation, request, by).await {
             Ok(sent) => sent,
             Err(e) => {
-                // Nothing was sent unless the provider timed out: the key may be tried again.
+                // Nothing was sent unless the outcome is unknown: the key may be tried again.
                 if let Some(claim) = &claim
-                    && !matches!(e, ReplyError::Send(SendError::Timeout))
+                    && !matches!(&e, ReplyError::Send(s) if s.outcome_unknown())
                     && let Err(release) = self.ports.claims.release(claim).await
                 {
                     tracing::warn!(conversation = %id, error = %release, "idempotency key not released");

@@ -137,6 +137,7 @@ mod tests {
             case: Default::default(),
             assignee: None,
             assigned_at: None,
+            statuses: Vec::new(),
         }
     }
 

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use switchboard_core::cases::Cases;
 use switchboard_core::clock::Clock;
 use switchboard_core::intake::Intake;
+use switchboard_core::ports::ReplySender;
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::Scorer;
 use switchboard_core::remind::ReminderHandler;
+use switchboard_core::replies::{Replies, ReplyPorts};
 use switchboard_core::sla::SlaPolicy;
 
 use crate::{EmbeddedError, EventFile, SqliteStore};
@@ -84,5 +86,22 @@ impl EmbeddedPorts {
     /// What agents do to conversations (answers, resolutions, assignments).
     pub fn cases(&self) -> Cases {
         Cases::new(self.store(), self.store(), self.events(), self.clock())
+    }
+
+    /// Replies sent through `sender`, stored here, idempotency keys in the store.
+    pub fn replies(&self, sender: Arc<dyn ReplySender>) -> Replies {
+        let store = self.store();
+        Replies::new(
+            ReplyPorts {
+                conversations: store.clone(),
+                records: store.clone(),
+                history: store.clone(),
+                sender,
+                claims: store,
+                events: self.events(),
+            },
+            self.cases(),
+            self.clock(),
+        )
     }
 }

@@ -81,6 +81,8 @@ pub struct Purged {
     /// Conversations (a conversation expires when no record of it was written for the
     /// retention period).
     pub conversations: usize,
+    /// Idempotency keys past their day.
+    pub idempotency_keys: usize,
 }
 
 fn open_error(
@@ -448,6 +450,7 @@ fn purge(conn: &mut Connection, now: DateTime<Utc>) -> rusqlite::Result<Purged> 
         deliveries: tx.execute("DELETE FROM deliveries WHERE expires_at <= ?1", [now])?,
         records: tx.execute("DELETE FROM records WHERE expires_at <= ?1", [now])?,
         conversations: tx.execute("DELETE FROM conversations WHERE expires_at <= ?1", [now])?,
+        idempotency_keys: tx.execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now])?,
     };
     tx.commit()?;
     Ok(purged)

@@ -54,6 +54,7 @@ mod customers;
 mod engine;
 mod error;
 mod events;
+mod idempotency;
 mod messages;
 mod priority;
 mod queue;

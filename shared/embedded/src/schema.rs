@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -116,6 +116,18 @@ CREATE INDEX IF NOT EXISTS conversations_agent_queue
     ON conversations (queue_agent, queue_rank, waiting_since_ms, id) WHERE queue_agent IS NOT NULL;
 ";
 
+/// Version 6: idempotency keys of replies, each with the request's fingerprint and, once
+/// done, its result; `expires_at` in seconds, purged with the rest.
+const V6: &str = "
+CREATE TABLE IF NOT EXISTS idempotency (
+    key         TEXT PRIMARY KEY NOT NULL,
+    fingerprint TEXT NOT NULL,
+    result      TEXT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
@@ -134,7 +146,10 @@ pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()>
     if found < 4 {
         tx.execute_batch(V4)?;
     }
-    tx.execute_batch(V5)?;
+    if found < 5 {
+        tx.execute_batch(V5)?;
+    }
+    tx.execute_batch(V6)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

@@ -3,7 +3,8 @@
 //! * `GET /api/conversations?channel=&cursor=&limit=`: most recently active first.
 //! * `GET /api/conversations/{id}`
 //! * `GET /api/conversations/{id}/messages?cursor=&limit=`: messages and the events that refer
-//!   to them, in provider-time order.
+//!   to them, in provider-time order; each recent outbound message with its latest delivery
+//!   `status`.
 //! * `GET /api/customers/{id}`: a customer and their channel identities.
 //! * `GET /api/customers/{id}/timeline?cursor=&limit=`: every message and event of a customer
 //!   across channels, in provider-time order.
@@ -15,6 +16,11 @@
 //!   `resolved_by`, `first_contact_resolution`); it leaves the queue, its reminders are
 //!   cancelled. A customer message after it opens the next case.
 //! * `POST /api/conversations/{id}/assign` with `{"agent": "<id>"}` or `{"agent": null}`.
+//! * `POST /api/conversations/{id}/reply` with `{"text": "…", "reply_to": "<provider message
+//!   id>", "private": false, "template": {…}, "tag": "HUMAN_AGENT"}` (all but `text` optional)
+//!   and an optional `Idempotency-Key` header: sends the reply through the channel and answers
+//!   `201` with the stored outbound message (as in `/messages`). See
+//!   [`switchboard_core::replies`] and [`switchboard_core::outbound`] for the rules.
 //! * `GET /api/queue?team=&agent=&cursor=&limit=`: a team's waiting conversations, most urgent
 //!   first, then longest waiting first, with priority, score, topic, team and reasons; without
 //!   `team`, every team's queue merged in the same order; with `agent`, the waiting
@@ -43,13 +49,16 @@ use switchboard_core::case::CaseStatus;
 use switchboard_core::cases::Cases;
 use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use switchboard_core::model::{
-    Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderId, Record,
+    Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderError, ProviderId,
+    Record,
 };
+use switchboard_core::outbound::ReplyRequest;
 use switchboard_core::ports::{BackendError, ConversationReader, Page, PageRequest, StoredRecord};
 use switchboard_core::ports::{
     ConversationStore, CustomerDirectory, DomainEvent, EventLog, QueueName, QueuePosition,
 };
 use switchboard_core::priority::{ConversationPriority, Priority, Reason};
+use switchboard_core::replies::Replies;
 
 /// Items per page when the client does not say.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -69,6 +78,8 @@ pub struct ApiPorts {
     pub events: Option<Arc<dyn EventLog>>,
     /// What agents do: answers (`POST …/answered`), resolutions, assignments.
     pub cases: Option<Cases>,
+    /// Replies through the channels (`POST …/reply`); `None`: that route answers 404.
+    pub replies: Option<Replies>,
     /// The teams of the priority configuration: the queues `GET /api/queue` without `team`
     /// merges.
     pub teams: Vec<String>,
@@ -139,6 +150,7 @@ pub fn api_router(ports: ApiPorts) -> Router {
         customers,
         events,
         cases,
+        replies,
         teams,
         agents,
     } = ports;
@@ -176,7 +188,12 @@ pub fn api_router(ports: ApiPorts) -> Router {
         .route("/api/conversations/{id}/answered", post(mark_answered))
         .route("/api/conversations/{id}/resolve", post(resolve))
         .route("/api/conversations/{id}/assign", post(assign))
-        .with_state(CaseState { cases, agents });
+        .route("/api/conversations/{id}/reply", post(reply))
+        .with_state(CaseState {
+            cases,
+            replies,
+            agents,
+        });
     listings
         .merge(one)
         .merge(customers)
@@ -194,6 +211,7 @@ struct OneConversation {
 #[derive(Clone)]
 struct CaseState {
     cases: Option<Cases>,
+    replies: Option<Replies>,
     agents: AgentSource,
 }
 
@@ -422,9 +440,34 @@ pub struct RecordView {
     pub refers_to_unknown: bool,
     /// When switchboard first stored it.
     pub stored_at: DateTime<Utc>,
+    /// For an outbound message in `/messages`: its latest delivery status (`sent`,
+    /// `delivered`, `read`, `failed`), when the provider reported one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<String>,
+    /// When that status was reported.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status_at: Option<DateTime<Utc>>,
+    /// The provider's errors of a `failed` status.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub status_errors: Vec<ProviderError>,
 }
 
 impl RecordView {
+    /// The view of `stored`, with its latest delivery status from `conversation` when it is
+    /// one of its outbound messages.
+    fn with_status(stored: StoredRecord, conversation: &Conversation) -> Option<Self> {
+        let mut view = Self::from_stored(stored)?;
+        if view.record == "message"
+            && view.direction == Direction::Outbound
+            && let Some(s) = conversation.status_of(&view.provider_message_id)
+        {
+            view.status = Some(s.status.as_str().to_owned());
+            view.status_at = Some(s.at);
+            view.status_errors = s.errors.clone();
+        }
+        Some(view)
+    }
+
     fn from_stored(stored: StoredRecord) -> Option<Self> {
         let key = stored.key;
         let stored_at = stored.stored_at;
@@ -447,6 +490,9 @@ impl RecordView {
                 event: None,
                 refers_to_unknown: false,
                 stored_at,
+                status: None,
+                status_at: None,
+                status_errors: Vec::new(),
             },
             Record::Event(e) => Self {
                 record: "event".into(),
@@ -469,6 +515,9 @@ impl RecordView {
                 refers_to_unknown: e.refers_to_unknown,
                 event: Some(e.kind),
                 stored_at,
+                status: None,
+                status_at: None,
+                status_errors: Vec::new(),
             },
             Record::Notification(_) => return None,
         })
@@ -513,11 +562,13 @@ async fn list_messages(
     let Query(query) = query.map_err(bad_query)?;
     let page_request = query.page()?;
     let id = ConversationId::from_stored(id);
-    if state.conversations.conversation(&id).await?.is_none() {
-        return Err(ApiError::NotFound("conversation"));
-    }
+    let conversation = state
+        .conversations
+        .conversation(&id)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
     let page = state.reader.timeline(&id, page_request).await?;
-    Ok(page_of(page, RecordView::from_stored))
+    Ok(page_of(page, |r| RecordView::with_status(r, &conversation)))
 }
 
 async fn list_quarantine(
@@ -815,4 +866,50 @@ async fn assign(
         .await?
         .ok_or(ApiError::NotFound("conversation"))?;
     Ok(Json(conversation.into()))
+}
+
+/// The request header that makes a reply idempotent.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The response header set on the answer to a repeated idempotency key.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// The largest reply body read.
+const MAX_REPLY_BODY: usize = 64 * 1024;
+
+async fn reply(
+    State(state): State<CaseState>,
+    Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let replies = state
+        .replies
+        .as_ref()
+        .ok_or(ApiError::NotFound("replies"))?;
+    let (parts, body) = request.into_parts();
+    let by = state.agents.agent(&parts)?;
+    let key = match parts.headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::BadRequest("Idempotency-Key must be visible ASCII".to_owned())
+        })?),
+    };
+    let body = axum::body::to_bytes(body, MAX_REPLY_BODY)
+        .await
+        .map_err(|_| ApiError::BadRequest("body unreadable or over 64 KiB".to_owned()))?;
+    let request: ReplyRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected a JSON body {{\"text\": \"…\", \"reply_to\": \"<provider message id>\"}} \
+             (optional: private, template, tag): {e}"
+        ))
+    })?;
+    let replied = replies
+        .reply(&ConversationId::from_stored(id), &request, key, &by)
+        .await?;
+    let view = RecordView::from_stored(replied.record).ok_or(ApiError::NotFound("message"))?;
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
+    if replied.replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED_HEADER, http::HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }

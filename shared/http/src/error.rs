@@ -8,6 +8,12 @@
 //! | bad query parameter, bad cursor, incomplete handshake | 400 |
 //! | unknown route, conversation or delivery | 404 |
 //! | any backend failure | 500 (the provider retries) |
+//! | a reply: bad body, bad `Idempotency-Key`, `reply_to` of another conversation | 400 |
+//! | a reply: Meta's window closed; its `Idempotency-Key` still in progress | 409 |
+//! | a reply: the `Idempotency-Key` used for another body; a kind of reply not supported | 422 |
+//! | a reply the provider refused (its code and message in `provider`) or could not be reached | 502 |
+//! | a reply with no access token configured for its channel | 503 |
+//! | a reply the provider did not answer in time (it may have been sent) | 504 |
 //!
 //! Bodies are short and generic (`{"error": "..."}`); the detail goes to the log only.
 
@@ -16,7 +22,9 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
+use switchboard_core::outbound::{PlanError, SendError};
 use switchboard_core::ports::{BackendError, LinkError};
+use switchboard_core::replies::ReplyError;
 use switchboard_core::verify::{HandshakeError, SignatureError};
 
 /// Everything a switchboard HTTP handler can answer with instead of success.
@@ -49,6 +57,19 @@ pub enum ApiError {
     /// A storage or queue failure.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// A reply that was not sent.
+    #[error(transparent)]
+    Reply(ReplyError),
+}
+
+impl From<ReplyError> for ApiError {
+    fn from(e: ReplyError) -> Self {
+        match e {
+            ReplyError::Backend(b) => ApiError::Backend(b),
+            ReplyError::NoConversation => ApiError::NotFound("conversation"),
+            other => ApiError::Reply(other),
+        }
+    }
 }
 
 impl From<LinkError> for ApiError {
@@ -77,6 +98,42 @@ impl ApiError {
             ApiError::Backend(BackendError::Unavailable { .. }) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            ApiError::Reply(e) => match e {
+                ReplyError::NoConversation => StatusCode::NOT_FOUND,
+                ReplyError::UnknownMessage
+                | ReplyError::BadKey
+                | ReplyError::Plan(PlanError::Invalid(_)) => StatusCode::BAD_REQUEST,
+                ReplyError::KeyInProgress | ReplyError::Plan(PlanError::WindowClosed(_)) => {
+                    StatusCode::CONFLICT
+                }
+                ReplyError::KeyReused | ReplyError::Plan(PlanError::Unsupported(_)) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                ReplyError::Send(SendError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+                ReplyError::Send(SendError::NotConfigured { .. }) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                ReplyError::Send(_) => StatusCode::BAD_GATEWAY,
+                ReplyError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    /// The provider's side of a refused reply, for the body.
+    fn provider(&self) -> Option<serde_json::Value> {
+        match self {
+            ApiError::Reply(ReplyError::Send(SendError::Refused {
+                status,
+                code,
+                subcode,
+                message,
+            })) => Some(json!({
+                "status": status,
+                "code": code,
+                "subcode": subcode,
+                "message": message,
+            })),
+            _ => None,
         }
     }
 
@@ -84,8 +141,21 @@ impl ApiError {
     fn public_message(&self) -> String {
         match self {
             ApiError::Signature(_) => "invalid signature".into(),
-            ApiError::Backend(BackendError::Unavailable { .. }) => {
+            ApiError::Backend(BackendError::Unavailable { .. })
+            | ApiError::Reply(ReplyError::Backend(_)) => {
                 "temporarily unavailable, retry later".into()
+            }
+            ApiError::Reply(ReplyError::Send(SendError::Refused { .. })) => {
+                "the provider refused the reply; nothing was sent".into()
+            }
+            ApiError::Reply(ReplyError::Send(SendError::Unreachable(_))) => {
+                "the provider could not be reached; nothing was sent".into()
+            }
+            ApiError::Reply(ReplyError::Send(SendError::Unreadable(_))) => {
+                "the provider's answer could not be read; the reply may have been sent: check the conversation before sending again".into()
+            }
+            ApiError::Reply(ReplyError::Send(SendError::Timeout)) => {
+                "the provider did not answer in time; the reply may have been sent: check the conversation before sending again".into()
             }
             other => other.to_string(),
         }
@@ -95,14 +165,33 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if let ApiError::Reply(ReplyError::Send(SendError::Refused {
+            status: provider_status,
+            code,
+            subcode,
+            ..
+        })) = &self
+        {
+            // The provider's message may quote what was sent: its codes only.
+            tracing::warn!(
+                status = status.as_u16(),
+                provider_status,
+                ?code,
+                ?subcode,
+                "reply refused by the provider"
+            );
+        } else if status.is_server_error() {
             // The full chain goes to the log; it names the operation, never the payload.
             let chain = switchboard_core::errors::causes(&self);
             tracing::error!(status = status.as_u16(), error = %self, cause = %chain, "request failed");
         } else {
             tracing::warn!(status = status.as_u16(), error = %self, "request refused");
         }
-        (status, Json(json!({ "error": self.public_message() }))).into_response()
+        let mut body = json!({ "error": self.public_message() });
+        if let Some(provider) = self.provider() {
+            body["provider"] = provider;
+        }
+        (status, Json(body)).into_response()
     }
 }
 
@@ -124,6 +213,23 @@ mod tests {
             (ApiError::Unauthenticated, 401),
             (ApiError::from(BackendError::BadCursor), 400),
             (ApiError::from(unavailable), 500),
+            (ApiError::from(ReplyError::NoConversation), 404),
+            (ApiError::from(ReplyError::KeyReused), 422),
+            (ApiError::from(ReplyError::KeyInProgress), 409),
+            (
+                ApiError::from(ReplyError::Plan(PlanError::WindowClosed("x".into()))),
+                409,
+            ),
+            (
+                ApiError::from(ReplyError::Send(SendError::Refused {
+                    status: 400,
+                    code: Some(190),
+                    subcode: None,
+                    message: "expired".into(),
+                })),
+                502,
+            ),
+            (ApiError::from(ReplyError::Send(SendError::Timeout)), 504),
         ];
         for (error, status) in cases {
             assert_eq!(error.status().as_u16(), status, "{error:?}");

@@ -14,14 +14,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use switchboard_aws::assembly::{AwsPorts, channel_verification, sdk_config};
+use switchboard_aws::assembly::{AwsPorts, channel_verification, reply_tokens, sdk_config};
 use switchboard_aws::settings::{ApiSettings, AwsSettings, PrioritizerSettings, ReminderSettings};
 use switchboard_core::channels;
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{ConfigError, ProcessEnv};
 use switchboard_core::model::Webhook;
+use switchboard_core::ports::ReplySender;
 use switchboard_core::prioritize::Prioritizer;
 use switchboard_core::remind::ReminderHandler;
+use switchboard_graph::GraphSender;
 use switchboard_http::api::Agent;
 use switchboard_http::{AgentSource, ApiPorts, WebhookState, api_router, webhook_router};
 
@@ -67,13 +69,17 @@ pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
 }
 
 /// The agent API on AWS: the `/api` routes (queue, conversations, timelines, customers,
-/// links, tiers, quarantine, deliveries, the agent tool's answer, resolutions and assignments)
-/// over DynamoDB. An answer or a resolution ends the wait and deletes its reminders from the
+/// links, tiers, quarantine, deliveries, the agent tool's answer, resolutions, assignments and
+/// replies through `sender`) over DynamoDB. An answer or a resolution ends the wait and deletes its reminders from the
 /// Scheduler group; answers, resolutions and assignments are published to the bus. Nothing
 /// here scores or enqueues. The acting agent is the caller the HTTP API's IAM authorizer
 /// authenticated ([`caller_identity`]). `GET /api/events` answers 404: on AWS the events are
 /// on the EventBridge bus.
-pub fn agent_api(ports: &AwsPorts, settings: &ApiSettings) -> axum::Router {
+pub fn agent_api(
+    ports: &AwsPorts,
+    settings: &ApiSettings,
+    sender: Arc<dyn ReplySender>,
+) -> axum::Router {
     let store = ports.store();
     api_router(ApiPorts {
         reader: store.clone(),
@@ -81,6 +87,7 @@ pub fn agent_api(ports: &AwsPorts, settings: &ApiSettings) -> axum::Router {
         customers: store,
         events: None,
         cases: Some(ports.cases(&settings.schedules, &settings.event_bus)),
+        replies: Some(ports.replies(&settings.schedules, &settings.event_bus, sender)),
         teams: settings.teams.clone(),
         agents: AgentSource::Extension,
     })
@@ -118,7 +125,9 @@ pub async fn agent_api_app() -> Result<axum::Router, StartupError> {
     let settings = ApiSettings::from_source(&ProcessEnv)?;
     let sdk = sdk_config().await;
     let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
-    Ok(agent_api(&ports, &settings))
+    let tokens = reply_tokens(&ProcessEnv, Some(&sdk)).await?;
+    let sender = Arc::new(GraphSender::from_source(&ProcessEnv, tokens)?);
+    Ok(agent_api(&ports, &settings, sender))
 }
 
 /// The reminder consumer of the function, from the process environment.

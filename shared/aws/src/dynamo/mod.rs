@@ -9,6 +9,7 @@
 //! | conversation (waiting, prioritized, assigned) | | | + `gsi4pk` / `gsi4sk`: `A#<agent>` / as `gsi3sk` | |
 //! | raw delivery chunk | `D#<sha256>` | `CHUNK#<n>` | – | – |
 //! | quarantine entry | `QUARANTINE` | `<received_at>#<sha256>` | – | – |
+//! | idempotency key (`POST …/reply`) | `K#<conversation>/<key>` | `K` | – | – |
 //!
 //! `<at>` is the provider time in milliseconds, zero-padded, so the sort key orders by time.
 //! A record is keyed by its provider id alone (`R#<key>`), which makes the conditional write
@@ -42,6 +43,7 @@ use crate::retry::{Backoff, resend_leftovers};
 
 mod conversations;
 mod customers;
+mod idempotency;
 mod messages;
 mod reader;
 #[cfg(test)]
