@@ -46,13 +46,12 @@ pub fn parse(module: &dyn ChannelModule, origin: &str, text: &str) -> Option<Cha
     Some(secrets)
 }
 
-/// Reads the secret `arn` of channel `module` (named by the variable `variable`, for errors).
-pub async fn channel_secrets(
+/// The text of the secret `arn` (named by the variable `variable`, for errors).
+async fn secret_text(
     client: &aws_sdk_secretsmanager::Client,
-    module: &dyn ChannelModule,
     variable: &str,
     arn: &str,
-) -> Result<ChannelSecrets, ConfigError> {
+) -> Result<String, ConfigError> {
     let out = client
         .get_secret_value()
         .secret_id(arn)
@@ -65,8 +64,18 @@ pub async fn channel_secrets(
                 aws_sdk_secretsmanager::error::DisplayErrorContext(e)
             ),
         })?;
-    let text = out.secret_string().unwrap_or_default();
-    parse(module, variable, text).ok_or_else(|| ConfigError::Invalid {
+    Ok(out.secret_string().unwrap_or_default().to_owned())
+}
+
+/// Reads the secret `arn` of channel `module` (named by the variable `variable`, for errors).
+pub async fn channel_secrets(
+    client: &aws_sdk_secretsmanager::Client,
+    module: &dyn ChannelModule,
+    variable: &str,
+    arn: &str,
+) -> Result<ChannelSecrets, ConfigError> {
+    let text = secret_text(client, variable, arn).await?;
+    parse(module, variable, &text).ok_or_else(|| ConfigError::Invalid {
         name: variable.to_owned(),
         reason: format!(
             "the secret is not JSON of the form {}",
@@ -82,19 +91,8 @@ pub async fn access_token(
     variable: &str,
     arn: &str,
 ) -> Result<Option<String>, ConfigError> {
-    let out = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| ConfigError::Invalid {
-            name: variable.to_owned(),
-            reason: format!(
-                "cannot read the secret it names: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            ),
-        })?;
-    token_in(out.secret_string().unwrap_or_default()).map_err(|reason| ConfigError::Invalid {
+    let text = secret_text(client, variable, arn).await?;
+    token_in(&text).map_err(|reason| ConfigError::Invalid {
         name: variable.to_owned(),
         reason,
     })

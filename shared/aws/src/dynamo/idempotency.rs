@@ -111,12 +111,7 @@ impl IdempotencyStore for DynamoStore {
         match deleted {
             Ok(_) => Ok(()),
             // It has a result: it is not released, and that is right.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(unavailable(OP)(e)),
         }
     }

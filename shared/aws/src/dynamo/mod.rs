@@ -155,6 +155,12 @@ impl ConditionFailure for aws_sdk_dynamodb::operation::put_item::PutItemError {
     }
 }
 
+impl ConditionFailure for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
+    fn is_condition_failure(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
 impl ConditionFailure for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
     fn is_condition_failure(&self) -> bool {
         self.is_conditional_check_failed_exception()
