@@ -348,7 +348,7 @@ async fn each_history_signal_found_in_the_store_raises_the_priority(backend: Bac
     let earlier_id = ConversationId::from_stored(earlier["id"].as_str().unwrap().to_owned());
     backend
         .conversations
-        .update_conversation(&earlier_id, &|c| {
+        .update_conversation(&earlier_id, &|c, _| {
             c.sla_breaches = 2;
             c.waiting_since = None;
             true

@@ -318,6 +318,7 @@ async fn schedules_carry_the_at_time_the_name_and_the_target() {
             group: provisioned.group.clone(),
             queue_arn: provisioned.queue_arn.clone(),
             role_arn: provisioned.role_arn.clone(),
+            dead_letter_arn: Some(provisioned.schedule_dlq_arn.clone()),
         },
         std::sync::Arc::new(switchboard_core::clock::SystemClock),
     );
@@ -361,6 +362,11 @@ async fn schedules_carry_the_at_time_the_name_and_the_target() {
     let target = got.target().unwrap();
     assert_eq!(target.arn(), provisioned.queue_arn);
     assert_eq!(target.role_arn(), provisioned.role_arn);
+    // A reminder Scheduler cannot deliver goes to the schedules' dead-letter queue.
+    assert_eq!(
+        target.dead_letter_config().and_then(|d| d.arn()),
+        Some(provisioned.schedule_dlq_arn.as_str())
+    );
     let sent: Reminder = serde_json::from_str(target.input().unwrap()).unwrap();
     assert_eq!(sent, breach);
     // A reminder due within a minute is set a minute from now (Scheduler's resolution).

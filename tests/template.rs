@@ -404,10 +404,12 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
     let expected: BTreeSet<(String, String)> = [
         // DynamoStore: find (BatchGetItem), conversation and customer (GetItem), conversations
         // of the history (BatchGetItem), the conversation written back under its version
-        // (PutItem), the customer's records (Query on gsi2).
+        // (PutItem) with the metrics' ADD (UpdateItem) in one transaction, the customer's
+        // records (Query on gsi2).
         ("dynamodb:GetItem", &table),
         ("dynamodb:BatchGetItem", &table),
         ("dynamodb:PutItem", &table),
+        ("dynamodb:UpdateItem", &table),
         ("dynamodb:Query", &gsi2),
         // The event source mapping, on the function's role.
         ("sqs:ReceiveMessage", &queue),

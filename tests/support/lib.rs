@@ -25,12 +25,13 @@ use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
     BackendError, ConversationReader, ConversationStore, CustomerDirectory, CustomerHistory,
-    EventLog, EventPublisher, IdempotencyStore, IntakeQueue, MessageStore, PageRequest, QueueEntry,
-    RecordLookup, ReplySender,
+    EventLog, EventPublisher, IdempotencyStore, IntakeQueue, MessageStore, MetricsReader,
+    PageRequest, QueueEntry, RecordLookup, ReplySender,
 };
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::replies::{Replies, ReplyPorts};
+use switchboard_core::reports::Reports;
 use switchboard_embedded::{EventFile, SqliteStore};
 use switchboard_http::{ApiPorts, WebhookState, api_router, webhook_router};
 
@@ -150,6 +151,8 @@ pub struct Backend {
     pub pending: Arc<dyn PendingReminders>,
     /// Idempotency keys.
     pub claims: Arc<dyn IdempotencyStore>,
+    /// The metrics' stored buckets.
+    pub metrics: Arc<dyn MetricsReader>,
     /// The settings a deployed function gets for this backend (`SWITCHBOARD_TABLE`, …); empty
     /// for the embedded backend.
     pub env: HashMap<String, String>,
@@ -226,9 +229,23 @@ impl Backend {
             events: self.event_log.clone(),
             cases: Some(self.prioritizer().cases().clone()),
             replies,
+            reports: Some(self.reports()),
             teams: teams(),
             agents: switchboard_http::AgentSource::Header,
         }))
+    }
+
+    /// The figures over this backend: the shipped teams and the shipped policy's calendar.
+    pub fn reports(&self) -> Reports {
+        Reports::new(
+            self.metrics.clone(),
+            self.reader.clone(),
+            teams(),
+            switchboard_core::sla::SlaPolicy::default_policy()
+                .default_calendar()
+                .clone(),
+            Arc::new(SystemClock),
+        )
     }
 
     /// A prioritizer over this backend with the shipped priority configuration.
@@ -247,6 +264,16 @@ impl Backend {
         config: PriorityConfig,
         policy: switchboard_core::sla::SlaPolicy,
     ) -> Prioritizer {
+        self.prioritizer_clocked(config, policy, Arc::new(SystemClock))
+    }
+
+    /// A prioritizer over this backend with `config` and `policy`, on `clock`.
+    pub fn prioritizer_clocked(
+        &self,
+        config: PriorityConfig,
+        policy: switchboard_core::sla::SlaPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Prioritizer {
         Prioritizer::new(
             PrioritizerPorts {
                 records: self.store.clone(),
@@ -258,8 +285,54 @@ impl Backend {
             },
             Arc::new(Scorer::new(config)),
             Arc::new(policy),
-            Arc::new(SystemClock),
+            clock,
         )
+    }
+
+    /// The whole application on `clock` (intake, cases, replies through `sender`, figures), and
+    /// the prioritizer to run its queue with: for a scripted day whose every time is known.
+    pub fn app_at(
+        &self,
+        clock: Arc<dyn Clock>,
+        sender: Arc<dyn ReplySender>,
+    ) -> (axum::Router, Prioritizer) {
+        let policy = switchboard_core::sla::SlaPolicy::default_policy();
+        let calendar = policy.default_calendar().clone();
+        let prioritizer =
+            self.prioritizer_clocked(PriorityConfig::default_config(), policy, clock.clone());
+        let replies = Replies::new(
+            ReplyPorts {
+                conversations: self.conversations.clone(),
+                records: self.store.clone(),
+                history: self.history.clone(),
+                sender,
+                claims: self.claims.clone(),
+                events: self.events.clone(),
+            },
+            prioritizer.cases().clone(),
+            clock.clone(),
+        );
+        let intake = Intake::new(self.store.clone(), self.queue.clone(), clock.clone());
+        let router = webhook_router(WebhookState::new(intake, verifiers(), clock.clone())).merge(
+            api_router(ApiPorts {
+                reader: self.reader.clone(),
+                conversations: self.conversations.clone(),
+                customers: self.customers.clone(),
+                events: self.event_log.clone(),
+                cases: Some(prioritizer.cases().clone()),
+                replies: Some(replies),
+                reports: Some(Reports::new(
+                    self.metrics.clone(),
+                    self.reader.clone(),
+                    teams(),
+                    calendar,
+                    clock,
+                )),
+                teams: teams(),
+                agents: switchboard_http::AgentSource::Header,
+            }),
+        );
+        (router, prioritizer)
     }
 
     /// The reminder consumer over this backend.
@@ -412,6 +485,7 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         event_log: Some(events),
         timers: store.clone(),
         claims: store.clone(),
+        metrics: store.clone(),
         pending: Arc::new(EmbeddedTimers(store)),
         env: HashMap::new(),
         _keep: keep,
@@ -727,6 +801,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
         queue,
         conversations: store.clone(),
         claims: store.clone(),
+        metrics: store.clone(),
         history: store,
         events: Arc::new(switchboard_aws::EventBridgePublisher::new(
             eventbridge,
@@ -746,6 +821,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
                 group: reminders.group.clone(),
                 queue_arn: reminders.queue_arn.clone(),
                 role_arn: reminders.role_arn.clone(),
+                dead_letter_arn: Some(reminders.schedule_dlq_arn.clone()),
             },
             Arc::new(SystemClock),
         )),

@@ -115,10 +115,13 @@ pub enum CliError {
     },
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`), `SWITCHBOARD_LOG_FORMAT=json` for JSON.
+/// Logs to stderr; `RUST_LOG` filters (default `info`, without the operational counts of
+/// `switchboard::metrics`, which the Lambda functions send to CloudWatch: add
+/// `switchboard::metrics=info` to see them), `SWITCHBOARD_LOG_FORMAT=json` for JSON.
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,switchboard::metrics=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -210,6 +213,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                  (it creates it), or create a role trusted by scheduler.amazonaws.com with \
                  sqs:SendMessage on the reminder queue"
             );
+            println!(
+                "{}={}",
+                switchboard_aws::settings::SCHEDULER_DLQ_ARN,
+                reminders.schedule_dlq_arn
+            );
             println!("# reminder dead-letter queue: {}", reminders.dlq_url);
             println!("# dead-letter queue: {}", out.intake_dlq_url);
             Ok(())
@@ -247,6 +255,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
     let priority = priority_config(args)?;
     let teams: Vec<String> = priority.teams.values().cloned().collect();
     let policy = sla_policy(args)?;
+    let calendar = policy.default_calendar().clone();
     let (intake, api, sdk, consumer) = match args.backend {
         Backend::Embedded => {
             let tokens = reply_tokens(source, None).await?;
@@ -273,6 +282,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 events: Some(ports.events()),
                 cases: Some(ports.cases()),
                 replies: Some(ports.replies(sender)),
+                reports: Some(ports.reports(teams.clone(), calendar)),
                 teams,
                 agents: AgentSource::Header,
             };
@@ -322,6 +332,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 events: None,
                 cases: Some(ports.cases(&timed.schedules, &timed.event_bus)),
                 replies: Some(ports.replies(&timed.schedules, &timed.event_bus, sender)),
+                reports: Some(ports.reports(teams.clone(), calendar)),
                 teams,
                 agents: AgentSource::Header,
             };

@@ -20,6 +20,8 @@ use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::remind::ReminderHandler;
 use switchboard_core::replies::{Replies, ReplyPorts};
+use switchboard_core::reports::Reports;
+use switchboard_core::sla::Calendar;
 use switchboard_core::sla::SlaPolicy;
 
 use crate::scheduler::ScheduleTarget;
@@ -176,6 +178,12 @@ impl AwsPorts {
             self.cases(target, bus),
             self.clock(),
         )
+    }
+
+    /// The figures over the table: the buckets, and the backlog of `teams`' queues; days and
+    /// weeks of `calendar`.
+    pub fn reports(&self, teams: Vec<String>, calendar: Calendar) -> Reports {
+        Reports::new(self.store(), self.store(), teams, calendar, self.clock())
     }
 }
 

@@ -192,6 +192,8 @@ pub struct ResourceNames {
     pub reminder_queue: String,
     /// Its dead-letter queue.
     pub reminder_dlq: String,
+    /// The dead-letter queue of the schedules: reminders Scheduler could not deliver.
+    pub schedule_dlq: String,
     /// The EventBridge Scheduler group of the reminders.
     pub schedule_group: String,
     /// The role Scheduler assumes to send reminders (created by the stack, not by
@@ -209,6 +211,7 @@ impl ResourceNames {
             event_bus: format!("{prefix}-events"),
             reminder_queue: format!("{prefix}-reminders"),
             reminder_dlq: format!("{prefix}-reminders-dlq"),
+            schedule_dlq: format!("{prefix}-schedules-dlq"),
             schedule_group: format!("{prefix}-sla"),
             scheduler_role: format!("{prefix}-scheduler"),
         }
@@ -362,6 +365,8 @@ pub struct ProvisionedReminders {
     pub queue_arn: String,
     /// Its dead-letter queue's URL.
     pub dlq_url: String,
+    /// The schedules' dead-letter queue's ARN (`SWITCHBOARD_SCHEDULER_DLQ_ARN`).
+    pub schedule_dlq_arn: String,
     /// The ARN the scheduler role has in the queue's account (`SWITCHBOARD_SCHEDULER_ROLE_ARN`).
     pub role_arn: String,
 }
@@ -378,7 +383,15 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Provi
         .ok_or_else(|| failed(format!("read the ARN of {url}"))("no QueueArn returned".into()))
 }
 
-/// Creates the reminder queue, its dead-letter queue and the schedule group, unless they exist.
+fn retention_of_dlq() -> (QueueAttributeName, String) {
+    (
+        QueueAttributeName::MessageRetentionPeriod,
+        REMINDER_QUEUE.retention_secs.to_string(),
+    )
+}
+
+/// Creates the reminder queue, its dead-letter queue, the schedules' dead-letter queue and the
+/// schedule group, unless they exist.
 /// The role Scheduler assumes is not created (no IAM here): its ARN is derived from the
 /// queue's account; the stack creates it, and an emulator does not check it.
 pub async fn provision_reminders(
@@ -410,6 +423,13 @@ pub async fn provision_reminders(
         ]),
     )
     .await?;
+    let schedule_dlq_url = create_queue(
+        sqs,
+        &names.schedule_dlq,
+        HashMap::from([retention_of_dlq()]),
+    )
+    .await?;
+    let schedule_dlq_arn = queue_arn(sqs, &schedule_dlq_url).await?;
     let queue_arn = queue_arn(sqs, &queue_url).await?;
     let created = scheduler
         .create_schedule_group()
@@ -434,6 +454,7 @@ pub async fn provision_reminders(
         queue_url,
         queue_arn,
         dlq_url,
+        schedule_dlq_arn,
         role_arn: format!("arn:aws:iam::{account}:role/{}", names.scheduler_role),
     })
 }

@@ -4,8 +4,9 @@
 //! one schedule: the second create is a `ConflictException`, taken as done), in the stack's
 //! schedule group, `at(<fire time>)` in UTC, no flexible window, deleted by Scheduler after it
 //! runs (`ActionAfterCompletion: DELETE`). Its target is the reminder queue, with the
-//! reminder's JSON as the message, sent with the role Scheduler assumes. Cancelling deletes the
-//! schedule; one that no longer exists (fired, or deleted before) is fine.
+//! reminder's JSON as the message, sent with the role Scheduler assumes, and a dead-letter
+//! queue for a reminder it could not deliver. Cancelling deletes the schedule; one that no
+//! longer exists (fired, or deleted before) is fine.
 //!
 //! Scheduler's resolution is one minute and it refuses times in the past: a reminder due
 //! sooner than a minute from now is scheduled a minute from now (the consumer checks, when it
@@ -14,7 +15,7 @@
 use async_trait::async_trait;
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::types::{
-    ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, Target,
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, Target,
 };
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub struct ScheduleTarget {
     pub queue_arn: String,
     /// The role Scheduler assumes to send to the queue.
     pub role_arn: String,
+    /// The queue a reminder goes to when Scheduler could not deliver it (the target refused
+    /// it, or its retries ran out): every schedule carries it, so no reminder is dropped
+    /// silently. `None`: no dead-letter queue (an emulator, a test).
+    pub dead_letter_arn: Option<String>,
 }
 
 /// Reminders on EventBridge Scheduler. See the module docs.
@@ -66,10 +71,14 @@ impl SchedulerReminders {
         let at = reminder.fire_at.max(soonest);
         let input =
             serde_json::to_string(reminder).map_err(|e| BackendError::unavailable(OP, e))?;
-        let target = Target::builder()
+        let mut target = Target::builder()
             .arn(&self.target.queue_arn)
             .role_arn(&self.target.role_arn)
-            .input(input)
+            .input(input);
+        if let Some(dlq) = &self.target.dead_letter_arn {
+            target = target.dead_letter_config(DeadLetterConfig::builder().arn(dlq).build());
+        }
+        let target = target
             .build()
             .map_err(|e| BackendError::unavailable(OP, e))?;
         let window = FlexibleTimeWindow::builder()

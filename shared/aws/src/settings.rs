@@ -4,7 +4,7 @@
 
 use switchboard_core::config::{self, ConfigError, Source};
 use switchboard_core::priority::PriorityConfig;
-use switchboard_core::sla::SlaPolicy;
+use switchboard_core::sla::{Calendar, SlaPolicy};
 
 use crate::scheduler::ScheduleTarget;
 
@@ -20,6 +20,9 @@ pub const REMINDER_QUEUE_ARN: &str = "SWITCHBOARD_REMINDER_QUEUE_ARN";
 pub const REMINDER_QUEUE_URL: &str = "SWITCHBOARD_REMINDER_QUEUE_URL";
 /// The role EventBridge Scheduler assumes to send reminders: `SWITCHBOARD_SCHEDULER_ROLE_ARN`.
 pub const SCHEDULER_ROLE_ARN: &str = "SWITCHBOARD_SCHEDULER_ROLE_ARN";
+/// `SWITCHBOARD_SCHEDULER_DLQ_ARN`: the queue of reminders Scheduler could not deliver
+/// (optional; the stack sets it).
+pub const SCHEDULER_DLQ_ARN: &str = "SWITCHBOARD_SCHEDULER_DLQ_ARN";
 /// The EventBridge bus of the domain events: `SWITCHBOARD_EVENT_BUS`.
 pub const EVENT_BUS: &str = "SWITCHBOARD_EVENT_BUS";
 
@@ -56,7 +59,8 @@ pub fn reminder_queue_url(source: &impl Source) -> Result<String, ConfigError> {
 }
 
 /// Where reminders are scheduled: `SWITCHBOARD_SCHEDULE_GROUP`,
-/// `SWITCHBOARD_REMINDER_QUEUE_ARN`, `SWITCHBOARD_SCHEDULER_ROLE_ARN`.
+/// `SWITCHBOARD_REMINDER_QUEUE_ARN`, `SWITCHBOARD_SCHEDULER_ROLE_ARN`, and optionally
+/// `SWITCHBOARD_SCHEDULER_DLQ_ARN`.
 pub fn schedule_target(source: &impl Source) -> Result<ScheduleTarget, ConfigError> {
     Ok(ScheduleTarget {
         group: source.require(
@@ -74,6 +78,10 @@ pub fn schedule_target(source: &impl Source) -> Result<ScheduleTarget, ConfigErr
             "the ARN of the role EventBridge Scheduler assumes to send reminders \
              (stack output SchedulerRoleArn, or `switchboard provision`)",
         )?,
+        dead_letter_arn: source
+            .get(SCHEDULER_DLQ_ARN)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty()),
     })
 }
 
@@ -176,7 +184,9 @@ impl PrioritizerSettings {
 /// assignments and answers are published), `SWITCHBOARD_SCHEDULE_GROUP`,
 /// `SWITCHBOARD_REMINDER_QUEUE_ARN`, `SWITCHBOARD_SCHEDULER_ROLE_ARN` (the prioritizer's
 /// reminder settings: an answer deletes the reminders it made), `SWITCHBOARD_RETENTION_DAYS`,
-/// and `SWITCHBOARD_PRIORITY` for the teams whose queues `GET /api/queue` merges.
+/// `SWITCHBOARD_PRIORITY` for the teams whose queues `GET /api/queue` merges, and
+/// `SWITCHBOARD_POLICY` for the time zone of the figures' days and weeks (its default
+/// calendar's).
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     /// Table name.
@@ -189,6 +199,8 @@ pub struct ApiSettings {
     pub retention_days: u32,
     /// The teams of the priority configuration.
     pub teams: Vec<String>,
+    /// The SLA policy's default calendar.
+    pub calendar: Calendar,
 }
 
 impl ApiSettings {
@@ -203,6 +215,7 @@ impl ApiSettings {
                 .teams
                 .into_values()
                 .collect(),
+            calendar: config::sla_policy(source)?.default_calendar().clone(),
         })
     }
 

@@ -26,10 +26,12 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::events::{self, AnsweredVia};
 use crate::ids::ConversationId;
+use crate::metrics::Tally;
 use crate::model::Conversation;
 use crate::ports::{
     BackendError, ConversationStore, DomainEvent, EventPublisher, ReminderScheduler,
 };
+use crate::telemetry;
 use crate::timers;
 
 /// Who acts: an agent id (the authorizer's identity on AWS, `X-Switchboard-Agent` under
@@ -75,7 +77,7 @@ impl Cases {
         let now = self.clock.now();
         self.change(
             id,
-            &|c: &mut Conversation| {
+            &|c: &mut Conversation, _: &mut Tally| {
                 let before = (c.waiting_since, c.case.clone());
                 c.reply(reply_id, at);
                 (c.waiting_since, c.case.clone()) != before
@@ -110,6 +112,7 @@ impl Cases {
     ) -> Result<(), BackendError> {
         if let Some(event) = events::answered(conversation, via, self.clock.now()) {
             self.events.publish(&[event]).await?;
+            count_answer(conversation);
         }
         self.cancel_ended(conversation).await?;
         Ok(())
@@ -125,7 +128,7 @@ impl Cases {
         let now = self.clock.now();
         self.change(
             id,
-            &|c: &mut Conversation| c.resolve(now, by),
+            &|c: &mut Conversation, _: &mut Tally| c.resolve(now, by),
             &|_, after| events::resolved(after, now),
         )
         .await
@@ -141,7 +144,7 @@ impl Cases {
         let now = self.clock.now();
         self.change(
             id,
-            &|c: &mut Conversation| c.assign(agent, now),
+            &|c: &mut Conversation, _: &mut Tally| c.assign(agent, now),
             &|_, after| Some(events::assigned(after, by, now)),
         )
         .await
@@ -158,9 +161,12 @@ impl Cases {
             return Ok(None);
         };
         let mut preview = current.clone();
-        let written = if change(&mut preview) {
+        let written = if change(&mut preview, &mut Tally::default()) {
             if let Some(e) = event(&current, &preview) {
                 self.events.publish(&[e]).await?;
+                if preview.answered_at != current.answered_at {
+                    count_answer(&preview);
+                }
             }
             match self.conversations.update_conversation(id, change).await? {
                 Some(written) => written,
@@ -191,4 +197,23 @@ impl Cases {
         tracing::info!(conversation = %conversation.id, cancelled = plan.cancel.len(), "reminders cancelled");
         Ok(plan.cancel.len())
     }
+}
+
+/// The operational count of an answer ([`telemetry::answered`]): its response time, and
+/// whether it met the due time of the wait it ended.
+fn count_answer(c: &Conversation) {
+    let Some(at) = c.answered_at else {
+        return;
+    };
+    let met = c
+        .sla
+        .as_ref()
+        .filter(|k| k.wait_since <= at)
+        .map(|k| at <= k.due_at);
+    telemetry::answered(
+        c.channel,
+        c.priority.as_ref().map(|p| p.priority),
+        c.last_response_seconds.unwrap_or_default(),
+        met,
+    );
 }

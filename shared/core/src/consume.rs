@@ -93,6 +93,7 @@ pub async fn run_batch<H: QueueHandler>(handler: &H, items: &[BatchItem]) -> Vec
             }
         }
     }
+    crate::telemetry::batch(H::QUEUE, items.len() as u64, failed.len() as u64);
     failed
 }
 

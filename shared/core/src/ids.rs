@@ -168,6 +168,12 @@ pub fn event_id(kind: &str, parts: &[&str]) -> String {
     format!("ev_{}", short_hex(&hash_parts(&all)))
 }
 
+/// 16 hex digits of the SHA-256 of `bytes`: a short stable key for a value that needs no more
+/// (the dims of a metrics bucket).
+pub fn short_hash(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
 /// A short stable digest of any JSON value, for items that carry no id of their own.
 pub fn digest_json(value: &serde_json::Value) -> String {
     let bytes = serde_json::to_vec(value).unwrap_or_default();

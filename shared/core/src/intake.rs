@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::ids::{ConversationId, RecordKey};
 use crate::model::{CustomerIdentity, Direction, Message, ProviderId, Record, Webhook};
 use crate::ports::{BackendError, IntakeQueue, MessageStore, RawDelivery};
+use crate::telemetry;
 
 /// The largest body accepted: Lambda's own limit for a synchronous invocation (6 MB).
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -32,6 +33,9 @@ pub struct IntakeOutcome {
     pub records: usize,
     /// Duplicates inside the delivery (the same key twice), dropped before storing.
     pub duplicates_in_delivery: usize,
+    /// Items already taken: the duplicates inside the delivery, and the messages and events
+    /// stored and enqueued by an earlier delivery (a provider's retry).
+    pub duplicates: usize,
     /// Entries handed to the queue by this call.
     pub enqueued: usize,
     /// Events referring to a message never seen (flagged `refers_to_unknown`, stored all the same).
@@ -98,13 +102,19 @@ impl Intake {
             let keys: Vec<_> = chunk.iter().map(|e| e.record_key.clone()).collect();
             self.store.mark_enqueued(&keys).await?;
         }
+        let queued = records
+            .iter()
+            .filter(|r| r.conversation_id().is_some())
+            .count();
         let outcome = IntakeOutcome {
             quarantined: false,
             records: records.len(),
             duplicates_in_delivery: total - records.len(),
+            duplicates: total - records.len() + queued.saturating_sub(pending.len()),
             enqueued: pending.len(),
             unknown_targets,
         };
+        account_events(webhook, &records);
         tracing::info!(
             delivery = %delivery.id,
             records = outcome.records,
@@ -187,6 +197,22 @@ impl Intake {
             }
         }
         Ok((records, unknown))
+    }
+}
+
+/// Counts each business account's events of a delivery, and those that refer to a message
+/// never seen ([`telemetry::account_events`]).
+fn account_events(webhook: Webhook, records: &[Record]) {
+    let mut accounts: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for record in records {
+        if let Record::Event(e) = record {
+            let counts = accounts.entry(e.account_id.as_str()).or_default();
+            counts.0 += 1;
+            counts.1 += u64::from(e.refers_to_unknown);
+        }
+    }
+    for (account, (events, unknown)) in accounts {
+        telemetry::account_events(webhook.as_str(), account, events, unknown);
     }
 }
 

@@ -8,12 +8,12 @@
 //! | layer | modules |
 //! |---|---|
 //! | names and ids | [`channel`] (channels, webhooks), [`ids`] (provider and derived ids), [`clock`], [`settings`], [`errors`] |
-//! | values and rules | [`case`] (cases, first-contact resolution), [`priority`] (scoring, the apply rule), [`sla`] (policy, calendars, due times, reminders), [`verify`] (signature checks, handshakes) |
+//! | values and rules | [`case`] (cases, first-contact resolution), [`telemetry`] (operational counts, for CloudWatch), [`priority`] (scoring, the apply rule), [`sla`] (policy, calendars, due times, reminders), [`verify`] (signature checks, handshakes) |
 //! | the model | [`model`] (records, conversations, customers) |
 //! | channels | [`channels`] (one module per webhook on one registry: verification, secrets, normalizer) |
-//! | domain decisions | [`recording`] (what storing records does), [`timers`] (which reminders to create and cancel), [`outbound`] (what a reply sends, and Meta's windows) |
+//! | domain decisions | [`recording`] (what storing records does), [`metrics`] (what a change counts, and the report), [`timers`] (which reminders to create and cancel), [`outbound`] (what a reply sends, and Meta's windows) |
 //! | ports | [`ports`] (one narrow trait per capability, two adapters each) |
-//! | services | [`intake`], [`prioritize`], [`remind`], [`cases`] (answers, resolutions, assignments), [`replies`] (replies through the channels' APIs), [`events`] (the domain events' contract), [`consume`] (the one queue batch runner), [`config`] |
+//! | services | [`intake`], [`prioritize`], [`remind`], [`cases`] (answers, resolutions, assignments), [`replies`] (replies through the channels' APIs), [`reports`] (the figures), [`events`] (the domain events' contract), [`consume`] (the one queue batch runner), [`config`] |
 #![warn(missing_docs)]
 
 pub mod case;
@@ -27,6 +27,7 @@ pub mod errors;
 pub mod events;
 pub mod ids;
 pub mod intake;
+pub mod metrics;
 pub mod model;
 pub mod outbound;
 pub mod ports;
@@ -35,7 +36,9 @@ pub mod priority;
 pub mod recording;
 pub mod remind;
 pub mod replies;
+pub mod reports;
 pub mod settings;
 pub mod sla;
+pub mod telemetry;
 pub mod timers;
 pub mod verify;

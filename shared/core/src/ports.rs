@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
+use crate::metrics::{BucketKey, Counts, Tally};
 use crate::model::{Channel, Conversation, Customer, Record, Webhook};
 
 /// A failure of a storage or queue backend. Always retryable from the provider's point of view:
@@ -123,7 +124,9 @@ pub struct StoredRecord {
 ///   intake limit; keeping the same delivery again changes nothing.
 /// * [`record`](Self::record) writes each record that is not stored yet, once, keyed by
 ///   [`Record::key`]; a record already stored is left as it is (a duplicate is a no-op, the
-///   first version wins). Every conversation of the records reflects them afterwards.
+///   first version wins). Every conversation of the records reflects them afterwards, and
+///   what absorbing them counted ([`crate::recording::fold`]) is added to the metrics in the
+///   same atomic write as the conversation.
 ///   It returns, in input order, the queue entries of every message and event that is not yet
 ///   marked enqueued: those written now *and* those an earlier call wrote whose enqueue was never
 ///   confirmed. What a record does to its conversation and customer is decided by
@@ -308,9 +311,11 @@ pub trait CustomerDirectory: Send + Sync {
 }
 
 /// A change to a conversation, applied by [`ConversationStore::update_conversation`]: it
-/// changes the conversation in place and answers whether it changed anything (no write when
-/// not).
-pub type ConversationChange<'a> = &'a (dyn Fn(&mut Conversation) -> bool + Send + Sync);
+/// changes the conversation in place, may add what it counts to the [`Tally`] (a message
+/// scored), and answers whether it changed anything (no write when not). The store adds the
+/// tally, and what the change itself counts ([`crate::metrics::transition`]), in the same
+/// atomic write as the conversation.
+pub type ConversationChange<'a> = &'a (dyn Fn(&mut Conversation, &mut Tally) -> bool + Send + Sync);
 
 /// Conversations one at a time: read, and changed safely while intake may write them too.
 ///
@@ -337,6 +342,23 @@ pub trait ConversationStore: Send + Sync {
         id: &ConversationId,
         change: ConversationChange<'_>,
     ) -> Result<Option<Conversation>, BackendError>;
+}
+
+/// The stored counters of the metrics ([`crate::metrics`]), read back.
+///
+/// Contract (held by the contract suite on every backend): answers every stored bucket whose
+/// hour starts in `[from_hour, to_hour)` (Unix seconds), each key once, with everything ever
+/// added to it: what [`MessageStore::record`] and [`ConversationStore::update_conversation`]
+/// counted, each change once. The number of reads does not grow with the volume counted, only
+/// with the hours and keys.
+#[async_trait]
+pub trait MetricsReader: Send + Sync {
+    /// The buckets of the hours in `[from_hour, to_hour)`.
+    async fn buckets(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<Vec<(BucketKey, Counts)>, BackendError>;
 }
 
 /// A customer's recent history, for scoring a new message.

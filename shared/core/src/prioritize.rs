@@ -10,8 +10,11 @@
 //! status of a message switchboard never saw (sent by another tool), unless
 //! [`Prioritizer::statuses_answer`] is off. Other entries are acknowledged without change.
 //!
+//! Each message scored is counted in the metrics (`messages_in`, `complaints`, …, under its own
+//! score; see [`crate::metrics`]) in the same write that remembers it was scored.
+//!
 //! Idempotent: the conversation remembers the messages it scored, so an entry delivered twice
-//! changes nothing and publishes nothing the second time. The event is published before the
+//! changes nothing, counts nothing and publishes nothing the second time. The event is published before the
 //! conversation is written; if the write fails, the retry publishes it again with the same id
 //! (events are at least once, with deterministic ids).
 //!
@@ -30,6 +33,7 @@ pub use crate::consume::BatchItem;
 use crate::consume::{ConsumeError, QueueHandler, run_batch};
 use crate::events::{self, AnsweredVia};
 use crate::ids::ConversationId;
+use crate::metrics::{self, Tally};
 use crate::model::{Conversation, DeliveryStatus, Direction, Event, EventKind, Message, Record};
 use crate::ports::{
     BackendError, ConversationStore, CustomerDirectory, CustomerHistory, DomainEvent,
@@ -37,6 +41,7 @@ use crate::ports::{
 };
 use crate::priority::{Applied, History, Priority, Scorer};
 use crate::sla::{Reminder, SlaPolicy};
+use crate::telemetry;
 use crate::timers;
 
 /// The type of the event published when a conversation's priority is set.
@@ -217,15 +222,22 @@ impl Prioritizer {
         self.ports.events.publish(&published).await?;
         self.ports
             .conversations
-            .update_conversation(&conversation.id, &|c: &mut Conversation| {
-                let applied = c.apply_score(key, &score, now);
-                if applied == Applied::Prioritized {
-                    c.sla = clock.clone();
-                }
-                let window_moved = c.window_reminder != window_name;
-                c.window_reminder = window_name.clone();
-                applied != Applied::AlreadySeen || window_moved
-            })
+            .update_conversation(
+                &conversation.id,
+                &|c: &mut Conversation, tally: &mut Tally| {
+                    let first = c.priority.is_none();
+                    let applied = c.apply_score(key, &score, now);
+                    if applied != Applied::AlreadySeen {
+                        metrics::message_scored(tally, c, message, &score, first);
+                    }
+                    if applied == Applied::Prioritized {
+                        c.sla = clock.clone();
+                    }
+                    let window_moved = c.window_reminder != window_name;
+                    c.window_reminder = window_name.clone();
+                    applied != Applied::AlreadySeen || window_moved
+                },
+            )
             .await?
             .ok_or(PrioritizeError::Missing("conversation"))?;
         tracing::info!(
@@ -243,7 +255,10 @@ impl Prioritizer {
         Ok(match applied {
             Applied::AlreadySeen => Outcome::AlreadySeen,
             Applied::Kept => Outcome::Kept,
-            Applied::Prioritized => Outcome::Prioritized(score.priority),
+            Applied::Prioritized => {
+                telemetry::prioritized(message.channel, score.priority);
+                Outcome::Prioritized(score.priority)
+            }
         })
     }
 

@@ -21,6 +21,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::ids::{ConversationId, CustomerId, RecordKey};
+use crate::metrics::{self, Snapshot, Tally};
 use crate::model::{Conversation, Customer, CustomerIdentity, Record};
 use crate::ports::QueueEntry;
 
@@ -95,17 +96,21 @@ pub fn plan<'a>(records: &'a [Record], prior: impl Fn(&RecordKey) -> Prior<'a>) 
 }
 
 /// The conversation after absorbing `records` into `before` (as stored; `None` when it does
-/// not exist yet, then it is made from the first record). `None` when nothing changed, so
-/// nothing needs writing.
-pub fn fold(before: Option<&Conversation>, records: &[&Record]) -> Option<Conversation> {
+/// not exist yet, then it is made from the first record), and what absorbing them counted
+/// (each record's [`transition`](crate::metrics::transition): an echo that ended a wait, a
+/// message that reopened a case). `None` when nothing changed, so nothing needs writing.
+pub fn fold(before: Option<&Conversation>, records: &[&Record]) -> Option<(Conversation, Tally)> {
     let mut conversation = match before {
         Some(c) => c.clone(),
         None => Conversation::from_record(records.first()?)?,
     };
+    let mut tally = Tally::default();
     for record in records {
+        let snapshot = Snapshot::of(&conversation);
         conversation.absorb(record);
+        metrics::transition(&snapshot, &conversation, &mut tally);
     }
-    (before != Some(&conversation)).then_some(conversation)
+    (before != Some(&conversation)).then_some((conversation, tally))
 }
 
 /// The customer a new record of `identity` is listed under, given the surviving customer the
@@ -172,7 +177,7 @@ mod tests {
         let plan = plan(&records, |_| Prior::Unconfirmed(&stored));
         assert!(plan.new.is_empty() && plan.identities.is_empty());
         assert_eq!(plan.conversations[0].1, [&stored]);
-        let conversation = fold(None, &plan.conversations[0].1).unwrap();
+        let (conversation, _) = fold(None, &plan.conversations[0].1).unwrap();
         assert_eq!(
             conversation.waiting_since,
             Some(Utc.timestamp_opt(100, 0).unwrap())
@@ -184,10 +189,12 @@ mod tests {
     fn folding_what_is_already_reflected_writes_nothing() {
         let a = message("a", "1", Direction::Inbound, 100, "hi");
         let out = message("o", "1", Direction::Outbound, 200, "answer");
-        let first = fold(None, &[&a]).unwrap();
+        let (first, tally) = fold(None, &[&a]).unwrap();
+        assert!(tally.is_empty(), "a wait starting counts nothing");
         assert_eq!(fold(Some(&first), &[&a]), None);
-        let answered = fold(Some(&first), &[&out]).unwrap();
+        let (answered, tally) = fold(Some(&first), &[&out]).unwrap();
         assert_eq!(answered.first_response_seconds, Some(100));
+        assert!(!tally.is_empty(), "the answer counts");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::consume::{BatchItem, ConsumeError, QueueHandler, run_batch};
 use crate::ids::ConversationId;
+use crate::metrics::Tally;
 use crate::model::Conversation;
 use crate::ports::{ConversationStore, DomainEvent, EventPublisher};
 use crate::priority::Reason;
@@ -84,12 +85,13 @@ impl ReminderHandler {
             .await?;
         if reminder.kind == ReminderKind::Breach {
             self.store
-                .update_conversation(&conversation.id, &|c: &mut Conversation| {
+                .update_conversation(&conversation.id, &|c: &mut Conversation, _: &mut Tally| {
                     breach(c, reminder, now)
                 })
                 .await?;
         }
         tracing::info!(conversation = %reminder.conversation_id, kind = reminder.kind.event_type(), "reminder fired");
+        crate::telemetry::reminder_fired(reminder.kind.event_type());
         Ok(Fired::Published(reminder.kind))
     }
 }

@@ -178,7 +178,9 @@ impl Replies {
         let answered = self.answered(conversation, request).await?;
         let now = self.clock.now();
         let outgoing = outbound::plan(conversation, answered.as_ref(), request, now)?;
-        let sent = self.ports.sender.send(&outgoing).await?;
+        let sent = self.ports.sender.send(&outgoing).await;
+        crate::telemetry::reply(conversation.channel, sent.is_ok());
+        let sent = sent?;
         let at = self.clock.now();
         let message =
             outbound::sent_message(conversation, &outgoing, answered.as_ref(), &sent, by, at);

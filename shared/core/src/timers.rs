@@ -9,6 +9,7 @@
 //! The prioritizer (a new wait, a higher level, a later customer message) and the answers (a
 //! wait that ended) use the same plan.
 
+use crate::metrics::Tally;
 use crate::model::Conversation;
 use crate::sla::Reminder;
 
@@ -61,8 +62,10 @@ pub fn plan(before: &Conversation, after: &Conversation, created: Vec<Reminder>)
 }
 
 /// Forgets on `c` the reminder names that are no longer live (after their cancellation
-/// succeeded); answers whether anything changed.
-pub fn forget_ended(c: &mut Conversation) -> bool {
+/// succeeded); answers whether anything changed. A [`ConversationChange`] that counts nothing.
+///
+/// [`ConversationChange`]: crate::ports::ConversationChange
+pub fn forget_ended(c: &mut Conversation, _: &mut Tally) -> bool {
     let mut changed = false;
     if c.current_sla().is_none()
         && let Some(clock) = &mut c.sla
@@ -146,8 +149,11 @@ mod tests {
         let mut c = conversation(None, Some(clock(100, &["warn", "breach"])), Some("win"));
         let plan = plan(&c, &c, Vec::new());
         assert_eq!(plan.cancel, ["warn", "breach", "win"]);
-        assert!(forget_ended(&mut c));
-        assert!(!forget_ended(&mut c), "forgotten once");
+        assert!(forget_ended(&mut c, &mut Tally::default()));
+        assert!(
+            !forget_ended(&mut c, &mut Tally::default()),
+            "forgotten once"
+        );
         assert_eq!(super::plan(&c, &c, Vec::new()), TimerPlan::default());
     }
 

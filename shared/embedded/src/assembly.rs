@@ -13,6 +13,8 @@ use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::Scorer;
 use switchboard_core::remind::ReminderHandler;
 use switchboard_core::replies::{Replies, ReplyPorts};
+use switchboard_core::reports::Reports;
+use switchboard_core::sla::Calendar;
 use switchboard_core::sla::SlaPolicy;
 
 use crate::{EmbeddedError, EventFile, SqliteStore};
@@ -103,5 +105,11 @@ impl EmbeddedPorts {
             self.cases(),
             self.clock(),
         )
+    }
+
+    /// The figures over the store: the buckets, and the backlog of `teams`' queues; days and
+    /// weeks of `calendar`.
+    pub fn reports(&self, teams: Vec<String>, calendar: Calendar) -> Reports {
+        Reports::new(self.store(), self.store(), teams, calendar, self.clock())
     }
 }

@@ -83,6 +83,8 @@ pub struct Purged {
     pub conversations: usize,
     /// Idempotency keys past their day.
     pub idempotency_keys: usize,
+    /// Counters of metric buckets older than [`switchboard_core::metrics::RETENTION_DAYS`].
+    pub metric_counts: usize,
 }
 
 fn open_error(
@@ -451,6 +453,7 @@ fn purge(conn: &mut Connection, now: DateTime<Utc>) -> rusqlite::Result<Purged> 
         records: tx.execute("DELETE FROM records WHERE expires_at <= ?1", [now])?,
         conversations: tx.execute("DELETE FROM conversations WHERE expires_at <= ?1", [now])?,
         idempotency_keys: tx.execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now])?,
+        metric_counts: tx.execute("DELETE FROM metric_counts WHERE expires_at <= ?1", [now])?,
     };
     tx.commit()?;
     Ok(purged)

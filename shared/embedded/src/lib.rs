@@ -21,7 +21,9 @@
 //!   and their read-modify-write, a customer's recent records, with each team's queue on a
 //!   partial index;
 //! * [`ReminderScheduler`](switchboard_core::ports::ReminderScheduler): one-time timers, fired
-//!   at most once.
+//!   at most once;
+//! * [`MetricsReader`](switchboard_core::ports::MetricsReader): the metrics' hourly buckets,
+//!   added to in the transaction of each change they count.
 //!
 //! [`assembly::EmbeddedPorts`] bundles them with the event file for `switchboard serve`.
 //!
@@ -45,6 +47,8 @@
 //! | `intake_queue` | sequence number | queue entries, deduplicated by record key |
 //! | `timers` | reminder name | one-time reminders, fired at most once |
 //! | `dead_letters` | sequence number | queue entries received [`MAX_RECEIVES`] times without success |
+//! | `idempotency` | key | idempotency keys of replies and their results |
+//! | `metric_counts` | hour, dims, counter | the metrics' hourly buckets, one row per counter |
 #![warn(missing_docs)]
 
 pub mod assembly;
@@ -56,6 +60,7 @@ mod error;
 mod events;
 mod idempotency;
 mod messages;
+mod metrics;
 mod priority;
 mod queue;
 mod reader;

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use switchboard_core::ids::{ConversationId, CustomerId, RecordKey};
+use switchboard_core::metrics::Tally;
 use switchboard_core::model::{Conversation, Record};
 use switchboard_core::ports::{
     BackendError, MessageStore, QueueEntry, QueuePosition, RawDelivery, RecordLookup,
@@ -15,7 +16,8 @@ use crate::engine::{SqliteStore, decode_doc};
 use crate::time;
 
 /// Absorbs `records` (all of conversation `id`) into the stored conversation by the rule of
-/// [`recording::fold`], and writes it: always, so that its expiry moves with its records.
+/// [`recording::fold`], and writes it (always, so that its expiry moves with its records) with
+/// what it counted.
 fn touch_conversation(
     tx: &Connection,
     id: &ConversationId,
@@ -37,9 +39,14 @@ fn touch_conversation(
             None
         }
     };
-    let Some(conversation) = recording::fold(before.as_ref(), records).or(before) else {
-        return Ok(());
+    let (conversation, tally) = match recording::fold(before.as_ref(), records) {
+        Some(folded) => folded,
+        None => match before {
+            Some(unchanged) => (unchanged, Tally::default()),
+            None => return Ok(()),
+        },
     };
+    crate::metrics::add_tally(tx, &tally, OP)?;
     write_conversation(tx, &conversation, expires_at, OP)
 }
 

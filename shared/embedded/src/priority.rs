@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use switchboard_core::ids::{ConversationId, CustomerId};
+use switchboard_core::metrics;
 use switchboard_core::model::{Conversation, Record};
 use switchboard_core::ports::{
     BackendError, ConversationChange, ConversationStore, CustomerHistory,
@@ -147,9 +148,9 @@ impl ConversationStore for SqliteStore {
             };
             let mut conversation = decode_doc::<Conversation>("conversation", id.as_str(), &read)
                 .map_err(|e| BackendError::unavailable(OP, e))?;
-            if !change(&mut conversation) {
+            let Some(tally) = metrics::apply(&mut conversation, change) else {
                 return Ok(Some(conversation));
-            }
+            };
             let expires_at = self.expires_at(self.clock.now());
             let (write_id, written) = (id.clone(), conversation.clone());
             let done = self
@@ -167,6 +168,7 @@ impl ConversationStore for SqliteStore {
                         return Ok(false);
                     }
                     write_conversation(&tx, &written, expires_at, OP)?;
+                    crate::metrics::add_tally(&tx, &tally, OP)?;
                     tx.commit().map_err(unavailable)?;
                     Ok(true)
                 })

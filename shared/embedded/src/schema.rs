@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -128,6 +128,21 @@ CREATE TABLE IF NOT EXISTS idempotency (
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
 ";
 
+/// Version 7: the metrics' hourly buckets, one row per counter of a bucket (`hour` in Unix
+/// seconds, `dims` the bucket's dims as JSON), added to in the transaction of the change
+/// counted; `expires_at` in seconds, purged with the rest.
+const V7: &str = "
+CREATE TABLE IF NOT EXISTS metric_counts (
+    hour       INTEGER NOT NULL,
+    dims       TEXT NOT NULL,
+    field      TEXT NOT NULL,
+    value      INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (hour, dims, field)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS metric_counts_expiry ON metric_counts (expires_at);
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
@@ -149,7 +164,10 @@ pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()>
     if found < 5 {
         tx.execute_batch(V5)?;
     }
-    tx.execute_batch(V6)?;
+    if found < 6 {
+        tx.execute_batch(V6)?;
+    }
+    tx.execute_batch(V7)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

@@ -28,6 +28,8 @@
 //!
 //! Who acts (recorded on resolutions and assignments) is [`AgentSource`]'s: the caller's
 //! identity from the authorizer on AWS, the `X-Switchboard-Agent` header under `serve`.
+//! * `GET /api/metrics?from=&to=&granularity=hour|day|week&group_by=…`: the figures (see
+//!   [`switchboard_core::metrics`]): JSON, or CSV with `Accept: text/csv`.
 //! * `GET /api/events?type=&cursor=&limit=`: the published domain events, oldest first (the
 //!   embedded backend; on AWS they go to the EventBridge bus, and this answers 404).
 //! * `GET /api/quarantine?cursor=&limit=`: ids of deliveries kept because they were not JSON.
@@ -48,6 +50,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use switchboard_core::case::CaseStatus;
 use switchboard_core::cases::Cases;
 use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
+use switchboard_core::metrics::report::ReportQuery;
 use switchboard_core::model::{
     Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderError, ProviderId,
     Record,
@@ -59,6 +62,7 @@ use switchboard_core::ports::{
 };
 use switchboard_core::priority::{ConversationPriority, Priority, Reason};
 use switchboard_core::replies::Replies;
+use switchboard_core::reports::Reports;
 
 /// Items per page when the client does not say.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -85,6 +89,8 @@ pub struct ApiPorts {
     pub teams: Vec<String>,
     /// Where the acting agent's identity comes from.
     pub agents: AgentSource,
+    /// The figures (`GET /api/metrics`); `None`: that route answers 404.
+    pub reports: Option<Reports>,
 }
 
 /// The request header naming the acting agent under `switchboard serve`.
@@ -153,6 +159,7 @@ pub fn api_router(ports: ApiPorts) -> Router {
         replies,
         teams,
         agents,
+        reports,
     } = ports;
     let mut teams = teams;
     teams.sort();
@@ -194,12 +201,59 @@ pub fn api_router(ports: ApiPorts) -> Router {
             replies,
             agents,
         });
+    let figures = Router::new()
+        .route("/api/metrics", get(metrics))
+        .with_state(reports);
     listings
+        .merge(figures)
         .merge(one)
         .merge(customers)
         .merge(events)
         .merge(queue)
         .merge(answers)
+}
+
+/// `GET /api/metrics?from=&to=&granularity=&group_by=` (`group_by` repeatable or
+/// comma-separated): the report as JSON, or as CSV when the client accepts `text/csv`.
+async fn metrics(
+    State(reports): State<Option<Reports>>,
+    headers: http::HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let reports = reports.ok_or(ApiError::NotFound("metrics"))?;
+    let Query(pairs) = query.map_err(bad_query)?;
+    let one = |name: &str| {
+        let mut values = pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        match (values.next(), values.next()) {
+            (_, Some(_)) => Err(ApiError::BadRequest(format!("{name} given twice"))),
+            (value, None) => Ok(value),
+        }
+    };
+    let group_by: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "group_by")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let query = ReportQuery::parse(one("from")?, one("to")?, one("granularity")?, &group_by)
+        .map_err(ApiError::BadRequest)?;
+    let report = reports.report(&query).await?;
+    let csv = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().starts_with("text/csv")));
+    Ok(if csv {
+        (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report.to_csv(),
+        )
+            .into_response()
+    } else {
+        Json(report.to_json()).into_response()
+    })
 }
 
 #[derive(Clone)]

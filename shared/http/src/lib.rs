@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use switchboard_core::channels::Verification;
 use switchboard_core::clock::Clock;
-use switchboard_core::intake::{Intake, MAX_BODY_BYTES};
+use switchboard_core::intake::{Intake, IntakeOutcome, MAX_BODY_BYTES};
 use switchboard_core::model::Webhook;
+use switchboard_core::telemetry;
 
 pub mod api;
 mod error;
@@ -93,12 +94,31 @@ async fn deliver(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (channel, verifier) = state.verifier(&channel)?;
-    let (parts, body) = request.into_parts();
-    let body = read_body(&parts.headers, body).await?;
-    verifier
-        .signature
-        .verify(&parts.headers, &body, state.clock.now())?;
-    let outcome = state.intake.accept(channel, body).await?;
+    let taken = take(&state, channel, verifier, request).await;
+    telemetry::delivery(
+        channel.as_str(),
+        &match &taken {
+            Ok(outcome) => telemetry::Delivery {
+                records: outcome.records as u64,
+                duplicates: outcome.duplicates as u64,
+                quarantined: u64::from(outcome.quarantined),
+                ..Default::default()
+            },
+            Err(ApiError::Signature(_)) => telemetry::Delivery {
+                signature_failures: 1,
+                ..Default::default()
+            },
+            Err(ApiError::TooLarge { .. }) => telemetry::Delivery {
+                oversized: 1,
+                ..Default::default()
+            },
+            Err(e) => telemetry::Delivery {
+                failures: u64::from(e.status().is_server_error()),
+                ..Default::default()
+            },
+        },
+    );
+    let outcome = taken?;
     let answer = if outcome.quarantined {
         "quarantined"
     } else {
@@ -109,6 +129,21 @@ async fn deliver(
         axum::Json(serde_json::json!({ "status": answer })),
     )
         .into_response())
+}
+
+/// Reads, verifies and takes in one delivery.
+async fn take(
+    state: &WebhookState,
+    channel: Webhook,
+    verifier: &Verification,
+    request: Request,
+) -> Result<IntakeOutcome, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body).await?;
+    verifier
+        .signature
+        .verify(&parts.headers, &body, state.clock.now())?;
+    Ok(state.intake.accept(channel, body).await?)
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] without buffering it.

@@ -29,6 +29,8 @@ use switchboard_http::{AgentSource, ApiPorts, WebhookState, api_router, webhook_
 
 pub use switchboard_aws::sqs_events::handle_sqs;
 
+pub mod emf;
+
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
@@ -88,6 +90,7 @@ pub fn agent_api(
         events: None,
         cases: Some(ports.cases(&settings.schedules, &settings.event_bus)),
         replies: Some(ports.replies(&settings.schedules, &settings.event_bus, sender)),
+        reports: Some(ports.reports(settings.teams.clone(), settings.calendar.clone())),
         teams: settings.teams.clone(),
         agents: AgentSource::Extension,
     })
@@ -140,9 +143,14 @@ pub async fn reminder_app() -> Result<ReminderHandler, StartupError> {
 
 /// Logging for a Lambda function: JSON lines when the function's log format is JSON (Lambda's
 /// `AWS_LAMBDA_LOG_FORMAT`), at the level Lambda's advanced logging controls set
-/// (`AWS_LAMBDA_LOG_LEVEL`, default `INFO`). No filter language: a smaller binary.
+/// (`AWS_LAMBDA_LOG_LEVEL`, default `INFO`), and the operational counts as CloudWatch
+/// Embedded Metric Format lines ([`emf`], namespace `SWITCHBOARD_METRICS_NAMESPACE`, whatever
+/// the level). No filter language: a smaller binary.
 pub fn init_lambda_tracing() {
-    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{LevelFilter, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .unwrap_or_default()
         .to_ascii_uppercase()
@@ -154,15 +162,32 @@ pub fn init_lambda_tracing() {
         "ERROR" | "FATAL" => LevelFilter::ERROR,
         _ => LevelFilter::INFO,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let logs = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(false)
         .without_time();
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let _ = if json {
-        builder.json().with_current_span(false).try_init()
+    // Metric events are the EMF layer's alone; the log keeps everything else at `level`.
+    let not_metrics = filter_fn(|m| m.target() != switchboard_core::telemetry::TARGET);
+    let logs = if json {
+        logs.json()
+            .with_current_span(false)
+            .with_filter(not_metrics)
+            .with_filter(level)
+            .boxed()
     } else {
-        builder.try_init()
+        logs.with_filter(not_metrics).with_filter(level).boxed()
     };
+    let namespace = std::env::var(emf::NAMESPACE_SETTING)
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| emf::DEFAULT_NAMESPACE.to_owned());
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(
+            emf::EmfLayer::new(namespace, std::io::stdout()).with_filter(filter_fn(|m| {
+                m.target() == switchboard_core::telemetry::TARGET
+            })),
+        )
+        .try_init();
 }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use switchboard_core::ids::ConversationId;
+use switchboard_core::metrics;
 use switchboard_core::model::Conversation;
 use switchboard_core::ports::{BackendError, ConversationChange, ConversationStore};
 
@@ -45,8 +46,10 @@ impl ConversationStore for DynamoStore {
             .collect()
     }
 
-    /// `GetItem` (consistent), the change, then a `PutItem` conditional on the version read;
-    /// a failed condition (intake wrote the conversation in between) reads again.
+    /// `GetItem` (consistent), the change, then a `PutItem` conditional on the version read
+    /// (a `TransactWriteItems` with the `ADD` of its buckets when the change counts
+    /// something); a failed condition (intake wrote the conversation in between) or a
+    /// cancelled transaction reads again.
     async fn update_conversation(
         &self,
         id: &ConversationId,
@@ -71,10 +74,26 @@ impl ConversationStore for DynamoStore {
                     return Ok(Attempt::Done(None));
                 };
                 let mut conversation = conversation_from(&item)?;
-                if !change(&mut conversation) {
+                let Some(tally) = metrics::apply(&mut conversation, change) else {
                     return Ok(Attempt::Done(Some(conversation)));
-                }
+                };
                 let put = self.conversation_put(&conversation, get_n(&item, "version"))?;
+                if !tally.is_empty() {
+                    let cancelled = self
+                        .transact(
+                            OP,
+                            vec![WriteUnit {
+                                puts: vec![put],
+                                tally,
+                            }],
+                        )
+                        .await?;
+                    return Ok(if cancelled {
+                        Attempt::Conflict
+                    } else {
+                        Attempt::Done(Some(conversation))
+                    });
+                }
                 let outcome = self
                     .client
                     .put_item()

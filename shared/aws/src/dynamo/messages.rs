@@ -140,7 +140,7 @@ impl MessageStore for DynamoStore {
                     .into_iter()
                     .filter_map(|item| Some((get_s(&item, PK)?.to_owned(), item)))
                     .collect();
-                let mut puts = Vec::new();
+                let mut units = Vec::new();
                 let mut persons: HashMap<&CustomerId, CustomerId> = HashMap::new();
                 for identity in &plan.identities {
                     let id = &identity.customer_id;
@@ -156,35 +156,41 @@ impl MessageStore for DynamoStore {
                     };
                     let (person, create) = recording::customer_of(identity, survivor.as_ref());
                     if let Some(customer) = create {
-                        puts.push(self.conditional_put(self.customer_item(&customer)?, None)?);
+                        units.push(WriteUnit::put(
+                            self.conditional_put(self.customer_item(&customer)?, None)?,
+                        ));
                     }
                     persons.insert(id, person);
                 }
                 for record in &plan.new {
                     let person = record.customer().and_then(|c| persons.get(&c.customer_id));
                     let item = self.record_item(record, &record.key(), person, now)?;
-                    puts.push(self.conditional_put(item, None)?);
+                    units.push(WriteUnit::put(self.conditional_put(item, None)?));
                 }
                 for (id, absorbed) in &plan.conversations {
                     let item = states.remove(&format!("C#{id}"));
                     let version = item.as_ref().and_then(|i| get_n(i, "version"));
                     let before = item.as_ref().map(conversation_from).transpose()?;
-                    if let Some(conversation) = recording::fold(before.as_ref(), absorbed) {
-                        puts.push(self.conversation_put(&conversation, version)?);
+                    if let Some((conversation, tally)) = recording::fold(before.as_ref(), absorbed)
+                    {
+                        units.push(WriteUnit {
+                            puts: vec![self.conversation_put(&conversation, version)?],
+                            tally,
+                        });
                     }
                 }
-                let cancelled = self.transact_puts(OP, puts).await?;
+                let cancelled = self.transact(OP, units).await?;
                 tracing::debug!(
                     records = records.len(),
                     new = plan.new.len(),
                     pending = plan.pending.len(),
-                    cancelled = cancelled.len(),
+                    cancelled,
                     "records stored"
                 );
-                Ok(if cancelled.is_empty() {
-                    Attempt::Done(plan.pending)
-                } else {
+                Ok(if cancelled {
                     Attempt::Conflict
+                } else {
+                    Attempt::Done(plan.pending)
                 })
             },
         )

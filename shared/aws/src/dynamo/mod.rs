@@ -10,6 +10,7 @@
 //! | raw delivery chunk | `D#<sha256>` | `CHUNK#<n>` | – | – |
 //! | quarantine entry | `QUARANTINE` | `<received_at>#<sha256>` | – | – |
 //! | idempotency key (`POST …/reply`) | `K#<conversation>/<key>` | `K` | – | – |
+//! | metrics bucket (an hour, one set of dims) | `M#<yyyy-mm>` | `<hour>#<dims id>` | – | – |
 //!
 //! `<at>` is the provider time in milliseconds, zero-padded, so the sort key orders by time.
 //! A record is keyed by its provider id alone (`R#<key>`), which makes the conditional write
@@ -23,6 +24,10 @@
 //! **Calls per delivery of n records** on the acknowledgement path: ⌈chunks/25⌉ to keep the
 //! delivery, ⌈n/100⌉ `BatchGetItem`, ⌈n/100⌉ `TransactWriteItems` for the new records, a `GetItem`
 //! and a conditional `PutItem` per conversation touched, ⌈n/100⌉ `TransactWriteItems` to confirm enqueueing.
+//!
+//! **Metrics** are counted in the writes that make what they count: the `ADD` of a change's
+//! buckets goes in the same transaction as the conversation put (see the `metrics` module), so
+//! no call is added, and a change that is not written counts nothing.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -35,6 +40,7 @@ use std::sync::Arc;
 
 use switchboard_core::clock::Clock;
 use switchboard_core::ids::{ConversationId, CustomerId, RecordKey};
+use switchboard_core::metrics::Tally;
 use switchboard_core::model::{Conversation, Customer, Message, Record};
 use switchboard_core::ports::{BackendError, QueueName, QueuePosition, StoredRecord};
 
@@ -45,6 +51,7 @@ mod conversations;
 mod customers;
 mod idempotency;
 mod messages;
+mod metrics;
 mod reader;
 #[cfg(test)]
 mod tests;
@@ -381,40 +388,60 @@ impl DynamoStore {
             .collect())
     }
 
-    /// Writes `puts` in transactions of up to 100, each put under its own condition. Answers the
-    /// indexes of the puts not written because a transaction was cancelled (a failed condition,
-    /// or a conflict with a concurrent transaction), for the caller to look at again.
-    async fn transact_puts(
+    /// Writes `units` in transactions of up to 100 actions, each put under its own condition
+    /// and each unit's tally added to its buckets (`ADD`) in the same transaction as its puts
+    /// (the tallies of one transaction merged per bucket: a transaction touches an item once).
+    /// Answers whether a transaction was cancelled (a failed condition, or a conflict with a
+    /// concurrent transaction): then what it held was not written, and the caller decides again
+    /// from fresh reads.
+    async fn transact(
         &self,
         operation: &'static str,
-        puts: Vec<Put>,
-    ) -> Result<Vec<usize>, BackendError> {
-        let mut cancelled = Vec::new();
-        // Up to 100 actions and well under the 4 MB a transaction may hold.
-        let mut chunks: Vec<Vec<(usize, Put)>> = Vec::new();
-        let mut bytes = 0;
-        for (i, put) in puts.into_iter().enumerate() {
-            let size = item_size(put.item());
+        units: Vec<WriteUnit>,
+    ) -> Result<bool, BackendError> {
+        // Up to 100 actions and well under the 4 MB a transaction may hold; a unit is never
+        // split. Counter updates are small: a bucket's update is counted as one action and 1 KB.
+        let mut chunks: Vec<Vec<WriteUnit>> = Vec::new();
+        let (mut actions, mut bytes) = (0, 0);
+        for unit in units {
+            let n = unit.puts.len() + unit.tally.buckets().count();
+            let size = unit.puts.iter().map(|p| item_size(p.item())).sum::<usize>()
+                + 1024 * unit.tally.buckets().count();
             match chunks.last_mut() {
-                Some(chunk) if chunk.len() < TRANSACT_MAX && bytes + size <= TRANSACT_MAX_BYTES => {
+                Some(chunk)
+                    if actions + n <= TRANSACT_MAX && bytes + size <= TRANSACT_MAX_BYTES =>
+                {
+                    actions += n;
                     bytes += size;
-                    chunk.push((i, put));
+                    chunk.push(unit);
                 }
                 _ => {
-                    bytes = size;
-                    chunks.push(vec![(i, put)]);
+                    (actions, bytes) = (n, size);
+                    chunks.push(vec![unit]);
                 }
             }
         }
-        for chunk in &chunks {
-            let actions = chunk
-                .iter()
-                .map(|(_, put)| TransactWriteItem::builder().put(put.clone()).build())
-                .collect();
+        let mut cancelled = false;
+        for chunk in chunks {
+            let mut tally = Tally::default();
+            let mut items = Vec::new();
+            for unit in chunk {
+                tally.merge(&unit.tally);
+                items.extend(
+                    unit.puts
+                        .into_iter()
+                        .map(|put| TransactWriteItem::builder().put(put).build()),
+                );
+            }
+            items.extend(
+                self.counter_updates(operation, &tally)?
+                    .into_iter()
+                    .map(|update| TransactWriteItem::builder().update(update).build()),
+            );
             let result = self
                 .client
                 .transact_write_items()
-                .set_transact_items(Some(actions))
+                .set_transact_items(Some(items))
                 .send()
                 .await;
             match result {
@@ -424,7 +451,7 @@ impl DynamoStore {
                         matches!(s, TransactWriteItemsError::TransactionCanceledException(_))
                     }) =>
                 {
-                    cancelled.extend(chunk.iter().map(|(i, _)| *i));
+                    cancelled = true;
                 }
                 Err(e) => return Err(BackendError::unavailable(operation, e)),
             }
@@ -539,6 +566,23 @@ impl DynamoStore {
             s(serde_json::to_string(customer).map_err(unavailable("customer"))?),
         );
         Ok(item)
+    }
+}
+
+/// Writes that must land together, in one transaction: conditional puts, and the counts of
+/// the change they make.
+#[derive(Default)]
+struct WriteUnit {
+    puts: Vec<Put>,
+    tally: Tally,
+}
+
+impl WriteUnit {
+    fn put(put: Put) -> Self {
+        Self {
+            puts: vec![put],
+            tally: Tally::default(),
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use switchboard_core::clock::SystemClock;
 use switchboard_core::ids::RecordKey;
+use switchboard_core::metrics::Tally;
 use switchboard_core::model::{Conversation, Record, Webhook};
 use switchboard_core::ports::{ConversationStore, MessageStore, RawDelivery, RecordLookup};
 
@@ -98,7 +99,7 @@ async fn an_update_that_loses_its_condition_reads_again_and_writes_once() {
         .build();
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &put]);
     let updated = store(client)
-        .update_conversation(&c.id, &|c: &mut Conversation| {
+        .update_conversation(&c.id, &|c: &mut Conversation, _: &mut Tally| {
             c.sla_breaches += 1;
             true
         })
@@ -124,7 +125,7 @@ async fn an_update_that_keeps_losing_gives_up_with_an_error_after_its_attempts()
     let put = mock!(Client::put_item).then_error(lost_condition);
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &put]);
     let err = store(client)
-        .update_conversation(&c.id, &|_: &mut Conversation| true)
+        .update_conversation(&c.id, &|_: &mut Conversation, _: &mut Tally| true)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("update_conversation"), "{err}");
@@ -143,7 +144,7 @@ async fn a_change_that_changes_nothing_writes_nothing() {
     let put = mock!(Client::put_item).then_output(|| PutItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &put]);
     let same = store(client)
-        .update_conversation(&c.id, &|_: &mut Conversation| false)
+        .update_conversation(&c.id, &|_: &mut Conversation, _: &mut Tally| false)
         .await
         .unwrap();
     assert_eq!(same, Some(c));

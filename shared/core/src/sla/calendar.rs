@@ -208,6 +208,19 @@ impl Calendar {
         }
     }
 
+    /// The start of the zone's day containing `at` (with `week`, of the week: Monday's
+    /// midnight), as an instant; a midnight a daylight-saving change skips is the first instant
+    /// after it.
+    pub fn period_start(&self, at: DateTime<Utc>, week: bool) -> DateTime<Utc> {
+        let mut day = self.zone_date(at);
+        if week {
+            for _ in 0..weekday_index(day.weekday()) {
+                day = day.yesterday().unwrap_or(day);
+            }
+        }
+        self.instant(day, TimeOfDay { minutes: 0 })
+    }
+
     /// Whether the clock runs at `at`.
     pub fn is_open(&self, at: DateTime<Utc>) -> bool {
         self.add(at, Duration::zero()) == at

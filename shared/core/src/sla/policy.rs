@@ -312,6 +312,12 @@ impl SlaPolicy {
         })
     }
 
+    /// The calendar of `teams.default`: its zone's days and weeks are those of the figures
+    /// (`GET /api/metrics`).
+    pub fn default_calendar(&self) -> &Calendar {
+        self.calendar("default")
+    }
+
     /// The calendar of `team` (the default one's when the team is not listed).
     pub fn calendar(&self, team: &str) -> &Calendar {
         let name = self
