@@ -172,6 +172,7 @@ async fn prioritizing_a_message_costs_a_fixed_handful_of_calls() {
         channel: switchboard_core::model::Channel::Whatsapp,
         record_type: "message".into(),
         kind: "text".into(),
+        account_id: None,
     };
     counter.reset();
     assert_eq!(

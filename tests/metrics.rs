@@ -342,6 +342,7 @@ async fn play_the_day(backend: &Backend) -> (axum::Router, Day, Arc<ManualClock>
                 channel: c["channel"].as_str().unwrap().parse().unwrap(),
                 record_type: "message".into(),
                 kind: record["kind"].as_str().unwrap().into(),
+                account_id: None,
             };
             prioritizer.handle(&entry).await.expect("handled again");
         }

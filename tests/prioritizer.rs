@@ -144,6 +144,7 @@ async fn entries_of(backend: &Backend, conversation: &Value) -> Vec<QueueEntry> 
             channel: m["channel"].as_str().unwrap().parse::<Channel>().unwrap(),
             record_type: m["record"].as_str().unwrap().to_owned(),
             kind: m["kind"].as_str().unwrap().to_owned(),
+            account_id: None,
         })
         .collect()
 }

@@ -782,3 +782,87 @@ fn serve_fires_the_sla_reminders_of_a_policy_in_seconds() {
     assert!(late["due_at"].is_null());
     assert_eq!(of(&sla_events(), &answered).len(), 0);
 }
+
+/// A policy file: the shipped one with every team on the 24/7 calendar.
+fn always_policy(dir: &std::path::Path) -> PathBuf {
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sla.toml"),
+    )
+    .unwrap();
+    let path = dir.join("sla.toml");
+    std::fs::write(
+        &path,
+        shipped.replace("default = \"office\"", "default = \"always\""),
+    )
+    .unwrap();
+    path
+}
+
+/// A business account that goes quiet is reported silent once `SWITCHBOARD_SILENT_AFTER` of
+/// business time has passed (3 s on a 24/7 calendar here), once, and resumed when it sends
+/// again: through the real binary, its prioritizer and its timer loop.
+#[test]
+fn serve_reports_a_silent_channel_once_and_its_return() {
+    let data = tempfile::tempdir().unwrap();
+    let policy = always_policy(data.path());
+    let mut envs = LOCAL_SECRETS.to_vec();
+    envs.push(("SWITCHBOARD_SILENT_AFTER", "3s"));
+    let server = serve(
+        &[
+            "--data",
+            data.path().to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &envs,
+    );
+    let now_s = || chrono::Utc::now().timestamp();
+    let of = |kind: &str| -> Vec<Value> {
+        get_json(server.addr, &format!("/api/events?type={kind}&limit=500"))["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["detail"]["account_id"] == "PN-SILENT")
+            .cloned()
+            .collect()
+    };
+    let start = chrono::Utc::now();
+    let body = |id: &str| {
+        switchboard_tests::payloads::whatsapp_text(
+            "PN-SILENT",
+            "5511911110000",
+            id,
+            now_s(),
+            "hola",
+        )
+    };
+    assert_eq!(post_signed(server.addr, &body("wamid.S1")), 200);
+    eventually(|| of("channel.silent").len() == 1);
+    let silent = &of("channel.silent")[0];
+    let at = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let since = at(&silent["detail"]["silent_since"]);
+    assert!(
+        since >= at(&silent["detail"]["last_heard_at"]) + chrono::Duration::seconds(3),
+        "{silent}"
+    );
+    assert!(
+        at(&silent["time"]) >= start + chrono::Duration::seconds(3),
+        "not before its time"
+    );
+    assert!(of("channel.resumed").is_empty());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(of("channel.silent").len(), 1, "once per silence");
+
+    assert_eq!(post_signed(server.addr, &body("wamid.S2")), 200);
+    eventually(|| of("channel.resumed").len() == 1);
+    assert_eq!(
+        at(&of("channel.resumed")[0]["detail"]["silent_since"]),
+        since
+    );
+    // Watched again: quiet once more, silent once more.
+    eventually(|| of("channel.silent").len() == 2);
+}

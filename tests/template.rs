@@ -487,7 +487,8 @@ fn the_reminders_go_from_scheduler_to_their_queue_and_the_sla_reminder_function(
         "AWS::CloudWatch::Alarm"
     );
 
-    // Scheduler's role: assumed by Scheduler, sends to the reminder queue and nothing else.
+    // Scheduler's role: assumed by Scheduler, sends to the reminder queue and to the
+    // schedules' dead-letter queue, nothing else.
     let role = &resource(&t, "SchedulerRole")["Properties"];
     assert_eq!(
         role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
@@ -499,9 +500,29 @@ fn the_reminders_go_from_scheduler_to_their_queue_and_the_sla_reminder_function(
     assert_eq!(statements.len(), 1);
     assert_eq!(statements[0]["Action"], "sqs:SendMessage");
     assert_eq!(
-        statements[0]["Resource"]["Fn::GetAtt"],
-        serde_json::json!(["ReminderQueue", "Arn"])
+        statements[0]["Resource"],
+        serde_json::json!([
+            {"Fn::GetAtt": ["ReminderQueue", "Arn"]},
+            {"Fn::GetAtt": ["SchedulerDeadLetterQueue", "Arn"]}
+        ])
     );
+    // Every schedule names that dead-letter queue (the prioritizer and the sla-reminder create
+    // them), and a message there is an alarm.
+    let schedule_dlq = &resource(&t, "SchedulerDeadLetterQueue")["Properties"];
+    assert_eq!(schedule_dlq["QueueName"]["Fn::Sub"], names.schedule_dlq);
+    for creator in ["PrioritizerFunction", "SlaReminderFunction"] {
+        let env = &resource(&t, creator)["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            env[switchboard_aws::settings::SCHEDULER_DLQ_ARN]["Fn::GetAtt"],
+            serde_json::json!(["SchedulerDeadLetterQueue", "Arn"]),
+            "{creator}"
+        );
+        assert_eq!(
+            env[switchboard_core::config::SILENT_AFTER]["Ref"],
+            "SilentAfter",
+            "{creator}"
+        );
+    }
 
     let function = resource(&t, "SlaReminderFunction");
     assert_eq!(
@@ -530,10 +551,16 @@ fn the_reminders_go_from_scheduler_to_their_queue_and_the_sla_reminder_function(
     let table = serde_json::json!({"Fn::GetAtt": ["Table", "Arn"]}).to_string();
     let reminders = serde_json::json!({"Fn::GetAtt": ["ReminderQueue", "Arn"]}).to_string();
     let events = serde_json::json!({"Fn::GetAtt": ["EventBus", "Arn"]}).to_string();
+    let schedules = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"}).to_string();
+    let scheduler_role = serde_json::json!({"Fn::GetAtt": ["SchedulerRole", "Arn"]}).to_string();
     let expected: BTreeSet<(String, String)> = [
-        // ReminderHandler: the conversation (GetItem), written back on a breach (PutItem).
+        // ReminderHandler: the conversation (GetItem), written back on a breach (PutItem); an
+        // account's watch, read and written back by a channel check, which may set the next
+        // check (a schedule, with the scheduler role passed to it).
         ("dynamodb:GetItem", &table),
         ("dynamodb:PutItem", &table),
+        ("scheduler:CreateSchedule", &schedules),
+        ("iam:PassRole", &scheduler_role),
         ("sqs:ReceiveMessage", &reminders),
         ("sqs:DeleteMessage", &reminders),
         ("sqs:ChangeMessageVisibility", &reminders),
@@ -674,8 +701,9 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
 /// What the stack really creates: `template.yaml` transformed by aws-sam-translator (SAM's own
 /// library, offline, `infra/sam-translate.py`). Every route of the HTTP API but Meta's webhooks
 /// requires IAM authorization.
-#[test]
-fn every_route_but_the_webhooks_is_iam_authorized_in_the_deployed_api() {
+/// The template as SAM deploys it: transformed offline by SAM's translator
+/// (`infra/sam-translate.py`).
+fn translated() -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // The SAM CLI's virtual environment: beside moto_server (./infra/test.sh sets it), else PATH.
     let python = std::env::var("SWITCHBOARD_MOTO_SERVER")
@@ -694,7 +722,12 @@ fn every_route_but_the_webhooks_is_iam_authorized_in_the_deployed_api() {
          must be first on PATH): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let deployed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn every_route_but_the_webhooks_is_iam_authorized_in_the_deployed_api() {
+    let deployed = translated();
     let api = &deployed["Resources"]["HttpApi"];
     assert_eq!(api["Type"], "AWS::ApiGatewayV2::Api");
     let paths = api["Properties"]["Body"]["paths"]
@@ -832,4 +865,226 @@ fn the_bus_is_archived_and_the_ticketing_hook_forwards_the_case_events() {
         statements[0]["Resource"],
         serde_json::json!({"Fn::GetAtt": ["TicketingDestination", "Arn"]})
     );
+}
+
+/// The stack as deployed (SAM's translation): every alarm notifies the ops topic; the dead
+/// letters, function errors and throttles, queue ages, the API's 5xx rate, failed rule and
+/// schedule deliveries are each watched; every function has a log group with the retention
+/// parameter; the dashboard reads only metrics the code emits; the webhook routes are
+/// throttled; the topics EventBridge and CloudWatch publish to are not encrypted with a key
+/// they cannot use, and what reaches them carries no personal data.
+#[test]
+fn alarms_reach_the_ops_topic_and_the_dashboard_watches_the_whole_stack() {
+    let deployed = translated();
+    let resources = deployed["Resources"].as_object().unwrap();
+    let of_type = |kind: &str| -> Vec<(&String, &Value)> {
+        resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == kind)
+            .collect()
+    };
+    let functions: Vec<&String> = of_type("AWS::Lambda::Function")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        functions.len(),
+        3 + switchboard_core::channels::REGISTRY.len()
+    );
+
+    // Every alarm notifies the ops topic, and says when it is over.
+    let alarms = of_type("AWS::CloudWatch::Alarm");
+    for (name, alarm) in &alarms {
+        for actions in ["AlarmActions", "OKActions"] {
+            assert_eq!(
+                alarm["Properties"][actions],
+                serde_json::json!([{"Ref": "OpsTopic"}]),
+                "{name}.{actions}"
+            );
+        }
+    }
+    let watched = |namespace: &str, metric: &str, dimension: &str| -> Vec<String> {
+        let mut found = Vec::new();
+        for (_, alarm) in &alarms {
+            let p = &alarm["Properties"];
+            let mut stats: Vec<&Value> = vec![p];
+            for m in p["Metrics"].as_array().into_iter().flatten() {
+                stats.push(&m["MetricStat"]["Metric"]);
+            }
+            for s in stats {
+                if s["Namespace"] == namespace && s["MetricName"] == metric {
+                    for d in s["Dimensions"].as_array().into_iter().flatten() {
+                        if d["Name"] == dimension {
+                            found.push(d["Value"].to_string());
+                        }
+                    }
+                }
+            }
+        }
+        found
+    };
+    let ref_of = |name: &str| serde_json::json!({"Ref": name}).to_string();
+    let queue_name = |q: &str| serde_json::json!({"Fn::GetAtt": [q, "QueueName"]}).to_string();
+    for queue in [
+        "IntakeDeadLetterQueue",
+        "ReminderDeadLetterQueue",
+        "SchedulerDeadLetterQueue",
+        "TicketingDeadLetterQueue",
+    ] {
+        assert!(
+            watched("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName")
+                .contains(&queue_name(queue)),
+            "{queue} depth"
+        );
+    }
+    for queue in ["IntakeQueue", "ReminderQueue"] {
+        assert!(
+            watched("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName")
+                .contains(&queue_name(queue)),
+            "{queue} age"
+        );
+    }
+    for metric in ["Errors", "Throttles"] {
+        let covered = watched("AWS/Lambda", metric, "FunctionName");
+        for f in &functions {
+            assert!(covered.contains(&ref_of(f)), "{metric} of {f}");
+        }
+    }
+    for metric in ["5xx", "Count"] {
+        assert!(watched("AWS/ApiGateway", metric, "ApiId").contains(&ref_of("HttpApi")));
+    }
+    let rules = of_type("AWS::Events::Rule");
+    assert!(rules.len() >= 3);
+    for (rule, _) in &rules {
+        assert!(
+            watched("AWS/Events", "FailedInvocations", "RuleName").contains(&ref_of(rule)),
+            "failed deliveries of {rule}"
+        );
+    }
+    for metric in ["TargetErrorCount", "InvocationDroppedCount"] {
+        assert!(
+            watched("AWS/Scheduler", metric, "ScheduleGroup").contains(&ref_of("ScheduleGroup"))
+        );
+    }
+
+    // A log group with the retention parameter for every function.
+    let groups: BTreeSet<String> = of_type("AWS::Logs::LogGroup")
+        .iter()
+        .map(|(_, g)| {
+            assert_eq!(
+                g["Properties"]["RetentionInDays"],
+                serde_json::json!({"Ref": "LogRetentionDays"})
+            );
+            g["Properties"]["LogGroupName"]["Fn::Sub"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for f in &functions {
+        assert!(
+            groups.contains(&format!("/aws/lambda/${{{f}}}")),
+            "{f}: {groups:?}"
+        );
+        let env = &resources[f.as_str()]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            env[switchboard_lambda::emf::NAMESPACE_SETTING]["Fn::Sub"],
+            "switchboard/${AWS::StackName}",
+            "{f}"
+        );
+    }
+
+    // The dashboard: valid JSON once substituted; every switchboard metric it shows is one
+    // the code emits; it shows every function and the queues.
+    let (_, dashboard) = of_type("AWS::CloudWatch::Dashboard")[0];
+    let body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("a Fn::Sub body");
+    let body: Value = serde_json::from_str(body).expect("the dashboard body is JSON");
+    let mut shown = BTreeSet::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        for m in widget["properties"]["metrics"].as_array().unwrap() {
+            let m = m.as_array().unwrap();
+            if m[0] == "switchboard/${AWS::StackName}" {
+                let name = m[1].as_str().unwrap();
+                assert!(
+                    switchboard_core::telemetry::METRICS.contains(&name),
+                    "the dashboard shows {name}, which nothing emits"
+                );
+            }
+            shown.extend(m.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+    }
+    for f in &functions {
+        assert!(shown.contains(&format!("${{{f}}}")), "{f} on the dashboard");
+    }
+    for q in ["IntakeQueue", "ReminderQueue", "IntakeDeadLetterQueue"] {
+        assert!(shown.contains(&format!("${{{q}.QueueName}}")), "{q}");
+    }
+
+    // The webhook routes are throttled.
+    let (_, stage) = of_type("AWS::ApiGatewayV2::Stage")[0];
+    let settings = &stage["Properties"]["RouteSettings"];
+    for module in switchboard_core::channels::REGISTRY {
+        let route = format!("POST /webhooks/{}", module.webhook());
+        assert_eq!(
+            settings[&route]["ThrottlingRateLimit"],
+            serde_json::json!({"Ref": "WebhookRateLimit"}),
+            "{route}"
+        );
+        assert_eq!(
+            settings[&route]["ThrottlingBurstLimit"],
+            serde_json::json!({"Ref": "WebhookBurstLimit"})
+        );
+    }
+
+    // The topics: no key EventBridge or CloudWatch cannot use; publishers limited.
+    for topic in ["BreachTopic", "OpsTopic"] {
+        assert!(
+            resources[topic]["Properties"]["KmsMasterKeyId"].is_null(),
+            "{topic}: EventBridge and CloudWatch cannot publish to a topic under aws/sns"
+        );
+    }
+    let ops_policy = &resources["OpsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"];
+    let principals: BTreeSet<String> = ops_policy
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Principal"]["Service"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        principals,
+        BTreeSet::from([
+            "cloudwatch.amazonaws.com".into(),
+            "events.amazonaws.com".into()
+        ])
+    );
+    for s in ops_policy.as_array().unwrap() {
+        assert!(s["Condition"].is_object(), "{s}: limited to this stack");
+    }
+    // What the rules send to the topics carries no personal data: no text, no name, no
+    // provider id of a person in the schemas of those events.
+    for (rule, target) in [
+        ("BreachRule", "BreachTopic"),
+        ("ChannelWatchRule", "OpsTopic"),
+    ] {
+        let r = &resources[rule]["Properties"];
+        assert_eq!(r["Targets"][0]["Arn"], serde_json::json!({"Ref": target}));
+        for kind in r["EventPattern"]["detail-type"].as_array().unwrap() {
+            let schema = switchboard_tests::event_schema_json(kind.as_str().unwrap());
+            for field in schema["properties"].as_object().unwrap().keys() {
+                assert!(
+                    ![
+                        "text",
+                        "customer_name",
+                        "customer_provider_id",
+                        "provider_user_id",
+                        "phone"
+                    ]
+                    .contains(&field.as_str()),
+                    "{kind} carries {field} to {target}"
+                );
+            }
+        }
+    }
 }

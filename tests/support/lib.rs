@@ -24,9 +24,9 @@ use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
-    BackendError, ConversationReader, ConversationStore, CustomerDirectory, CustomerHistory,
-    EventLog, EventPublisher, IdempotencyStore, IntakeQueue, MessageStore, MetricsReader,
-    PageRequest, QueueEntry, RecordLookup, ReplySender,
+    BackendError, ChannelWatches, ConversationReader, ConversationStore, CustomerDirectory,
+    CustomerHistory, EventLog, EventPublisher, IdempotencyStore, IntakeQueue, MessageStore,
+    MetricsReader, PageRequest, QueueEntry, RecordLookup, ReplySender,
 };
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::{PriorityConfig, Scorer};
@@ -153,6 +153,8 @@ pub struct Backend {
     pub claims: Arc<dyn IdempotencyStore>,
     /// The metrics' stored buckets.
     pub metrics: Arc<dyn MetricsReader>,
+    /// The watches of business accounts (silent channels).
+    pub watches: Arc<dyn ChannelWatches>,
     /// The settings a deployed function gets for this backend (`SWITCHBOARD_TABLE`, …); empty
     /// for the embedded backend.
     pub env: HashMap<String, String>,
@@ -486,6 +488,7 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         timers: store.clone(),
         claims: store.clone(),
         metrics: store.clone(),
+        watches: store.clone(),
         pending: Arc::new(EmbeddedTimers(store)),
         env: HashMap::new(),
         _keep: keep,
@@ -802,6 +805,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
         conversations: store.clone(),
         claims: store.clone(),
         metrics: store.clone(),
+        watches: store.clone(),
         history: store,
         events: Arc::new(switchboard_aws::EventBridgePublisher::new(
             eventbridge,
@@ -1329,6 +1333,15 @@ impl RecordLookup for FlakyArchive {
     > {
         self.inner.find(keys).await
     }
+}
+
+/// The JSON Schema of an event type, `docs/events/<type>.schema.json`, as JSON.
+pub fn event_schema_json(kind: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/events")
+        .join(format!("{kind}.schema.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("a schema is JSON")
 }
 
 /// The JSON Schema of an event type, `docs/events/<type>.schema.json`, compiled once.

@@ -26,6 +26,7 @@ use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{self, ConfigError, ProcessEnv, Source};
 use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::sla::SlaPolicy;
+use switchboard_core::watch::WatchSettings;
 use switchboard_embedded::assembly::EmbeddedPorts;
 use switchboard_embedded::consumer::{ConsumerSettings, consume, fire_timers};
 use switchboard_graph::GraphSender;
@@ -256,15 +257,24 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
     let teams: Vec<String> = priority.teams.values().cloned().collect();
     let policy = sla_policy(args)?;
     let calendar = policy.default_calendar().clone();
+    let watch = config::silent_after(source)?.map(|silent_after| WatchSettings {
+        silent_after,
+        calendar: calendar.clone(),
+    });
     let (intake, api, sdk, consumer) = match args.backend {
         Backend::Embedded => {
             let tokens = reply_tokens(source, None).await?;
             let sender = Arc::new(GraphSender::from_source(source, tokens)?);
             let ports = EmbeddedPorts::open(&args.data, retention, clock.clone())?;
-            let prioritizer = ports
+            let mut prioritizer = ports
                 .prioritizer(Arc::new(Scorer::new(priority)), Arc::new(policy))
                 .statuses_answer(config::statuses_answer(source)?);
-            let reminders = ports.reminders();
+            let mut reminders = ports.reminders();
+            if let Some(watch) = watch {
+                let watcher = ports.watcher(watch);
+                prioritizer = prioritizer.watching(watcher.clone());
+                reminders = reminders.watching(watcher);
+            }
             let consumer: AppConsumer = Box::pin({
                 let (store, clock) = (ports.store(), ports.clock());
                 async move {
@@ -296,14 +306,19 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let ports = AwsPorts::new(&sdk, &settings.store(), clock.clone());
             let tokens = reply_tokens(source, Some(&sdk)).await?;
             let sender = Arc::new(GraphSender::from_source(source, tokens)?);
-            let prioritizer = ports.prioritizer(
+            let mut prioritizer = ports.prioritizer(
                 &timed.event_bus,
                 &timed.schedules,
                 priority,
                 policy,
                 timed.statuses_answer,
             );
-            let reminders = ports.reminders(&timed.event_bus);
+            let mut reminders = ports.reminders(&timed.event_bus);
+            if let Some(watch) = watch {
+                let watcher = ports.watcher(&timed.schedules, &timed.event_bus, watch);
+                prioritizer = prioritizer.watching(watcher.clone());
+                reminders = reminders.watching(watcher);
+            }
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let intake_url = settings.intake_queue_url.clone();
             let consumer: AppConsumer = Box::pin(async move {

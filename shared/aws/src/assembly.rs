@@ -23,6 +23,7 @@ use switchboard_core::replies::{Replies, ReplyPorts};
 use switchboard_core::reports::Reports;
 use switchboard_core::sla::Calendar;
 use switchboard_core::sla::SlaPolicy;
+use switchboard_core::watch::{WatchSettings, Watcher};
 
 use crate::scheduler::ScheduleTarget;
 use crate::settings::StoreSettings;
@@ -139,6 +140,18 @@ impl AwsPorts {
             self.clock(),
         )
         .statuses_answer(statuses_answer)
+    }
+
+    /// The silent-channel watch: watches in the table, checks as schedules of `target`,
+    /// events to `bus`.
+    pub fn watcher(&self, target: &ScheduleTarget, bus: &str, settings: WatchSettings) -> Watcher {
+        Watcher::new(
+            self.store(),
+            self.timers(target),
+            self.events(bus),
+            settings,
+            self.clock(),
+        )
     }
 
     /// The reminder consumer: the store and the bus `bus`.

@@ -7,6 +7,7 @@ use switchboard_core::priority::PriorityConfig;
 use switchboard_core::sla::{Calendar, SlaPolicy};
 
 use crate::scheduler::ScheduleTarget;
+use switchboard_core::watch::WatchSettings;
 
 /// The table name: `SWITCHBOARD_TABLE`.
 pub const TABLE: &str = "SWITCHBOARD_TABLE";
@@ -155,6 +156,9 @@ pub struct PrioritizerSettings {
     pub policy: SlaPolicy,
     /// Whether statuses of messages sent elsewhere answer ([`config::statuses_answer`]).
     pub statuses_answer: bool,
+    /// The silent-channel watch ([`config::silent_after`] on the policy's default calendar);
+    /// `None` when off.
+    pub watch: Option<WatchSettings>,
 }
 
 impl PrioritizerSettings {
@@ -168,6 +172,7 @@ impl PrioritizerSettings {
             priority: config::priority_config(source)?,
             policy: config::sla_policy(source)?,
             statuses_answer: config::statuses_answer(source)?,
+            watch: watch_settings(source)?,
         })
     }
 
@@ -230,25 +235,45 @@ impl ApiSettings {
 
 /// The reminder consumer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,
 /// `SWITCHBOARD_RETENTION_DAYS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ReminderSettings {
     /// The store's settings.
     pub store: StoreSettings,
     /// The EventBridge bus of the domain events.
     pub event_bus: String,
+    /// The silent-channel watch, and where its next checks are scheduled; `None` when off.
+    pub watch: Option<(WatchSettings, ScheduleTarget)>,
 }
 
 impl ReminderSettings {
-    /// Reads the settings; the error names the first missing or bad one.
+    /// Reads the settings; the error names the first missing or bad one (the schedule
+    /// settings are needed only while the silent-channel watch is on).
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let table = table(source)?;
         let event_bus = event_bus(source)?;
+        let watch = match watch_settings(source)? {
+            Some(settings) => Some((settings, schedule_target(source)?)),
+            None => None,
+        };
         Ok(Self {
             store: StoreSettings {
                 table,
                 retention_days: config::retention_days(source)?,
             },
             event_bus,
+            watch,
         })
     }
+}
+
+/// The silent-channel watch's settings: `SWITCHBOARD_SILENT_AFTER` on the default calendar
+/// of `SWITCHBOARD_POLICY`; `None` when the watch is off.
+pub fn watch_settings(source: &impl Source) -> Result<Option<WatchSettings>, ConfigError> {
+    let Some(silent_after) = config::silent_after(source)? else {
+        return Ok(None);
+    };
+    Ok(Some(WatchSettings {
+        silent_after,
+        calendar: config::sla_policy(source)?.default_calendar().clone(),
+    }))
 }

@@ -114,6 +114,7 @@ mod tests {
             channel: Channel::Whatsapp,
             record_type: "message".into(),
             kind: "text".into(),
+            account_id: None,
         }
     }
 

@@ -210,10 +210,5 @@ fn count_answer(c: &Conversation) {
         .as_ref()
         .filter(|k| k.wait_since <= at)
         .map(|k| at <= k.due_at);
-    telemetry::answered(
-        c.channel,
-        c.priority.as_ref().map(|p| p.priority),
-        c.last_response_seconds.unwrap_or_default(),
-        met,
-    );
+    telemetry::answered(c.channel, c.last_response_seconds.unwrap_or_default(), met);
 }

@@ -63,6 +63,38 @@ pub fn statuses_answer(source: &impl Source) -> Result<bool, ConfigError> {
     }
 }
 
+/// How long a business account may send nothing, in business hours of the SLA policy's
+/// default calendar, before it is reported silent: `SWITCHBOARD_SILENT_AFTER` (a duration as
+/// in the policy file, `2h`, `45m`, `30s`; `off` disables the watch). Default
+/// [`DEFAULT_SILENT_AFTER`].
+pub const SILENT_AFTER: &str = "SWITCHBOARD_SILENT_AFTER";
+/// The default of [`SILENT_AFTER`].
+pub const DEFAULT_SILENT_AFTER: &str = "2h";
+
+/// Reads [`SILENT_AFTER`]: `None` when it is `off`.
+pub fn silent_after(source: &impl Source) -> Result<Option<chrono::Duration>, ConfigError> {
+    let value = source.get(SILENT_AFTER);
+    let text = value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(DEFAULT_SILENT_AFTER);
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match crate::sla::policy::parse_duration(text) {
+        Ok(d) if d > chrono::Duration::zero() => Ok(Some(d)),
+        Ok(_) => Err(ConfigError::Invalid {
+            name: SILENT_AFTER.into(),
+            reason: "expected a duration longer than zero, or off".into(),
+        }),
+        Err(e) => Err(ConfigError::Invalid {
+            name: SILENT_AFTER.into(),
+            reason: format!("{e} (or off)"),
+        }),
+    }
+}
+
 /// The Graph API replies are sent to: `SWITCHBOARD_GRAPH_API_URL` (default
 /// [`DEFAULT_GRAPH_API_URL`]).
 pub const GRAPH_API_URL: &str = "SWITCHBOARD_GRAPH_API_URL";

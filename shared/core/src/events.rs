@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::model::{Conversation, Message};
 use crate::ports::DomainEvent;
+use crate::sla::WatchedAccount;
 
 /// The schema version of every type this build publishes.
 pub const VERSION: u32 = 1;
@@ -32,9 +33,13 @@ pub const REOPENED: &str = "conversation.reopened";
 pub const ASSIGNED: &str = "conversation.assigned";
 /// A reply was sent through switchboard.
 pub const MESSAGE_SENT: &str = "message.sent";
+/// A business account sent nothing for the configured time of business hours.
+pub const CHANNEL_SILENT: &str = "channel.silent";
+/// A silent business account sent again.
+pub const CHANNEL_RESUMED: &str = "channel.resumed";
 
 /// Every type published, each with its schema under `docs/events/`.
-pub const TYPES: [&str; 10] = [
+pub const TYPES: [&str; 12] = [
     PRIORITIZED,
     MESSAGE_RECEIVED,
     MESSAGE_SENT,
@@ -45,6 +50,8 @@ pub const TYPES: [&str; 10] = [
     "sla.warning",
     "sla.breached",
     "window.closing",
+    CHANNEL_SILENT,
+    CHANNEL_RESUMED,
 ];
 
 /// How the brand's answer became known.
@@ -229,6 +236,60 @@ pub fn assigned(conversation: &Conversation, by: &str, now: DateTime<Utc>) -> Do
                 "assigned_at": at,
             }),
         ),
+    )
+}
+
+/// `channel.silent`: `account` sent nothing since `last_heard_at`, for `silent_after_seconds`
+/// of business hours, up to `silent_since`. One per silence (its id comes from the last
+/// delivery heard).
+pub fn channel_silent(
+    account: &WatchedAccount,
+    last_heard_at: DateTime<Utc>,
+    silent_since: DateTime<Utc>,
+    silent_after_seconds: i64,
+    now: DateTime<Utc>,
+) -> DomainEvent {
+    DomainEvent::new(
+        CHANNEL_SILENT,
+        VERSION,
+        &[
+            account.channel.as_str(),
+            account.account_id.as_str(),
+            &millis(last_heard_at),
+        ],
+        now,
+        json!({
+            "channel": account.channel,
+            "account_id": account.account_id,
+            "last_heard_at": last_heard_at,
+            "silent_since": silent_since,
+            "silent_after_seconds": silent_after_seconds,
+        }),
+    )
+}
+
+/// `channel.resumed`: `account`, silent since `silent_since`, sent again at `resumed_at`.
+pub fn channel_resumed(
+    account: &WatchedAccount,
+    silent_since: DateTime<Utc>,
+    resumed_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DomainEvent {
+    DomainEvent::new(
+        CHANNEL_RESUMED,
+        VERSION,
+        &[
+            account.channel.as_str(),
+            account.account_id.as_str(),
+            &millis(silent_since),
+        ],
+        now,
+        json!({
+            "channel": account.channel,
+            "account_id": account.account_id,
+            "silent_since": silent_since,
+            "resumed_at": resumed_at,
+        }),
     )
 }
 

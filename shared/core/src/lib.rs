@@ -13,7 +13,7 @@
 //! | channels | [`channels`] (one module per webhook on one registry: verification, secrets, normalizer) |
 //! | domain decisions | [`recording`] (what storing records does), [`metrics`] (what a change counts, and the report), [`timers`] (which reminders to create and cancel), [`outbound`] (what a reply sends, and Meta's windows) |
 //! | ports | [`ports`] (one narrow trait per capability, two adapters each) |
-//! | services | [`intake`], [`prioritize`], [`remind`], [`cases`] (answers, resolutions, assignments), [`replies`] (replies through the channels' APIs), [`reports`] (the figures), [`events`] (the domain events' contract), [`consume`] (the one queue batch runner), [`config`] |
+//! | services | [`intake`], [`prioritize`], [`remind`], [`cases`] (answers, resolutions, assignments), [`replies`] (replies through the channels' APIs), [`reports`] (the figures), [`events`] (the domain events' contract), [`consume`] (the one queue batch runner), [`watch`] (silent channels), [`config`] |
 #![warn(missing_docs)]
 
 pub mod case;
@@ -42,3 +42,4 @@ pub mod sla;
 pub mod telemetry;
 pub mod timers;
 pub mod verify;
+pub mod watch;

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 
 use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use crate::metrics::{BucketKey, Counts, Tally};
-use crate::model::{Channel, Conversation, Customer, Record, Webhook};
+use crate::model::{Channel, Conversation, Customer, ProviderId, Record, Webhook};
+use crate::sla::WatchedAccount;
 
 /// A failure of a storage or queue backend. Always retryable from the provider's point of view:
 /// the webhook answers 5xx and the provider sends the delivery again.
@@ -91,6 +92,10 @@ pub struct QueueEntry {
     pub record_type: String,
     /// `text`, `status.read`, …
     pub kind: String,
+    /// The business account it came to (for the silent-channel watch); absent in entries
+    /// enqueued before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<ProviderId>,
 }
 
 impl QueueEntry {
@@ -102,6 +107,7 @@ impl QueueEntry {
             channel: record.channel(),
             record_type: record.record_type().to_owned(),
             kind: record.kind_name(),
+            account_id: Some(record.account_id().clone()),
         })
     }
 }
@@ -359,6 +365,47 @@ pub trait MetricsReader: Send + Sync {
         from_hour: i64,
         to_hour: i64,
     ) -> Result<Vec<(BucketKey, Counts)>, BackendError>;
+}
+
+/// What is known of a business account's deliveries, for [`crate::watch`]: when it was last
+/// heard from, whether it is silent, and the check set to look again.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Watch {
+    /// When a delivery of the account last reached the prioritizer (processing time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heard_at: Option<DateTime<Utc>>,
+    /// Since when it is silent (`channel.silent` was published); `None` while it sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_since: Option<DateTime<Utc>>,
+    /// The name of the check reminder that is current; a check with another name is stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// When that check fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_at: Option<DateTime<Utc>>,
+}
+
+/// A change to a [`Watch`], applied by [`ChannelWatches::update_watch`]; answers whether it
+/// changed anything.
+pub type WatchChange<'a> = &'a (dyn Fn(&mut Watch) -> bool + Send + Sync);
+
+/// The watch of each business account's deliveries.
+///
+/// Contract (held by the contract suite on every backend):
+/// * [`watch`](Self::watch) answers the watch as last written, `None` before the first;
+/// * [`update_watch`](Self::update_watch) applies `change` to the current watch (a default one
+///   when there is none) and writes it only if nobody wrote it in between (otherwise it reads
+///   again and applies `change` again); it answers the watch as written.
+#[async_trait]
+pub trait ChannelWatches: Send + Sync {
+    /// The watch of `account`.
+    async fn watch(&self, account: &WatchedAccount) -> Result<Option<Watch>, BackendError>;
+    /// Read, change, write if unchanged since the read (retried).
+    async fn update_watch(
+        &self,
+        account: &WatchedAccount,
+        change: WatchChange<'_>,
+    ) -> Result<Watch, BackendError>;
 }
 
 /// A customer's recent history, for scoring a new message.

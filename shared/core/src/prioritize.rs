@@ -40,9 +40,10 @@ use crate::ports::{
     EventPublisher, QueueEntry, RecordLookup, ReminderScheduler,
 };
 use crate::priority::{Applied, History, Priority, Scorer};
-use crate::sla::{Reminder, SlaPolicy};
+use crate::sla::{Reminder, SlaPolicy, WatchedAccount};
 use crate::telemetry;
 use crate::timers;
+use crate::watch::Watcher;
 
 /// The type of the event published when a conversation's priority is set.
 pub use crate::events::PRIORITIZED;
@@ -92,6 +93,7 @@ pub struct Prioritizer {
     ports: PrioritizerPorts,
     cases: Cases,
     statuses_answer: bool,
+    watcher: Option<Watcher>,
     scorer: Arc<Scorer>,
     policy: Arc<SlaPolicy>,
     clock: Arc<dyn Clock>,
@@ -113,6 +115,7 @@ impl Prioritizer {
                 clock.clone(),
             ),
             statuses_answer: true,
+            watcher: None,
             ports,
             scorer,
             policy,
@@ -125,6 +128,12 @@ impl Prioritizer {
     /// tools also send notifications, which are no answers.
     pub fn statuses_answer(mut self, on: bool) -> Self {
         self.statuses_answer = on;
+        self
+    }
+
+    /// Notes every entry's business account with `watcher` (silent channels; off without).
+    pub fn watching(mut self, watcher: Watcher) -> Self {
+        self.watcher = Some(watcher);
         self
     }
 
@@ -141,6 +150,16 @@ impl Prioritizer {
 
     /// Handles one queue entry.
     pub async fn handle(&self, entry: &QueueEntry) -> Result<Outcome, PrioritizeError> {
+        if let (Some(watcher), Some(account_id)) = (&self.watcher, &entry.account_id) {
+            let account = WatchedAccount {
+                channel: entry.channel,
+                account_id: account_id.clone(),
+            };
+            // The watch is a monitor: its failure is logged and never holds the message up.
+            if let Err(e) = watcher.heard(&account).await {
+                tracing::warn!(error = %e, "the channel watch could not note a delivery");
+            }
+        }
         let answering_status = self.statuses_answer
             && entry.record_type == "event"
             && ANSWERING_STATUSES
@@ -256,7 +275,7 @@ impl Prioritizer {
             Applied::AlreadySeen => Outcome::AlreadySeen,
             Applied::Kept => Outcome::Kept,
             Applied::Prioritized => {
-                telemetry::prioritized(message.channel, score.priority);
+                telemetry::prioritized(score.priority);
                 Outcome::Prioritized(score.priority)
             }
         })

@@ -4,7 +4,8 @@
 //!
 //! A reminder re-reads its conversation first: one for a wait that was answered meanwhile, or
 //! whose clock moved (a higher level), or a window that moved (a later customer message), does
-//! nothing. Otherwise it publishes `sla.warning`, `sla.breached` or `window.closing` with the
+//! nothing. A channel check goes to the [`Watcher`] (it may publish `channel.silent`).
+//! Otherwise it publishes `sla.warning`, `sla.breached` or `window.closing` with the
 //! conversation, team, priority, due time and how late; a breach also raises the
 //! conversation's priority one step and counts the breach, once per wait.
 //!
@@ -23,6 +24,7 @@ use crate::model::Conversation;
 use crate::ports::{ConversationStore, DomainEvent, EventPublisher};
 use crate::priority::Reason;
 use crate::sla::{Reminder, ReminderKind};
+use crate::watch::{Checked, Watcher};
 
 /// What a fired reminder did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,7 @@ pub struct ReminderHandler {
     store: Arc<dyn ConversationStore>,
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
+    watcher: Option<Watcher>,
 }
 
 impl ReminderHandler {
@@ -54,7 +57,14 @@ impl ReminderHandler {
             store,
             events,
             clock,
+            watcher: None,
         }
+    }
+
+    /// Runs the channel checks with `watcher` (without, a check fires as stale).
+    pub fn watching(mut self, watcher: Watcher) -> Self {
+        self.watcher = Some(watcher);
+        self
     }
 
     /// Handles a batch of fired reminders (their JSON) with the
@@ -65,6 +75,18 @@ impl ReminderHandler {
 
     /// Handles one fired reminder.
     pub async fn handle(&self, reminder: &Reminder) -> Result<Fired, ConsumeError> {
+        if reminder.kind == ReminderKind::ChannelCheck {
+            let Some(watcher) = &self.watcher else {
+                return Ok(Fired::Stale);
+            };
+            return Ok(match watcher.check(reminder).await? {
+                Checked::Silent => {
+                    crate::telemetry::reminder_fired(reminder.kind.event_type());
+                    Fired::Published(ReminderKind::ChannelCheck)
+                }
+                Checked::Rescheduled | Checked::Stale => Fired::Stale,
+            });
+        }
         let Some(conversation) = self.store.conversation(&reminder.conversation_id).await? else {
             return Ok(Fired::Stale);
         };
@@ -121,6 +143,7 @@ pub fn applies(conversation: &Conversation, reminder: &Reminder) -> bool {
             conversation.waiting_since.is_some()
                 && conversation.last_inbound_at == Some(reminder.wait_since)
         }
+        ReminderKind::ChannelCheck => false,
     }
 }
 

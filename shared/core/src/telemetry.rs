@@ -19,6 +19,33 @@ use crate::priority::Priority;
 /// The target of every metric event.
 pub const TARGET: &str = "switchboard::metrics";
 
+/// Every metric name the events here carry: what a dashboard or an alarm may name (the
+/// template's tests hold them to it).
+pub const METRICS: [&str; 22] = [
+    "deliveries",
+    "records",
+    "duplicates",
+    "quarantined",
+    "signature_failures",
+    "oversized",
+    "failures",
+    "events",
+    "refers_to_unknown",
+    "prioritized",
+    "received",
+    "batch_failures",
+    "reminders_fired",
+    "breaches",
+    "replies_sent",
+    "replies_failed",
+    "answered",
+    "response_seconds",
+    "sla_met",
+    "sla_breached",
+    "silent_channels",
+    "resumed_channels",
+];
+
 /// How one webhook delivery was answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Delivery {
@@ -65,10 +92,9 @@ pub fn account_events(webhook: &str, account: &str, events: u64, refers_to_unkno
 }
 
 /// A message's priority was set.
-pub fn prioritized(channel: Channel, priority: Priority) {
+pub fn prioritized(priority: Priority) {
     tracing::info!(
         target: TARGET,
-        channel = channel.as_str(),
         priority = priority.as_str(),
         prioritized = 1u64,
     );
@@ -100,16 +126,10 @@ pub fn reply(channel: Channel, sent: bool) {
 /// within the timed wait's due time (`None`: the wait was not timed). Published with
 /// `conversation.answered`, at least once (a retry may count an answer twice; the figures of
 /// `GET /api/metrics` count it once).
-pub fn answered(
-    channel: Channel,
-    priority: Option<Priority>,
-    response_seconds: i64,
-    sla_met: Option<bool>,
-) {
+pub fn answered(channel: Channel, response_seconds: i64, sla_met: Option<bool>) {
     tracing::info!(
         target: TARGET,
         channel = channel.as_str(),
-        priority = priority.map_or("none", Priority::as_str),
         answered = 1u64,
         response_seconds = response_seconds.max(0),
         sla_met = u64::from(sla_met == Some(true)),

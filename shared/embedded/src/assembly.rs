@@ -16,6 +16,7 @@ use switchboard_core::replies::{Replies, ReplyPorts};
 use switchboard_core::reports::Reports;
 use switchboard_core::sla::Calendar;
 use switchboard_core::sla::SlaPolicy;
+use switchboard_core::watch::{WatchSettings, Watcher};
 
 use crate::{EmbeddedError, EventFile, SqliteStore};
 
@@ -76,6 +77,18 @@ impl EmbeddedPorts {
             },
             scorer,
             policy,
+            self.clock(),
+        )
+    }
+
+    /// The silent-channel watch: watches in the store, checks in the timer table, events to
+    /// the event file. Give the same one to the prioritizer and the reminder consumer.
+    pub fn watcher(&self, settings: WatchSettings) -> Watcher {
+        Watcher::new(
+            self.store(),
+            self.store(),
+            self.events(),
+            settings,
             self.clock(),
         )
     }

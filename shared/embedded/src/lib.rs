@@ -23,7 +23,9 @@
 //! * [`ReminderScheduler`](switchboard_core::ports::ReminderScheduler): one-time timers, fired
 //!   at most once;
 //! * [`MetricsReader`](switchboard_core::ports::MetricsReader): the metrics' hourly buckets,
-//!   added to in the transaction of each change they count.
+//!   added to in the transaction of each change they count;
+//! * [`ChannelWatches`](switchboard_core::ports::ChannelWatches): each business account's
+//!   watch (silent channels).
 //!
 //! [`assembly::EmbeddedPorts`] bundles them with the event file for `switchboard serve`.
 //!
@@ -49,6 +51,7 @@
 //! | `dead_letters` | sequence number | queue entries received [`MAX_RECEIVES`] times without success |
 //! | `idempotency` | key | idempotency keys of replies and their results |
 //! | `metric_counts` | hour, dims, counter | the metrics' hourly buckets, one row per counter |
+//! | `watches` | watch id of a business account | when it was last heard from, its silence, its check |
 #![warn(missing_docs)]
 
 pub mod assembly;
@@ -67,6 +70,7 @@ mod reader;
 mod schema;
 mod time;
 mod timers;
+mod watches;
 
 #[cfg(test)]
 mod tests;

@@ -130,7 +130,8 @@ CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
 
 /// Version 7: the metrics' hourly buckets, one row per counter of a bucket (`hour` in Unix
 /// seconds, `dims` the bucket's dims as JSON), added to in the transaction of the change
-/// counted; `expires_at` in seconds, purged with the rest.
+/// counted; `expires_at` in seconds, purged with the rest. And the watch of each business
+/// account (silent channels), by its watch id.
 const V7: &str = "
 CREATE TABLE IF NOT EXISTS metric_counts (
     hour       INTEGER NOT NULL,
@@ -141,6 +142,11 @@ CREATE TABLE IF NOT EXISTS metric_counts (
     PRIMARY KEY (hour, dims, field)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS metric_counts_expiry ON metric_counts (expires_at);
+
+CREATE TABLE IF NOT EXISTS watches (
+    id  TEXT PRIMARY KEY NOT NULL,
+    doc TEXT NOT NULL
+);
 ";
 
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.

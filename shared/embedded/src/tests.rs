@@ -99,6 +99,7 @@ fn entry(conversation: &str, key: &str) -> QueueEntry {
         channel: Channel::Whatsapp,
         record_type: "message".into(),
         kind: "text".into(),
+        account_id: None,
     }
 }
 

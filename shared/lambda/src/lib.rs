@@ -61,13 +61,21 @@ pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
     let settings = PrioritizerSettings::from_source(&ProcessEnv)?;
     let sdk = sdk_config().await;
     let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
-    Ok(ports.prioritizer(
+    let watcher = settings
+        .watch
+        .clone()
+        .map(|w| ports.watcher(&settings.schedules, &settings.event_bus, w));
+    let prioritizer = ports.prioritizer(
         &settings.event_bus,
         &settings.schedules,
         settings.priority,
         settings.policy,
         settings.statuses_answer,
-    ))
+    );
+    Ok(match watcher {
+        Some(w) => prioritizer.watching(w),
+        None => prioritizer,
+    })
 }
 
 /// The agent API on AWS: the `/api` routes (queue, conversations, timelines, customers,
@@ -138,7 +146,13 @@ pub async fn reminder_app() -> Result<ReminderHandler, StartupError> {
     let settings = ReminderSettings::from_source(&ProcessEnv)?;
     let sdk = sdk_config().await;
     let ports = AwsPorts::new(&sdk, &settings.store, Arc::new(SystemClock));
-    Ok(ports.reminders(&settings.event_bus))
+    let reminders = ports.reminders(&settings.event_bus);
+    Ok(match settings.watch {
+        Some((watch, target)) => {
+            reminders.watching(ports.watcher(&target, &settings.event_bus, watch))
+        }
+        None => reminders,
+    })
 }
 
 /// Logging for a Lambda function: JSON lines when the function's log format is JSON (Lambda's

@@ -11,6 +11,7 @@
 //! | quarantine entry | `QUARANTINE` | `<received_at>#<sha256>` | – | – |
 //! | idempotency key (`POST …/reply`) | `K#<conversation>/<key>` | `K` | – | – |
 //! | metrics bucket (an hour, one set of dims) | `M#<yyyy-mm>` | `<hour>#<dims id>` | – | – |
+//! | watch of a business account (silent channels) | `W#<watch id>` | `W` | – | – |
 //!
 //! `<at>` is the provider time in milliseconds, zero-padded, so the sort key orders by time.
 //! A record is keyed by its provider id alone (`R#<key>`), which makes the conditional write
@@ -55,6 +56,7 @@ mod metrics;
 mod reader;
 #[cfg(test)]
 mod tests;
+mod watches;
 
 /// Largest piece of a compressed raw delivery in one item (leaves room under DynamoDB's 400 KB).
 pub const CHUNK_BYTES: usize = 350 * 1024;

@@ -14,7 +14,7 @@ pub mod reminder;
 
 pub use calendar::{Calendar, Range, TimeOfDay};
 pub use policy::{Due, PolicyError, SlaClock, SlaPolicy, Wait, WindowClosing};
-pub use reminder::{Reminder, ReminderKind};
+pub use reminder::{Reminder, ReminderKind, WatchedAccount, watch_id};
 
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,14 @@
-//! Reminders: the one-time timers of a wait (a warning before the breach, the breach) and of
-//! the messaging window (closing soon), and their deterministic names.
+//! Reminders: the one-time timers of a wait (a warning before the breach, the breach), of
+//! the messaging window (closing soon), and of a business account's silence (is it still
+//! sending?), and their deterministic names.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{SlaClock, WindowClosing};
-use crate::ids::ConversationId;
+use crate::channel::Channel;
+use crate::ids::{ConversationId, ProviderId};
 
 /// What a reminder is for; also the type of the event it publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,15 +22,21 @@ pub enum ReminderKind {
     /// The messaging window of the channel closes soon and nobody answered.
     #[serde(rename = "window.closing")]
     WindowClosing,
+    /// Time to look whether a business account still sends (it may publish `channel.silent`;
+    /// see [`crate::watch`]).
+    #[serde(rename = "channel.check")]
+    ChannelCheck,
 }
 
 impl ReminderKind {
-    /// The event type: `sla.warning`, `sla.breached`, `window.closing`.
+    /// The event type: `sla.warning`, `sla.breached`, `window.closing` (`channel.check`
+    /// publishes `channel.silent` when the account is silent).
     pub fn event_type(self) -> &'static str {
         match self {
             ReminderKind::Warning => "sla.warning",
             ReminderKind::Breach => "sla.breached",
             ReminderKind::WindowClosing => "window.closing",
+            ReminderKind::ChannelCheck => "channel.check",
         }
     }
 
@@ -37,6 +45,7 @@ impl ReminderKind {
             ReminderKind::Warning => "warn",
             ReminderKind::Breach => "breach",
             ReminderKind::WindowClosing => "window",
+            ReminderKind::ChannelCheck => "check",
         }
     }
 }
@@ -61,6 +70,26 @@ pub struct Reminder {
     pub due_at: DateTime<Utc>,
     /// When it fires.
     pub fire_at: DateTime<Utc>,
+    /// The business account a [`ReminderKind::ChannelCheck`] watches (its `conversation_id`
+    /// is the account's watch id then, [`watch_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<WatchedAccount>,
+}
+
+/// A business account on a channel: what a channel check watches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WatchedAccount {
+    /// The channel.
+    pub channel: Channel,
+    /// The account (a WhatsApp phone number id, a page id, an Instagram account id).
+    pub account_id: ProviderId,
+}
+
+/// The id a channel check of `account` carries in place of a conversation (`cw_` and a hash):
+/// the queue keeps one account's checks in order, as it does a conversation's reminders.
+pub fn watch_id(account: &WatchedAccount) -> ConversationId {
+    let text = format!("{}\u{1f}{}", account.channel.as_str(), account.account_id);
+    ConversationId::from_stored(format!("cw_{}", crate::ids::short_hash(text.as_bytes())))
 }
 
 impl Reminder {
@@ -90,6 +119,25 @@ impl Reminder {
             wait_since,
             due_at,
             fire_at,
+            account: None,
+        }
+    }
+
+    /// The check of `account`'s silence, last heard at `heard_at`, due (silent) at `due_at`.
+    pub fn channel_check(
+        account: &WatchedAccount,
+        heard_at: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            account: Some(account.clone()),
+            ..Self::new(
+                ReminderKind::ChannelCheck,
+                &watch_id(account),
+                heard_at,
+                due_at,
+                due_at,
+            )
         }
     }
 
