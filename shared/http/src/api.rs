@@ -252,7 +252,11 @@ async fn metrics(
         )
             .into_response()
     } else {
-        Json(report.to_json()).into_response()
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            report.to_json_bytes(),
+        )
+            .into_response()
     })
 }
 

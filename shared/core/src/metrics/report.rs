@@ -7,6 +7,7 @@
 //! whole hours, the hour that holds midnight counts to the day it starts in).
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -319,148 +320,256 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn ratio(part: u64, whole: u64) -> Value {
-    if whole == 0 {
-        Value::Null
-    } else {
-        json!(part as f64 / whole as f64)
-    }
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
 }
 
 /// The summary of a distribution: `count`, `mean`, `p50`, `p90`, `p99`, `max` (seconds;
 /// `null` when empty; percentiles and max within 1 %).
-fn distribution(s: &Sketch) -> Value {
-    let round = |v: Option<f64>| v.map(|v| (v * 10.0).round() / 10.0);
-    json!({
-        "count": s.count(),
-        "mean": round(s.mean()),
-        "p50": round(s.quantile(0.5)),
-        "p90": round(s.quantile(0.9)),
-        "p99": round(s.quantile(0.99)),
-        "max": round(s.max()),
-    })
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distribution {
+    /// Observations.
+    pub count: u64,
+    /// Exact mean, to a tenth of a second.
+    pub mean: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
 }
 
-/// The figures of a bucket, as the API answers them.
-pub fn figures(c: &Counts) -> Map<String, Value> {
-    let mut m = Map::new();
-    for counter in [
-        Counter::MessagesIn,
-        Counter::ConversationsOpened,
-        Counter::PublicIn,
-        Counter::Complaints,
-        Counter::Answered,
-    ] {
-        m.insert(counter.name().into(), json!(c.get(counter)));
+impl Distribution {
+    fn of(s: &Sketch) -> Self {
+        let round = |v: Option<f64>| v.map(|v| (v * 10.0).round() / 10.0);
+        let [p50, p90, p99] = s.quantiles([0.5, 0.9, 0.99]).map(round);
+        Self {
+            count: s.count(),
+            mean: round(s.mean()),
+            p50,
+            p90,
+            p99,
+            max: round(s.max()),
+        }
     }
-    m.insert(
-        "first_response_seconds".into(),
-        distribution(&c.first_response),
-    );
-    m.insert(
-        "next_response_seconds".into(),
-        distribution(&c.next_response),
-    );
-    let (met, breached) = (c.get(Counter::SlaMet), c.get(Counter::SlaBreached));
-    m.insert("sla_met".into(), json!(met));
-    m.insert("sla_breached".into(), json!(breached));
-    m.insert("sla_attainment".into(), ratio(met, met + breached));
-    let (resolved, fcr) = (
-        c.get(Counter::Resolved),
-        c.get(Counter::FirstContactResolved),
-    );
-    m.insert("resolved".into(), json!(resolved));
-    m.insert("first_contact_resolved".into(), json!(fcr));
-    m.insert("fcr_rate".into(), ratio(fcr, resolved));
-    m.insert("reopened".into(), json!(c.get(Counter::Reopened)));
-    m
+
+    fn cells(&self) -> [String; 6] {
+        let f = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        [
+            self.count.to_string(),
+            f(self.mean),
+            f(self.p50),
+            f(self.p90),
+            f(self.p99),
+            f(self.max),
+        ]
+    }
+}
+
+/// The figures of a bucket (or of the totals), as the API answers them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    /// The start of the bucket (RFC 3339); absent on totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Customer messages in.
+    pub messages_in: u64,
+    /// Conversations whose first customer message arrived.
+    pub conversations_opened: u64,
+    /// Public customer messages in.
+    pub public_in: u64,
+    /// Customer messages with a complaint signal.
+    pub complaints: u64,
+    /// Waits ended by an answer.
+    pub answered: u64,
+    /// First response times.
+    pub first_response_seconds: Distribution,
+    /// Next response times.
+    pub next_response_seconds: Distribution,
+    /// Timed waits that ended by their due time.
+    pub sla_met: u64,
+    /// Timed waits that ended after it.
+    pub sla_breached: u64,
+    /// `sla_met / (sla_met + sla_breached)`; `null` with neither.
+    pub sla_attainment: Option<f64>,
+    /// Cases resolved.
+    pub resolved: u64,
+    /// Of them, at first contact.
+    pub first_contact_resolved: u64,
+    /// `first_contact_resolved / resolved`; `null` with none resolved.
+    pub fcr_rate: Option<f64>,
+    /// Cases reopened.
+    pub reopened: u64,
+}
+
+/// The names of the CSV columns of [`Figures`], after `start` and the key's.
+const COLUMNS: [&str; 22] = [
+    "messages_in",
+    "conversations_opened",
+    "public_in",
+    "complaints",
+    "answered",
+    "first_response_seconds_count",
+    "first_response_seconds_mean",
+    "first_response_seconds_p50",
+    "first_response_seconds_p90",
+    "first_response_seconds_p99",
+    "first_response_seconds_max",
+    "next_response_seconds_count",
+    "next_response_seconds_mean",
+    "next_response_seconds_p50",
+    "next_response_seconds_p90",
+    "next_response_seconds_p99",
+    "next_response_seconds_max",
+    "sla_met",
+    "sla_breached",
+    "sla_attainment",
+    "resolved",
+    "first_contact_resolved",
+];
+
+impl Figures {
+    /// The figures of `c`, starting at `start` (none for totals).
+    pub fn of(c: &Counts, start: Option<DateTime<Utc>>) -> Self {
+        let (met, breached) = (c.get(Counter::SlaMet), c.get(Counter::SlaBreached));
+        let (resolved, fcr) = (
+            c.get(Counter::Resolved),
+            c.get(Counter::FirstContactResolved),
+        );
+        Self {
+            start: start.map(time),
+            messages_in: c.get(Counter::MessagesIn),
+            conversations_opened: c.get(Counter::ConversationsOpened),
+            public_in: c.get(Counter::PublicIn),
+            complaints: c.get(Counter::Complaints),
+            answered: c.get(Counter::Answered),
+            first_response_seconds: Distribution::of(&c.first_response),
+            next_response_seconds: Distribution::of(&c.next_response),
+            sla_met: met,
+            sla_breached: breached,
+            sla_attainment: ratio(met, met + breached),
+            resolved,
+            first_contact_resolved: fcr,
+            fcr_rate: ratio(fcr, resolved),
+            reopened: c.get(Counter::Reopened),
+        }
+    }
+
+    /// The CSV cells, in the order of the header after `start` and the key: [`COLUMNS`],
+    /// then `fcr_rate` and `reopened`.
+    fn cells(&self) -> Vec<String> {
+        let f = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let mut out = vec![
+            self.messages_in.to_string(),
+            self.conversations_opened.to_string(),
+            self.public_in.to_string(),
+            self.complaints.to_string(),
+            self.answered.to_string(),
+        ];
+        out.extend(self.first_response_seconds.cells());
+        out.extend(self.next_response_seconds.cells());
+        out.extend([
+            self.sla_met.to_string(),
+            self.sla_breached.to_string(),
+            f(self.sla_attainment),
+            self.resolved.to_string(),
+            self.first_contact_resolved.to_string(),
+            f(self.fcr_rate),
+            self.reopened.to_string(),
+        ]);
+        out
+    }
+}
+
+/// The totals: the figures of everything merged, and the backlog now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Totals {
+    #[serde(flatten)]
+    figures: Figures,
+    waiting_now: u64,
+    oldest_wait_seconds: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct SeriesOut {
+    key: Map<String, Value>,
+    buckets: Vec<Figures>,
+    totals: Figures,
+    waiting_now: u64,
+    oldest_wait_seconds: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ReportOut {
+    from: String,
+    to: String,
+    granularity: &'static str,
+    group_by: Vec<&'static str>,
+    series: Vec<SeriesOut>,
+    totals: Totals,
 }
 
 impl Report {
-    /// The JSON of `GET /api/metrics`.
-    pub fn to_json(&self) -> Value {
-        let series: Vec<Value> = self
-            .series
-            .iter()
-            .map(|s| {
-                let key: Map<String, Value> = s
-                    .key
-                    .iter()
-                    .map(|(g, v)| (g.as_str().to_owned(), json!(v)))
-                    .collect();
-                let buckets: Vec<Value> = s
-                    .buckets
-                    .iter()
-                    .map(|(start, counts)| {
-                        let mut b = Map::new();
-                        b.insert("start".into(), json!(time(*start)));
-                        b.extend(figures(counts));
-                        Value::Object(b)
-                    })
-                    .collect();
-                json!({
-                    "key": key,
-                    "buckets": buckets,
-                    "totals": figures(&s.totals),
-                    "waiting_now": s.waiting_now,
-                    "oldest_wait_seconds": s.oldest_wait_seconds,
+    fn out(&self) -> ReportOut {
+        ReportOut {
+            from: time(self.query.from),
+            to: time(self.query.to),
+            granularity: self.query.granularity.as_str(),
+            group_by: self.query.group_by.iter().map(|g| g.as_str()).collect(),
+            series: self
+                .series
+                .iter()
+                .map(|s| SeriesOut {
+                    key: s
+                        .key
+                        .iter()
+                        .map(|(g, v)| (g.as_str().to_owned(), json!(v)))
+                        .collect(),
+                    buckets: s
+                        .buckets
+                        .iter()
+                        .map(|(start, c)| Figures::of(c, Some(*start)))
+                        .collect(),
+                    totals: Figures::of(&s.totals, None),
+                    waiting_now: s.waiting_now,
+                    oldest_wait_seconds: s.oldest_wait_seconds,
                 })
-            })
-            .collect();
-        let mut totals = figures(&self.totals);
-        totals.insert("waiting_now".into(), json!(self.waiting_now));
-        totals.insert(
-            "oldest_wait_seconds".into(),
-            json!(self.oldest_wait_seconds),
-        );
-        json!({
-            "from": time(self.query.from),
-            "to": time(self.query.to),
-            "granularity": self.query.granularity.as_str(),
-            "group_by": self.query.group_by.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-            "series": series,
-            "totals": totals,
-        })
+                .collect(),
+            totals: Totals {
+                figures: Figures::of(&self.totals, None),
+                waiting_now: self.waiting_now,
+                oldest_wait_seconds: self.oldest_wait_seconds,
+            },
+        }
+    }
+
+    /// The JSON of `GET /api/metrics`, as bytes.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.out()).unwrap_or_default()
+    }
+
+    /// The JSON of `GET /api/metrics`, as a value.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.out()).unwrap_or_default()
     }
 
     /// The same buckets as CSV (RFC 4180): a header row, then one row per key and bucket;
     /// a distribution is six columns (`first_response_seconds_p50`, …); an empty cell is null.
     pub fn to_csv(&self) -> String {
-        let template = figures(&Counts::default());
-        let mut header: Vec<String> = vec!["start".into()];
-        header.extend(self.query.group_by.iter().map(|g| g.as_str().to_owned()));
-        let mut columns = Vec::new();
-        for (name, value) in &template {
-            match value {
-                Value::Object(parts) => {
-                    for part in parts.keys() {
-                        columns.push((name.clone(), Some(part.clone())));
-                        header.push(format!("{name}_{part}"));
-                    }
-                }
-                _ => {
-                    columns.push((name.clone(), None));
-                    header.push(name.clone());
-                }
-            }
-        }
+        let mut header: Vec<&str> = vec!["start"];
+        header.extend(self.query.group_by.iter().map(|g| g.as_str()));
+        header.extend(COLUMNS);
+        header.extend(["fcr_rate", "reopened"]);
         let mut out = String::new();
-        push_row(&mut out, header.iter().map(String::as_str));
+        push_row(&mut out, header.into_iter());
         for s in &self.series {
             for (start, counts) in &s.buckets {
-                let figures = figures(counts);
                 let mut row = vec![time(*start)];
                 row.extend(s.key.iter().map(|(_, v)| v.clone().unwrap_or_default()));
-                for (name, part) in &columns {
-                    let value = match part {
-                        Some(p) => &figures[name][p],
-                        None => &figures[name],
-                    };
-                    row.push(match value {
-                        Value::Null => String::new(),
-                        v => v.to_string(),
-                    });
-                }
+                row.extend(Figures::of(counts, None).cells());
                 push_row(&mut out, row.iter().map(String::as_str));
             }
         }

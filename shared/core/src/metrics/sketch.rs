@@ -103,6 +103,33 @@ impl Sketch {
         None
     }
 
+    /// The `qs`-quantiles (each as [`Sketch::quantile`]) in one pass; `qs` ascending.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [Option<f64>; N] {
+        let n = self.count();
+        let mut out = [None; N];
+        if n == 0 {
+            return out;
+        }
+        let ranks = qs.map(|q| (q.clamp(0.0, 1.0) * (n - 1) as f64).floor() as u64);
+        let mut next = 0;
+        while next < N && ranks[next] < self.zero {
+            out[next] = Some(0.0);
+            next += 1;
+        }
+        let mut seen = self.zero;
+        for (i, c) in &self.buckets {
+            seen += c;
+            while next < N && seen > ranks[next] {
+                out[next] = Some(Self::value(*i));
+                next += 1;
+            }
+            if next == N {
+                break;
+            }
+        }
+        out
+    }
+
     /// The largest observation, within [`RELATIVE_ERROR`]; `None` when empty.
     pub fn max(&self) -> Option<f64> {
         match self.buckets.keys().next_back() {
@@ -220,6 +247,10 @@ mod tests {
             let want = exact(&mut all, q);
             let got = left.quantile(q).unwrap();
             prop_assert!(within(got, want), "q {} got {} want {}", q, got, want);
+            let [a, b, c] = left.quantiles([0.5, 0.9, 0.99]);
+            prop_assert_eq!(a, left.quantile(0.5));
+            prop_assert_eq!(b, left.quantile(0.9));
+            prop_assert_eq!(c, left.quantile(0.99));
             let max = *all.iter().max().unwrap() as f64;
             prop_assert!(within(left.max().unwrap(), max));
         }
