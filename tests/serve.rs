@@ -281,37 +281,253 @@ fn serve_on_the_embedded_backend_takes_webhooks_and_keeps_them_across_restarts()
     assert_eq!(again["items"].as_array().unwrap().len(), 1);
 }
 
+/// Production settings still fail loudly: a webhook set in part, the AWS backend with no
+/// webhook, a token too short to guard anything.
 #[test]
-fn serve_refuses_to_start_without_the_channel_secret_and_names_it() {
+fn serve_refuses_partial_settings_and_names_what_is_missing() {
     let data = tempfile::tempdir().unwrap();
-    let output = command(&[])
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--data",
-            data.path().to_str().unwrap(),
-        ])
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = |envs: &[(&str, &str)], args: &[&str]| {
+        let output = command(envs)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = run(&[("SWITCHBOARD_WHATSAPP_APP_SECRETS", "a-secret")], &[]);
     assert!(
-        stderr.contains("SWITCHBOARD_WHATSAPP_SECRET_ARN"),
+        stderr.contains("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("SWITCHBOARD_WHATSAPP_APP_SECRETS"),
-        "{stderr}"
+        !data.path().join("dev-secrets.json").exists(),
+        "no development secrets when a webhook is configured"
     );
 
-    let output = command(&LOCAL_SECRETS)
-        .args(["serve", "--backend", "aws", "--addr", "127.0.0.1:0"])
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = run(&[("AWS_REGION", "us-east-1")], &["--backend", "aws"]);
     assert!(stderr.contains("SWITCHBOARD_TABLE"), "{stderr}");
+    let stderr = run(&LOCAL_SECRETS, &["--backend", "aws"]);
+    assert!(stderr.contains("SWITCHBOARD_TABLE"), "{stderr}");
+
+    let mut short = LOCAL_SECRETS.to_vec();
+    short.push(("SWITCHBOARD_API_TOKEN", "short"));
+    let stderr = run(&short, &[]);
+    assert!(stderr.contains("SWITCHBOARD_API_TOKEN"), "{stderr}");
+}
+
+/// The first run is the demo: `serve` in an empty folder with no settings starts on
+/// development secrets it keeps, serves the console, and `switchboard demo` fills it: a queue,
+/// a customer's timeline across WhatsApp and Instagram, figures.
+#[test]
+fn the_first_run_starts_without_settings_and_the_demo_fills_it() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = command(&[])
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut addr = None;
+    let mut said = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !(addr.is_some() && said.contains("--data-binary")) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                addr = rest.split_whitespace().next().map(str::to_owned);
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+    }
+    let server = Process {
+        child,
+        addr: addr.expect("serving").parse().unwrap(),
+    };
+    assert!(said.contains("development secrets"), "{said}");
+    assert!(said.contains("dev-secrets.json"), "{said}");
+    assert!(
+        said.contains("openssl dgst"),
+        "the curl line that signs a sample: {said}"
+    );
+    let secrets: Value = serde_json::from_str(
+        &std::fs::read_to_string(data.path().join("dev-secrets.json")).unwrap(),
+    )
+    .unwrap();
+    let secret = secrets["SWITCHBOARD_WHATSAPP_APP_SECRETS"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !said.contains(
+            secrets["SWITCHBOARD_WHATSAPP_VERIFY_TOKEN"]
+                .as_str()
+                .unwrap()
+        )
+    );
+
+    // The console is served, and it is told there is nothing to sign in with.
+    let (status, page) = http(server.addr, "GET", "/", &[], b"");
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains(r#"<meta name="switchboard-auth" content="none" />"#),
+        "{page}"
+    );
+    assert!(page.contains("/assets/console.js"));
+    let (status, script) = http(server.addr, "GET", "/assets/console.js", &[], b"");
+    assert_eq!(status, 200);
+    assert!(script.len() > 10_000);
+
+    // A delivery signed with the development secret is taken; another secret is refused.
+    let body = switchboard_tests::payloads::whatsapp_text(
+        "PN-FIRST",
+        "5511",
+        "wamid.F1",
+        1_790_000_000,
+        "hola",
+    );
+    let sig = switchboard_core::channels::meta::sign(secret, &body);
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-hub-signature-256", sig.as_str()),
+    ];
+    assert_eq!(
+        http(server.addr, "POST", "/webhooks/whatsapp", &headers, &body).0,
+        200
+    );
+    assert_eq!(
+        post_signed(server.addr, &body),
+        401,
+        "the test secret is not this one"
+    );
+
+    // The demo fills it.
+    let output = command(&[])
+        .args([
+            "demo",
+            "--url",
+            &format!("http://{}", server.addr),
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .expect("demo");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.contains("posted 10 deliveries"), "{out}");
+    let queue = get_json(server.addr, "/api/queue?limit=100")["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(queue.len() >= 5, "{queue:?}");
+    assert_eq!(
+        queue[0]["priority"]["priority"], "P1",
+        "the urgent first: {:?}",
+        queue[0]
+    );
+    let ana = get_json(server.addr, "/api/conversations?limit=100")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["customer_provider_id"] == "5215511110000")
+        .cloned()
+        .unwrap();
+    let timeline = get_json(
+        server.addr,
+        &format!(
+            "/api/customers/{}/timeline",
+            ana["customer_id"].as_str().unwrap()
+        ),
+    );
+    let channels: std::collections::BTreeSet<&str> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["instagram", "whatsapp"].into_iter().collect());
+    let now = chrono::Utc::now();
+    let figures = get_json(
+        server.addr,
+        &format!(
+            "/api/metrics?from={}&to={}&granularity=day",
+            (now - chrono::Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+    );
+    assert!(
+        figures["totals"]["messages_in"].as_u64().unwrap() >= 8,
+        "{figures}"
+    );
+    assert!(
+        figures["totals"]["answered"].as_u64().unwrap() >= 2,
+        "{figures}"
+    );
+    assert!(
+        figures["totals"]["resolved"].as_u64().unwrap() >= 2,
+        "{figures}"
+    );
+}
+
+/// With SWITCHBOARD_API_TOKEN every /api route needs it (the console asks for it), the
+/// webhooks keep their signatures, and no warning is needed beyond loopback.
+#[test]
+fn an_api_token_guards_the_api_and_the_console_asks_for_it() {
+    let data = tempfile::tempdir().unwrap();
+    let token = "0123456789abcdef0123";
+    let mut envs = LOCAL_SECRETS.to_vec();
+    envs.push(("SWITCHBOARD_API_TOKEN", token));
+    let server = serve(&["--data", data.path().to_str().unwrap()], &envs);
+    let bearer = format!("Bearer {token}");
+    for (headers, want) in [
+        (vec![], 401),
+        (vec![("authorization", "Bearer 0123456789abcdef0124")], 401),
+        (vec![("authorization", token)], 401),
+        (vec![("authorization", bearer.as_str())], 200),
+    ] {
+        assert_eq!(
+            http(server.addr, "GET", "/api/queue", &headers, b"").0,
+            want,
+            "{headers:?}"
+        );
+    }
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        "/api/me",
+        &[("authorization", bearer.as_str())],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["agent"],
+        "local"
+    );
+    let (_, page) = http(server.addr, "GET", "/", &[], b"");
+    assert!(
+        String::from_utf8(page)
+            .unwrap()
+            .contains(r#"content="token""#)
+    );
+    let body = std::fs::read(fixtures_dir().join("whatsapp/text__pywa.json")).unwrap();
+    assert_eq!(
+        post_signed(server.addr, &body),
+        200,
+        "webhooks need no token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

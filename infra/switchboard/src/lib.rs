@@ -7,6 +7,14 @@
 //! * `switchboard provision` creates the table, queues and event bus on the configured AWS
 //!   endpoint (an emulator, or a development account) from the definitions `template.yaml`
 //!   also uses.
+//! * `switchboard demo` posts a signed sample day to a running `serve` ([`demo`]).
+//!
+//! `serve` also serves the web console at `/`; with `SWITCHBOARD_API_TOKEN` every `/api` route
+//! needs it. With no webhook configured on the embedded backend it starts on development
+//! secrets it keeps in the data folder ([`first_run`]).
+
+pub mod demo;
+pub mod first_run;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
@@ -30,7 +38,10 @@ use switchboard_core::watch::WatchSettings;
 use switchboard_embedded::assembly::EmbeddedPorts;
 use switchboard_embedded::consumer::{ConsumerSettings, consume, fire_timers};
 use switchboard_graph::GraphSender;
-use switchboard_http::{AgentSource, ApiPorts, WebhookState, api_router, webhook_router};
+use switchboard_http::{
+    AgentSource, ApiPorts, ConsoleAuth, ConsoleConfig, WebhookState, api_router, console_router,
+    require_token, webhook_router,
+};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -53,6 +64,21 @@ pub enum Command {
     /// Create the table, queues and event bus on the configured AWS endpoint (e.g. an
     /// emulator).
     Provision(ProvisionArgs),
+    /// Post a signed sample day (several channels, urgent and calm messages, an answer, a
+    /// customer on two channels) to a running `switchboard serve`.
+    Demo(DemoArgs),
+}
+
+/// `switchboard demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The `switchboard serve` to post to.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// Its data folder, for its development secrets (when the app secrets are not in the
+    /// environment).
+    #[arg(long, default_value = "./.switchboard", env = "SWITCHBOARD_DATA")]
+    pub data: PathBuf,
 }
 
 /// Where `serve` keeps things.
@@ -84,6 +110,9 @@ pub struct ServeArgs {
     /// shipped `config/sla.toml`.
     #[arg(long, value_name = "FILE", env = "SWITCHBOARD_POLICY")]
     pub policy: Option<PathBuf>,
+    /// Once started, post a sample day to itself (as `switchboard demo` does).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// `switchboard provision`.
@@ -106,6 +135,12 @@ pub enum CliError {
     /// Provisioning failed.
     #[error("{0}: {cause}", cause = switchboard_core::errors::causes(.0))]
     Provision(#[from] switchboard_aws::resources::ProvisionError),
+    /// The development secrets could not be kept.
+    #[error(transparent)]
+    DevSecrets(#[from] first_run::DevSecretsError),
+    /// The demo could not finish.
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
     /// The address could not be bound, or the server failed.
     #[error("cannot serve on {addr}: {source}")]
     Io {
@@ -136,10 +171,10 @@ pub fn init_tracing() {
 /// What to say when `serve` listens beyond this machine: its `/api` routes (conversations,
 /// message text, customers) have no authentication of their own, unlike the deployed agent
 /// API behind IAM. `None` on a loopback address.
-pub fn exposure_warning(addr: SocketAddr) -> Option<&'static str> {
-    (!addr.ip().is_loopback()).then_some(
-        "listening beyond loopback: the /api routes have no authentication of their own; \
-         put an authenticating proxy in front, or listen on 127.0.0.1",
+pub fn exposure_warning(addr: SocketAddr, token: bool) -> Option<&'static str> {
+    (!addr.ip().is_loopback() && !token).then_some(
+        "listening beyond loopback: the /api routes and the console have no authentication; \
+         set SWITCHBOARD_API_TOKEN, put an authenticating proxy in front, or listen on 127.0.0.1",
     )
 }
 
@@ -160,11 +195,37 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     Backend::Aws => String::new(),
                 }
             );
-            if let Some(warning) = exposure_warning(server.addr) {
+            if let Some(banner) = &server.first_run {
+                eprintln!("{banner}");
+            }
+            if let Some(warning) = exposure_warning(server.addr, server.token) {
                 tracing::warn!(addr = %server.addr, "{warning}");
+            }
+            if args.demo {
+                let (addr, data) = (server.addr, args.data.clone());
+                tokio::spawn(async move {
+                    match run_demo(&format!("http://{addr}"), &data).await {
+                        Ok(s) => eprintln!(
+                            "demo: posted {} deliveries; {} conversations waiting in the queue",
+                            s.deliveries, s.waiting
+                        ),
+                        Err(e) => eprintln!("demo: {e}"),
+                    }
+                });
             }
             tokio::signal::ctrl_c().await.ok();
             server.shutdown().await
+        }
+        Command::Demo(args) => {
+            let summary = run_demo(&args.url, &args.data).await?;
+            println!(
+                "posted {} deliveries to {}; {} conversations waiting: open {}/ to see them",
+                summary.deliveries,
+                args.url,
+                summary.waiting,
+                args.url.trim_end_matches('/')
+            );
+            Ok(())
         }
         Command::Provision(args) => {
             let sdk = sdk_config().await;
@@ -226,12 +287,38 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// `switchboard demo` against `url`: app secrets from the environment, else the development
+/// secrets of `data`; the API token from `SWITCHBOARD_API_TOKEN`.
+async fn run_demo(url: &str, data: &std::path::Path) -> Result<demo::Summary, CliError> {
+    let dev = std::fs::read_to_string(data.join(first_run::FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<HashMap<String, String>>(&t).ok())
+        .unwrap_or_default();
+    let secret_of = |webhook: switchboard_core::model::Webhook| {
+        let name = format!(
+            "SWITCHBOARD_{}_APP_SECRETS",
+            webhook.as_str().to_ascii_uppercase()
+        );
+        ProcessEnv
+            .get(&name)
+            .or_else(|| dev.get(&name).cloned())
+            .and_then(|list| list.split(',').next().map(|s| s.trim().to_owned()))
+    };
+    let token = ProcessEnv.get(config::API_TOKEN);
+    Ok(demo::run(url, secret_of, token).await?)
+}
+
 /// The application `serve` runs: the HTTP routes and the consumers of the queues.
 pub struct App {
-    /// Webhooks and read API.
+    /// Webhooks, agent API and console.
     pub router: axum::Router,
     /// The consumers of the intake and reminder queues (run until aborted).
     pub consumer: AppConsumer,
+    /// The development secrets of a first run (and whether they were made now); `None` when
+    /// the webhooks are configured.
+    pub first_run: Option<(first_run::DevSecrets, bool)>,
+    /// Whether the API needs a token.
+    pub token: bool,
 }
 
 /// The SLA policy of `serve`: `--policy` (or `SWITCHBOARD_POLICY`), else the shipped default.
@@ -359,16 +446,29 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             )
         }
     };
-    // Every webhook of the registry whose settings are present is served; with none, start-up
-    // names the first one's.
+    // Every webhook of the registry whose settings are present is served. With none: on the
+    // embedded backend, every webhook on development secrets (a first run); on AWS, start-up
+    // names the first one's settings.
+    let configured = channels::REGISTRY
+        .iter()
+        .any(|m| config::channel_configured(source, *m));
+    let dev = match (configured, args.backend) {
+        (false, Backend::Embedded) => Some(first_run::DevSecrets::load_or_create(&args.data)?),
+        _ => None,
+    };
     let mut verifiers = HashMap::new();
     for module in channels::REGISTRY.iter().copied() {
-        if config::channel_configured(source, module) {
-            verifiers.insert(
-                module.webhook(),
-                channel_verification(source, sdk.as_ref(), module).await?,
-            );
-        }
+        let verification = match &dev {
+            Some((dev, _)) => {
+                let with_dev = first_run::WithDevSecrets { env: source, dev };
+                channel_verification(&with_dev, sdk.as_ref(), module).await?
+            }
+            None if config::channel_configured(source, module) => {
+                channel_verification(source, sdk.as_ref(), module).await?
+            }
+            None => continue,
+        };
+        verifiers.insert(module.webhook(), verification);
     }
     if verifiers.is_empty() {
         channel_verification(source, sdk.as_ref(), channels::REGISTRY[0]).await?;
@@ -377,8 +477,28 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
         webhooks = ?verifiers.keys().map(|w| w.as_str()).collect::<Vec<_>>(),
         "webhooks served"
     );
-    let router = webhook_router(WebhookState::new(intake, verifiers, clock)).merge(api_router(api));
-    Ok(App { router, consumer })
+    let token = config::api_token(source)?;
+    let console = ConsoleConfig {
+        api_base: "/api".into(),
+        auth: if token.is_some() {
+            ConsoleAuth::Token
+        } else {
+            ConsoleAuth::None
+        },
+    };
+    let api = match &token {
+        Some(token) => require_token(api_router(api), token.clone()),
+        None => api_router(api),
+    };
+    let router = webhook_router(WebhookState::new(intake, verifiers, clock))
+        .merge(api)
+        .merge(console_router(console));
+    Ok(App {
+        router,
+        consumer,
+        first_run: dev,
+        token: token.is_some(),
+    })
 }
 
 /// Polls with `poll` until aborted, pausing when a poll found nothing or failed.
@@ -406,6 +526,10 @@ pub type AppConsumer = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 
 pub struct Server {
     /// The address it listens on (the real port when asked for port 0).
     pub addr: SocketAddr,
+    /// What to tell about the development secrets of a first run.
+    pub first_run: Option<String>,
+    /// Whether the API needs a token.
+    pub token: bool,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     consumer: tokio::task::JoinHandle<()>,
@@ -434,6 +558,8 @@ pub async fn start(args: &ServeArgs, source: &impl Source) -> Result<Server, Cli
     let App {
         router: app,
         consumer,
+        first_run,
+        token,
     } = app(args, source).await?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -454,8 +580,11 @@ pub async fn start(args: &ServeArgs, source: &impl Source) -> Result<Server, Cli
             .await
     });
     let consumer = tokio::spawn(consumer);
+    let first_run = first_run.map(|(dev, created)| dev.banner(addr, created));
     Ok(Server {
         addr,
+        first_run,
+        token,
         shutdown,
         task,
         consumer,
@@ -468,11 +597,19 @@ mod tests {
 
     #[test]
     fn serving_beyond_loopback_is_warned_about() {
-        assert_eq!(exposure_warning("127.0.0.1:3000".parse().unwrap()), None);
-        assert_eq!(exposure_warning("[::1]:3000".parse().unwrap()), None);
+        assert_eq!(
+            exposure_warning("127.0.0.1:3000".parse().unwrap(), false),
+            None
+        );
+        assert_eq!(exposure_warning("[::1]:3000".parse().unwrap(), false), None);
         for addr in ["0.0.0.0:3000", "192.168.1.20:3000", "[::]:3000"] {
-            let warning = exposure_warning(addr.parse().unwrap()).expect(addr);
+            let warning = exposure_warning(addr.parse().unwrap(), false).expect(addr);
             assert!(warning.contains("no authentication"), "{warning}");
+            assert_eq!(
+                exposure_warning(addr.parse().unwrap(), true),
+                None,
+                "a token guards it"
+            );
         }
     }
 }

@@ -63,6 +63,25 @@ pub fn statuses_answer(source: &impl Source) -> Result<bool, ConfigError> {
     }
 }
 
+/// The token every `/api` route of `switchboard serve` requires, and the console asks for:
+/// `SWITCHBOARD_API_TOKEN` (at least 16 characters). Unset: no token, fine on loopback.
+pub const API_TOKEN: &str = "SWITCHBOARD_API_TOKEN";
+
+/// Reads [`API_TOKEN`].
+pub fn api_token(source: &impl Source) -> Result<Option<crate::verify::Secret>, ConfigError> {
+    match source.get(API_TOKEN).map(|t| t.trim().to_owned()) {
+        None => Ok(None),
+        Some(t) if t.chars().count() >= 16 && !t.chars().any(char::is_whitespace) => {
+            Ok(Some(crate::verify::Secret::new(t)))
+        }
+        Some(_) => Err(ConfigError::Invalid {
+            name: API_TOKEN.into(),
+            reason: "expected at least 16 characters without spaces (e.g. openssl rand -hex 24)"
+                .into(),
+        }),
+    }
+}
+
 /// How long a business account may send nothing, in business hours of the SLA policy's
 /// default calendar, before it is reported silent: `SWITCHBOARD_SILENT_AFTER` (a duration as
 /// in the policy file, `2h`, `45m`, `30s`; `off` disables the watch). Default

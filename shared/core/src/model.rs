@@ -543,6 +543,21 @@ pub struct Conversation {
     /// [`TRACKED_STATUSES`], the newest kept), by the provider's message id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statuses: Vec<OutboundStatus>,
+    /// The first words of the customer's latest message (at most [`PREVIEW_CHARS`]), for a
+    /// queue to show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+}
+
+/// The most characters of a customer message a conversation keeps as its preview.
+pub const PREVIEW_CHARS: usize = 140;
+
+fn preview_of(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 /// How many outbound messages' statuses a conversation keeps.
@@ -606,6 +621,7 @@ impl Conversation {
             assignee: None,
             assigned_at: None,
             statuses: Vec::new(),
+            preview: None,
         };
         conversation.absorb(record);
         Some(conversation)
@@ -667,6 +683,11 @@ impl Conversation {
         };
         match message.direction {
             Direction::Inbound => {
+                if self.last_inbound_at.is_none_or(|last| at >= last)
+                    && let Some(text) = message.text.as_deref().filter(|t| !t.trim().is_empty())
+                {
+                    self.preview = Some(preview_of(text));
+                }
                 self.last_inbound_at = self.last_inbound_at.max(Some(at));
                 let before_resolution = self.case.customer_wrote(at) == Inbound::BeforeResolution;
                 if !before_resolution && self.last_outbound_at.is_none_or(|answered| at > answered)

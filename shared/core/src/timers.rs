@@ -141,6 +141,7 @@ mod tests {
             assignee: None,
             assigned_at: None,
             statuses: Vec::new(),
+            preview: None,
         }
     }
 

@@ -21,6 +21,8 @@
 //!   and an optional `Idempotency-Key` header: sends the reply through the channel and answers
 //!   `201` with the stored outbound message (as in `/messages`). See
 //!   [`switchboard_core::replies`] and [`switchboard_core::outbound`] for the rules.
+//! * `GET /api/teams`: the teams of the priority configuration. `GET /api/me`: the agent the
+//!   request acts as.
 //! * `GET /api/queue?team=&agent=&cursor=&limit=`: a team's waiting conversations, most urgent
 //!   first, then longest waiting first, with priority, score, topic, team and reasons; without
 //!   `team`, every team's queue merged in the same order; with `agent`, the waiting
@@ -166,6 +168,7 @@ pub fn api_router(ports: ApiPorts) -> Router {
     teams.dedup();
     let queue = Router::new()
         .route("/api/queue", get(list_queue))
+        .route("/api/teams", get(list_teams))
         .with_state(QueueState {
             reader: reader.clone(),
             teams: Arc::new(teams),
@@ -196,6 +199,7 @@ pub fn api_router(ports: ApiPorts) -> Router {
         .route("/api/conversations/{id}/resolve", post(resolve))
         .route("/api/conversations/{id}/assign", post(assign))
         .route("/api/conversations/{id}/reply", post(reply))
+        .route("/api/me", get(me))
         .with_state(CaseState {
             cases,
             replies,
@@ -350,6 +354,9 @@ pub struct ConversationView {
     pub customer_provider_id: ProviderId,
     /// The customer's display name, when the provider sent one.
     pub customer_name: Option<String>,
+    /// The first words of the customer's latest message (140 characters at most).
+    #[serde(default)]
+    pub preview: Option<String>,
     /// Provider time of the first record.
     pub first_at: DateTime<Utc>,
     /// Provider time of the latest record.
@@ -432,6 +439,7 @@ impl From<Conversation> for ConversationView {
             customer_id: c.customer_id,
             customer_provider_id: c.customer.provider_user_id,
             customer_name: c.customer.display_name,
+            preview: c.preview,
             first_at: c.first_at,
             last_at: c.last_at,
             last_inbound_at: c.last_inbound_at,
@@ -735,6 +743,56 @@ impl QueueCursor {
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// `GET /api/teams`: the teams of the priority configuration, sorted.
+async fn list_teams(State(state): State<QueueState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "teams": *state.teams }))
+}
+
+/// `GET /api/me`: the agent this request acts as (recorded on replies, assignments and
+/// resolutions): the `X-Switchboard-Agent` header under `serve`, the signed-in user deployed.
+async fn me(
+    State(state): State<CaseState>,
+    request: axum::extract::Request,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (parts, _) = request.into_parts();
+    Ok(Json(
+        serde_json::json!({ "agent": state.agents.agent(&parts)? }),
+    ))
+}
+
+/// Requires `Authorization: Bearer <token>` on every route of `router`, compared in constant
+/// time (`SWITCHBOARD_API_TOKEN` under `serve`); anything else is 401 and reaches no handler.
+pub fn require_token(router: Router, token: switchboard_core::verify::Secret) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(token),
+        check_token,
+    ))
+}
+
+async fn check_token(
+    State(token): State<Arc<switchboard_core::verify::Secret>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(given)
+            if switchboard_core::verify::constant_time_eq(
+                given.as_bytes(),
+                token.expose().as_bytes(),
+            ) =>
+        {
+            next.run(request).await
+        }
+        _ => ApiError::SignIn.into_response(),
+    }
 }
 
 async fn list_queue(

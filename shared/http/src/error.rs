@@ -2,7 +2,7 @@
 //!
 //! | error | status |
 //! |---|---|
-//! | missing, malformed or wrong signature; an agent action without a caller identity | 401 |
+//! | missing, malformed or wrong signature; an agent action without a caller identity; an `/api` request without the API token | 401 |
 //! | wrong verify token or mode in the handshake | 403 |
 //! | body over [`MAX_BODY_BYTES`](switchboard_core::intake::MAX_BODY_BYTES) | 413 |
 //! | bad query parameter, bad cursor, incomplete handshake | 400 |
@@ -54,6 +54,9 @@ pub enum ApiError {
     /// An agent action without an identity to record (no authorizer context on AWS).
     #[error("no caller identity: the agent who acts cannot be recorded")]
     Unauthenticated,
+    /// An `/api` request without the API token `switchboard serve` was given.
+    #[error("sign in: this switchboard needs its API token (Authorization: Bearer <token>)")]
+    SignIn,
     /// A storage or queue failure.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -93,7 +96,7 @@ impl ApiError {
             ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated | ApiError::SignIn => StatusCode::UNAUTHORIZED,
             ApiError::Backend(BackendError::BadCursor) => StatusCode::BAD_REQUEST,
             ApiError::Backend(BackendError::Unavailable { .. }) => {
                 StatusCode::INTERNAL_SERVER_ERROR

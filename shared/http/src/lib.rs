@@ -1,9 +1,10 @@
 //! switchboard's HTTP face, shared by the Lambda functions (through `lambda_http`) and by
 //! `switchboard serve` (through hyper): the same axum routers answer in both, and every error
-//! becomes a status in one place ([`ApiError`]). The web console will live here too.
+//! becomes a status in one place ([`ApiError`]).
 //!
 //! * [`webhook_router`]: `GET`/`POST /webhooks/{channel}` for the webhooks given a verification.
-//! * [`api_router`]: the read API under `/api`.
+//! * [`api_router`]: the agent API under `/api` ([`require_token`] puts a token before it).
+//! * [`console_router`]: the web console at `/`, embedded.
 #![warn(missing_docs)]
 
 use axum::Router;
@@ -23,9 +24,11 @@ use switchboard_core::model::Webhook;
 use switchboard_core::telemetry;
 
 pub mod api;
+pub mod console;
 mod error;
 
-pub use api::{AgentSource, ApiPorts, ConversationView, RecordView, api_router};
+pub use api::{AgentSource, ApiPorts, ConversationView, RecordView, api_router, require_token};
+pub use console::{ConsoleAuth, ConsoleConfig, console_router};
 pub use error::ApiError;
 
 /// What the webhook routes need: the intake service, the verification of each enabled

@@ -20,6 +20,7 @@ use crate::verify::Secret;
 mod envelope;
 mod feed;
 mod messaging;
+pub mod samples;
 pub mod verify;
 pub mod whatsapp;
 
