@@ -4,7 +4,8 @@
 # - a Python virtual environment (default ~/.cache/switchboard/venv, override with SWITCHBOARD_VENV)
 #   holding moto (AWS emulator used by the integration tests), the AWS SAM CLI, cfn-lint and
 #   cargo-lambda with zig (cross-builds the Lambda functions for arm64);
-# - the Debian packages those need, when missing;
+# - the Debian packages those need, when missing, and Chromium for the console's browser test;
+# - a check that Node.js (20.19 or newer, with npm) is there for the console's build;
 # - the Rust components rustfmt and clippy and the aarch64-unknown-linux-gnu target.
 #
 # Usage: infra/dev-setup.sh [--quiet]   (--quiet prints nothing when everything is in place)
@@ -58,6 +59,10 @@ fi
 if ! command -v cc >/dev/null 2>&1; then
   apt_packages+=(build-essential)
 fi
+# The console's end-to-end test drives Debian's Chromium (never a downloaded browser).
+if [[ ! -x /usr/bin/chromium ]]; then
+  apt_packages+=(chromium)
+fi
 if ((${#apt_packages[@]})); then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "dev-setup: please install: ${apt_packages[*]}" >&2
@@ -67,6 +72,16 @@ if ((${#apt_packages[@]})); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     "${apt_packages[@]}"
+fi
+
+# --- Node.js ---------------------------------------------------------------------------------
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "dev-setup: Node.js 20.19 or newer with npm is needed to build the console (console/)" >&2
+  exit 1
+fi
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+  echo "dev-setup: Node.js $(node --version) is too old for the console's build: 20.19 or newer" >&2
+  exit 1
 fi
 
 # --- Python virtual environment --------------------------------------------------------------

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, lints, tests, template checks and the Lambda build.
+# The project's test command: formatting, the console (unit tests, build, end to end in
+# Chromium), lints, tests, template checks and the Lambda build.
 # Stops at the first failing step.
 #
 # Environment (all optional):
@@ -63,6 +64,7 @@ sam_build() {
 }
 
 step "format" cargo fmt --all --check
+step "console" ./infra/console.sh build
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 # The test log is kept to print one total at the end: cargo prints a result line per test
 # binary, and the last of them (doc tests) is often "0 passed".
@@ -73,6 +75,7 @@ run_tests() {
   return "${PIPESTATUS[0]}"
 }
 step "tests" run_tests
+step "console e2e" ./infra/console.sh e2e
 step "template" sam validate --lint
 if [[ ${SWITCHBOARD_SKIP_SAM_BUILD:-0} == 1 ]]; then
   printf '\n==> skipped: sam build (SWITCHBOARD_SKIP_SAM_BUILD=1)\n'

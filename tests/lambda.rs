@@ -463,3 +463,84 @@ fn the_agent_api_settings_name_what_is_missing() {
     let err = ApiSettings::from_source(&bad_priority).unwrap_err();
     assert!(err.to_string().contains("SWITCHBOARD_PRIORITY"), "{err}");
 }
+
+/// The deployed console: the agent-api function, given the stack's user pool settings, serves
+/// the page (told to sign in with Cognito) and its assets to API Gateway events, and records
+/// the signed-in user of the JWT authorizer as the agent; without them it serves no console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_api_function_serves_the_console_and_knows_the_signed_in_agent() {
+    use switchboard_aws::assembly::AwsPorts;
+    use switchboard_aws::settings::{ApiSettings, CONSOLE_CLIENT_ID, CONSOLE_COGNITO_DOMAIN};
+    use switchboard_lambda::agent_api;
+
+    let backend = switchboard_tests::aws().await;
+    let mut env = backend.env.clone();
+    let sdk = switchboard_tests::moto().await.sdk_config().await;
+    let fake = switchboard_tests::graph::FakeGraph::start().await;
+    let build = |env: &std::collections::HashMap<String, String>| {
+        let settings = ApiSettings::from_source(&|name: &str| env.get(name).cloned());
+        settings.map(|settings| {
+            let ports = AwsPorts::new(
+                &sdk,
+                &settings.store(),
+                std::sync::Arc::new(switchboard_core::clock::SystemClock),
+            );
+            agent_api(&ports, &settings, fake.sender())
+        })
+    };
+    let page_event = |path: &str| {
+        let mut e: serde_json::Value = serde_json::from_str(&api_event("GET", path, None)).unwrap();
+        e["routeKey"] = json!(if path == "/" {
+            "GET /"
+        } else {
+            "GET /assets/{proxy+}"
+        });
+        e["requestContext"]["authorizer"] = serde_json::Value::Null;
+        e.to_string()
+    };
+
+    let without = build(&env).expect("settings");
+    assert_eq!(
+        invoke(&without, &page_event("/")).await.0,
+        404,
+        "no console without a pool"
+    );
+
+    // One of the two settings alone names the other.
+    env.insert(
+        CONSOLE_COGNITO_DOMAIN.into(),
+        "switchboard-x.auth.us-east-1.amazoncognito.com".into(),
+    );
+    let Err(err) = build(&env) else {
+        panic!("a missing setting")
+    };
+    let err = err.to_string();
+    assert!(err.contains(CONSOLE_CLIENT_ID), "{err}");
+    env.insert(CONSOLE_CLIENT_ID.into(), "3abcclient".into());
+    let app = build(&env).expect("settings");
+
+    let (status, page) = invoke(&app, &page_event("/")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(r#"<meta name="switchboard-auth" content="cognito" />"#),
+        "{page}"
+    );
+    assert!(page.contains("switchboard-x.auth.us-east-1.amazoncognito.com"));
+    assert!(page.contains(r#"content="3abcclient""#));
+    let (status, script) = invoke(&app, &page_event("/assets/console.js")).await;
+    assert_eq!(status, 200);
+    assert!(script.len() > 10_000);
+
+    // A call through the console's JWT authorizer acts as the signed-in user.
+    let mut me: serde_json::Value =
+        serde_json::from_str(&api_event("GET", "/api/me", None)).unwrap();
+    me["requestContext"]["authorizer"] = json!({"jwt": {
+        "claims": {"username": "ana@example.com", "client_id": "3abcclient", "token_use": "access"},
+        "scopes": ["openid", "email"]}});
+    let (status, body) = invoke(&app, &me.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["agent"],
+        "ana@example.com"
+    );
+}

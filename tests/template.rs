@@ -1088,3 +1088,112 @@ fn alarms_reach_the_ops_topic_and_the_dashboard_watches_the_whole_stack() {
         }
     }
 }
+
+/// The deployed console (with `ConsoleAdminEmail`): an agents' user pool where only an admin
+/// creates users, its hosted sign-in domain, a public client with the code flow calling back
+/// to the console's own HTTP API, whose page and assets are public and whose /api routes need a
+/// token of that client from that pool (a JWT authorizer), all served by the agent-api
+/// function, which is told the sign-in. The IAM-authorized /api of the main API stays.
+#[test]
+fn the_console_signs_agents_in_with_cognito_and_calls_the_api_through_a_jwt_authorizer() {
+    let deployed = translated();
+    let r = deployed["Resources"].as_object().unwrap();
+    let props = |name: &str| -> &Value {
+        let res = &r[name];
+        assert_eq!(
+            res["Condition"], "HasConsole",
+            "{name} exists only with a console"
+        );
+        &res["Properties"]
+    };
+    let pool = props("ConsoleUserPool");
+    assert_eq!(
+        pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"],
+        true
+    );
+    assert!(
+        pool["Policies"]["PasswordPolicy"]["MinimumLength"]
+            .as_u64()
+            .unwrap()
+            >= 12
+    );
+    let admin = props("ConsoleAdmin");
+    assert_eq!(
+        admin["Username"],
+        serde_json::json!({"Ref": "ConsoleAdminEmail"})
+    );
+    assert_eq!(
+        props("ConsoleUserPoolDomain")["UserPoolId"],
+        serde_json::json!({"Ref": "ConsoleUserPool"})
+    );
+
+    let client = props("ConsoleClient");
+    assert_eq!(
+        client["GenerateSecret"], false,
+        "a public client: PKCE, no secret in the page"
+    );
+    assert_eq!(client["AllowedOAuthFlows"], serde_json::json!(["code"]));
+    let callback = serde_json::json!([{"Fn::Sub": "https://${ConsoleApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"}]);
+    assert_eq!(client["CallbackURLs"], callback);
+
+    let authorizer = props("ConsoleAuthorizer");
+    assert_eq!(authorizer["AuthorizerType"], "JWT");
+    assert_eq!(
+        authorizer["JwtConfiguration"]["Audience"],
+        serde_json::json!([{"Ref": "ConsoleClient"}])
+    );
+    assert_eq!(
+        authorizer["JwtConfiguration"]["Issuer"],
+        serde_json::json!({"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${ConsoleUserPool}"})
+    );
+    let integration = props("ConsoleIntegration");
+    assert_eq!(
+        integration["IntegrationUri"],
+        serde_json::json!({"Fn::GetAtt": ["AgentApiFunction", "Arn"]})
+    );
+    let mut routes: Vec<(String, Value)> = r
+        .iter()
+        .filter(|(_, v)| v["Type"] == "AWS::ApiGatewayV2::Route")
+        .map(|(_, v)| {
+            assert_eq!(
+                v["Properties"]["ApiId"],
+                serde_json::json!({"Ref": "ConsoleApi"})
+            );
+            (
+                v["Properties"]["RouteKey"].as_str().unwrap().to_owned(),
+                v["Properties"]["AuthorizationType"].clone(),
+            )
+        })
+        .collect();
+    routes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        routes,
+        [
+            ("ANY /api/{proxy+}".to_owned(), serde_json::json!("JWT")),
+            ("GET /".to_owned(), Value::Null),
+            ("GET /assets/{proxy+}".to_owned(), Value::Null),
+        ]
+    );
+    let permission = props("ConsoleInvokePermission");
+    assert_eq!(permission["Principal"], "apigateway.amazonaws.com");
+    assert_eq!(props("ConsoleStage")["AutoDeploy"], true);
+
+    let env = &r["AgentApiFunction"]["Properties"]["Environment"]["Variables"];
+    for (name, value) in [
+        (
+            switchboard_aws::settings::CONSOLE_CLIENT_ID,
+            serde_json::json!({"Ref": "ConsoleClient"}),
+        ),
+        (
+            switchboard_aws::settings::CONSOLE_COGNITO_DOMAIN,
+            serde_json::json!({"Fn::Sub": "${ConsoleUserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"}),
+        ),
+    ] {
+        assert_eq!(
+            env[name],
+            serde_json::json!({"Fn::If": ["HasConsole", value, {"Ref": "AWS::NoValue"}]}),
+            "{name}"
+        );
+    }
+    assert_eq!(deployed["Outputs"]["ConsoleUrl"]["Condition"], "HasConsole");
+}

@@ -221,7 +221,7 @@ export function ConversationPage({
             </p>
           )}
           <Reply c={c} own={own} now={now} onSend={act} />
-          <div class="action">
+          <div class="action case-actions">
             <h3>Case</h3>
             <button type="button" onClick={() => act("Resolved", `/conversations/${id}/resolve`)}>
               Resolve

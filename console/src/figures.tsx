@@ -55,11 +55,13 @@ function Chart({
   xs,
   series,
   height = 220,
+  percent = false,
 }: {
   title: string;
   xs: number[];
   series: { label: string; values: (number | null)[]; dash?: boolean }[];
   height?: number;
+  percent?: boolean;
 }) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -80,13 +82,14 @@ function Chart({
           })),
         ],
         axes: [{}, { size: 60 }],
+        scales: percent ? { y: { range: [0, 100] } } : { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
         legend: { live: false },
       },
       [xs, ...series.map((s) => s.values)] as uPlot.AlignedData,
       el.current,
     );
     return () => plot.destroy();
-  }, [xs, series]);
+  }, [xs, series, percent]);
   return (
     <figure class="chart">
       <figcaption>{title}</figcaption>
@@ -274,6 +277,7 @@ export function FiguresPage({ onAuthError }: { onAuthError: (e: unknown) => void
           />
           <Chart
             title="SLA attainment and first-contact resolution (%)"
+            percent
             xs={xs}
             series={[
               {

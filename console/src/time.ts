@@ -51,6 +51,27 @@ export function local(iso: string, zone?: string): string {
   return `${get("year")}-${get("month")}-${get("day")} ${get("hour")}:${get("minute")}`;
 }
 
+/** `14:05` when `iso` is today in `zone`, else `Tue 3 Mar 14:05`: a due time at a glance. */
+export function short(iso: string, now: number, zone?: string): string {
+  const day = (t: number) =>
+    new Intl.DateTimeFormat("en-CA", { timeZone: zone, dateStyle: "short" }).format(new Date(t));
+  const t = Date.parse(iso);
+  const time = new Intl.DateTimeFormat("en-GB", {
+    timeZone: zone,
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).format(new Date(t));
+  if (day(t) === day(now)) return time;
+  const date = new Intl.DateTimeFormat("en-GB", {
+    timeZone: zone,
+    weekday: "short",
+    day: "numeric",
+    month: "short",
+  }).format(new Date(t));
+  return `${date} ${time}`;
+}
+
 /** The UTC instant, for a tooltip: `2026-03-02T15:05:00Z`. */
 export function utc(iso: string): string {
   return new Date(iso).toISOString().replace(/\.\d{3}Z$/, "Z");

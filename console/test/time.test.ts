@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { countdown, duration, local, slaState, utc } from "../src/time";
+import { countdown, duration, local, short, slaState, utc } from "../src/time";
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -37,6 +37,9 @@ describe("times", () => {
     expect(local("2026-03-02T15:05:00Z", "America/Sao_Paulo")).toBe("2026-03-02 12:05");
     expect(local("2026-03-02T15:05:00Z", "Europe/Madrid")).toBe("2026-03-02 16:05");
     expect(utc("2026-03-02T15:05:00.123Z")).toBe("2026-03-02T15:05:00Z");
+    const now = at("2026-03-02T15:00:00Z");
+    expect(short("2026-03-02T16:00:00Z", now, "America/Mexico_City")).toBe("10:00");
+    expect(short("2026-03-03T16:00:00Z", now, "America/Mexico_City")).toBe("Tue 3 Mar 10:00");
   });
 
   it("read durations at a glance", () => {

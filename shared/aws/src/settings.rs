@@ -206,6 +206,42 @@ pub struct ApiSettings {
     pub teams: Vec<String>,
     /// The SLA policy's default calendar.
     pub calendar: Calendar,
+    /// The console's sign-in, when the stack has a user pool
+    /// (`SWITCHBOARD_CONSOLE_COGNITO_DOMAIN` and `SWITCHBOARD_CONSOLE_CLIENT_ID`, both or
+    /// neither); `None`: no console (the API alone).
+    pub console: Option<ConsoleSignIn>,
+}
+
+/// Where the deployed console's agents sign in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSignIn {
+    /// The user pool's domain (`<prefix>.auth.<region>.amazoncognito.com`).
+    pub domain: String,
+    /// The console's app client id.
+    pub client_id: String,
+}
+
+/// The user pool domain of the console's sign-in.
+pub const CONSOLE_COGNITO_DOMAIN: &str = "SWITCHBOARD_CONSOLE_COGNITO_DOMAIN";
+/// The console's app client id.
+pub const CONSOLE_CLIENT_ID: &str = "SWITCHBOARD_CONSOLE_CLIENT_ID";
+
+fn console_sign_in(source: &impl Source) -> Result<Option<ConsoleSignIn>, ConfigError> {
+    match (
+        source.get(CONSOLE_COGNITO_DOMAIN),
+        source.get(CONSOLE_CLIENT_ID),
+    ) {
+        (None, None) => Ok(None),
+        (Some(domain), Some(client_id)) => Ok(Some(ConsoleSignIn { domain, client_id })),
+        (Some(_), None) => Err(ConfigError::Missing {
+            name: CONSOLE_CLIENT_ID.into(),
+            hint: format!("the console's app client id, set with {CONSOLE_COGNITO_DOMAIN}"),
+        }),
+        (None, Some(_)) => Err(ConfigError::Missing {
+            name: CONSOLE_COGNITO_DOMAIN.into(),
+            hint: format!("the user pool domain of the console, set with {CONSOLE_CLIENT_ID}"),
+        }),
+    }
 }
 
 impl ApiSettings {
@@ -221,6 +257,7 @@ impl ApiSettings {
                 .into_values()
                 .collect(),
             calendar: config::sla_policy(source)?.default_calendar().clone(),
+            console: console_sign_in(source)?,
         })
     }
 

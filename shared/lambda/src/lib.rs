@@ -25,7 +25,10 @@ use switchboard_core::prioritize::Prioritizer;
 use switchboard_core::remind::ReminderHandler;
 use switchboard_graph::GraphSender;
 use switchboard_http::api::Agent;
-use switchboard_http::{AgentSource, ApiPorts, WebhookState, api_router, webhook_router};
+use switchboard_http::{
+    AgentSource, ApiPorts, ConsoleAuth, ConsoleConfig, WebhookState, api_router, console_router,
+    webhook_router,
+};
 
 pub use switchboard_aws::sqs_events::handle_sqs;
 
@@ -91,7 +94,17 @@ pub fn agent_api(
     sender: Arc<dyn ReplySender>,
 ) -> axum::Router {
     let store = ports.store();
-    api_router(ApiPorts {
+    // The console, when the stack has its user pool: the page, signing in with Cognito.
+    let console = settings.console.as_ref().map(|c| {
+        console_router(ConsoleConfig {
+            api_base: "/api".into(),
+            auth: ConsoleAuth::Cognito {
+                domain: c.domain.clone(),
+                client_id: c.client_id.clone(),
+            },
+        })
+    });
+    let api = api_router(ApiPorts {
         reader: store.clone(),
         conversations: store.clone(),
         customers: store,
@@ -102,19 +115,32 @@ pub fn agent_api(
         teams: settings.teams.clone(),
         agents: AgentSource::Extension,
     })
-    .layer(axum::middleware::from_fn(with_caller))
+    .layer(axum::middleware::from_fn(with_caller));
+    match console {
+        Some(console) => api.merge(console),
+        None => api,
+    }
 }
 
-/// The caller of a request through the HTTP API with IAM authorization: the authorizer's
-/// `userArn` (an IAM user or an assumed role's session), else its `callerId`. `None` for a
-/// request without that context.
+/// The caller of a request through an HTTP API: with the console's JWT authorizer, the signed-in
+/// user (the token's `username`, else `cognito:username`, `email`, `sub`); with IAM
+/// authorization, the authorizer's `userArn` (an IAM user or an assumed role's session), else its
+/// `callerId`. `None` for a request without that context.
 pub fn caller_identity(request: &http::Request<axum::body::Body>) -> Option<String> {
     use lambda_http::RequestExt;
     use lambda_http::request::RequestContext;
     let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
         return None;
     };
-    let iam = context.authorizer.as_ref()?.iam.as_ref()?;
+    let authorizer = context.authorizer.as_ref()?;
+    // The console's calls: a Cognito access token through the JWT authorizer.
+    if let Some(jwt) = &authorizer.jwt {
+        return ["username", "cognito:username", "email", "sub"]
+            .iter()
+            .find_map(|claim| jwt.claims.get(*claim).cloned())
+            .filter(|id| switchboard_http::api::valid_agent(id));
+    }
+    let iam = authorizer.iam.as_ref()?;
     iam.user_arn
         .clone()
         .or_else(|| iam.caller_id.clone())
