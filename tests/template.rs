@@ -1023,7 +1023,10 @@ fn alarms_reach_the_ops_topic_and_the_dashboard_watches_the_whole_stack() {
     }
 
     // The webhook routes are throttled.
-    let (_, stage) = of_type("AWS::ApiGatewayV2::Stage")[0];
+    let (_, stage) = of_type("AWS::ApiGatewayV2::Stage")
+        .into_iter()
+        .find(|(_, s)| s["Properties"]["ApiId"] == serde_json::json!({"Ref": "HttpApi"}))
+        .expect("the HTTP API's stage");
     let settings = &stage["Properties"]["RouteSettings"];
     for module in switchboard_core::channels::REGISTRY {
         let route = format!("POST /webhooks/{}", module.webhook());

@@ -170,6 +170,17 @@ impl Backend {
 
     /// Replies over this backend, sent through `sender`.
     pub fn replies(&self, sender: Arc<dyn ReplySender>) -> Replies {
+        self.replies_with(sender, &self.prioritizer(), Arc::new(SystemClock))
+    }
+
+    /// Replies over this backend, sent through `sender`, ending waits through `prioritizer`'s
+    /// cases, on `clock`.
+    fn replies_with(
+        &self,
+        sender: Arc<dyn ReplySender>,
+        prioritizer: &Prioritizer,
+        clock: Arc<dyn Clock>,
+    ) -> Replies {
         Replies::new(
             ReplyPorts {
                 conversations: self.conversations.clone(),
@@ -179,8 +190,8 @@ impl Backend {
                 claims: self.claims.clone(),
                 events: self.events.clone(),
             },
-            self.prioritizer().cases().clone(),
-            Arc::new(SystemClock),
+            prioritizer.cases().clone(),
+            clock,
         )
     }
 
@@ -302,18 +313,7 @@ impl Backend {
         let calendar = policy.default_calendar().clone();
         let prioritizer =
             self.prioritizer_clocked(PriorityConfig::default_config(), policy, clock.clone());
-        let replies = Replies::new(
-            ReplyPorts {
-                conversations: self.conversations.clone(),
-                records: self.store.clone(),
-                history: self.history.clone(),
-                sender,
-                claims: self.claims.clone(),
-                events: self.events.clone(),
-            },
-            prioritizer.cases().clone(),
-            clock.clone(),
-        );
+        let replies = self.replies_with(sender, &prioritizer, clock.clone());
         let intake = Intake::new(self.store.clone(), self.queue.clone(), clock.clone());
         let router = webhook_router(WebhookState::new(intake, verifiers(), clock.clone())).merge(
             api_router(ApiPorts {

@@ -77,20 +77,39 @@ impl DevSecrets {
             .map(String::as_str)
     }
 
-    /// What to tell the person who started `serve` on `addr`.
+    /// What to tell the person who started `serve` on `addr` (on the terminal, never in the
+    /// log): the file, and how to sign a sample. The secrets themselves are printed once, when
+    /// they are made; afterwards the sample's command reads the app secret from the file.
     pub fn banner(&self, addr: std::net::SocketAddr, created: bool) -> String {
-        let secret = self.app_secret(channels::REGISTRY[0]).unwrap_or_default();
-        let what = if created { "generated" } else { "using" };
-        format!(
-            "no webhook configured: {what} development secrets in {path} (local use only).\n\
-             Open the console at http://{addr}/ ; fill it with a sample day: switchboard demo --url http://{addr}\n\
+        let path = self.path.display();
+        let data = self
+            .path
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let mut out = format!(
+            "no webhook configured: {} development secrets in {path} (local use only).\n",
+            if created { "generated" } else { "using the" }
+        );
+        if created {
+            for (name, value) in &self.values {
+                out.push_str(&format!("  {name}={value}\n"));
+            }
+        }
+        let read = format!(
+            r#"secret=$(sed -n 's/.*"SWITCHBOARD_WHATSAPP_APP_SECRETS": "\(.*\)".*/\1/p' {path})"#
+        );
+        out.push_str(&format!(
+            "Open the console at http://{addr}/ ; fill it with a sample day: \
+             switchboard demo --url http://{addr} --data {data}\n\
              Sign a delivery yourself:\n  \
+             {read}\n  \
              body='{{\"object\":\"whatsapp_business_account\",\"entry\":[]}}'\n  \
-             sig=$(printf %s \"$body\" | openssl dgst -sha256 -hmac {secret} -hex | sed 's/^.*= //')\n  \
+             sig=$(printf %s \"$body\" | openssl dgst -sha256 -hmac \"$secret\" -hex | sed 's/^.*= //')\n  \
              curl -i http://{addr}/webhooks/whatsapp -H \"x-hub-signature-256: sha256=$sig\" \\\n    \
-             -H 'content-type: application/json' --data-binary \"$body\"",
-            path = self.path.display(),
-        )
+             -H 'content-type: application/json' --data-binary \"$body\""
+        ));
+        out
     }
 }
 
@@ -143,6 +162,11 @@ mod tests {
         assert_eq!(first.values.len(), 2 * channels::REGISTRY.len());
         let secret = first.app_secret(channels::REGISTRY[0]).unwrap();
         assert!(secret.starts_with("dev-") && secret.len() == 36);
+        let addr = "127.0.0.1:3000".parse().unwrap();
+        assert!(first.banner(addr, true).contains(secret), "shown when made");
+        let later = again.banner(addr, false);
+        assert!(!later.contains(secret), "never again: {later}");
+        assert!(later.contains(FILE) && later.contains("openssl dgst"));
         let env =
             |name: &str| (name == "SWITCHBOARD_WHATSAPP_VERIFY_TOKEN").then(|| "mine".to_owned());
         let source = WithDevSecrets {

@@ -94,21 +94,11 @@ impl ConversationStore for DynamoStore {
                         Attempt::Done(Some(conversation))
                     });
                 }
-                let outcome = self
-                    .client
-                    .put_item()
-                    .table_name(self.table.as_ref())
-                    .set_item(Some(put.item().clone()))
-                    .set_condition_expression(put.condition_expression().map(str::to_owned))
-                    .set_expression_attribute_names(put.expression_attribute_names().cloned())
-                    .set_expression_attribute_values(put.expression_attribute_values().cloned())
-                    .send()
-                    .await;
-                match outcome {
-                    Ok(_) => Ok(Attempt::Done(Some(conversation))),
-                    Err(e) if is_condition_failure(&e) => Ok(Attempt::Conflict),
-                    Err(e) => Err(BackendError::unavailable(OP, e)),
-                }
+                Ok(if self.put_if(OP, &put).await? {
+                    Attempt::Done(Some(conversation))
+                } else {
+                    Attempt::Conflict
+                })
             },
         )
         .await

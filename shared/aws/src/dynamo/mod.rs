@@ -543,6 +543,26 @@ impl DynamoStore {
         }
         Ok(())
     }
+    /// Sends a conditional `put` as one `PutItem`: `true` when written, `false` when its
+    /// condition failed (someone wrote in between: read again).
+    async fn put_if(&self, op: &'static str, put: &Put) -> Result<bool, BackendError> {
+        let outcome = self
+            .client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(put.expression_attribute_names().cloned())
+            .set_expression_attribute_values(put.expression_attribute_values().cloned())
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(BackendError::unavailable(op, e)),
+        }
+    }
+
     /// A put of `item` that succeeds only if the item does not exist yet (`version` none) or is
     /// still at `version`.
     fn conditional_put(&self, item: Item, version: Option<i64>) -> Result<Put, BackendError> {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use switchboard_core::ports::{BackendError, ChannelWatches, Watch, WatchChange};
 use switchboard_core::sla::{WatchedAccount, watch_id};
 
-use super::{DynamoStore, Item, corrupt, get_n, get_s, is_condition_failure, s, unavailable};
+use super::{DynamoStore, Item, corrupt, get_n, get_s, s, unavailable};
 use crate::resources::{PK, SK};
 use crate::retry::{Attempt, until_no_conflict};
 
@@ -82,21 +82,11 @@ impl ChannelWatches for DynamoStore {
                 );
                 put.insert("version".into(), super::n(version.unwrap_or(0) + 1));
                 let put = self.conditional_put(put, version)?;
-                let outcome = self
-                    .client
-                    .put_item()
-                    .table_name(self.table.as_ref())
-                    .set_item(Some(put.item().clone()))
-                    .set_condition_expression(put.condition_expression().map(str::to_owned))
-                    .set_expression_attribute_names(put.expression_attribute_names().cloned())
-                    .set_expression_attribute_values(put.expression_attribute_values().cloned())
-                    .send()
-                    .await;
-                match outcome {
-                    Ok(_) => Ok(Attempt::Done(watch)),
-                    Err(e) if is_condition_failure(&e) => Ok(Attempt::Conflict),
-                    Err(e) => Err(BackendError::unavailable(OP, e)),
-                }
+                Ok(if self.put_if(OP, &put).await? {
+                    Attempt::Done(watch)
+                } else {
+                    Attempt::Conflict
+                })
             },
         )
         .await
