@@ -37,6 +37,7 @@ use crate::verify::{Handshake, SignatureCheck};
 
 pub(crate) mod json;
 pub mod meta;
+pub mod standard;
 
 pub use json::provider_time;
 
