@@ -7,7 +7,8 @@
 #   infra/console.sh e2e     the end-to-end test in Debian's headless Chromium against the
 #                            real `switchboard serve` (built here); screenshots in
 #                            console/e2e/out/; UPDATE_SCREENSHOTS=1 copies them to
-#                            docs/screenshots/ for the README
+#                            docs/screenshots/ for the README; then the README's widget
+#                            back end (docs/examples/) against the same binary
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -31,6 +32,7 @@ case "${1:-}" in
     SWITCHBOARD_BIN="$(cd "$target" && pwd)/debug/switchboard"
     cd console
     node e2e/console.e2e.mjs
+    node e2e/widget.e2e.mjs
     ;;
   *)
     echo "usage: $0 build|e2e" >&2

@@ -615,7 +615,7 @@ async fn each_wait_is_timed_by_the_policy_and_its_clock_moves_only_with_the_leve
     let minute = 60_000;
     let timed = |c: &Value| (c["due_at"].clone(), c["warn_at"].clone());
 
-    // A thank-you: P4, 24 h, warned at three quarters.
+    // A thank-you: P4, Messenger's 4 h, warned at three quarters.
     post(
         &app,
         Webhook::Facebook,
@@ -628,8 +628,8 @@ async fn each_wait_is_timed_by_the_policy_and_its_clock_moves_only_with_the_leve
     assert_eq!(
         timed(&c),
         (
-            json!(rfc3339(t + 24 * 60 * minute)),
-            json!(rfc3339(t + 18 * 60 * minute))
+            json!(rfc3339(t + 4 * 60 * minute)),
+            json!(rfc3339(t + 3 * 60 * minute))
         )
     );
     let queued = get_all(&app, "/api/queue", 10).await;

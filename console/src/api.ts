@@ -200,6 +200,7 @@ export function channelName(channel: string): string {
       telegram: "Telegram",
       x: "X",
       email: "E-mail",
+      web: "Web",
     } as Record<string, string>
   )[channel] ?? channel;
 }

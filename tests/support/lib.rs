@@ -41,6 +41,28 @@ pub const APP_SECRET: &str = "test-app-secret";
 pub const OLD_APP_SECRET: &str = "test-app-secret-previous";
 /// The verify token of the handshake.
 pub const VERIFY_TOKEN: &str = "test-verify-token";
+/// The Standard Webhooks signing secret the tests sign with.
+pub const STANDARD_SECRET: &str = "whsec_dGVzdC1zdGFuZGFyZC1zaWduaW5nLWtleQ==";
+/// An older Standard Webhooks secret still accepted (rotation).
+pub const OLD_STANDARD_SECRET: &str = "whsec_b2xkLXN0YW5kYXJkLXNpZ25pbmcta2V5";
+
+/// A Standard Webhooks POST of `body` as delivery `id`, signed with `secret` at `timestamp`.
+pub fn standard_post(
+    body: &[u8],
+    id: &str,
+    secret: &str,
+    timestamp: i64,
+) -> http::Request<axum::body::Body> {
+    use switchboard_core::channels::standard::{StandardSecret, sign};
+    let secret = StandardSecret::parse(secret).expect("a whsec_ secret");
+    http::Request::post("/webhooks/standard")
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", sign(&secret, id, timestamp, body))
+        .body(axum::body::Body::from(body.to_vec()))
+        .expect("request")
+}
 
 /// The folder of the fixtures.
 pub fn fixtures_dir() -> PathBuf {
@@ -83,6 +105,10 @@ pub fn verifiers() -> HashMap<Webhook, Verification> {
             let mut secrets = ChannelSecrets::new("test");
             secrets.set("app_secrets", [APP_SECRET.into(), OLD_APP_SECRET.into()]);
             secrets.set("verify_token", [VERIFY_TOKEN.into()]);
+            secrets.set(
+                "secrets",
+                [STANDARD_SECRET.into(), OLD_STANDARD_SECRET.into()],
+            );
             let verification = module.verification(&secrets).expect("test secrets");
             (module.webhook(), verification)
         })
@@ -1342,6 +1368,16 @@ pub fn event_schema_json(kind: &str) -> serde_json::Value {
         .join(format!("{kind}.schema.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("a schema is JSON")
+}
+
+/// `docs/inbound.schema.json`, the body a Standard Webhooks source posts, compiled.
+pub fn inbound_schema() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/inbound.schema.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("a schema is JSON");
+    jsonschema::draft202012::options()
+        .build(&schema)
+        .expect("a valid schema")
 }
 
 /// The JSON Schema of an event type, `docs/events/<type>.schema.json`, compiled once.

@@ -32,6 +32,8 @@ use switchboard_core::model::Webhook;
 pub const APP_SECRET: &str = "dev-secret";
 /// The verify token of the handshake.
 pub const VERIFY_TOKEN: &str = "dev-token";
+/// The Standard Webhooks signing secret of `webhook-standard`'s sample event.
+pub const STANDARD_SECRET: &str = "whsec_Y29sZHN0YXJ0LXNpZ25pbmcta2V5LTAx";
 
 const WHATSAPP_POST: &str = include_str!("../../events/whatsapp-post.json");
 const WHATSAPP_VERIFY: &str = include_str!("../../events/whatsapp-verify.json");
@@ -40,6 +42,8 @@ const SQS_REMINDER: &str = include_str!("../../events/sqs-reminder.json");
 const API_QUEUE: &str = include_str!("../../events/api-queue.json");
 
 const FACEBOOK_BODY: &str = r#"{"object":"page","entry":[{"id":"1029384756","time":1730231903000,"messaging":[{"sender":{"id":"5550001"},"recipient":{"id":"1029384756"},"timestamp":1730231903000,"message":{"mid":"m_coldstart_facebook","text":"hello"}}]}]}"#;
+
+const STANDARD_BODY: &str = r#"{"type":"message.received","source":"webchat","account":"coldstart-site","customer":{"id":"v-1","name":"Ana"},"message":{"id":"m_coldstart_standard","text":"hello","sent_at":"2024-10-29T20:00:00Z"}}"#;
 
 const INSTAGRAM_BODY: &str = r#"{"object":"instagram","entry":[{"id":"17841400000000001","time":1730231903000,"messaging":[{"sender":{"id":"5550002"},"recipient":{"id":"17841400000000001"},"timestamp":1730231903000,"message":{"mid":"m_coldstart_instagram","text":"hello"}}]}]}"#;
 
@@ -177,6 +181,30 @@ fn post_event(template: Value, webhook: Webhook) -> Result<Value, String> {
         }
         Webhook::Facebook => post(template, webhook, FACEBOOK_BODY),
         Webhook::Instagram => post(template, webhook, INSTAGRAM_BODY),
+        Webhook::Standard => {
+            let mut event = post(template, webhook, STANDARD_BODY);
+            let headers = event["headers"].as_object_mut().ok_or("no headers")?;
+            headers.remove(SIGNATURE_HEADER);
+            let secret =
+                switchboard_core::channels::standard::StandardSecret::parse(STANDARD_SECRET)
+                    .map_err(|e| e.to_string())?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let id = "msg_coldstart_standard";
+            headers.insert("webhook-id".into(), json!(id));
+            headers.insert("webhook-timestamp".into(), json!(now.to_string()));
+            headers.insert(
+                "webhook-signature".into(),
+                json!(switchboard_core::channels::standard::sign(
+                    &secret,
+                    id,
+                    now,
+                    STANDARD_BODY.as_bytes()
+                )),
+            );
+            event
+        }
     })
 }
 
@@ -244,6 +272,8 @@ pub fn check_response(kind: Kind, scenario: Scenario, body: &[u8]) -> Result<(),
             };
         }
         (Kind::AgentApi, Scenario::Handshake) => 404,
+        // Standard Webhooks has no handshake: its GET is answered 400 without any call.
+        (Kind::Webhook(Webhook::Standard), Scenario::Handshake) => 400,
         _ => 200,
     };
     match value.get("statusCode") {
@@ -287,13 +317,37 @@ mod tests {
                 serde_json::from_slice(&event(kind, Scenario::Post).unwrap().unwrap())
                     .expect("JSON event");
             assert_eq!(post["rawPath"], format!("/webhooks/{webhook}"));
-            check_signature(&post).expect("signed with the app secret");
+            if webhook == Webhook::Standard {
+                check_standard_signature(&post);
+            } else {
+                check_signature(&post).expect("signed with the app secret");
+            }
             let get: Value =
                 serde_json::from_slice(&event(kind, Scenario::Handshake).unwrap().unwrap())
                     .expect("JSON event");
             assert_eq!(get["rawPath"], format!("/webhooks/{webhook}"));
             assert_eq!(get["requestContext"]["http"]["method"], "GET");
         }
+    }
+
+    fn check_standard_signature(event: &Value) {
+        use switchboard_core::channels::standard::{StandardSecret, StandardVerifier};
+        use switchboard_core::verify::SignatureCheck;
+        let mut headers = lambda_http::http::HeaderMap::new();
+        for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            let value = event["headers"][name].as_str().expect(name);
+            headers.insert(name, value.parse().unwrap());
+        }
+        let verifier = StandardVerifier::new(vec![StandardSecret::parse(STANDARD_SECRET).unwrap()]);
+        let body = STANDARD.decode(event["body"].as_str().unwrap()).unwrap();
+        verifier
+            .verify(
+                &headers,
+                &body,
+                switchboard_core::clock::Clock::now(&switchboard_core::clock::SystemClock),
+            )
+            .expect("signed with the Standard Webhooks secret");
+        assert!(event["headers"].get(SIGNATURE_HEADER).is_none());
     }
 
     #[test]

@@ -32,7 +32,9 @@
 //! baseline. The default events (`--event post`): `infra/events/whatsapp-post.json` for
 //! `webhook-whatsapp`; for `webhook-facebook`
 //! and `webhook-instagram` the same API Gateway event carrying a small text message to their
-//! route, signed here; a small JSON object for any other binary. Each run of a webhook function
+//! route, signed here; for `webhook-standard` a message of the inbound schema signed here with
+//! Standard Webhooks at the time of the run (its `GET` is answered 400: it has no handshake);
+//! a small JSON object for any other binary. Each run of a webhook function
 //! gets its own freshly provisioned table and queues (`switchboard_aws::resources::provision`),
 //! so every run stores and enqueues the message anew rather than finding a duplicate.
 //!
@@ -49,7 +51,8 @@
 //! Linux only (`/proc`, `wait4`). With moto from `./infra/dev-setup.sh`:
 //!
 //! ```sh
-//! cargo build --release -p webhook-whatsapp -p webhook-facebook -p webhook-instagram -p coldstart
+//! cargo build --release -p webhook-whatsapp -p webhook-facebook -p webhook-instagram \
+//!   -p webhook-standard -p prioritizer -p sla-reminder -p agent-api -p coldstart
 //! cargo run --release -p coldstart -- --runs 20
 //! cargo run --release -p coldstart -- --runs 20 --json > coldstart.json
 //! ```
@@ -136,9 +139,9 @@ mod harness {
     #[derive(Debug, Parser)]
     #[command(name = "coldstart")]
     struct Cli {
-        /// A function binary to measure (repeat for several). Default: every function
-        /// (webhook-whatsapp, webhook-facebook, webhook-instagram, prioritizer, sla-reminder,
-        /// agent-api) and coldstart-hello, from the release folder.
+        /// A function binary to measure (repeat for several). Default: every function (each
+        /// webhook of the registry, prioritizer, sla-reminder, agent-api) and coldstart-hello,
+        /// from the release folder.
         #[arg(long = "bin", value_name = "PATH")]
         bins: Vec<PathBuf>,
         /// Measured runs per binary.
@@ -572,6 +575,8 @@ mod harness {
             for field in module.secrets() {
                 let value = if field.key == "verify_token" {
                     VERIFY_TOKEN
+                } else if module.webhook() == switchboard_core::model::Webhook::Standard {
+                    events::STANDARD_SECRET
                 } else {
                     APP_SECRET
                 };

@@ -1,9 +1,9 @@
 //! The first run: `switchboard serve` on the embedded backend with no webhook configured
 //! starts anyway, on development secrets it generates once into the data folder
-//! (`dev-secrets.json`: an app secret and a verify token per webhook, readable by its owner
-//! only) and says how to sign a sample. Settings in the environment always win; a webhook set
-//! partly there (a secret without its verify token) still stops start-up, naming what is
-//! missing. Never used on the AWS backend.
+//! (`dev-secrets.json`: every secret each webhook reads, readable by its owner only) and
+//! says how to sign a sample. Settings in the environment always win; a webhook set partly
+//! there (a secret without its verify token) still stops start-up, naming what is missing.
+//! Never used on the AWS backend.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,14 +55,12 @@ impl DevSecrets {
         let mut values = BTreeMap::new();
         for module in channels::REGISTRY {
             let webhook = module.webhook().as_str().to_ascii_uppercase();
-            values.insert(
-                format!("SWITCHBOARD_{webhook}_APP_SECRETS"),
-                format!("dev-{}", random_hex(16).map_err(fail)?),
-            );
-            values.insert(
-                format!("SWITCHBOARD_{webhook}_VERIFY_TOKEN"),
-                format!("dev-{}", random_hex(12).map_err(fail)?),
-            );
+            for field in module.secrets() {
+                values.insert(
+                    format!("SWITCHBOARD_{webhook}_{}", field.env),
+                    format!("{}{}", field.dev_prefix, random_hex(24).map_err(fail)?),
+                );
+            }
         }
         let text = serde_json::to_string_pretty(&values).map_err(std::io::Error::other);
         write_private(&path, text.map_err(fail)?.as_bytes()).map_err(fail)?;
@@ -159,9 +157,13 @@ mod tests {
         let (again, created) = DevSecrets::load_or_create(dir.path()).unwrap();
         assert!(!created);
         assert_eq!(first.values, again.values);
-        assert_eq!(first.values.len(), 2 * channels::REGISTRY.len());
+        let fields: usize = channels::REGISTRY.iter().map(|m| m.secrets().len()).sum();
+        assert_eq!(first.values.len(), fields);
         let secret = first.app_secret(channels::REGISTRY[0]).unwrap();
-        assert!(secret.starts_with("dev-") && secret.len() == 36);
+        assert!(secret.starts_with("dev-") && secret.len() == 52);
+        let standard = &first.values["SWITCHBOARD_STANDARD_SECRETS"];
+        switchboard_core::channels::standard::StandardSecret::parse(standard)
+            .expect("a Standard Webhooks secret");
         let addr = "127.0.0.1:3000".parse().unwrap();
         assert!(first.banner(addr, true).contains(secret), "shown when made");
         let later = again.banner(addr, false);

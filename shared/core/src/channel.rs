@@ -20,17 +20,21 @@ pub enum Channel {
     Telegram,
     /// X (Account Activity API).
     X,
+    /// A web chat widget, a contact form, a mobile app or an in-house system, through Standard
+    /// Webhooks.
+    Web,
 }
 
 impl Channel {
     /// Every channel, in a stable order.
-    pub const ALL: [Channel; 6] = [
+    pub const ALL: [Channel; 7] = [
         Channel::Whatsapp,
         Channel::Messenger,
         Channel::Instagram,
         Channel::FacebookFeed,
         Channel::Telegram,
         Channel::X,
+        Channel::Web,
     ];
 
     /// The lower-case name used in URLs, keys and JSON (`whatsapp`, `facebook_feed`, …).
@@ -42,6 +46,7 @@ impl Channel {
             Channel::FacebookFeed => "facebook_feed",
             Channel::Telegram => "telegram",
             Channel::X => "x",
+            Channel::Web => "web",
         }
     }
 }
@@ -54,6 +59,7 @@ impl Channel {
             Channel::Whatsapp => Some(Webhook::Whatsapp),
             Channel::Messenger | Channel::FacebookFeed => Some(Webhook::Facebook),
             Channel::Instagram => Some(Webhook::Instagram),
+            Channel::Web => Some(Webhook::Standard),
             Channel::Telegram | Channel::X => None,
         }
     }
@@ -78,7 +84,7 @@ impl std::str::FromStr for Channel {
 /// A channel name that switchboard does not know.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown channel {0:?}; expected one of whatsapp, messenger, instagram, facebook_feed, telegram, x"
+    "unknown channel {0:?}; expected one of whatsapp, messenger, instagram, facebook_feed, telegram, x, web"
 )]
 pub struct UnknownChannel(pub String);
 
@@ -96,11 +102,19 @@ pub enum Webhook {
     Facebook,
     /// An Instagram professional account (`object: instagram`).
     Instagram,
+    /// Any source that signs with Standard Webhooks (web chat, forms, apps): switchboard's own
+    /// inbound schema.
+    Standard,
 }
 
 impl Webhook {
     /// Every webhook, in a stable order.
-    pub const ALL: [Webhook; 3] = [Webhook::Whatsapp, Webhook::Facebook, Webhook::Instagram];
+    pub const ALL: [Webhook; 4] = [
+        Webhook::Whatsapp,
+        Webhook::Facebook,
+        Webhook::Instagram,
+        Webhook::Standard,
+    ];
 
     /// The name in the route and in the settings (`SWITCHBOARD_FACEBOOK_…`).
     pub fn as_str(self) -> &'static str {
@@ -108,6 +122,7 @@ impl Webhook {
             Webhook::Whatsapp => "whatsapp",
             Webhook::Facebook => "facebook",
             Webhook::Instagram => "instagram",
+            Webhook::Standard => "standard",
         }
     }
 }

@@ -145,6 +145,9 @@ pub fn message_sent(
                 "public": message.public,
                 "reply_to": message.reply_to,
                 "sent_by": message.raw.get("sent_by").and_then(Value::as_str),
+                // The web channel's source delivers the reply itself: it needs its customer.
+                "recipient": (message.channel == crate::channel::Channel::Web)
+                    .then(|| message.customer.provider_user_id.as_str()),
             }),
         ),
     )

@@ -117,6 +117,14 @@ pub enum Target {
         /// The comment answered.
         comment_id: ProviderId,
     },
+    /// No provider call: the reply is published as `message.sent` for its source system to
+    /// deliver (web chat, forms, apps through Standard Webhooks).
+    Relay {
+        /// The customer, by the source's own id.
+        recipient: ProviderId,
+        /// The message answered.
+        reply_to: Option<ProviderId>,
+    },
 }
 
 impl SendError {
@@ -133,7 +141,25 @@ impl Target {
             Target::Direct { .. } => "direct",
             Target::PublicComment { .. } => "public_comment",
             Target::PrivateComment { .. } => "private_comment",
+            Target::Relay { .. } => "relay",
         }
+    }
+}
+
+/// The [`Sent`] of a relayed reply ([`Target::Relay`]): nothing goes out; its id is derived
+/// from the conversation, the time and the content, so an idempotent retry of the same request
+/// at the same instant is the same message.
+pub fn relayed(conversation: &Conversation, outgoing: &Outgoing, at: DateTime<Utc>) -> Sent {
+    let text = match &outgoing.content {
+        Content::Text(text) => text.as_str(),
+        Content::Template(t) => t.name.as_str(),
+    };
+    let millis = at.timestamp_millis().to_string();
+    let id = crate::ids::event_id("relay", &[conversation.id.as_str(), &millis, text]);
+    Sent {
+        provider_message_id: ProviderId(id.replacen("ev_", "sb_", 1)),
+        response: serde_json::json!({"relayed": true}),
+        request: serde_json::json!({"text": text}),
     }
 }
 
@@ -267,6 +293,21 @@ pub fn plan(
         content: content.clone(),
         tag,
     };
+    if channel == Channel::Web {
+        // The source delivers it: no window, no template, no tag.
+        if request.template.is_some() || request.tag.is_some() || request.private {
+            return Err(PlanError::Invalid(
+                "a reply on the web channel is text: no template, tag or private".to_owned(),
+            ));
+        }
+        return Ok(outgoing(
+            Target::Relay {
+                recipient: conversation.customer.provider_user_id.clone(),
+                reply_to: request.reply_to.clone(),
+            },
+            None,
+        ));
+    }
     if let Some(message) = answered.filter(|m| m.public) {
         if request.template.is_some() || request.tag.is_some() {
             return Err(PlanError::Invalid(
@@ -377,6 +418,13 @@ pub fn plan(
         Channel::FacebookFeed => Err(PlanError::Invalid(
             "this page conversation has no comment to answer; give reply_to".to_owned(),
         )),
+        Channel::Web => Ok(outgoing(
+            Target::Relay {
+                recipient,
+                reply_to: request.reply_to.clone(),
+            },
+            None,
+        )),
         Channel::Telegram | Channel::X => Err(PlanError::Unsupported(format!(
             "replies on {channel} are not supported yet"
         ))),
@@ -401,7 +449,7 @@ pub fn sent_message(
         (Target::PrivateComment { .. }, Channel::FacebookFeed) => (Channel::Messenger, false),
         (Target::PrivateComment { .. }, channel) => (channel, false),
         (Target::PublicComment { .. }, channel) => (channel, true),
-        (Target::Direct { .. }, channel) => (channel, false),
+        (Target::Direct { .. } | Target::Relay { .. }, channel) => (channel, false),
     };
     let (kind, provider_type, text) = match &outgoing.content {
         Content::Text(text) => (MessageKind::Text, "text", Some(text.clone())),
@@ -416,6 +464,7 @@ pub fn sent_message(
         Target::PublicComment { comment_id } | Target::PrivateComment { comment_id } => {
             Some(comment_id.clone())
         }
+        Target::Relay { reply_to, .. } => reply_to.clone(),
     };
     Message {
         channel,

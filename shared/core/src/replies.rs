@@ -178,7 +178,11 @@ impl Replies {
         let answered = self.answered(conversation, request).await?;
         let now = self.clock.now();
         let outgoing = outbound::plan(conversation, answered.as_ref(), request, now)?;
-        let sent = self.ports.sender.send(&outgoing).await;
+        let sent = match outgoing.target {
+            // The source system delivers it, from the `message.sent` published below.
+            outbound::Target::Relay { .. } => Ok(outbound::relayed(conversation, &outgoing, now)),
+            _ => self.ports.sender.send(&outgoing).await,
+        };
         crate::telemetry::reply(conversation.channel, sent.is_ok());
         let sent = sent?;
         let at = self.clock.now();

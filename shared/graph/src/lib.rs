@@ -200,7 +200,9 @@ impl ReplySender for GraphSender {
                         },
                     ),
                 })?;
-        let (path, body) = request_for(outgoing);
+        let (path, body) = request_for(outgoing).ok_or_else(|| {
+            SendError::Unreachable("a relayed reply is published, not sent to the Graph API".into())
+        })?;
         let url = format!("{}/{path}", self.base_url);
         let mut delays = RETRY_DELAYS.iter();
         loop {
@@ -248,14 +250,15 @@ fn segment(id: &ProviderId) -> String {
     utf8_percent_encode(id.as_str(), SEGMENT).to_string()
 }
 
-/// The path (after the base URL) and JSON body of `outgoing`.
-pub fn request_for(outgoing: &Outgoing) -> (String, Value) {
+/// The path (after the base URL) and JSON body of `outgoing`; `None` for a reply that goes
+/// through no provider ([`Target::Relay`]).
+pub fn request_for(outgoing: &Outgoing) -> Option<(String, Value)> {
     let account = segment(&outgoing.account_id);
     let text = match &outgoing.content {
         Content::Text(text) => Some(text.as_str()),
         Content::Template(_) => None,
     };
-    match (&outgoing.target, outgoing.channel) {
+    Some(match (&outgoing.target, outgoing.channel) {
         (Target::Direct { recipient, context }, Channel::Whatsapp) => {
             let mut body = json!({
                 "messaging_product": "whatsapp",
@@ -310,7 +313,8 @@ pub fn request_for(outgoing: &Outgoing) -> (String, Value) {
                 "message": { "text": text },
             }),
         ),
-    }
+        (Target::Relay { .. }, _) => return None,
+    })
 }
 
 /// The id of the sent message in Graph's answer.
@@ -344,6 +348,10 @@ fn refused(status: u16, answer: &Value) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sent_to(o: &Outgoing) -> (String, Value) {
+        request_for(o).expect("a Graph API request")
+    }
     use switchboard_core::outbound::{MessageTag, Template};
 
     fn outgoing(channel: Channel, target: Target) -> Outgoing {
@@ -362,7 +370,7 @@ mod tests {
             recipient: ProviderId::from("CUST"),
             context: context.map(ProviderId::from),
         };
-        let (path, body) = request_for(&outgoing(Channel::Whatsapp, direct(Some("wamid.X="))));
+        let (path, body) = sent_to(&outgoing(Channel::Whatsapp, direct(Some("wamid.X="))));
         assert_eq!(path, "ACC/messages");
         assert_eq!(
             body,
@@ -373,13 +381,13 @@ mod tests {
         let mut tagged = outgoing(Channel::Messenger, direct(None));
         tagged.tag = Some(MessageTag::HumanAgent);
         assert_eq!(
-            request_for(&tagged).1,
+            request_for(&tagged).unwrap().1,
             json!({"recipient": {"id": "CUST"}, "messaging_type": "MESSAGE_TAG",
                    "tag": "HUMAN_AGENT", "message": {"text": "hola"}})
         );
         let comment = || ProviderId::from("POST_COMMENT");
         assert_eq!(
-            request_for(&outgoing(
+            sent_to(&outgoing(
                 Channel::FacebookFeed,
                 Target::PublicComment {
                     comment_id: comment()
@@ -391,7 +399,7 @@ mod tests {
             )
         );
         assert_eq!(
-            request_for(&outgoing(
+            sent_to(&outgoing(
                 Channel::Instagram,
                 Target::PublicComment {
                     comment_id: comment()
@@ -401,7 +409,7 @@ mod tests {
             "POST_COMMENT/replies"
         );
         assert_eq!(
-            request_for(&outgoing(
+            sent_to(&outgoing(
                 Channel::FacebookFeed,
                 Target::PrivateComment {
                     comment_id: comment()
@@ -418,7 +426,7 @@ mod tests {
             language: "es".into(),
             components: vec![json!({"type": "body"})],
         });
-        let body = request_for(&template).1;
+        let body = request_for(&template).unwrap().1;
         assert_eq!(body["type"], "template");
         assert_eq!(body["template"]["language"]["code"], "es");
         assert_eq!(body["template"]["components"][0]["type"], "body");
@@ -432,7 +440,10 @@ mod tests {
                 comment_id: ProviderId::from("../me/feed?x=1"),
             },
         );
-        assert_eq!(request_for(&o).0, "..%2Fme%2Ffeed%3Fx%3D1/comments");
+        assert_eq!(
+            request_for(&o).unwrap().0,
+            "..%2Fme%2Ffeed%3Fx%3D1/comments"
+        );
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct SecretField {
     pub list: bool,
     /// What to put there, for the error that names a missing one.
     pub hint: &'static str,
+    /// How a generated development value begins (`serve`'s first run appends random hex):
+    /// `dev-` for a free-form token, `whsec_` where the value must be a Standard Webhooks
+    /// secret (hex is valid base64).
+    pub dev_prefix: &'static str,
 }
 
 /// The values of a channel's [`SecretField`]s, read from wherever they are kept.
@@ -133,7 +137,12 @@ pub trait ChannelModule: Send + Sync + 'static {
 }
 
 /// Every channel module switchboard has, one per [`Webhook`].
-pub static REGISTRY: &[&dyn ChannelModule] = &[&meta::WHATSAPP, &meta::FACEBOOK, &meta::INSTAGRAM];
+pub static REGISTRY: &[&dyn ChannelModule] = &[
+    &meta::WHATSAPP,
+    &meta::FACEBOOK,
+    &meta::INSTAGRAM,
+    &standard::STANDARD,
+];
 
 /// The module of `webhook`.
 pub fn module(webhook: Webhook) -> &'static dyn ChannelModule {

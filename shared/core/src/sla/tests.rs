@@ -334,6 +334,22 @@ fn the_shipped_policy_is_valid() {
     );
     assert_eq!(
         p.target(Channel::FacebookFeed, Priority::P4, Wait::Next),
+        Duration::hours(4)
+    );
+    // What customers expect of each channel bounds every level: X within the hour, Facebook
+    // within four, a web chat within minutes; the rest keeps the default.
+    for priority in [Priority::P1, Priority::P2, Priority::P3, Priority::P4] {
+        for wait in [Wait::First, Wait::Next] {
+            assert!(p.target(Channel::X, priority, wait) <= Duration::hours(1));
+            for facebook in [Channel::Messenger, Channel::FacebookFeed] {
+                assert!(p.target(facebook, priority, wait) <= Duration::hours(4));
+            }
+            assert!(p.target(Channel::Web, priority, wait) <= Duration::minutes(15));
+            assert!(p.target(Channel::Web, priority, wait) < p.target(Channel::X, priority, wait));
+        }
+    }
+    assert_eq!(
+        p.target(Channel::Whatsapp, Priority::P4, Wait::First),
         Duration::hours(24)
     );
     let night = at("2026-11-18T08:00:00Z");

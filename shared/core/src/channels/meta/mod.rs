@@ -33,12 +33,14 @@ pub const SECRETS: &[SecretField] = &[
         env: "APP_SECRETS",
         list: true,
         hint: "the app secret(s) of the Meta app, comma-separated (App settings > Basic > App secret)",
+        dev_prefix: "dev-",
     },
     SecretField {
         key: "verify_token",
         env: "VERIFY_TOKEN",
         list: false,
         hint: "the verify token you type in the Meta app's webhook settings",
+        dev_prefix: "dev-",
     },
 ];
 
