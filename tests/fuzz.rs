@@ -1,11 +1,12 @@
-//! Arbitrary input through the whole webhook path: whatever a signed body holds, the answer is
-//! 200 (stored, or quarantined when it is not JSON), never a panic or a 5xx, and an unsigned one
-//! is always 401.
+//! Arbitrary input through the whole webhook path: whatever a signed body holds (WhatsApp's
+//! envelope, or a Telegram update of any kind), the answer is 200 (stored, or quarantined when
+//! it is not JSON), never a panic or a 5xx, a repeat doubles nothing, and an unsigned one is
+//! always 401.
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use switchboard_tests::{Backend, call, embedded, post, signed};
+use switchboard_tests::{Backend, TELEGRAM_TOKEN, call, embedded, post, signed, telegram_post};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -51,6 +52,50 @@ fn shapes() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Telegram updates of every kind switchboard reads, with arbitrary parts.
+fn telegram_shapes() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<i64>().prop_map(Value::from),
+        prop_oneof![Just("private"), Just("group"), Just("channel"), Just("x")]
+            .prop_map(Value::from),
+        "[a-z0-9 é😡]{0,8}".prop_map(Value::from),
+    ];
+    let item = leaf.prop_recursive(3, 24, 5, |inner| {
+        prop::collection::btree_map(
+            prop_oneof![
+                Just("message_id".to_owned()),
+                Just("chat".to_owned()),
+                Just("id".to_owned()),
+                Just("type".to_owned()),
+                Just("from".to_owned()),
+                Just("date".to_owned()),
+                Just("text".to_owned()),
+                Just("photo".to_owned()),
+                Just("message_ids".to_owned()),
+                Just("new_reaction".to_owned()),
+                Just("business_connection_id".to_owned()),
+                "[a-z_]{1,8}"
+            ],
+            inner,
+            0..5,
+        )
+        .prop_map(|m| Value::Object(m.into_iter().collect()))
+    });
+    let kind = prop_oneof![
+        Just("message"),
+        Just("edited_message"),
+        Just("business_message"),
+        Just("channel_post"),
+        Just("deleted_business_messages"),
+        Just("message_reaction"),
+        Just("callback_query"),
+        Just("business_connection"),
+        Just("poll"),
+    ];
+    (any::<i64>(), kind, item).prop_map(|(id, kind, item)| json!({"update_id": id, kind: item}))
+}
+
 fn backend(rt: &tokio::runtime::Runtime) -> (Backend, axum::Router) {
     let backend = rt.block_on(embedded());
     let app = backend.app(None);
@@ -78,6 +123,18 @@ proptest! {
         prop_assert_eq!(rt.block_on(call(&app, signed(bytes.clone()))).0, 200);
         let first = rt.block_on(backend.probe.drain()).len();
         prop_assert_eq!(rt.block_on(call(&app, signed(bytes))).0, 200);
+        prop_assert_eq!(rt.block_on(backend.probe.drain()).len(), 0, "{} queued first", first);
+    }
+
+    #[test]
+    fn any_telegram_update_is_accepted_twice_without_doubling(body in telegram_shapes()) {
+        let rt = runtime();
+        let (backend, app) = backend(&rt);
+        let bytes = body.to_string().into_bytes();
+        prop_assert_eq!(rt.block_on(call(&app, telegram_post(&bytes, TELEGRAM_TOKEN))).0, 200);
+        prop_assert!(rt.block_on(backend.kept(&bytes)));
+        let first = rt.block_on(backend.probe.drain()).len();
+        prop_assert_eq!(rt.block_on(call(&app, telegram_post(&bytes, TELEGRAM_TOKEN))).0, 200);
         prop_assert_eq!(rt.block_on(backend.probe.drain()).len(), 0, "{} queued first", first);
     }
 

@@ -112,9 +112,17 @@ async fn the_sample_events_in_infra_are_answered_as_documented() {
         backend.queue.clone(),
         std::sync::Arc::new(switchboard_core::clock::SystemClock),
     );
+    let mut telegram = switchboard_core::channels::ChannelSecrets::new("dev");
+    telegram.set("secret_tokens", ["dev-secret".to_owned()]);
+    let telegram = switchboard_core::channels::module(Webhook::Telegram)
+        .verification(&telegram)
+        .unwrap();
     let app = webhook_router(WebhookState::new(
         intake,
-        HashMap::from([(Webhook::Whatsapp, verification)]),
+        HashMap::from([
+            (Webhook::Whatsapp, verification),
+            (Webhook::Telegram, telegram),
+        ]),
         std::sync::Arc::new(switchboard_core::clock::SystemClock),
     ));
     let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/events");
@@ -124,6 +132,8 @@ async fn the_sample_events_in_infra_are_answered_as_documented() {
         (200, "1158201444".to_owned())
     );
     assert_eq!(invoke(&app, &read("whatsapp-post.json")).await.0, 200);
+    assert_eq!(backend.probe.drain().await.len(), 1);
+    assert_eq!(invoke(&app, &read("telegram-post.json")).await.0, 200);
     assert_eq!(backend.probe.drain().await.len(), 1);
 }
 
@@ -343,8 +353,8 @@ async fn the_agent_api_function_serves_the_queue_and_takes_answers_on_aws() {
 async fn the_agent_api_function_replies_with_the_token_in_its_secret_on_aws() {
     use switchboard_aws::assembly::{AwsPorts, reply_tokens};
     use switchboard_aws::settings::ApiSettings;
-    use switchboard_graph::GraphSender;
     use switchboard_lambda::agent_api;
+    use switchboard_senders::Senders;
 
     let backend = switchboard_tests::aws().await;
     let webhooks = backend.app(None);
@@ -391,7 +401,7 @@ async fn the_agent_api_function_replies_with_the_token_in_its_secret_on_aws() {
     let settings = ApiSettings::from_source(&source).expect("settings");
     let tokens = reply_tokens(&source, Some(&sdk)).await.expect("tokens");
     assert_eq!(tokens.len(), 1, "only WhatsApp has a token");
-    let sender = GraphSender::from_source(&source, tokens).expect("sender");
+    let sender = Senders::from_source(&source, tokens).expect("sender");
     let ports = AwsPorts::new(
         &sdk,
         &settings.store(),

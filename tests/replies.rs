@@ -519,7 +519,7 @@ async fn a_refused_send_stores_nothing_and_the_customer_still_waits(backend: Bac
     assert_eq!(outbound_messages(&app, &c["id"]).await.len(), 1);
 
     // No token for the channel: 503 naming the setting, nothing sent.
-    let unconfigured = switchboard_graph::GraphSender::new(switchboard_graph::GraphSettings {
+    let unconfigured = switchboard_senders::GraphSender::new(switchboard_senders::GraphSettings {
         base_url: fake.url.clone(),
         tokens: Default::default(),
         timeout: Duration::from_secs(5),

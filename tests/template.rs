@@ -160,6 +160,17 @@ fn webhook_functions(t: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The webhook functions whose replies are sent with a token of their secret.
+fn replying_webhooks(t: &Value) -> Vec<(String, String, String)> {
+    webhook_functions(t)
+        .into_iter()
+        .filter(|(_, webhook, _)| {
+            let webhook: switchboard_core::model::Webhook = webhook.parse().unwrap();
+            switchboard_core::channels::reply_credential(webhook).is_some()
+        })
+        .collect()
+}
+
 #[test]
 fn every_webhook_function_is_wired_as_the_code_expects() {
     let t = template();
@@ -614,23 +625,25 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
         switchboard_aws::settings::SCHEDULER_ROLE_ARN,
         config::RETENTION_DAYS,
         config::GRAPH_API_URL,
-        "SWITCHBOARD_WHATSAPP_SECRET_ARN",
-        "SWITCHBOARD_FACEBOOK_SECRET_ARN",
-        "SWITCHBOARD_INSTAGRAM_SECRET_ARN",
+        config::TELEGRAM_API_URL,
     ] {
         assert!(
             env[name].is_object(),
             "{name} not set from a resource or parameter"
         );
     }
-    assert_eq!(
-        resource(&t, "AgentApiFunction")["Properties"]["Environment"]["Variables"]["SWITCHBOARD_WHATSAPP_SECRET_ARN"]
-            ["Ref"],
-        "WhatsAppSecret"
-    );
+    // Each webhook whose replies need a token: the agent API reads the webhook's own secret.
+    for (_, webhook, secret) in replying_webhooks(&t) {
+        let arn_var = format!("SWITCHBOARD_{}_SECRET_ARN", webhook.to_ascii_uppercase());
+        assert_eq!(env[arn_var.as_str()]["Ref"], secret, "{arn_var}");
+    }
     assert_eq!(
         t["Parameters"]["GraphApiUrl"]["Default"],
         config::DEFAULT_GRAPH_API_URL
+    );
+    assert_eq!(
+        t["Parameters"]["TelegramApiUrl"]["Default"],
+        config::DEFAULT_TELEGRAM_API_URL
     );
     let events: Vec<&Value> = function["Properties"]["Events"]
         .as_object()
@@ -678,22 +691,16 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
         ),
         // An answered or resolved wait's reminders.
         ("scheduler:DeleteSchedule", schedules),
-        // The access tokens of replies, one secret per webhook.
-        (
-            "secretsmanager:GetSecretValue",
-            serde_json::json!({"Ref": "WhatsAppSecret"}).to_string(),
-        ),
-        (
-            "secretsmanager:GetSecretValue",
-            serde_json::json!({"Ref": "FacebookSecret"}).to_string(),
-        ),
-        (
-            "secretsmanager:GetSecretValue",
-            serde_json::json!({"Ref": "InstagramSecret"}).to_string(),
-        ),
     ]
     .into_iter()
     .map(|(a, r)| (a.to_owned(), r))
+    // The tokens of replies: the secret of each webhook that has one, and no other.
+    .chain(replying_webhooks(&t).into_iter().map(|(_, _, secret)| {
+        (
+            "secretsmanager:GetSecretValue".to_owned(),
+            serde_json::json!({ "Ref": secret }).to_string(),
+        )
+    }))
     .collect();
     assert_eq!(grants(function), expected);
 }

@@ -27,11 +27,11 @@ const data = mkdtempSync(join(tmpdir(), "switchboard-widget-"));
 const bin = process.env.SWITCHBOARD_BIN;
 if (!bin) throw new Error("set SWITCHBOARD_BIN to the switchboard binary");
 const server = spawn(bin, ["serve", "--addr", "127.0.0.1:0", "--data", data], {
-  env: { PATH: process.env.PATH, RUST_LOG: "warn", SWITCHBOARD_STANDARD_SECRETS: SECRET },
+  env: { PATH: process.env.PATH, RUST_LOG: "info", SWITCHBOARD_STANDARD_SECRETS: SECRET },
   stdio: ["ignore", "ignore", "pipe"],
 });
+let seen = "";
 const base = await new Promise((resolve, reject) => {
-  let seen = "";
   const timer = setTimeout(() => reject(new Error(`serve did not start:\n${seen}`)), 60_000);
   server.stderr.on("data", (chunk) => {
     seen += chunk;
@@ -111,6 +111,7 @@ try {
 }
 
 if (failures.length) {
+  console.error(`serve said:\n${seen}`);
   console.error(`\n${failures.length} failed:\n- ${failures.join("\n- ")}`);
   process.exit(1);
 }

@@ -30,7 +30,7 @@ export function widgetBackend({ url, secret, sendToWidget }) {
         "webhook-signature": `v1,${signature}`,
       },
     });
-    if (!res.ok) throw new Error(`switchboard answered ${res.status}`);
+    if (!res.ok) throw new Error(`switchboard answered ${res.status}: ${await res.text()}`);
   }
 
   // An agent answered through switchboard: hand the reply to the visitor.

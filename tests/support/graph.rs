@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard_core::model::Webhook;
-use switchboard_graph::{AccessToken, GraphSender, GraphSettings};
+use switchboard_senders::{AccessToken, GraphSender, GraphSettings};
 
 /// The token the fake expects for each webhook: `token-<webhook>`.
 pub fn token_of(webhook: Webhook) -> String {

@@ -15,6 +15,7 @@ use tokio::sync::OnceCell;
 
 pub mod graph;
 pub mod payloads;
+pub mod telegram;
 
 use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
 use switchboard_aws::{DynamoStore, SqsIntakeQueue};
@@ -64,6 +65,20 @@ pub fn standard_post(
         .expect("request")
 }
 
+/// The Telegram webhook's secret token in the tests.
+pub const TELEGRAM_TOKEN: &str = "test-telegram-secret_token";
+/// An older Telegram secret token still accepted (rotation).
+pub const OLD_TELEGRAM_TOKEN: &str = "old-telegram-secret_token";
+
+/// A Telegram update POST of `body` with the secret token `token`.
+pub fn telegram_post(body: &[u8], token: &str) -> http::Request<axum::body::Body> {
+    http::Request::post("/webhooks/telegram")
+        .header("content-type", "application/json")
+        .header("x-telegram-bot-api-secret-token", token)
+        .body(axum::body::Body::from(body.to_vec()))
+        .expect("request")
+}
+
 /// The folder of the fixtures.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -108,6 +123,10 @@ pub fn verifiers() -> HashMap<Webhook, Verification> {
             secrets.set(
                 "secrets",
                 [STANDARD_SECRET.into(), OLD_STANDARD_SECRET.into()],
+            );
+            secrets.set(
+                "secret_tokens",
+                [TELEGRAM_TOKEN.into(), OLD_TELEGRAM_TOKEN.into()],
             );
             let verification = module.verification(&secrets).expect("test secrets");
             (module.webhook(), verification)

@@ -45,6 +45,8 @@ const FACEBOOK_BODY: &str = r#"{"object":"page","entry":[{"id":"1029384756","tim
 
 const STANDARD_BODY: &str = r#"{"type":"message.received","source":"webchat","account":"coldstart-site","customer":{"id":"v-1","name":"Ana"},"message":{"id":"m_coldstart_standard","text":"hello","sent_at":"2024-10-29T20:00:00Z"}}"#;
 
+const TELEGRAM_BODY: &str = r#"{"update_id":900000001,"message":{"message_id":1,"from":{"id":5550003,"is_bot":false,"first_name":"Ana"},"chat":{"id":5550003,"first_name":"Ana","type":"private"},"date":1730231903,"text":"hello"}}"#;
+
 const INSTAGRAM_BODY: &str = r#"{"object":"instagram","entry":[{"id":"17841400000000001","time":1730231903000,"messaging":[{"sender":{"id":"5550002"},"recipient":{"id":"17841400000000001"},"timestamp":1730231903000,"message":{"mid":"m_coldstart_instagram","text":"hello"}}]}]}"#;
 
 /// What a binary is, from its file name.
@@ -181,6 +183,17 @@ fn post_event(template: Value, webhook: Webhook) -> Result<Value, String> {
         }
         Webhook::Facebook => post(template, webhook, FACEBOOK_BODY),
         Webhook::Instagram => post(template, webhook, INSTAGRAM_BODY),
+        Webhook::Telegram => {
+            // Telegram signs nothing: its secret token is the app secret here.
+            let mut event = post(template, webhook, TELEGRAM_BODY);
+            let headers = event["headers"].as_object_mut().ok_or("no headers")?;
+            headers.remove(SIGNATURE_HEADER);
+            headers.insert(
+                switchboard_core::channels::telegram::SECRET_TOKEN_HEADER.into(),
+                json!(APP_SECRET),
+            );
+            event
+        }
         Webhook::Standard => {
             let mut event = post(template, webhook, STANDARD_BODY);
             let headers = event["headers"].as_object_mut().ok_or("no headers")?;
@@ -272,8 +285,9 @@ pub fn check_response(kind: Kind, scenario: Scenario, body: &[u8]) -> Result<(),
             };
         }
         (Kind::AgentApi, Scenario::Handshake) => 404,
-        // Standard Webhooks has no handshake: its GET is answered 400 without any call.
-        (Kind::Webhook(Webhook::Standard), Scenario::Handshake) => 400,
+        // Standard Webhooks and Telegram have no handshake: a GET is answered 400 without
+        // any call.
+        (Kind::Webhook(Webhook::Standard | Webhook::Telegram), Scenario::Handshake) => 400,
         _ => 200,
     };
     match value.get("statusCode") {
@@ -319,6 +333,9 @@ mod tests {
             assert_eq!(post["rawPath"], format!("/webhooks/{webhook}"));
             if webhook == Webhook::Standard {
                 check_standard_signature(&post);
+            } else if webhook == Webhook::Telegram {
+                let header = switchboard_core::channels::telegram::SECRET_TOKEN_HEADER;
+                assert_eq!(post["headers"][header], APP_SECRET);
             } else {
                 check_signature(&post).expect("signed with the app secret");
             }

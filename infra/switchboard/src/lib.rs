@@ -37,11 +37,11 @@ use switchboard_core::sla::SlaPolicy;
 use switchboard_core::watch::WatchSettings;
 use switchboard_embedded::assembly::EmbeddedPorts;
 use switchboard_embedded::consumer::{ConsumerSettings, consume, fire_timers};
-use switchboard_graph::GraphSender;
 use switchboard_http::{
     AgentSource, ApiPorts, ConsoleAuth, ConsoleConfig, WebhookState, api_router, console_router,
     require_token, webhook_router,
 };
+use switchboard_senders::Senders;
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -351,7 +351,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
     let (intake, api, sdk, consumer) = match args.backend {
         Backend::Embedded => {
             let tokens = reply_tokens(source, None).await?;
-            let sender = Arc::new(GraphSender::from_source(source, tokens)?);
+            let sender = Arc::new(Senders::from_source(source, tokens)?);
             let ports = EmbeddedPorts::open(&args.data, retention, clock.clone())?;
             let mut prioritizer = ports
                 .prioritizer(Arc::new(Scorer::new(priority)), Arc::new(policy))
@@ -392,7 +392,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let sdk = sdk_config().await;
             let ports = AwsPorts::new(&sdk, &settings.store(), clock.clone());
             let tokens = reply_tokens(source, Some(&sdk)).await?;
-            let sender = Arc::new(GraphSender::from_source(source, tokens)?);
+            let sender = Arc::new(Senders::from_source(source, tokens)?);
             let mut prioritizer = ports.prioritizer(
                 &timed.event_bus,
                 &timed.schedules,

@@ -200,24 +200,32 @@ impl AwsPorts {
     }
 }
 
-/// The access token for replies of each webhook that has one: `access_token` in the
-/// Secrets Manager secret named by `SWITCHBOARD_<WEBHOOK>_SECRET_ARN` when that is set (and
-/// `sdk` given), otherwise `SWITCHBOARD_<WEBHOOK>_ACCESS_TOKEN`. A webhook without one is
-/// absent (its replies answer 503, naming the setting); a secret that cannot be read stops
-/// start-up, naming its variable.
+/// The token for replies of each webhook that has one
+/// ([`reply_credential`](switchboard_core::channels::reply_credential): `access_token`,
+/// Telegram's `bot_token`, …): in the Secrets Manager secret named by `SWITCHBOARD_<WEBHOOK>_SECRET_ARN`
+/// when that is set (and `sdk` given), otherwise in `SWITCHBOARD_<WEBHOOK>_<SUFFIX>`
+/// (`SWITCHBOARD_WHATSAPP_ACCESS_TOKEN`, `SWITCHBOARD_TELEGRAM_BOT_TOKEN`). A webhook without
+/// one is absent (its replies answer 503, naming the setting); a secret that cannot be read
+/// stops start-up, naming its variable.
 pub async fn reply_tokens(
     source: &impl Source,
     sdk: Option<&SdkConfig>,
 ) -> Result<std::collections::HashMap<Webhook, String>, ConfigError> {
     let mut tokens = std::collections::HashMap::new();
     for webhook in Webhook::ALL {
+        let Some(field) = switchboard_core::channels::reply_credential(webhook) else {
+            continue;
+        };
         let arn_var = config::channel_var(webhook, config::SECRET_ARN_SUFFIX);
         let token = match (source.get(&arn_var), sdk) {
             (Some(arn), Some(sdk)) => {
                 let client = aws_sdk_secretsmanager::Client::new(sdk);
-                crate::secrets::access_token(&client, &arn_var, &arn).await?
+                crate::secrets::reply_token(&client, &arn_var, &arn, field.key).await?
             }
-            _ => config::local_access_token(source, webhook),
+            _ => source
+                .get(&config::channel_var(webhook, field.env))
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty()),
         };
         if let Some(token) = token {
             tokens.insert(webhook, token);
@@ -258,5 +266,37 @@ pub async fn channel_verification(
             })
         }
         _ => config::channel_verification(source, module),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_webhook_reads_its_own_reply_token_locally() {
+        let env = |name: &str| {
+            match name {
+                "SWITCHBOARD_WHATSAPP_ACCESS_TOKEN" => Some(" EAAG "),
+                "SWITCHBOARD_TELEGRAM_BOT_TOKEN" => Some("123:abc"),
+                // Telegram's token is its bot token; Standard Webhooks relays, with no token.
+                "SWITCHBOARD_TELEGRAM_ACCESS_TOKEN" | "SWITCHBOARD_STANDARD_ACCESS_TOKEN" => {
+                    Some("ignored")
+                }
+                "SWITCHBOARD_FACEBOOK_ACCESS_TOKEN" => Some("  "),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let tokens = reply_tokens(&env, None).await.unwrap();
+        assert_eq!(
+            tokens.get(&Webhook::Whatsapp).map(String::as_str),
+            Some("EAAG")
+        );
+        assert_eq!(
+            tokens.get(&Webhook::Telegram).map(String::as_str),
+            Some("123:abc")
+        );
+        assert_eq!(tokens.len(), 2, "{:?}", tokens.keys().collect::<Vec<_>>());
     }
 }

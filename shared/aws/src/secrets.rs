@@ -1,7 +1,8 @@
 //! Channel secrets from AWS Secrets Manager, read once at start.
 //!
 //! The secret of a channel is a JSON object with one key per [`SecretField`] of its module: a
-//! list field is an array (several values during a rotation), any other a string. A Meta
+//! list field is an array (several values during a rotation) or one string, any other a
+//! string. A Meta
 //! webhook's: `{"app_secrets": ["<current>", "<previous, during rotation>"], "verify_token":
 //! "<token>"}`.
 
@@ -34,7 +35,9 @@ pub fn parse(module: &dyn ChannelModule, origin: &str, text: &str) -> Option<Cha
     for field in module.secrets() {
         let values: Vec<String> = match map.get(field.key) {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) if !field.list => vec![s.clone()],
+            // A list field may hold one value as a plain string (what CloudFormation
+            // generates for a new secret).
+            Some(Value::String(s)) => vec![s.clone()],
             Some(Value::Array(items)) if field.list => items
                 .iter()
                 .map(|v| v.as_str().map(str::to_owned))
@@ -84,30 +87,31 @@ pub async fn channel_secrets(
     })
 }
 
-/// The `access_token` (for replies) in the secret `arn` (named by `variable`, for errors);
-/// `None` when the secret has none.
-pub async fn access_token(
+/// The reply token `key` (`access_token`, `bot_token`) in the secret `arn` (named by
+/// `variable`, for errors); `None` when the secret has none.
+pub async fn reply_token(
     client: &aws_sdk_secretsmanager::Client,
     variable: &str,
     arn: &str,
+    key: &str,
 ) -> Result<Option<String>, ConfigError> {
     let text = secret_text(client, variable, arn).await?;
-    token_in(&text).map_err(|reason| ConfigError::Invalid {
+    token_in(&text, key).map_err(|reason| ConfigError::Invalid {
         name: variable.to_owned(),
         reason,
     })
 }
 
-/// The `access_token` of a secret's JSON `text`.
-fn token_in(text: &str) -> Result<Option<String>, String> {
+/// The token `key` of a secret's JSON `text`.
+fn token_in(text: &str, key: &str) -> Result<Option<String>, String> {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
         return Err("the secret is not a JSON object".to_owned());
     };
-    match map.get("access_token") {
+    match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(t)) if t.trim().is_empty() => Ok(None),
         Some(Value::String(t)) => Ok(Some(t.trim().to_owned())),
-        Some(_) => Err("access_token in the secret must be a string".to_owned()),
+        Some(_) => Err(format!("{key} in the secret must be a string")),
     }
 }
 
@@ -119,13 +123,19 @@ mod tests {
     #[test]
     fn the_access_token_is_optional_and_a_string() {
         assert_eq!(
-            token_in(r#"{"app_secrets": [], "access_token": "EAAG"}"#),
+            token_in(
+                r#"{"app_secrets": [], "access_token": "EAAG"}"#,
+                "access_token"
+            ),
             Ok(Some("EAAG".to_owned()))
         );
-        assert_eq!(token_in(r#"{"app_secrets": []}"#), Ok(None));
-        assert_eq!(token_in(r#"{"access_token": ""}"#), Ok(None));
-        assert!(token_in(r#"{"access_token": 1}"#).is_err());
-        assert!(token_in("nope").is_err());
+        assert_eq!(token_in(r#"{"app_secrets": []}"#, "access_token"), Ok(None));
+        assert_eq!(
+            token_in(r#"{"access_token": ""}"#, "access_token"),
+            Ok(None)
+        );
+        assert!(token_in(r#"{"access_token": 1}"#, "access_token").is_err());
+        assert!(token_in("nope", "bot_token").is_err());
     }
 
     #[test]
@@ -144,10 +154,20 @@ mod tests {
             "[]",
             r#"{"app_secrets": [1], "verify_token": "t"}"#,
             r#"{"app_secrets": ["a"], "verify_token": ["t"]}"#,
-            r#"{"app_secrets": "a", "verify_token": "t"}"#,
         ] {
             assert!(parse(&WHATSAPP, "V", bad).is_none(), "{bad}");
         }
+        let one = parse(
+            &WHATSAPP,
+            "V",
+            r#"{"app_secrets": "a", "verify_token": "t"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            one.list("app_secrets"),
+            ["a"],
+            "one value of a list, as a string"
+        );
         assert_eq!(
             form(WHATSAPP.secrets()),
             r#"{"app_secrets": ["…"], "verify_token": "…"}"#

@@ -60,7 +60,8 @@ impl Channel {
             Channel::Messenger | Channel::FacebookFeed => Some(Webhook::Facebook),
             Channel::Instagram => Some(Webhook::Instagram),
             Channel::Web => Some(Webhook::Standard),
-            Channel::Telegram | Channel::X => None,
+            Channel::Telegram => Some(Webhook::Telegram),
+            Channel::X => None,
         }
     }
 }
@@ -105,15 +106,18 @@ pub enum Webhook {
     /// Any source that signs with Standard Webhooks (web chat, forms, apps): switchboard's own
     /// inbound schema.
     Standard,
+    /// A Telegram bot (Bot API updates), and the Telegram Business accounts connected to it.
+    Telegram,
 }
 
 impl Webhook {
     /// Every webhook, in a stable order.
-    pub const ALL: [Webhook; 4] = [
+    pub const ALL: [Webhook; 5] = [
         Webhook::Whatsapp,
         Webhook::Facebook,
         Webhook::Instagram,
         Webhook::Standard,
+        Webhook::Telegram,
     ];
 
     /// The name in the route and in the settings (`SWITCHBOARD_FACEBOOK_…`).
@@ -123,6 +127,7 @@ impl Webhook {
             Webhook::Facebook => "facebook",
             Webhook::Instagram => "instagram",
             Webhook::Standard => "standard",
+            Webhook::Telegram => "telegram",
         }
     }
 }

@@ -119,20 +119,32 @@ pub fn silent_after(source: &impl Source) -> Result<Option<chrono::Duration>, Co
 pub const GRAPH_API_URL: &str = "SWITCHBOARD_GRAPH_API_URL";
 /// Meta's Graph API, at the version switchboard is written against.
 pub const DEFAULT_GRAPH_API_URL: &str = "https://graph.facebook.com/v23.0";
-/// The suffix of a webhook's access token for replies, for local use:
-/// `SWITCHBOARD_WHATSAPP_ACCESS_TOKEN`, … (on Lambda, `access_token` in the webhook's secret).
-pub const ACCESS_TOKEN_SUFFIX: &str = "ACCESS_TOKEN";
+/// Telegram's Bot API: `SWITCHBOARD_TELEGRAM_API_URL` (default [`DEFAULT_TELEGRAM_API_URL`]).
+pub const TELEGRAM_API_URL: &str = "SWITCHBOARD_TELEGRAM_API_URL";
+/// Telegram's Bot API server.
+pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
 
 /// Reads [`GRAPH_API_URL`]: an `https` URL, or `http` on loopback (a fake Graph API in tests),
 /// without a trailing slash.
 pub fn graph_api_url(source: &impl Source) -> Result<String, ConfigError> {
+    api_url(source, GRAPH_API_URL, DEFAULT_GRAPH_API_URL)
+}
+
+/// Reads [`TELEGRAM_API_URL`], as [`graph_api_url`] does.
+pub fn telegram_api_url(source: &impl Source) -> Result<String, ConfigError> {
+    api_url(source, TELEGRAM_API_URL, DEFAULT_TELEGRAM_API_URL)
+}
+
+/// The provider API base URL in `name` (else `default`), checked by [`check_api_url`],
+/// without a trailing slash.
+fn api_url(source: &impl Source, name: &str, default: &str) -> Result<String, ConfigError> {
     let text = source
-        .get(GRAPH_API_URL)
+        .get(name)
         .map(|v| v.trim().trim_end_matches('/').to_owned())
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| DEFAULT_GRAPH_API_URL.to_owned());
+        .unwrap_or_else(|| default.to_owned());
     check_api_url(&text).map_err(|reason| ConfigError::Invalid {
-        name: GRAPH_API_URL.into(),
+        name: name.into(),
         reason,
     })?;
     Ok(text)
@@ -158,15 +170,6 @@ pub fn check_api_url(url: &str) -> Result<(), String> {
         return Err("expected https://host/path, without credentials or a query".into());
     }
     Ok(())
-}
-
-/// The access token of `webhook` for replies, for local use
-/// (`SWITCHBOARD_<WEBHOOK>_ACCESS_TOKEN`); `None` when not set.
-pub fn local_access_token(source: &impl Source, webhook: Webhook) -> Option<String> {
-    source
-        .get(&channel_var(webhook, ACCESS_TOKEN_SUFFIX))
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
 }
 
 /// A configuration file read and checked whole by `parse`; `origin` names the setting (or
@@ -297,12 +300,14 @@ mod tests {
             let err = graph_api_url(&source(pairs)).unwrap_err().to_string();
             assert!(err.contains(GRAPH_API_URL), "{bad}: {err}");
         }
-        let token = source(&[("SWITCHBOARD_WHATSAPP_ACCESS_TOKEN", " t ")]);
         assert_eq!(
-            local_access_token(&token, Webhook::Whatsapp).as_deref(),
-            Some("t")
+            telegram_api_url(&source(&[])).unwrap(),
+            DEFAULT_TELEGRAM_API_URL
         );
-        assert_eq!(local_access_token(&token, Webhook::Facebook), None);
+        let err = telegram_api_url(&source(&[(TELEGRAM_API_URL, "http://api.telegram.org")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(TELEGRAM_API_URL), "{err}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! | a Facebook page comment or visitor post | a public reply under it | none |
 //! | an Instagram comment | a public reply under it | none |
 //! | either, with `private: true` (comments only) | a private message to its author (`recipient.comment_id`) | 7 days after the comment |
+//! | Telegram | a text to the chat of the message answered, quoting it in a group or when named by `reply_to` | none |
+//! | web (Standard Webhooks) | nothing sent: relayed as `message.sent` for the source to deliver | none |
 //!
 //! Without `reply_to`, the reply answers the conversation's latest customer message.
 
@@ -308,6 +310,9 @@ pub fn plan(
             None,
         ));
     }
+    if channel == Channel::Telegram {
+        return telegram(conversation, answered, request).map(|target| outgoing(target, None));
+    }
     if let Some(message) = answered.filter(|m| m.public) {
         if request.template.is_some() || request.tag.is_some() {
             return Err(PlanError::Invalid(
@@ -425,10 +430,48 @@ pub fn plan(
             },
             None,
         )),
-        Channel::Telegram | Channel::X => Err(PlanError::Unsupported(format!(
+        Channel::Telegram => {
+            telegram(conversation, answered, request).map(|target| outgoing(target, None))
+        }
+        Channel::X => Err(PlanError::Unsupported(format!(
             "replies on {channel} are not supported yet"
         ))),
     }
+}
+
+/// A Telegram reply: a `sendMessage` to the chat of the message answered (the customer's
+/// private chat, or the group it was written in), quoting it when it was public or named by
+/// `reply_to`. Bots have no messaging window.
+fn telegram(
+    conversation: &Conversation,
+    answered: Option<&Message>,
+    request: &ReplyRequest,
+) -> Result<Target, PlanError> {
+    use crate::channels::telegram::split_message_id;
+    if request.template.is_some() || request.tag.is_some() || request.private {
+        return Err(PlanError::Invalid(
+            "a reply on Telegram is text: no template, tag or private".to_owned(),
+        ));
+    }
+    // The message itself, or for a pressed button the message that carried it.
+    let in_chat = answered.and_then(|m| {
+        split_message_id(&m.provider_message_id)
+            .map(|_| &m.provider_message_id)
+            .or_else(|| {
+                m.reply_to
+                    .as_ref()
+                    .filter(|r| split_message_id(r).is_some())
+            })
+    });
+    let recipient = in_chat.and_then(split_message_id).map_or_else(
+        || conversation.customer.provider_user_id.clone(),
+        |(chat, _)| ProviderId::from(chat),
+    );
+    let quote = request.reply_to.is_some() || answered.is_some_and(|m| m.public);
+    Ok(Target::Direct {
+        recipient,
+        context: in_chat.filter(|_| quote).cloned(),
+    })
 }
 
 /// The outbound message to store for `sent`, a reply `by` an agent to `conversation` sent at
@@ -449,6 +492,10 @@ pub fn sent_message(
         (Target::PrivateComment { .. }, Channel::FacebookFeed) => (Channel::Messenger, false),
         (Target::PrivateComment { .. }, channel) => (channel, false),
         (Target::PublicComment { .. }, channel) => (channel, true),
+        // A reply in a Telegram group is read by the whole group.
+        (Target::Direct { .. }, Channel::Telegram) => {
+            (Channel::Telegram, answered.is_some_and(|m| m.public))
+        }
         (Target::Direct { .. } | Target::Relay { .. }, channel) => (channel, false),
     };
     let (kind, provider_type, text) = match &outgoing.content {
@@ -524,6 +571,51 @@ mod tests {
 
     const HOUR: i64 = 3600;
     const DAY: i64 = 24 * HOUR;
+
+    #[test]
+    fn telegram_answers_in_the_chat_of_the_message_and_quotes_in_groups() {
+        let (mut c, mut m) = conversation_on(Channel::Telegram, 0);
+        c.customer.provider_user_id = ProviderId::from("555");
+        m.provider_message_id = ProviderId::from("555:10");
+        let target = |c: &Conversation, m: &Message, r: &ReplyRequest| {
+            plan(c, Some(m), r, t(30 * DAY)).unwrap().target
+        };
+        let direct = |chat: &str, context: Option<&str>| Target::Direct {
+            recipient: ProviderId::from(chat),
+            context: context.map(ProviderId::from),
+        };
+        // A private chat, a month later: no window.
+        assert_eq!(target(&c, &m, &text("hola")), direct("555", None));
+        let mut quoted = text("hola");
+        quoted.reply_to = Some(ProviderId::from("555:10"));
+        assert_eq!(target(&c, &m, &quoted), direct("555", Some("555:10")));
+        // In a group: to the group, quoting the member's message.
+        let mut group = m.clone();
+        group.provider_message_id = ProviderId::from("-1001234:35");
+        group.public = true;
+        assert_eq!(
+            target(&c, &group, &text("hola")),
+            direct("-1001234", Some("-1001234:35"))
+        );
+        let sent = Sent {
+            provider_message_id: ProviderId::from("-1001234:36"),
+            response: Value::Null,
+            request: Value::Null,
+        };
+        let o = plan(&c, Some(&group), &text("hola"), t(0)).unwrap();
+        assert!(sent_message(&c, &o, Some(&group), &sent, "ana", t(0)).public);
+        // A pressed button: the chat of the message that carried it.
+        let mut button = m.clone();
+        button.provider_message_id = ProviderId::from("callback:777");
+        button.reply_to = Some(ProviderId::from("555:9"));
+        assert_eq!(target(&c, &button, &text("ok")), direct("555", None));
+        let mut template = text("x");
+        template.tag = Some(MessageTag::HumanAgent);
+        assert!(matches!(
+            plan(&c, Some(&m), &template, t(0)),
+            Err(PlanError::Invalid(_))
+        ));
+    }
 
     #[test]
     fn whatsapp_sends_text_inside_the_window_and_only_a_template_after() {

@@ -100,6 +100,21 @@ pub trait Handshake: Send + Sync + fmt::Debug {
     ) -> Result<HandshakeReply, HandshakeError>;
 }
 
+/// The handshake of a webhook that has none (Standard Webhooks, Telegram): every `GET` is
+/// answered 400 with the text given, without any call.
+#[derive(Debug, Clone, Copy)]
+pub struct NoHandshake(pub &'static str);
+
+impl Handshake for NoHandshake {
+    fn answer(
+        &self,
+        _: &HashMap<String, String>,
+        _: DateTime<Utc>,
+    ) -> Result<HandshakeReply, HandshakeError> {
+        Err(HandshakeError::Incomplete(self.0))
+    }
+}
+
 /// Equality whose time depends on the lengths only, not on where the inputs differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     // An HMAC of both under a fixed key turns the comparison into `verify_slice`'s constant-time

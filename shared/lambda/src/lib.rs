@@ -23,12 +23,12 @@ use switchboard_core::model::Webhook;
 use switchboard_core::ports::ReplySender;
 use switchboard_core::prioritize::Prioritizer;
 use switchboard_core::remind::ReminderHandler;
-use switchboard_graph::GraphSender;
 use switchboard_http::api::Agent;
 use switchboard_http::{
     AgentSource, ApiPorts, ConsoleAuth, ConsoleConfig, WebhookState, api_router, console_router,
     webhook_router,
 };
+use switchboard_senders::Senders;
 
 pub use switchboard_aws::sqs_events::handle_sqs;
 
@@ -163,7 +163,7 @@ pub async fn agent_api_app() -> Result<axum::Router, StartupError> {
     let sdk = sdk_config().await;
     let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
     let tokens = reply_tokens(&ProcessEnv, Some(&sdk)).await?;
-    let sender = Arc::new(GraphSender::from_source(&ProcessEnv, tokens)?);
+    let sender = Arc::new(Senders::from_source(&ProcessEnv, tokens)?);
     Ok(agent_api(&ports, &settings, sender))
 }
 

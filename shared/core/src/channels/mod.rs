@@ -24,6 +24,8 @@
 //!    `switchboard_aws::app::webhook_app(&[Webhook::…])`.
 //! 4. One block in `template.yaml`: the function, its two routes and its secret
 //!    (`tests/template.rs` checks each module of the registry has them).
+//! 5. If agents reply on it: its token in [`reply_credential`], a sender in
+//!    `shared/senders`, and its rules in `outbound::plan`.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -38,6 +40,7 @@ use crate::verify::{Handshake, SignatureCheck};
 pub(crate) mod json;
 pub mod meta;
 pub mod standard;
+pub mod telegram;
 
 pub use json::provider_time;
 
@@ -58,6 +61,16 @@ pub struct SecretField {
     /// secret (hex is valid base64).
     pub dev_prefix: &'static str,
 }
+
+/// The usual reply credential: `access_token` in the secret, `SWITCHBOARD_<WEBHOOK>_ACCESS_TOKEN`
+/// locally.
+pub const ACCESS_TOKEN: SecretField = SecretField {
+    key: "access_token",
+    env: "ACCESS_TOKEN",
+    list: false,
+    hint: "the token replies are sent with",
+    dev_prefix: "dev-",
+};
 
 /// The values of a channel's [`SecretField`]s, read from wherever they are kept.
 #[derive(Clone, Default)]
@@ -142,7 +155,22 @@ pub static REGISTRY: &[&dyn ChannelModule] = &[
     &meta::FACEBOOK,
     &meta::INSTAGRAM,
     &standard::STANDARD,
+    &telegram::TELEGRAM,
 ];
+
+/// The secret replies on `webhook`'s channels are sent with, as it is named in its Secrets
+/// Manager secret and (suffix) in the local variable: Meta's `access_token`, Telegram's
+/// `bot_token`; `None` when its replies call no provider (Standard Webhooks relays them).
+///
+/// A plain function rather than a method of the module: the agent API needs it, and calling
+/// through the registry would link every normalizer into it.
+pub fn reply_credential(webhook: Webhook) -> Option<SecretField> {
+    match webhook {
+        Webhook::Whatsapp | Webhook::Facebook | Webhook::Instagram => Some(ACCESS_TOKEN),
+        Webhook::Telegram => Some(telegram::BOT_TOKEN),
+        Webhook::Standard => None,
+    }
+}
 
 /// The module of `webhook`.
 pub fn module(webhook: Webhook) -> &'static dyn ChannelModule {

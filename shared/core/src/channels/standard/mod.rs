@@ -30,7 +30,7 @@ use crate::channel::{Channel, Webhook};
 use crate::ids::{ConversationId, CustomerId, ProviderId, digest_json};
 use crate::model::{Attachment, CustomerIdentity, Direction, Message, MessageKind, Record};
 use crate::settings::ConfigError;
-use crate::verify::{Handshake, HandshakeError, HandshakeReply};
+use crate::verify::NoHandshake;
 
 pub mod verify;
 
@@ -46,22 +46,6 @@ pub const SECRETS: &[SecretField] = &[SecretField {
     hint: "the source's Standard Webhooks signing secret(s), whsec_…, comma-separated",
     dev_prefix: "whsec_",
 }];
-
-/// Standard Webhooks has no subscription handshake: a `GET` is answered 400, saying so.
-#[derive(Debug, Clone, Copy)]
-pub struct NoHandshake;
-
-impl Handshake for NoHandshake {
-    fn answer(
-        &self,
-        _: &std::collections::HashMap<String, String>,
-        _: DateTime<Utc>,
-    ) -> Result<HandshakeReply, HandshakeError> {
-        Err(HandshakeError::Incomplete(
-            "Standard Webhooks has no handshake: POST signed deliveries",
-        ))
-    }
-}
 
 /// The verifier of a source from its secrets, refusing an empty list or a secret that is not
 /// `whsec_<base64>` (the error names `secrets.origin`).
@@ -101,7 +85,9 @@ impl ChannelModule for Standard {
     fn verification(&self, secrets: &ChannelSecrets) -> Result<Verification, ConfigError> {
         Ok(Verification {
             signature: Arc::new(verifier(secrets)?),
-            handshake: Arc::new(NoHandshake),
+            handshake: Arc::new(NoHandshake(
+                "Standard Webhooks has no handshake: POST signed deliveries",
+            )),
         })
     }
     fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {

@@ -1,4 +1,4 @@
-//! Replies through Meta's Graph API: the [`ReplySender`] port for WhatsApp, Messenger,
+//! Replies through Meta's Graph API: the [`ReplySender`] for WhatsApp, Messenger,
 //! Instagram and the comments of pages and Instagram accounts.
 //!
 //! | [`Outgoing`] | request |
@@ -15,48 +15,20 @@
 //! [`SendError::Refused`] with its code and message, retried first only when Graph marks it
 //! `is_transient`; no answer within the timeout is [`SendError::Timeout`], never retried (the
 //! message may have gone).
-#![warn(missing_docs)]
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 
 use switchboard_core::channel::{Channel, Webhook};
-use switchboard_core::config;
 use switchboard_core::model::ProviderId;
 use switchboard_core::outbound::{Content, Outgoing, SendError, Sent, Target};
 use switchboard_core::ports::ReplySender;
 
-/// How long a send may take before it is a [`SendError::Timeout`].
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest answer read from the Graph API.
-const MAX_ANSWER_BYTES: usize = 256 * 1024;
-/// The waits before the retries of a send Graph calls transient.
-const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
-
-/// An access token: shown nowhere, not even in `Debug`.
-#[derive(Clone)]
-pub struct AccessToken(String);
-
-impl AccessToken {
-    /// The token `text`.
-    pub fn new(text: impl Into<String>) -> Self {
-        Self(text.into())
-    }
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AccessToken(…)")
-    }
-}
+use crate::client::{Attempt, Http};
+use crate::{AccessToken, ClientError, RETRY_DELAYS, not_configured};
 
 /// Where replies go and with which tokens.
 #[derive(Debug, Clone)]
@@ -69,20 +41,12 @@ pub struct GraphSettings {
     pub timeout: Duration,
 }
 
-/// Why the sender could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("no HTTPS client: {0}")]
-pub struct GraphClientError(#[from] std::io::Error);
-
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The Graph API client. See the crate docs.
+/// The Graph API client. See the module docs.
 #[derive(Clone)]
 pub struct GraphSender {
     base_url: String,
     tokens: HashMap<Webhook, AccessToken>,
-    timeout: Duration,
-    client: HttpsClient,
+    http: Http,
 }
 
 impl std::fmt::Debug for GraphSender {
@@ -96,117 +60,41 @@ impl std::fmt::Debug for GraphSender {
 
 impl GraphSender {
     /// A sender by `settings`, trusting the system's root certificates.
-    pub fn new(settings: GraphSettings) -> Result<Self, GraphClientError> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
-        Ok(Self {
-            base_url: settings.base_url.trim_end_matches('/').to_owned(),
-            tokens: settings.tokens,
-            timeout: settings.timeout,
-            client,
-        })
+    pub fn new(settings: GraphSettings) -> Result<Self, ClientError> {
+        Ok(Self::with_client(
+            settings.base_url,
+            settings.tokens,
+            Http::new(settings.timeout)?,
+        ))
     }
 
-    /// The sender of the settings in `source` (`SWITCHBOARD_GRAPH_API_URL`) with `tokens`
-    /// (see `switchboard_aws::assembly::reply_tokens`).
-    pub fn from_source(
-        source: &impl config::Source,
-        tokens: HashMap<Webhook, String>,
-    ) -> Result<Self, config::ConfigError> {
-        let base_url = config::graph_api_url(source)?;
-        Self::new(GraphSettings {
-            base_url,
-            tokens: tokens
-                .into_iter()
-                .map(|(w, t)| (w, AccessToken::new(t)))
-                .collect(),
-            timeout: DEFAULT_TIMEOUT,
-        })
-        .map_err(|e| config::ConfigError::Invalid {
-            name: config::GRAPH_API_URL.to_owned(),
-            reason: e.to_string(),
-        })
+    pub(crate) fn with_client(
+        base_url: String,
+        tokens: HashMap<Webhook, AccessToken>,
+        http: Http,
+    ) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            tokens,
+            http,
+        }
     }
-
-    async fn post_once(
-        &self,
-        url: &str,
-        token: &AccessToken,
-        body: &Value,
-    ) -> Result<(u16, Value), Attempt> {
-        let request = http::Request::post(url)
-            .header(http::header::AUTHORIZATION, format!("Bearer {}", token.0))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| Attempt::Failed(format!("bad request: {e}")))?;
-        let exchange = async {
-            let answer = self.client.request(request).await.map_err(|e| {
-                if e.is_connect() {
-                    Attempt::NotConnected(e.to_string())
-                } else {
-                    Attempt::Failed(e.to_string())
-                }
-            })?;
-            let status = answer.status().as_u16();
-            let bytes = Limited::new(answer.into_body(), MAX_ANSWER_BYTES)
-                .collect()
-                .await
-                .map_err(|e| Attempt::Failed(format!("answer unreadable: {e}")))?
-                .to_bytes();
-            Ok((
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            ))
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| Attempt::TimedOut)?
-    }
-}
-
-/// How one attempt ended without an answer.
-enum Attempt {
-    /// No connection was made: nothing was sent, a retry is safe.
-    NotConnected(String),
-    /// The exchange broke after the request may have gone.
-    Failed(String),
-    /// No answer within the timeout.
-    TimedOut,
 }
 
 #[async_trait]
 impl ReplySender for GraphSender {
     async fn send(&self, outgoing: &Outgoing) -> Result<Sent, SendError> {
         let webhook = outgoing.channel.webhook();
-        let token =
-            webhook
-                .and_then(|w| self.tokens.get(&w))
-                .ok_or_else(|| SendError::NotConfigured {
-                    channel: outgoing.channel,
-                    setting: webhook.map_or_else(
-                        || "a sender for this channel".to_owned(),
-                        |w| {
-                            format!(
-                                "{} (on Lambda: access_token in the {w} secret)",
-                                config::channel_var(w, config::ACCESS_TOKEN_SUFFIX)
-                            )
-                        },
-                    ),
-                })?;
+        let token = webhook
+            .and_then(|w| self.tokens.get(&w))
+            .ok_or_else(|| not_configured(outgoing.channel))?;
         let (path, body) = request_for(outgoing).ok_or_else(|| {
             SendError::Unreachable("a relayed reply is published, not sent to the Graph API".into())
         })?;
         let url = format!("{}/{path}", self.base_url);
         let mut delays = RETRY_DELAYS.iter();
         loop {
-            let outcome = self.post_once(&url, token, &body).await;
+            let outcome = self.http.post_json(&url, Some(token), &body).await;
             let retry = match &outcome {
                 Ok((status, answer)) if !(200..300).contains(status) => {
                     answer["error"]["is_transient"] == Value::Bool(true)
@@ -219,8 +107,8 @@ impl ReplySender for GraphSender {
                 tokio::time::sleep(*delay).await;
                 continue;
             }
-            return match outcome {
-                Ok((status, answer)) if (200..300).contains(&status) => {
+            return match outcome? {
+                (status, answer) if (200..300).contains(&status) => {
                     match sent_id(outgoing, &answer) {
                         Some(id) => Ok(Sent {
                             provider_message_id: ProviderId::from(id),
@@ -233,10 +121,7 @@ impl ReplySender for GraphSender {
                         )),
                     }
                 }
-                Ok((status, answer)) => Err(refused(status, &answer)),
-                Err(Attempt::TimedOut) => Err(SendError::Timeout),
-                Err(Attempt::NotConnected(e)) => Err(SendError::Unreachable(e)),
-                Err(Attempt::Failed(e)) => Err(SendError::Unreadable(e)),
+                (status, answer) => Err(refused(status, &answer)),
             };
         }
     }
@@ -470,7 +355,7 @@ mod tests {
         let settings = GraphSettings {
             base_url: "https://graph.example".into(),
             tokens: [(Webhook::Whatsapp, AccessToken::new("EAAG-secret"))].into(),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: crate::DEFAULT_TIMEOUT,
         };
         assert!(!format!("{settings:?}").contains("EAAG"));
     }

@@ -1,0 +1,98 @@
+//! Replies out: the [`ReplySender`] port over each provider's send API, on one HTTPS client.
+//!
+//! * [`graph`]: Meta's Graph API (WhatsApp, Messenger, Instagram, page and Instagram
+//!   comments);
+//! * [`telegram`]: the Bot API's `sendMessage`;
+//! * [`Senders`]: the one the services get, sending each [`Outgoing`] through its channel's
+//!   API with the token of its webhook (a channel without one answers
+//!   [`SendError::NotConfigured`], naming the setting).
+//!
+//! Tokens go where each API wants them (a bearer header; Telegram's in the URL path) and
+//! never into a log or an error. A send is retried only when nothing can have gone (no
+//! connection, or the provider says so); no answer within the timeout is
+//! [`SendError::Timeout`], never retried: the message may have gone.
+#![warn(missing_docs)]
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use switchboard_core::channel::{Channel, Webhook};
+use switchboard_core::channels;
+use switchboard_core::config;
+use switchboard_core::outbound::{Outgoing, SendError, Sent};
+use switchboard_core::ports::ReplySender;
+
+mod client;
+pub mod graph;
+pub mod telegram;
+
+pub use client::{AccessToken, ClientError};
+pub use graph::{GraphSender, GraphSettings};
+pub use telegram::TelegramSender;
+
+/// How long a send may take before it is a [`SendError::Timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The waits before the retries of a send that cannot have gone.
+pub(crate) const RETRY_DELAYS: [Duration; 2] =
+    [Duration::from_millis(200), Duration::from_millis(800)];
+
+/// [`SendError::NotConfigured`] for `channel`, naming the setting its token comes from.
+pub(crate) fn not_configured(channel: Channel) -> SendError {
+    let setting = channel
+        .webhook()
+        .and_then(|w| {
+            let field = channels::reply_credential(w)?;
+            Some(format!(
+                "{} (on Lambda: {} in the {w} secret)",
+                config::channel_var(w, field.env),
+                field.key
+            ))
+        })
+        .unwrap_or_else(|| "a sender for this channel".to_owned());
+    SendError::NotConfigured { channel, setting }
+}
+
+/// Every provider's sender, each with the tokens of its webhooks.
+#[derive(Debug, Clone)]
+pub struct Senders {
+    graph: GraphSender,
+    telegram: TelegramSender,
+}
+
+impl Senders {
+    /// The senders of the settings in `source` (`SWITCHBOARD_GRAPH_API_URL`,
+    /// `SWITCHBOARD_TELEGRAM_API_URL`) with `tokens` (see
+    /// `switchboard_aws::assembly::reply_tokens`), on one client.
+    pub fn from_source(
+        source: &impl config::Source,
+        tokens: HashMap<Webhook, String>,
+    ) -> Result<Self, config::ConfigError> {
+        let graph_url = config::graph_api_url(source)?;
+        let telegram_url = config::telegram_api_url(source)?;
+        let http =
+            client::Http::new(DEFAULT_TIMEOUT).map_err(|e| config::ConfigError::Invalid {
+                name: config::GRAPH_API_URL.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let mut tokens: HashMap<Webhook, AccessToken> = tokens
+            .into_iter()
+            .map(|(w, t)| (w, AccessToken::new(t)))
+            .collect();
+        let bot = tokens.remove(&Webhook::Telegram);
+        Ok(Self {
+            graph: GraphSender::with_client(graph_url, tokens, http.clone()),
+            telegram: TelegramSender::with_client(telegram_url, bot, http),
+        })
+    }
+}
+
+#[async_trait]
+impl ReplySender for Senders {
+    async fn send(&self, outgoing: &Outgoing) -> Result<Sent, SendError> {
+        match outgoing.channel {
+            Channel::Telegram => self.telegram.send(outgoing).await,
+            _ => self.graph.send(outgoing).await,
+        }
+    }
+}
