@@ -76,7 +76,8 @@ const base = await new Promise((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error(`serve did not start:\n${seen}`)), 60_000);
   server.stderr.on("data", (chunk) => {
     seen += chunk;
-    const m = seen.match(/serving on (http:\/\/[0-9.:]+)/);
+    // The space after the address: a chunk of stderr may end in the middle of it.
+    const m = seen.match(/serving on (http:\/\/[0-9.:]+) /);
     if (m) {
       clearTimeout(timer);
       resolve(m[1]);
