@@ -1,12 +1,14 @@
 //! Arbitrary input through the whole webhook path: whatever a signed body holds (WhatsApp's
-//! envelope, or a Telegram update of any kind), the answer is 200 (stored, or quarantined when
+//! envelope, a Telegram update or an X delivery of any kind), the answer is 200 (stored, or quarantined when
 //! it is not JSON), never a panic or a 5xx, a repeat doubles nothing, and an unsigned one is
 //! always 401.
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use switchboard_tests::{Backend, TELEGRAM_TOKEN, call, embedded, post, signed, telegram_post};
+use switchboard_tests::{
+    Backend, TELEGRAM_TOKEN, X_SECRET, call, embedded, post, signed, telegram_post, x_post,
+};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -96,6 +98,57 @@ fn telegram_shapes() -> impl Strategy<Value = Value> {
     (any::<i64>(), kind, item).prop_map(|(id, kind, item)| json!({"update_id": id, kind: item}))
 }
 
+/// X Account Activity deliveries of every list switchboard reads, with arbitrary parts.
+fn x_shapes() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<i64>().prop_map(Value::from),
+        prop_oneof![
+            Just("100"),
+            Just("42"),
+            Just("message_create"),
+            Just("1586214250037")
+        ]
+        .prop_map(Value::from),
+        "[a-z0-9 é😡]{0,8}".prop_map(Value::from),
+    ];
+    let item = leaf.prop_recursive(3, 24, 5, |inner| {
+        prop::collection::btree_map(
+            prop_oneof![
+                Just("id".to_owned()),
+                Just("id_str".to_owned()),
+                Just("type".to_owned()),
+                Just("message_create".to_owned()),
+                Just("sender_id".to_owned()),
+                Just("target".to_owned()),
+                Just("recipient_id".to_owned()),
+                Just("message_data".to_owned()),
+                Just("user".to_owned()),
+                Just("status".to_owned()),
+                Just("favorited_status".to_owned()),
+                Just("in_reply_to_user_id_str".to_owned()),
+                Just("timestamp_ms".to_owned()),
+                "[a-z_]{1,8}"
+            ],
+            inner,
+            0..5,
+        )
+        .prop_map(|m| Value::Object(m.into_iter().collect()))
+    });
+    let kind = prop_oneof![
+        Just("direct_message_events"),
+        Just("tweet_create_events"),
+        Just("tweet_delete_events"),
+        Just("favorite_events"),
+        Just("direct_message_mark_read_events"),
+        Just("follow_events"),
+        Just("users"),
+    ];
+    let account = prop_oneof![Just(json!("100")), Just(json!(100)), Just(Value::Null)];
+    (account, kind, prop::collection::vec(item, 0..3))
+        .prop_map(|(account, kind, items)| json!({"for_user_id": account, kind: items}))
+}
+
 fn backend(rt: &tokio::runtime::Runtime) -> (Backend, axum::Router) {
     let backend = rt.block_on(embedded());
     let app = backend.app(None);
@@ -135,6 +188,18 @@ proptest! {
         prop_assert!(rt.block_on(backend.kept(&bytes)));
         let first = rt.block_on(backend.probe.drain()).len();
         prop_assert_eq!(rt.block_on(call(&app, telegram_post(&bytes, TELEGRAM_TOKEN))).0, 200);
+        prop_assert_eq!(rt.block_on(backend.probe.drain()).len(), 0, "{} queued first", first);
+    }
+
+    #[test]
+    fn any_x_delivery_is_accepted_twice_without_doubling(body in x_shapes()) {
+        let rt = runtime();
+        let (backend, app) = backend(&rt);
+        let bytes = body.to_string().into_bytes();
+        prop_assert_eq!(rt.block_on(call(&app, x_post(&bytes, X_SECRET))).0, 200);
+        prop_assert!(rt.block_on(backend.kept(&bytes)));
+        let first = rt.block_on(backend.probe.drain()).len();
+        prop_assert_eq!(rt.block_on(call(&app, x_post(&bytes, X_SECRET))).0, 200);
         prop_assert_eq!(rt.block_on(backend.probe.drain()).len(), 0, "{} queued first", first);
     }
 

@@ -117,11 +117,17 @@ async fn the_sample_events_in_infra_are_answered_as_documented() {
     let telegram = switchboard_core::channels::module(Webhook::Telegram)
         .verification(&telegram)
         .unwrap();
+    let mut x = switchboard_core::channels::ChannelSecrets::new("dev");
+    x.set("consumer_secrets", ["dev-secret".to_owned()]);
+    let x = switchboard_core::channels::module(Webhook::X)
+        .verification(&x)
+        .unwrap();
     let app = webhook_router(WebhookState::new(
         intake,
         HashMap::from([
             (Webhook::Whatsapp, verification),
             (Webhook::Telegram, telegram),
+            (Webhook::X, x),
         ]),
         std::sync::Arc::new(switchboard_core::clock::SystemClock),
     ));
@@ -134,6 +140,8 @@ async fn the_sample_events_in_infra_are_answered_as_documented() {
     assert_eq!(invoke(&app, &read("whatsapp-post.json")).await.0, 200);
     assert_eq!(backend.probe.drain().await.len(), 1);
     assert_eq!(invoke(&app, &read("telegram-post.json")).await.0, 200);
+    assert_eq!(backend.probe.drain().await.len(), 1);
+    assert_eq!(invoke(&app, &read("x-post.json")).await.0, 200);
     assert_eq!(backend.probe.drain().await.len(), 1);
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::OnceCell;
 pub mod graph;
 pub mod payloads;
 pub mod telegram;
+pub mod x;
 
 use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
 use switchboard_aws::{DynamoStore, SqsIntakeQueue};
@@ -79,6 +80,23 @@ pub fn telegram_post(body: &[u8], token: &str) -> http::Request<axum::body::Body
         .expect("request")
 }
 
+/// The X app's consumer secret in the tests.
+pub const X_SECRET: &str = "test-x-consumer-secret";
+/// An older X consumer secret still accepted (rotation).
+pub const OLD_X_SECRET: &str = "old-x-consumer-secret";
+
+/// An X Account Activity POST of `body`, signed with the consumer secret `secret`.
+pub fn x_post(body: &[u8], secret: &str) -> http::Request<axum::body::Body> {
+    http::Request::post("/webhooks/x")
+        .header("content-type", "application/json")
+        .header(
+            switchboard_core::channels::x::SIGNATURE_HEADER,
+            switchboard_core::channels::x::verify::sign(secret, body),
+        )
+        .body(axum::body::Body::from(body.to_vec()))
+        .expect("request")
+}
+
 /// The folder of the fixtures.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -128,6 +146,7 @@ pub fn verifiers() -> HashMap<Webhook, Verification> {
                 "secret_tokens",
                 [TELEGRAM_TOKEN.into(), OLD_TELEGRAM_TOKEN.into()],
             );
+            secrets.set("consumer_secrets", [X_SECRET.into(), OLD_X_SECRET.into()]);
             let verification = module.verification(&secrets).expect("test secrets");
             (module.webhook(), verification)
         })

@@ -47,6 +47,8 @@ const STANDARD_BODY: &str = r#"{"type":"message.received","source":"webchat","ac
 
 const TELEGRAM_BODY: &str = r#"{"update_id":900000001,"message":{"message_id":1,"from":{"id":5550003,"is_bot":false,"first_name":"Ana"},"chat":{"id":5550003,"first_name":"Ana","type":"private"},"date":1730231903,"text":"hello"}}"#;
 
+const X_BODY: &str = r#"{"for_user_id":"100","direct_message_events":[{"type":"message_create","id":"1900000000000000001","created_timestamp":"1730231903000","message_create":{"target":{"recipient_id":"100"},"sender_id":"5550005","message_data":{"text":"hello"}}}],"users":{"5550005":{"id":"5550005","name":"Ana","screen_name":"ana"}}}"#;
+
 const INSTAGRAM_BODY: &str = r#"{"object":"instagram","entry":[{"id":"17841400000000001","time":1730231903000,"messaging":[{"sender":{"id":"5550002"},"recipient":{"id":"17841400000000001"},"timestamp":1730231903000,"message":{"mid":"m_coldstart_instagram","text":"hello"}}]}]}"#;
 
 /// What a binary is, from its file name.
@@ -194,6 +196,19 @@ fn post_event(template: Value, webhook: Webhook) -> Result<Value, String> {
             );
             event
         }
+        Webhook::X => {
+            let mut event = post(template, webhook, X_BODY);
+            let headers = event["headers"].as_object_mut().ok_or("no headers")?;
+            headers.remove(SIGNATURE_HEADER);
+            headers.insert(
+                switchboard_core::channels::x::SIGNATURE_HEADER.into(),
+                json!(switchboard_core::channels::x::verify::sign(
+                    APP_SECRET,
+                    X_BODY.as_bytes()
+                )),
+            );
+            event
+        }
         Webhook::Standard => {
             let mut event = post(template, webhook, STANDARD_BODY);
             let headers = event["headers"].as_object_mut().ok_or("no headers")?;
@@ -235,6 +250,11 @@ fn handshake(webhook: Webhook) -> Result<Value, String> {
         return Err(format!(
             "infra/events/whatsapp-verify.json does not carry the verify token {VERIFY_TOKEN:?}"
         ));
+    }
+    if webhook == Webhook::X {
+        // X's CRC: a token to sign.
+        event["rawQueryString"] = json!("crc_token=coldstart-crc-token");
+        event["queryStringParameters"] = json!({ "crc_token": "coldstart-crc-token" });
     }
     Ok(event)
 }
@@ -336,6 +356,13 @@ mod tests {
             } else if webhook == Webhook::Telegram {
                 let header = switchboard_core::channels::telegram::SECRET_TOKEN_HEADER;
                 assert_eq!(post["headers"][header], APP_SECRET);
+            } else if webhook == Webhook::X {
+                let header = switchboard_core::channels::x::SIGNATURE_HEADER;
+                let body = STANDARD.decode(post["body"].as_str().unwrap()).unwrap();
+                assert_eq!(
+                    post["headers"][header],
+                    switchboard_core::channels::x::verify::sign(APP_SECRET, &body)
+                );
             } else {
                 check_signature(&post).expect("signed with the app secret");
             }

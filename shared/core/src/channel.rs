@@ -61,7 +61,7 @@ impl Channel {
             Channel::Instagram => Some(Webhook::Instagram),
             Channel::Web => Some(Webhook::Standard),
             Channel::Telegram => Some(Webhook::Telegram),
-            Channel::X => None,
+            Channel::X => Some(Webhook::X),
         }
     }
 }
@@ -108,16 +108,19 @@ pub enum Webhook {
     Standard,
     /// A Telegram bot (Bot API updates), and the Telegram Business accounts connected to it.
     Telegram,
+    /// An X account's activity (Account Activity API).
+    X,
 }
 
 impl Webhook {
     /// Every webhook, in a stable order.
-    pub const ALL: [Webhook; 5] = [
+    pub const ALL: [Webhook; 6] = [
         Webhook::Whatsapp,
         Webhook::Facebook,
         Webhook::Instagram,
         Webhook::Standard,
         Webhook::Telegram,
+        Webhook::X,
     ];
 
     /// The name in the route and in the settings (`SWITCHBOARD_FACEBOOK_…`).
@@ -128,6 +131,7 @@ impl Webhook {
             Webhook::Instagram => "instagram",
             Webhook::Standard => "standard",
             Webhook::Telegram => "telegram",
+            Webhook::X => "x",
         }
     }
 }

@@ -123,6 +123,10 @@ pub const DEFAULT_GRAPH_API_URL: &str = "https://graph.facebook.com/v23.0";
 pub const TELEGRAM_API_URL: &str = "SWITCHBOARD_TELEGRAM_API_URL";
 /// Telegram's Bot API server.
 pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
+/// X's API: `SWITCHBOARD_X_API_URL` (default [`DEFAULT_X_API_URL`]).
+pub const X_API_URL: &str = "SWITCHBOARD_X_API_URL";
+/// X's API server (its `/2/` endpoints).
+pub const DEFAULT_X_API_URL: &str = "https://api.x.com";
 
 /// Reads [`GRAPH_API_URL`]: an `https` URL, or `http` on loopback (a fake Graph API in tests),
 /// without a trailing slash.
@@ -133,6 +137,11 @@ pub fn graph_api_url(source: &impl Source) -> Result<String, ConfigError> {
 /// Reads [`TELEGRAM_API_URL`], as [`graph_api_url`] does.
 pub fn telegram_api_url(source: &impl Source) -> Result<String, ConfigError> {
     api_url(source, TELEGRAM_API_URL, DEFAULT_TELEGRAM_API_URL)
+}
+
+/// Reads [`X_API_URL`], as [`graph_api_url`] does.
+pub fn x_api_url(source: &impl Source) -> Result<String, ConfigError> {
+    api_url(source, X_API_URL, DEFAULT_X_API_URL)
 }
 
 /// The provider API base URL in `name` (else `default`), checked by [`check_api_url`],
@@ -308,6 +317,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(TELEGRAM_API_URL), "{err}");
+        assert_eq!(x_api_url(&source(&[])).unwrap(), DEFAULT_X_API_URL);
+        let err = x_api_url(&source(&[(X_API_URL, "http://api.x.com")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(X_API_URL), "{err}");
     }
 
     #[test]

@@ -130,7 +130,9 @@ impl Intake {
     /// lookup for the whole delivery):
     /// * a brand reply to a public comment goes to the conversation of the comment it answers
     ///   (the payload names the parent comment, not its author);
-    /// * an event whose target message was never seen is flagged `refers_to_unknown`.
+    /// * an event whose target message was never seen is flagged `refers_to_unknown`;
+    /// * an event of the brand's own message that names the brand as its customer goes to the
+    ///   conversation of that message.
     async fn resolve(
         &self,
         mut records: Vec<Record>,
@@ -180,9 +182,20 @@ impl Intake {
             match record {
                 Record::Event(e) if !e.refers_to.as_str().starts_with("watermark:") => {
                     let target = message_key(e.channel, &e.account_id, &e.refers_to);
-                    if !known.contains_key(&target) {
-                        e.refers_to_unknown = true;
-                        unknown += 1;
+                    match known.get(&target) {
+                        None => {
+                            e.refers_to_unknown = true;
+                            unknown += 1;
+                        }
+                        // An event of the brand's own message whose payload names no customer
+                        // (an X tweet deleted by the brand) belongs where that message is.
+                        Some((conversation, customer))
+                            if e.customer.provider_user_id == e.account_id =>
+                        {
+                            e.conversation_id = conversation.clone();
+                            e.customer = customer.clone();
+                        }
+                        Some(_) => {}
                     }
                 }
                 Record::Message(m) => {

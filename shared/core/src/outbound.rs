@@ -10,6 +10,8 @@
 //! | an Instagram comment | a public reply under it | none |
 //! | either, with `private: true` (comments only) | a private message to its author (`recipient.comment_id`) | 7 days after the comment |
 //! | Telegram | a text to the chat of the message answered, quoting it in a group or when named by `reply_to` | none |
+//! | X, a DM conversation | a DM to the customer | none |
+//! | X, a tweet (a mention or a reply) | a public reply tweet under it; with `private: true`, a DM to its author | none |
 //! | web (Standard Webhooks) | nothing sent: relayed as `message.sent` for the source to deliver | none |
 //!
 //! Without `reply_to`, the reply answers the conversation's latest customer message.
@@ -313,6 +315,9 @@ pub fn plan(
     if channel == Channel::Telegram {
         return telegram(conversation, answered, request).map(|target| outgoing(target, None));
     }
+    if channel == Channel::X {
+        return x(conversation, answered, request).map(|target| outgoing(target, None));
+    }
     if let Some(message) = answered.filter(|m| m.public) {
         if request.template.is_some() || request.tag.is_some() {
             return Err(PlanError::Invalid(
@@ -433,9 +438,39 @@ pub fn plan(
         Channel::Telegram => {
             telegram(conversation, answered, request).map(|target| outgoing(target, None))
         }
-        Channel::X => Err(PlanError::Unsupported(format!(
-            "replies on {channel} are not supported yet"
-        ))),
+        Channel::X => x(conversation, answered, request).map(|target| outgoing(target, None)),
+    }
+}
+
+/// An X reply: a public reply tweet under the tweet answered, or a DM (in a DM conversation,
+/// or to a tweet's author with `private`). X has no messaging window; whether the customer
+/// accepts DMs from the brand is X's to say (a refusal comes back as the provider's error).
+fn x(
+    conversation: &Conversation,
+    answered: Option<&Message>,
+    request: &ReplyRequest,
+) -> Result<Target, PlanError> {
+    if request.template.is_some() || request.tag.is_some() {
+        return Err(PlanError::Invalid(
+            "a reply on X is text: no template or tag".to_owned(),
+        ));
+    }
+    let recipient = conversation.customer.provider_user_id.clone();
+    match answered.filter(|m| m.public) {
+        Some(tweet) if !request.private => Ok(Target::PublicComment {
+            comment_id: tweet.provider_message_id.clone(),
+        }),
+        Some(_) => Ok(Target::Direct {
+            recipient,
+            context: None,
+        }),
+        None if request.private => Err(PlanError::Invalid(
+            "private applies to a reply to a tweet: a DM is private already".to_owned(),
+        )),
+        None => Ok(Target::Direct {
+            recipient,
+            context: None,
+        }),
     }
 }
 
@@ -613,6 +648,57 @@ mod tests {
         template.tag = Some(MessageTag::HumanAgent);
         assert!(matches!(
             plan(&c, Some(&m), &template, t(0)),
+            Err(PlanError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn x_answers_a_tweet_in_public_or_by_dm_and_a_dm_by_dm() {
+        let (mut c, mut m) = conversation_on(Channel::X, 0);
+        c.customer.provider_user_id = ProviderId::from("1693649419");
+        let dm = Target::Direct {
+            recipient: ProviderId::from("1693649419"),
+            context: None,
+        };
+        // A DM conversation, a month later: no window.
+        let o = plan(&c, Some(&m), &text("hola"), t(30 * DAY)).unwrap();
+        assert_eq!(o.target, dm);
+        let mut private = text("hola");
+        private.private = true;
+        assert!(matches!(
+            plan(&c, Some(&m), &private, t(0)),
+            Err(PlanError::Invalid(_))
+        ));
+        // A tweet: a public reply under it, or a DM to its author.
+        m.public = true;
+        m.kind = MessageKind::Mention;
+        m.provider_message_id = ProviderId::from("850006245121695744");
+        let o = plan(&c, Some(&m), &text("hola"), t(0)).unwrap();
+        assert_eq!(
+            o.target,
+            Target::PublicComment {
+                comment_id: ProviderId::from("850006245121695744")
+            }
+        );
+        let sent = Sent {
+            provider_message_id: ProviderId::from("850006245121695999"),
+            response: Value::Null,
+            request: Value::Null,
+        };
+        let stored = sent_message(&c, &o, Some(&m), &sent, "ana", t(0));
+        assert!(stored.public);
+        assert_eq!(stored.kind, MessageKind::Comment);
+        assert_eq!(
+            stored.reply_to,
+            Some(ProviderId::from("850006245121695744"))
+        );
+        let o = plan(&c, Some(&m), &private, t(0)).unwrap();
+        assert_eq!(o.target, dm);
+        assert!(!sent_message(&c, &o, Some(&m), &sent, "ana", t(0)).public);
+        let mut tagged = text("x");
+        tagged.tag = Some(MessageTag::HumanAgent);
+        assert!(matches!(
+            plan(&c, Some(&m), &tagged, t(0)),
             Err(PlanError::Invalid(_))
         ));
     }

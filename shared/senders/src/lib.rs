@@ -3,6 +3,7 @@
 //! * [`graph`]: Meta's Graph API (WhatsApp, Messenger, Instagram, page and Instagram
 //!   comments);
 //! * [`telegram`]: the Bot API's `sendMessage`;
+//! * [`x`]: X's API v2 (DMs and reply tweets);
 //! * [`Senders`]: the one the services get, sending each [`Outgoing`] through its channel's
 //!   API with the token of its webhook (a channel without one answers
 //!   [`SendError::NotConfigured`], naming the setting).
@@ -26,10 +27,12 @@ use switchboard_core::ports::ReplySender;
 mod client;
 pub mod graph;
 pub mod telegram;
+pub mod x;
 
 pub use client::{AccessToken, ClientError};
 pub use graph::{GraphSender, GraphSettings};
 pub use telegram::TelegramSender;
+pub use x::XSender;
 
 /// How long a send may take before it is a [`SendError::Timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,11 +61,12 @@ pub(crate) fn not_configured(channel: Channel) -> SendError {
 pub struct Senders {
     graph: GraphSender,
     telegram: TelegramSender,
+    x: XSender,
 }
 
 impl Senders {
     /// The senders of the settings in `source` (`SWITCHBOARD_GRAPH_API_URL`,
-    /// `SWITCHBOARD_TELEGRAM_API_URL`) with `tokens` (see
+    /// `SWITCHBOARD_TELEGRAM_API_URL`, `SWITCHBOARD_X_API_URL`) with `tokens` (see
     /// `switchboard_aws::assembly::reply_tokens`), on one client.
     pub fn from_source(
         source: &impl config::Source,
@@ -70,6 +74,7 @@ impl Senders {
     ) -> Result<Self, config::ConfigError> {
         let graph_url = config::graph_api_url(source)?;
         let telegram_url = config::telegram_api_url(source)?;
+        let x_url = config::x_api_url(source)?;
         let http =
             client::Http::new(DEFAULT_TIMEOUT).map_err(|e| config::ConfigError::Invalid {
                 name: config::GRAPH_API_URL.to_owned(),
@@ -80,9 +85,11 @@ impl Senders {
             .map(|(w, t)| (w, AccessToken::new(t)))
             .collect();
         let bot = tokens.remove(&Webhook::Telegram);
+        let x_user = tokens.remove(&Webhook::X);
         Ok(Self {
             graph: GraphSender::with_client(graph_url, tokens, http.clone()),
-            telegram: TelegramSender::with_client(telegram_url, bot, http),
+            telegram: TelegramSender::with_client(telegram_url, bot, http.clone()),
+            x: XSender::with_client(x_url, x_user, http),
         })
     }
 }
@@ -92,6 +99,7 @@ impl ReplySender for Senders {
     async fn send(&self, outgoing: &Outgoing) -> Result<Sent, SendError> {
         match outgoing.channel {
             Channel::Telegram => self.telegram.send(outgoing).await,
+            Channel::X => self.x.send(outgoing).await,
             _ => self.graph.send(outgoing).await,
         }
     }

@@ -41,6 +41,7 @@ pub(crate) mod json;
 pub mod meta;
 pub mod standard;
 pub mod telegram;
+pub mod x;
 
 pub use json::provider_time;
 
@@ -156,6 +157,7 @@ pub static REGISTRY: &[&dyn ChannelModule] = &[
     &meta::INSTAGRAM,
     &standard::STANDARD,
     &telegram::TELEGRAM,
+    &x::X_MODULE,
 ];
 
 /// The secret replies on `webhook`'s channels are sent with, as it is named in its Secrets
@@ -166,7 +168,9 @@ pub static REGISTRY: &[&dyn ChannelModule] = &[
 /// through the registry would link every normalizer into it.
 pub fn reply_credential(webhook: Webhook) -> Option<SecretField> {
     match webhook {
-        Webhook::Whatsapp | Webhook::Facebook | Webhook::Instagram => Some(ACCESS_TOKEN),
+        Webhook::Whatsapp | Webhook::Facebook | Webhook::Instagram | Webhook::X => {
+            Some(ACCESS_TOKEN)
+        }
         Webhook::Telegram => Some(telegram::BOT_TOKEN),
         Webhook::Standard => None,
     }
