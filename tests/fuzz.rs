@@ -1,5 +1,5 @@
 //! Arbitrary input through the whole webhook path: whatever a signed body holds (WhatsApp's
-//! envelope, a Telegram update or an X delivery of any kind), the answer is 200 (stored, or quarantined when
+//! envelope, a Telegram update, an X delivery or an e-mail of any kind), the answer is 200 (stored, or quarantined when
 //! it is not JSON), never a panic or a 5xx, a repeat doubles nothing, and an unsigned one is
 //! always 401.
 
@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use switchboard_tests::{
-    Backend, TELEGRAM_TOKEN, X_SECRET, call, embedded, post, signed, telegram_post, x_post,
+    Backend, TELEGRAM_TOKEN, X_SECRET, call, email_post, embedded, post, signed, telegram_post,
+    x_post,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -200,6 +201,24 @@ proptest! {
         prop_assert!(rt.block_on(backend.kept(&bytes)));
         let first = rt.block_on(backend.probe.drain()).len();
         prop_assert_eq!(rt.block_on(call(&app, x_post(&bytes, X_SECRET))).0, 200);
+        prop_assert_eq!(rt.block_on(backend.probe.drain()).len(), 0, "{} queued first", first);
+    }
+
+    #[test]
+    fn any_bytes_posted_as_an_email_are_kept_and_doubled_nowhere(
+        bytes in prop::collection::vec(any::<u8>(), 0..1024),
+        headers in prop::collection::vec("(From|To|Message-ID|In-Reply-To|References|Content-Type|Auto-Submitted): [ -~]{0,40}\r\n", 0..6),
+    ) {
+        let rt = runtime();
+        let (backend, app) = backend(&rt);
+        let mut message = headers.concat().into_bytes();
+        message.extend_from_slice(b"\r\n");
+        message.extend_from_slice(&bytes);
+        prop_assert_eq!(rt.block_on(call(&app, email_post(&message, "msg_a"))).0, 200);
+        prop_assert!(rt.block_on(backend.kept(&message)));
+        let first = rt.block_on(backend.probe.drain()).len();
+        prop_assert!(first <= 1);
+        prop_assert_eq!(rt.block_on(call(&app, email_post(&message, "msg_b"))).0, 200);
         prop_assert_eq!(rt.block_on(backend.probe.drain()).len(), 0, "{} queued first", first);
     }
 

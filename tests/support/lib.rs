@@ -80,6 +80,23 @@ pub fn telegram_post(body: &[u8], token: &str) -> http::Request<axum::body::Body
         .expect("request")
 }
 
+/// A raw e-mail POST of `message` to `/webhooks/email` as delivery `id`, signed with the
+/// test Standard Webhooks secret now.
+pub fn email_post(message: &[u8], id: &str) -> http::Request<axum::body::Body> {
+    use switchboard_core::channels::standard::{StandardSecret, sign};
+    let secret = StandardSecret::parse(STANDARD_SECRET).expect("a whsec_ secret");
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    http::Request::post("/webhooks/email")
+        .header("content-type", "message/rfc822")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", sign(&secret, id, timestamp, message))
+        .body(axum::body::Body::from(message.to_vec()))
+        .expect("request")
+}
+
 /// The X app's consumer secret in the tests.
 pub const X_SECRET: &str = "test-x-consumer-secret";
 /// An older X consumer secret still accepted (rotation).

@@ -49,6 +49,8 @@ const TELEGRAM_BODY: &str = r#"{"update_id":900000001,"message":{"message_id":1,
 
 const X_BODY: &str = r#"{"for_user_id":"100","direct_message_events":[{"type":"message_create","id":"1900000000000000001","created_timestamp":"1730231903000","message_create":{"target":{"recipient_id":"100"},"sender_id":"5550005","message_data":{"text":"hello"}}}],"users":{"5550005":{"id":"5550005","name":"Ana","screen_name":"ana"}}}"#;
 
+const EMAIL_BODY: &str = "From: Ana <ana@example.com>\r\nTo: support@acme.example\r\nSubject: Pedido\r\nDate: Tue, 29 Oct 2024 20:00:00 +0000\r\nMessage-ID: <coldstart-email@example.com>\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nhello\r\n";
+
 const INSTAGRAM_BODY: &str = r#"{"object":"instagram","entry":[{"id":"17841400000000001","time":1730231903000,"messaging":[{"sender":{"id":"5550002"},"recipient":{"id":"17841400000000001"},"timestamp":1730231903000,"message":{"mid":"m_coldstart_instagram","text":"hello"}}]}]}"#;
 
 /// What a binary is, from its file name.
@@ -210,30 +212,40 @@ fn post_event(template: Value, webhook: Webhook) -> Result<Value, String> {
             event
         }
         Webhook::Standard => {
-            let mut event = post(template, webhook, STANDARD_BODY);
-            let headers = event["headers"].as_object_mut().ok_or("no headers")?;
-            headers.remove(SIGNATURE_HEADER);
-            let secret =
-                switchboard_core::channels::standard::StandardSecret::parse(STANDARD_SECRET)
-                    .map_err(|e| e.to_string())?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let id = "msg_coldstart_standard";
-            headers.insert("webhook-id".into(), json!(id));
-            headers.insert("webhook-timestamp".into(), json!(now.to_string()));
-            headers.insert(
-                "webhook-signature".into(),
-                json!(switchboard_core::channels::standard::sign(
-                    &secret,
-                    id,
-                    now,
-                    STANDARD_BODY.as_bytes()
-                )),
-            );
-            event
+            standard_signed(template, webhook, STANDARD_BODY, "msg_coldstart_standard")?
         }
+        Webhook::Email => standard_signed(template, webhook, EMAIL_BODY, "msg_coldstart_email")?,
     })
+}
+
+/// `template` turned into a POST of `body` to `/webhooks/<webhook>`, signed the Standard
+/// Webhooks way with [`STANDARD_SECRET`] at the time of the run, as delivery `id`.
+fn standard_signed(
+    template: Value,
+    webhook: Webhook,
+    body: &str,
+    id: &str,
+) -> Result<Value, String> {
+    let mut event = post(template, webhook, body);
+    let headers = event["headers"].as_object_mut().ok_or("no headers")?;
+    headers.remove(SIGNATURE_HEADER);
+    let secret = switchboard_core::channels::standard::StandardSecret::parse(STANDARD_SECRET)
+        .map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    headers.insert("webhook-id".into(), json!(id));
+    headers.insert("webhook-timestamp".into(), json!(now.to_string()));
+    headers.insert(
+        "webhook-signature".into(),
+        json!(switchboard_core::channels::standard::sign(
+            &secret,
+            id,
+            now,
+            body.as_bytes()
+        )),
+    );
+    Ok(event)
 }
 
 /// `infra/events/whatsapp-verify.json` sent to `/webhooks/<webhook>`.
@@ -305,9 +317,12 @@ pub fn check_response(kind: Kind, scenario: Scenario, body: &[u8]) -> Result<(),
             };
         }
         (Kind::AgentApi, Scenario::Handshake) => 404,
-        // Standard Webhooks and Telegram have no handshake: a GET is answered 400 without
+        // Standard Webhooks, Telegram and e-mail have no handshake: a GET is answered 400 without
         // any call.
-        (Kind::Webhook(Webhook::Standard | Webhook::Telegram), Scenario::Handshake) => 400,
+        (
+            Kind::Webhook(Webhook::Standard | Webhook::Telegram | Webhook::Email),
+            Scenario::Handshake,
+        ) => 400,
         _ => 200,
     };
     match value.get("statusCode") {
@@ -351,7 +366,7 @@ mod tests {
                 serde_json::from_slice(&event(kind, Scenario::Post).unwrap().unwrap())
                     .expect("JSON event");
             assert_eq!(post["rawPath"], format!("/webhooks/{webhook}"));
-            if webhook == Webhook::Standard {
+            if matches!(webhook, Webhook::Standard | Webhook::Email) {
                 check_standard_signature(&post);
             } else if webhook == Webhook::Telegram {
                 let header = switchboard_core::channels::telegram::SECRET_TOKEN_HEADER;

@@ -575,7 +575,11 @@ mod harness {
             for field in module.secrets() {
                 let value = if field.key == "verify_token" {
                     VERIFY_TOKEN
-                } else if module.webhook() == switchboard_core::model::Webhook::Standard {
+                } else if matches!(
+                    module.webhook(),
+                    switchboard_core::model::Webhook::Standard
+                        | switchboard_core::model::Webhook::Email
+                ) {
                     events::STANDARD_SECRET
                 } else {
                     APP_SECRET

@@ -23,11 +23,13 @@ pub enum Channel {
     /// A web chat widget, a contact form, a mobile app or an in-house system, through Standard
     /// Webhooks.
     Web,
+    /// E-mail (raw RFC 5322 messages).
+    Email,
 }
 
 impl Channel {
     /// Every channel, in a stable order.
-    pub const ALL: [Channel; 7] = [
+    pub const ALL: [Channel; 8] = [
         Channel::Whatsapp,
         Channel::Messenger,
         Channel::Instagram,
@@ -35,6 +37,7 @@ impl Channel {
         Channel::Telegram,
         Channel::X,
         Channel::Web,
+        Channel::Email,
     ];
 
     /// The lower-case name used in URLs, keys and JSON (`whatsapp`, `facebook_feed`, …).
@@ -47,6 +50,7 @@ impl Channel {
             Channel::Telegram => "telegram",
             Channel::X => "x",
             Channel::Web => "web",
+            Channel::Email => "email",
         }
     }
 }
@@ -62,6 +66,7 @@ impl Channel {
             Channel::Web => Some(Webhook::Standard),
             Channel::Telegram => Some(Webhook::Telegram),
             Channel::X => Some(Webhook::X),
+            Channel::Email => Some(Webhook::Email),
         }
     }
 }
@@ -85,7 +90,7 @@ impl std::str::FromStr for Channel {
 /// A channel name that switchboard does not know.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown channel {0:?}; expected one of whatsapp, messenger, instagram, facebook_feed, telegram, x, web"
+    "unknown channel {0:?}; expected one of whatsapp, messenger, instagram, facebook_feed, telegram, x, web, email"
 )]
 pub struct UnknownChannel(pub String);
 
@@ -110,17 +115,20 @@ pub enum Webhook {
     Telegram,
     /// An X account's activity (Account Activity API).
     X,
+    /// Raw e-mail messages, signed with Standard Webhooks (a mail relay, an import).
+    Email,
 }
 
 impl Webhook {
     /// Every webhook, in a stable order.
-    pub const ALL: [Webhook; 6] = [
+    pub const ALL: [Webhook; 7] = [
         Webhook::Whatsapp,
         Webhook::Facebook,
         Webhook::Instagram,
         Webhook::Standard,
         Webhook::Telegram,
         Webhook::X,
+        Webhook::Email,
     ];
 
     /// The name in the route and in the settings (`SWITCHBOARD_FACEBOOK_…`).
@@ -132,6 +140,7 @@ impl Webhook {
             Webhook::Standard => "standard",
             Webhook::Telegram => "telegram",
             Webhook::X => "x",
+            Webhook::Email => "email",
         }
     }
 }

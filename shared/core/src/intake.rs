@@ -72,17 +72,16 @@ impl Intake {
         body: Bytes,
     ) -> Result<IntakeOutcome, BackendError> {
         let received_at = self.clock.now();
-        let parsed = serde_json::from_slice::<serde_json::Value>(&body);
-        let delivery = RawDelivery::new(webhook, body, received_at, parsed.is_err());
-        let Ok(json) = parsed else {
+        let parsed = channels::module(webhook).records(&body, received_at);
+        let delivery = RawDelivery::new(webhook, body, received_at, parsed.is_none());
+        let Some(normalized) = parsed else {
             self.store.keep_delivery(&delivery).await?;
-            tracing::warn!(delivery = %delivery.id, "delivery is not JSON; quarantined");
+            tracing::warn!(delivery = %delivery.id, "delivery is not in the webhook's format; quarantined");
             return Ok(IntakeOutcome {
                 quarantined: true,
                 ..IntakeOutcome::default()
             });
         };
-        let normalized = channels::normalize(webhook, &json, received_at);
         let total = normalized.len();
         let records = unique_by_key(normalized);
         // Keeping the raw bytes and writing the records do not depend on each other: one round
@@ -129,7 +128,8 @@ impl Intake {
     /// Completes what one delivery cannot tell alone, from the records stored before (one
     /// lookup for the whole delivery):
     /// * a brand reply to a public comment goes to the conversation of the comment it answers
-    ///   (the payload names the parent comment, not its author);
+    ///   (the payload names the parent comment, not its author), and an e-mail to the
+    ///   conversation of the first stored message its `In-Reply-To`/`References` name;
     /// * an event whose target message was never seen is flagged `refers_to_unknown`;
     /// * an event of the brand's own message that names the brand as its customer goes to the
     ///   conversation of that message.
@@ -147,8 +147,8 @@ impl Intake {
                     wanted.push(message_key(e.channel, &e.account_id, &e.refers_to));
                 }
                 Record::Message(m) => {
-                    if let Some(parent) = provisional_reply_parent(m) {
-                        wanted.push(message_key(m.channel, &m.account_id, parent));
+                    for parent in reply_parents(m) {
+                        wanted.push(message_key(m.channel, &m.account_id, &parent));
                     }
                 }
                 _ => {}
@@ -199,9 +199,10 @@ impl Intake {
                     }
                 }
                 Record::Message(m) => {
-                    let parent = provisional_reply_parent(m)
-                        .map(|p| message_key(m.channel, &m.account_id, p));
-                    if let Some((conversation, customer)) = parent.and_then(|p| known.get(&p)) {
+                    let joined = reply_parents(m)
+                        .into_iter()
+                        .find_map(|p| known.get(&message_key(m.channel, &m.account_id, &p)));
+                    if let Some((conversation, customer)) = joined {
                         m.conversation_id = conversation.clone();
                         m.customer = customer.clone();
                     }
@@ -236,6 +237,15 @@ fn provisional_reply_parent(m: &Message) -> Option<&ProviderId> {
         && m.public
         && m.customer.provider_user_id == m.account_id;
     m.reply_to.as_ref().filter(|_| provisional)
+}
+
+/// The stored messages whose conversation `m` joins, nearest first: the parent of a
+/// provisional public reply, or an e-mail's `In-Reply-To` and `References`.
+fn reply_parents(m: &Message) -> Vec<ProviderId> {
+    match provisional_reply_parent(m) {
+        Some(parent) => vec![parent.clone()],
+        None => channels::email::thread_parents(m),
+    }
 }
 
 /// Entries confirmed per round: large enough to batch (10 per SQS call, 100 per DynamoDB

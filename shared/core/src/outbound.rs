@@ -439,6 +439,9 @@ pub fn plan(
             telegram(conversation, answered, request).map(|target| outgoing(target, None))
         }
         Channel::X => x(conversation, answered, request).map(|target| outgoing(target, None)),
+        Channel::Email => Err(PlanError::Unsupported(
+            "replies by e-mail are not sent by switchboard yet: answer from the mailbox; its Bcc copy answers the conversation".to_owned(),
+        )),
     }
 }
 

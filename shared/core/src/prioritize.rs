@@ -194,11 +194,17 @@ impl Prioritizer {
         }
 
         let history = self.history(&conversation, message).await?;
-        let score = self.scorer.score(
-            message.text.as_deref().unwrap_or_default(),
-            message.public,
-            &history,
-        );
+        let text = crate::channels::email::scored_text(message);
+        let mut score = self.scorer.score(&text, message.public, &history);
+        if crate::channels::email::dmarc_failed(message) && score.priority < Priority::P3 {
+            // Mail that fails DMARC may not be from whom it says: never above normal.
+            score.priority = Priority::P3;
+            score.reasons.push(crate::priority::Reason {
+                signal: "dmarc_failed".to_owned(),
+                weight: 0,
+                detail: None,
+            });
+        }
         let now = self.clock.now();
         let mut preview = conversation.clone();
         let applied = preview.apply_score(key, &score, now);

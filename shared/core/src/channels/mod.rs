@@ -37,6 +37,7 @@ use crate::model::Record;
 use crate::settings::ConfigError;
 use crate::verify::{Handshake, SignatureCheck};
 
+pub mod email;
 pub(crate) mod json;
 pub mod meta;
 pub mod standard;
@@ -148,6 +149,12 @@ pub trait ChannelModule: Send + Sync + 'static {
     fn verification(&self, secrets: &ChannelSecrets) -> Result<Verification, ConfigError>;
     /// Normalizes a parsed delivery received at `received_at`.
     fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record>;
+    /// The records of a raw delivery, or `None` when it is not in this webhook's format (the
+    /// intake quarantines it). By default: JSON, then [`normalize`](Self::normalize).
+    fn records(&self, body: &[u8], received_at: DateTime<Utc>) -> Option<Vec<Record>> {
+        let json: Value = serde_json::from_slice(body).ok()?;
+        Some(self.normalize(&json, received_at))
+    }
 }
 
 /// Every channel module switchboard has, one per [`Webhook`].
@@ -158,6 +165,7 @@ pub static REGISTRY: &[&dyn ChannelModule] = &[
     &standard::STANDARD,
     &telegram::TELEGRAM,
     &x::X_MODULE,
+    &email::EMAIL,
 ];
 
 /// The secret replies on `webhook`'s channels are sent with, as it is named in its Secrets
@@ -172,7 +180,7 @@ pub fn reply_credential(webhook: Webhook) -> Option<SecretField> {
             Some(ACCESS_TOKEN)
         }
         Webhook::Telegram => Some(telegram::BOT_TOKEN),
-        Webhook::Standard => None,
+        Webhook::Standard | Webhook::Email => None,
     }
 }
 

@@ -1,0 +1,462 @@
+//! E-mail: raw RFC 5322 messages, parsed with `mail-parser`, on the `email` channel.
+//!
+//! A message reaches `/webhooks/email` as its raw bytes, signed the Standard Webhooks way (a
+//! mail relay, an import, a test), and becomes one record:
+//!
+//! * **the provider id** is the `Message-ID` (without its angle brackets); a message without
+//!   one gets `sha256:<hex of the raw bytes>`, so a redelivery is a no-op either way;
+//! * **the account** is the brand's mailbox that received it: the envelope recipient a relay
+//!   writes (`X-Original-To`, `Delivered-To`, `Envelope-To`, `X-Envelope-To`), else the first
+//!   `To`; the brand's domain is that address's domain;
+//! * **the direction**: mail `From` the brand's domain is the brand's own (a Bcc or journal copy
+//!   of an answer): outbound, its customer the first recipient outside that domain, and it
+//!   answers the conversation like Meta's echoes; anything else is the customer's, from the
+//!   `From` address;
+//! * **the conversation**: one per customer address and brand mailbox; a message whose
+//!   `In-Reply-To` or `References` name a message already stored joins that message's
+//!   conversation instead (at intake: [`thread_parents`]), so subject prefixes (`Re:`, `RV:`,
+//!   `Fwd:`, `AW:`) never split a thread;
+//! * **the text** is the first text part, or the first HTML part turned into readable text;
+//!   line ends are `\n`; attachments are kept by name, type and size;
+//! * **not a customer waiting**: auto-replies (`Auto-Submitted` other than `no`,
+//!   `X-Autoreply`, `X-Autorespond`, `Precedence: bulk|auto_reply|junk`) and bounces (a
+//!   `multipart/report` delivery status, or mail from `MAILER-DAEMON`/`postmaster`) are kept as
+//!   notifications (`email.auto_reply`, `email.bounce`), never timed or queued;
+//! * **authentication**: the verdicts of `Authentication-Results` (SPF, DKIM, DMARC) and
+//!   SES's `X-SES-Spam-Verdict` / `X-SES-Virus-Verdict` are kept on the record's `raw.auth`;
+//!   [`dmarc_failed`] tells the prioritizer, which ranks such mail no higher than P3.
+//!
+//! The record's `raw` is a JSON summary of the headers (addresses, subject, ids, verdicts);
+//! the raw bytes themselves are the kept delivery.
+
+use chrono::{DateTime, TimeZone, Utc};
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use super::json::unsupported;
+use super::{ChannelModule, ChannelSecrets, SecretField, Verification};
+use crate::channel::{Channel, Webhook};
+use crate::ids::{ConversationId, CustomerId, DeliveryId, ProviderId};
+use crate::model::{
+    Attachment, CustomerIdentity, Direction, Message, MessageKind, Notification, Record,
+};
+use crate::settings::ConfigError;
+use crate::verify::NoHandshake;
+
+const CHANNEL: Channel = Channel::Email;
+
+/// The secrets of the e-mail webhook: the Standard Webhooks signing secret(s) the poster signs
+/// raw messages with.
+pub const SECRETS: &[SecretField] = &[SecretField {
+    key: "secrets",
+    env: "SECRETS",
+    list: true,
+    hint: "the Standard Webhooks signing secret(s), whsec_…, that raw messages are signed with, comma-separated",
+    dev_prefix: "whsec_",
+}];
+
+/// The e-mail module of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct Email;
+
+/// The e-mail module of the registry.
+pub static EMAIL: Email = Email;
+
+impl ChannelModule for Email {
+    fn webhook(&self) -> Webhook {
+        Webhook::Email
+    }
+    fn function(&self) -> &'static str {
+        "webhook-email"
+    }
+    fn secrets(&self) -> &'static [SecretField] {
+        SECRETS
+    }
+    fn verification(&self, secrets: &ChannelSecrets) -> Result<Verification, ConfigError> {
+        Ok(Verification {
+            signature: Arc::new(super::standard::verifier(secrets)?),
+            handshake: Arc::new(NoHandshake(
+                "the e-mail webhook has no handshake: POST raw messages signed with Standard Webhooks",
+            )),
+        })
+    }
+    fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
+        // A JSON body is not a message: kept whole.
+        vec![unsupported(
+            CHANNEL,
+            None,
+            "email.not_a_message",
+            body,
+            received_at,
+        )]
+    }
+    fn records(&self, body: &[u8], received_at: DateTime<Utc>) -> Option<Vec<Record>> {
+        Some(parse(body, received_at))
+    }
+}
+
+/// The records of one raw message (always one). Never fails, never panics.
+pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
+    let Some(mail) = MessageParser::default().parse(raw) else {
+        return vec![notification(
+            None,
+            "email.unreadable",
+            &raw_id(raw),
+            json!({ "bytes": raw.len() }),
+            received_at,
+        )];
+    };
+    let provider_id = mail
+        .message_id()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map_or_else(|| raw_id(raw), ProviderId::from);
+    let (sent_at, provider_timestamp) = match mail.date() {
+        Some(date) => (
+            Utc.timestamp_opt(date.to_timestamp(), 0).single(),
+            mail.header_raw("Date").map(|d| d.trim().to_owned()),
+        ),
+        None => (None, None),
+    };
+    let summary = summary(&mail, &provider_id);
+    let account = envelope_recipient(&mail)
+        .or_else(|| first_address(mail.to()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let from = mail.from().and_then(|a| a.first());
+    let from_address = from.and_then(|a| a.address()).map(str::to_lowercase);
+    let at = sent_at.unwrap_or(received_at);
+
+    let auto = automatic(&mail, from_address.as_deref());
+    if let Some(topic) = auto {
+        return vec![notification(
+            Some(ProviderId::from(account.as_str())),
+            topic,
+            &provider_id,
+            summary,
+            at,
+        )];
+    }
+    let Some(from_address) = from_address else {
+        return vec![notification(
+            Some(ProviderId::from(account.as_str())),
+            "email.no_sender",
+            &provider_id,
+            summary,
+            at,
+        )];
+    };
+    let brand_domain = domain(&account);
+    let outbound = brand_domain.is_some() && domain(&from_address) == brand_domain;
+    let (account, customer, customer_name) = if outbound {
+        let outside = recipients(&mail)
+            .into_iter()
+            .find(|(address, _)| domain(address) != brand_domain);
+        match outside {
+            Some((address, name)) => (from_address.clone(), address, name),
+            None => {
+                // The brand writing to itself: no customer in it.
+                return vec![notification(
+                    Some(ProviderId::from(account.as_str())),
+                    "email.internal",
+                    &provider_id,
+                    summary,
+                    at,
+                )];
+            }
+        }
+    } else {
+        let name = from.and_then(|a| a.name()).map(str::to_owned);
+        (account, from_address, name)
+    };
+    let account = ProviderId::from(account.as_str());
+    let customer_id = ProviderId::from(customer.as_str());
+    let text = mail
+        .body_text(0)
+        .map(|t| t.replace("\r\n", "\n").trim_end().to_owned())
+        .filter(|t| !t.trim().is_empty());
+    let attachments: Vec<Attachment> = mail
+        .attachments()
+        .map(|part| {
+            let mime = part.content_type().map(|ct| match &ct.c_subtype {
+                Some(sub) => format!("{}/{}", ct.c_type, sub).to_lowercase(),
+                None => ct.c_type.to_lowercase(),
+            });
+            let kind = match mime.as_deref().and_then(|m| m.split('/').next()) {
+                Some("image") => "image",
+                Some("audio") => "audio",
+                Some("video") => "video",
+                _ => "document",
+            };
+            Attachment {
+                kind: kind.to_owned(),
+                mime_type: mime,
+                filename: part.attachment_name().map(str::to_owned),
+                sha256: Some(DeliveryId::of(part.contents()).to_string()),
+                media_id: Some(format!("{} bytes", part.contents().len())),
+                ..Attachment::default()
+            }
+        })
+        .collect();
+    let kind = if text.is_some() || attachments.is_empty() {
+        MessageKind::Text
+    } else {
+        MessageKind::Document
+    };
+    let parents = ids(mail.in_reply_to());
+    let references = ids(mail.references());
+    vec![Record::Message(Message {
+        channel: CHANNEL,
+        conversation_id: ConversationId::derive(CHANNEL, &account, &customer_id),
+        customer: CustomerIdentity {
+            customer_id: CustomerId::derive(CHANNEL, &customer_id),
+            channel: CHANNEL,
+            provider_user_id: customer_id,
+            display_name: customer_name,
+        },
+        account_id: account,
+        provider_message_id: provider_id,
+        direction: if outbound {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        },
+        kind,
+        provider_type: Some("email".into()),
+        text,
+        attachments,
+        sent_at: at,
+        sent_at_estimated: sent_at.is_none(),
+        provider_timestamp,
+        reply_to: parents.first().map(|p| ProviderId::from(p.as_str())),
+        public: false,
+        thread_id: references.first().map(|r| ProviderId::from(r.as_str())),
+        raw: summary,
+    })]
+}
+
+/// `sha256:<hex>` of the raw bytes: the id of a message without a `Message-ID`.
+fn raw_id(raw: &[u8]) -> ProviderId {
+    ProviderId(format!("sha256:{}", DeliveryId::of(raw)))
+}
+
+fn notification(
+    account: Option<ProviderId>,
+    topic: &str,
+    id: &ProviderId,
+    raw: Value,
+    at: DateTime<Utc>,
+) -> Record {
+    Record::Notification(Notification {
+        channel: CHANNEL,
+        account_id: account.unwrap_or_else(|| ProviderId::from("unknown")),
+        notification_id: ProviderId(format!("{topic}:{id}")),
+        topic: topic.to_owned(),
+        occurred_at: at,
+        raw,
+    })
+}
+
+/// The addresses of an address header, lowercased, with their display names.
+fn addresses(address: Option<&Address<'_>>) -> Vec<(String, Option<String>)> {
+    address
+        .map(|a| {
+            a.iter()
+                .filter_map(|addr| {
+                    let address = addr.address()?.trim().to_lowercase();
+                    (!address.is_empty()).then(|| (address, addr.name().map(str::to_owned)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn first_address(address: Option<&Address<'_>>) -> Option<String> {
+    addresses(address).into_iter().next().map(|(a, _)| a)
+}
+
+/// `To` then `Cc`, in order.
+fn recipients(mail: &mail_parser::Message<'_>) -> Vec<(String, Option<String>)> {
+    let mut all = addresses(mail.to());
+    all.extend(addresses(mail.cc()));
+    all
+}
+
+/// The envelope recipient a relay wrote into the message, lowercased, without brackets.
+fn envelope_recipient(mail: &mail_parser::Message<'_>) -> Option<String> {
+    [
+        "X-Original-To",
+        "Delivered-To",
+        "Envelope-To",
+        "X-Envelope-To",
+    ]
+    .iter()
+    .filter_map(|name| mail.header_raw(*name))
+    .map(|v| {
+        v.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim()
+            .to_lowercase()
+    })
+    .find(|v| v.contains('@') && !v.contains(char::is_whitespace))
+}
+
+/// The domain of an address, lowercased.
+fn domain(address: &str) -> Option<String> {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_lowercase())
+        .filter(|d| !d.is_empty())
+}
+
+/// The message ids of `In-Reply-To` or `References`, in order.
+fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(id) => vec![id.trim().to_owned()],
+        HeaderValue::TextList(list) => list.iter().map(|id| id.trim().to_owned()).collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|id| !id.is_empty())
+    .collect()
+}
+
+/// `email.auto_reply` or `email.bounce` when the message is one; `None` for a person's mail.
+fn automatic(mail: &mail_parser::Message<'_>, from: Option<&str>) -> Option<&'static str> {
+    let header = |name: &str| mail.header_raw(name).map(|v| v.trim().to_lowercase());
+    let report = mail.content_type().is_some_and(|ct| {
+        ct.c_type.eq_ignore_ascii_case("multipart")
+            && ct
+                .c_subtype
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && ct.attribute("report-type").is_some_and(|r| {
+                r.eq_ignore_ascii_case("delivery-status")
+                    || r.eq_ignore_ascii_case("disposition-notification")
+            })
+    });
+    let daemon = from.is_some_and(|f| {
+        let local = f.split('@').next().unwrap_or_default();
+        local == "mailer-daemon" || local == "postmaster"
+    });
+    if report || daemon {
+        return Some("email.bounce");
+    }
+    let auto_submitted = header("Auto-Submitted").is_some_and(|v| !v.starts_with("no"));
+    let precedence =
+        header("Precedence").is_some_and(|v| matches!(v.as_str(), "bulk" | "auto_reply" | "junk"));
+    let flagged = header("X-Autoreply").is_some() || header("X-Autorespond").is_some();
+    (auto_submitted || precedence || flagged).then_some("email.auto_reply")
+}
+
+/// The verdicts of `Authentication-Results` (the first of each method) and SES's.
+fn auth(mail: &mail_parser::Message<'_>) -> Value {
+    let mut verdicts = serde_json::Map::new();
+    for (name, value) in mail.headers_raw() {
+        if name.eq_ignore_ascii_case("Authentication-Results") {
+            for clause in value.split(';').skip(1) {
+                let clause = clause.trim().to_lowercase();
+                for method in ["spf", "dkim", "dmarc"] {
+                    if let Some(rest) = clause
+                        .strip_prefix(method)
+                        .and_then(|r| r.strip_prefix('='))
+                    {
+                        let verdict: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric())
+                            .collect();
+                        verdicts.entry(method).or_insert(json!(verdict));
+                    }
+                }
+            }
+        } else if name.eq_ignore_ascii_case("X-SES-Spam-Verdict") {
+            verdicts.insert("spam".into(), json!(value.trim().to_lowercase()));
+        } else if name.eq_ignore_ascii_case("X-SES-Virus-Verdict") {
+            verdicts.insert("virus".into(), json!(value.trim().to_lowercase()));
+        } else if name.eq_ignore_ascii_case("Received-SPF") {
+            let verdict = value
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_lowercase();
+            verdicts.entry("spf").or_insert(json!(verdict));
+        }
+    }
+    Value::Object(verdicts)
+}
+
+/// The record's `raw`: what the headers say, without the body.
+fn summary(mail: &mail_parser::Message<'_>, id: &ProviderId) -> Value {
+    let list = |a: Option<&Address<'_>>| {
+        addresses(a)
+            .into_iter()
+            .map(|(address, name)| json!({"address": address, "name": name}))
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "message_id": id.as_str(),
+        "from": list(mail.from()),
+        "to": list(mail.to()),
+        "cc": list(mail.cc()),
+        "reply_to": list(mail.reply_to()),
+        "subject": mail.subject(),
+        "in_reply_to": ids(mail.in_reply_to()),
+        "references": ids(mail.references()),
+        "auth": auth(mail),
+    })
+}
+
+/// Whether the message's DMARC verdict was a failure.
+pub fn dmarc_failed(message: &Message) -> bool {
+    message.channel == CHANNEL
+        && message
+            .raw
+            .pointer("/auth/dmarc")
+            .and_then(Value::as_str)
+            .is_some_and(|v| v == "fail")
+}
+
+/// The text the prioritizer scores: an e-mail's subject and body (the subject is often where
+/// the harm is named), any other message's text.
+pub fn scored_text(message: &Message) -> std::borrow::Cow<'_, str> {
+    let text = message.text.as_deref().unwrap_or_default();
+    match message.raw.get("subject").and_then(Value::as_str) {
+        Some(subject) if message.channel == CHANNEL && !subject.trim().is_empty() => {
+            format!("{subject}\n\n{text}").into()
+        }
+        _ => text.into(),
+    }
+}
+
+/// The messages `message` may answer, nearest first: `In-Reply-To`, then `References` from
+/// the last; the first one stored gives it its conversation (see the module docs).
+pub fn thread_parents(message: &Message) -> Vec<ProviderId> {
+    if message.channel != CHANNEL {
+        return Vec::new();
+    }
+    let listed = |field: &str| {
+        message
+            .raw
+            .get(field)
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(Value::as_str)
+                    .map(ProviderId::from)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let mut parents = listed("in_reply_to");
+    for reference in listed("references").into_iter().rev() {
+        if !parents.contains(&reference) {
+            parents.push(reference);
+        }
+    }
+    parents.retain(|p| p != &message.provider_message_id);
+    parents
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,252 @@
+use super::*;
+use proptest::prelude::*;
+
+fn now() -> DateTime<Utc> {
+    Utc.timestamp_opt(1_796_000_000, 0).unwrap()
+}
+
+fn raw(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../tests/fixtures/email/{name}.eml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).expect(&path)
+}
+
+fn one(name: &str) -> Record {
+    let mut records = parse(&raw(name), now());
+    assert_eq!(records.len(), 1, "{records:?}");
+    records.remove(0)
+}
+
+fn message(name: &str) -> Message {
+    match one(name) {
+        Record::Message(m) => m,
+        other => panic!("{name}: not a message: {other:?}"),
+    }
+}
+
+fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+#[test]
+fn a_plain_message_is_the_senders_in_their_conversation_with_the_mailbox() {
+    let m = message("plain");
+    assert_eq!(m.channel, Channel::Email);
+    assert_eq!(
+        m.provider_message_id.as_str(),
+        "CAF3x1-plain-4411@mail.example.com"
+    );
+    assert_eq!(m.account_id.as_str(), "support@acme.example");
+    assert_eq!(
+        m.customer.provider_user_id.as_str(),
+        "ana@example.com",
+        "lowercased"
+    );
+    assert_eq!(m.customer.display_name.as_deref(), Some("Ana María Ruiz"));
+    assert_eq!(m.direction, Direction::Inbound);
+    assert_eq!(
+        m.text.as_deref(),
+        Some(
+            "Hola,\n\nmi pedido 4411 lleva una semana de retraso y nadie me contesta. ¿Dónde está?\n\nAna"
+        )
+    );
+    assert_eq!(m.sent_at, at("2026-11-27T08:15:00Z"));
+    assert_eq!(
+        m.provider_timestamp.as_deref(),
+        Some("Fri, 27 Nov 2026 09:15:00 +0100")
+    );
+    assert!(!m.public);
+    assert_eq!(m.raw["subject"], "Pedido 4411 sin entregar");
+    assert_eq!(
+        m.conversation_id,
+        ConversationId::derive(
+            Channel::Email,
+            &"support@acme.example".into(),
+            &"ana@example.com".into()
+        )
+    );
+}
+
+#[test]
+fn html_alone_is_turned_into_readable_text() {
+    let m = message("html_only");
+    let text = m.text.unwrap();
+    assert!(
+        text.contains("Fui cobrado duas vezes pelo mesmo pedido."),
+        "{text:?}"
+    );
+    assert!(text.contains("Quero o estorno & uma resposta."), "{text:?}");
+    assert!(!text.contains('<'), "{text:?}");
+    assert_eq!(m.sent_at, at("2026-11-28T13:00:00Z"));
+}
+
+#[test]
+fn attachments_are_kept_by_name_type_and_size_and_the_text_part_is_the_text() {
+    let m = message("multipart_attachment");
+    assert_eq!(
+        m.text.as_deref(),
+        Some("Adjunto la factura con el importe incorrecto y una captura.")
+    );
+    let found: Vec<(&str, Option<&str>, Option<&str>)> = m
+        .attachments
+        .iter()
+        .map(|a| {
+            (
+                a.kind.as_str(),
+                a.mime_type.as_deref(),
+                a.filename.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("document", Some("application/pdf"), Some("factura.pdf")),
+            ("image", Some("image/png"), Some("captura.png")),
+        ]
+    );
+    assert_eq!(m.attachments[0].media_id.as_deref(), Some("24 bytes"));
+    assert_eq!(m.raw["cc"][0]["address"], "marta@example.net");
+}
+
+#[test]
+fn other_charsets_and_encoded_words_are_decoded() {
+    let m = message("latin1");
+    assert_eq!(
+        m.text.as_deref(),
+        Some("Não recebi o pedido e a loja não responde. Preciso de uma solução.")
+    );
+    assert_eq!(m.raw["subject"], "Não recebi o pedido");
+    assert_eq!(m.customer.display_name.as_deref(), Some("João Araújo"));
+    let m = message("encoded_subject");
+    assert_eq!(m.raw["subject"], "¡Urgente! Cuenta hackeada");
+    assert_eq!(
+        m.text.as_deref(),
+        Some("Alguien entró en mi cuenta y cambió la contraseña – ayuda.")
+    );
+}
+
+#[test]
+fn a_forwarded_chain_is_one_message_of_the_forwarder() {
+    let m = message("forwarded");
+    assert_eq!(m.customer.provider_user_id.as_str(), "elena@example.com");
+    let text = m.text.unwrap();
+    assert!(text.starts_with("Os reenvio lo que me dijeron en tienda."));
+    assert!(
+        text.ends_with("> Quiero devolver el pedido 7788."),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn auto_replies_and_bounces_are_notifications_not_customers_waiting() {
+    for (name, topic, id) in [
+        ("auto_reply", "email.auto_reply", "ooo-42@example.com"),
+        ("bounce", "email.bounce", "bounce-20261202@mx.example.com"),
+    ] {
+        let Record::Notification(n) = one(name) else {
+            panic!("{name}")
+        };
+        assert_eq!(n.topic, topic);
+        assert_eq!(n.notification_id.as_str(), format!("{topic}:{id}"));
+        assert_eq!(n.account_id.as_str(), "support@acme.example");
+    }
+}
+
+#[test]
+fn the_brands_answer_is_outbound_to_its_customer_and_names_its_thread() {
+    let question = message("thread_1");
+    let answer = message("thread_2");
+    assert_eq!(answer.direction, Direction::Outbound);
+    assert_eq!(answer.account_id.as_str(), "support@acme.example");
+    assert_eq!(
+        answer.customer.provider_user_id.as_str(),
+        "gloria@example.com"
+    );
+    assert_eq!(answer.conversation_id, question.conversation_id);
+    assert_eq!(
+        thread_parents(&answer),
+        [ProviderId::from("thread-1@example.com")]
+    );
+    let reply = message("thread_3");
+    assert_eq!(reply.direction, Direction::Inbound);
+    assert_eq!(
+        thread_parents(&reply),
+        [
+            ProviderId::from("answer-2@acme.example"),
+            ProviderId::from("thread-1@example.com")
+        ],
+        "In-Reply-To first, then References from the last"
+    );
+    assert_eq!(reply.conversation_id, question.conversation_id);
+    assert!(thread_parents(&question).is_empty());
+}
+
+#[test]
+fn a_message_without_an_id_gets_one_from_its_bytes() {
+    let bytes = raw("no_message_id");
+    let m = message("no_message_id");
+    assert_eq!(
+        m.provider_message_id.as_str(),
+        format!("sha256:{}", DeliveryId::of(&bytes))
+    );
+    assert_eq!(parse(&bytes, now()), parse(&bytes, now()), "the same again");
+}
+
+#[test]
+fn authentication_verdicts_are_kept_and_a_dmarc_failure_is_known() {
+    let m = message("dmarc_fail");
+    assert_eq!(m.raw["auth"]["spf"], "fail");
+    assert_eq!(m.raw["auth"]["dkim"], "none");
+    assert_eq!(m.raw["auth"]["dmarc"], "fail");
+    assert_eq!(m.raw["auth"]["spam"], "pass");
+    assert!(dmarc_failed(&m));
+    assert!(!dmarc_failed(&message("plain")));
+}
+
+#[test]
+fn what_is_not_a_message_is_kept() {
+    let Record::Notification(n) = parse(b"", now()).remove(0) else {
+        panic!("kept")
+    };
+    assert_eq!(n.topic, "email.unreadable");
+    let Record::Notification(n) = parse(b"Subject: nobody sent this\r\n\r\nhi", now()).remove(0)
+    else {
+        panic!("kept")
+    };
+    assert_eq!(n.topic, "email.no_sender");
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_and_give_one_record(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        prop_assert_eq!(parse(&bytes, now()).len(), 1);
+    }
+
+    #[test]
+    fn arbitrary_headers_and_bodies_never_panic(
+        headers in prop::collection::vec(
+            (prop_oneof![Just("From".to_owned()), Just("To".to_owned()),
+                         Just("Message-ID".to_owned()), Just("In-Reply-To".to_owned()),
+                         Just("References".to_owned()), Just("Content-Type".to_owned()),
+                         Just("Auto-Submitted".to_owned()),
+                         Just("Authentication-Results".to_owned()), Just("Date".to_owned()),
+                         Just("Delivered-To".to_owned()),
+                         Just("Content-Transfer-Encoding".to_owned()), "[A-Za-z-]{1,12}"],
+             "[ -~]{0,60}"),
+            0..10),
+        body in "[ -~\r\n]{0,300}",
+    ) {
+        let mut raw = String::new();
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str("\r\n");
+        raw.push_str(&body);
+        prop_assert_eq!(parse(raw.as_bytes(), now()).len(), 1);
+    }
+}
