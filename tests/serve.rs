@@ -1080,3 +1080,108 @@ fn serve_reports_a_silent_channel_once_and_its_return() {
     // Watched again: quiet once more, silent once more.
     eventually(|| of("channel.silent").len() == 2);
 }
+
+/// The e-mail corpus as an mbox, newest first (the import must put it back in order), with a
+/// body line that mbox escapes (`>From `).
+fn corpus_mbox() -> Vec<u8> {
+    let dir = fixtures_dir().join("email");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    names.sort();
+    names.reverse();
+    let mut mbox = Vec::new();
+    for path in names {
+        let raw = std::fs::read(&path).unwrap();
+        mbox.extend_from_slice(b"From sender@example.com Thu Dec  3 10:00:00 2026\n");
+        for line in raw.split_inclusive(|b| *b == b'\n') {
+            if line.starts_with(b"From ") {
+                mbox.push(b'>');
+            }
+            mbox.extend_from_slice(line);
+        }
+        mbox.extend_from_slice(b"\n");
+    }
+    mbox
+}
+
+fn import(path: &std::path::Path, data: &str) -> String {
+    let output = command(&[])
+        .args(["import-mail", path.to_str().unwrap(), "--data", data])
+        .output()
+        .expect("run import-mail");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn import_mail_takes_an_mbox_or_a_maildir_once_and_serve_shows_the_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = dir.path().join("support.mbox");
+    std::fs::write(&mbox, corpus_mbox()).unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let first = import(&mbox, data_arg);
+    assert!(first.contains("imported 13 messages"), "{first}");
+    assert!(first.contains("13 new, 0 already there"), "{first}");
+    let again = import(&mbox, data_arg);
+    assert!(again.contains("0 new, 13 already there"), "{again}");
+
+    // A Maildir of the same messages, into the same store: nothing new either.
+    let maildir = dir.path().join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    for entry in std::fs::read_dir(fixtures_dir().join("email")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "eml") {
+            let name = format!("{}.host:2,S", path.file_stem().unwrap().to_string_lossy());
+            std::fs::copy(&path, maildir.join("cur").join(name)).unwrap();
+        }
+    }
+    let maildir_run = import(&maildir, data_arg);
+    assert!(
+        maildir_run.contains("0 new, 13 already there"),
+        "{maildir_run}"
+    );
+    let missing = command(&[])
+        .args(["import-mail", "/nonexistent/mbox", "--data", data_arg])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/mbox"),
+        "the error names the path"
+    );
+
+    // serve prioritizes what was imported; the thread of three is one conversation, even
+    // though the mbox held it newest first.
+    let server = serve(&["--data", data_arg], &LOCAL_SECRETS);
+    eventually(|| {
+        let conversations = get_json(server.addr, "/api/conversations?channel=email");
+        let thread = conversations["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["customer_provider_id"] == "gloria@example.com")
+            .cloned();
+        thread.is_some_and(|c| c["status"] == "waiting" && c["priority"].is_object())
+    });
+    let conversations = get_json(server.addr, "/api/conversations?channel=email");
+    let gloria: Vec<&Value> = conversations["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["customer_provider_id"] == "gloria@example.com")
+        .collect();
+    assert_eq!(gloria.len(), 1, "one thread, one conversation");
+    let id = gloria[0]["id"].as_str().unwrap();
+    let messages = get_json(server.addr, &format!("/api/conversations/{id}/messages"));
+    assert_eq!(messages["items"].as_array().unwrap().len(), 3);
+}

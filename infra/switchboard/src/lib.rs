@@ -15,6 +15,7 @@
 
 pub mod demo;
 pub mod first_run;
+pub mod import;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Create the table, queues and event bus on the configured AWS endpoint (e.g. an
     /// emulator).
     Provision(ProvisionArgs),
+    /// Import an mbox file or a Maildir folder into the embedded store (the e-mail channel):
+    /// oldest first, each message once however often it is imported.
+    ImportMail(ImportMailArgs),
     /// Post a signed sample day (several channels, urgent and calm messages, an answer, a
     /// customer on two channels) to a running `switchboard serve`.
     Demo(DemoArgs),
@@ -77,6 +81,16 @@ pub struct DemoArgs {
     pub url: String,
     /// Its data folder, for its development secrets (when the app secrets are not in the
     /// environment).
+    #[arg(long, default_value = "./.switchboard", env = "SWITCHBOARD_DATA")]
+    pub data: PathBuf,
+}
+
+/// `switchboard import-mail`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportMailArgs {
+    /// The mbox file or Maildir folder (with `cur/` and `new/`; Maildir++ subfolders too).
+    pub path: PathBuf,
+    /// Directory of the embedded store (created if missing); stop `serve` on it first.
     #[arg(long, default_value = "./.switchboard", env = "SWITCHBOARD_DATA")]
     pub data: PathBuf,
 }
@@ -138,6 +152,12 @@ pub enum CliError {
     /// The development secrets could not be kept.
     #[error(transparent)]
     DevSecrets(#[from] first_run::DevSecretsError),
+    /// The mailbox could not be read.
+    #[error(transparent)]
+    Mailbox(#[from] import::MailboxError),
+    /// A message could not be stored.
+    #[error("import stopped: {0}")]
+    Import(String),
     /// The demo could not finish.
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
@@ -215,6 +235,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             tokio::signal::ctrl_c().await.ok();
             server.shutdown().await
+        }
+        Command::ImportMail(args) => {
+            let retention = config::retention_days(&ProcessEnv)?;
+            let summary = import::import_mail(&args.path, &args.data, retention, 100).await?;
+            println!(
+                "imported {} messages from {} into {}: {} new, {} already there",
+                summary.read,
+                args.path.display(),
+                args.data.display(),
+                summary.new,
+                summary.read - summary.new
+            );
+            Ok(())
         }
         Command::Demo(args) => {
             let summary = run_demo(&args.url, &args.data).await?;

@@ -4,7 +4,8 @@
 //! mail relay, an import, a test), and becomes one record:
 //!
 //! * **the provider id** is the `Message-ID` (without its angle brackets); a message without
-//!   one gets `sha256:<hex of the raw bytes>`, so a redelivery is a no-op either way;
+//!   one gets `sha256:<hex of the raw bytes>` ([`raw_id`]), so a redelivery is a no-op either
+//!   way;
 //! * **the account** is the brand's mailbox that received it: the envelope recipient a relay
 //!   writes (`X-Original-To`, `Delivered-To`, `Envelope-To`, `X-Envelope-To`), else the first
 //!   `To`; the brand's domain is that address's domain;
@@ -235,9 +236,10 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
     })]
 }
 
-/// `sha256:<hex>` of the raw bytes: the id of a message without a `Message-ID`.
-fn raw_id(raw: &[u8]) -> ProviderId {
-    ProviderId(format!("sha256:{}", DeliveryId::of(raw)))
+/// `sha256:<hex>` of the raw bytes without their trailing whitespace (an mbox keeps the blank
+/// line that separates messages): the id of a message without a `Message-ID`.
+pub fn raw_id(raw: &[u8]) -> ProviderId {
+    ProviderId(format!("sha256:{}", DeliveryId::of(raw.trim_ascii_end())))
 }
 
 fn notification(

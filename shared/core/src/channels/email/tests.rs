@@ -192,7 +192,14 @@ fn a_message_without_an_id_gets_one_from_its_bytes() {
     let m = message("no_message_id");
     assert_eq!(
         m.provider_message_id.as_str(),
-        format!("sha256:{}", DeliveryId::of(&bytes))
+        format!("sha256:{}", DeliveryId::of(bytes.trim_ascii_end()))
+    );
+    let mut from_an_mbox = bytes.clone();
+    from_an_mbox.extend_from_slice(b"\n");
+    assert_eq!(
+        raw_id(&from_an_mbox),
+        m.provider_message_id,
+        "the separator is not the message"
     );
     assert_eq!(parse(&bytes, now()), parse(&bytes, now()), "the same again");
 }
