@@ -218,6 +218,8 @@ pub struct Backend {
     pub conversations: Arc<dyn ConversationStore>,
     /// Customers' recent records.
     pub history: Arc<dyn CustomerHistory>,
+    /// Which identities carry which identifiers.
+    pub identities: Arc<dyn switchboard_core::ports::IdentityIndex>,
     /// Where domain events go (the JSON-lines file, or the bus on moto).
     pub events: Arc<dyn EventPublisher>,
     /// Reads what was published.
@@ -316,17 +318,21 @@ impl Backend {
     ) -> axum::Router {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let intake = Intake::new(store, queue, clock.clone());
-        webhook_router(WebhookState::new(intake, verifiers(), clock)).merge(api_router(ApiPorts {
-            reader: self.reader.clone(),
-            conversations: self.conversations.clone(),
-            customers: self.customers.clone(),
-            events: self.event_log.clone(),
-            cases: Some(self.prioritizer().cases().clone()),
-            replies,
-            reports: Some(self.reports()),
-            teams: teams(),
-            agents: switchboard_http::AgentSource::Header,
-        }))
+        webhook_router(WebhookState::new(intake, verifiers(), clock.clone())).merge(api_router(
+            ApiPorts {
+                reader: self.reader.clone(),
+                conversations: self.conversations.clone(),
+                customers: self.customers.clone(),
+                identities: self.identities.clone(),
+                clock: clock.clone(),
+                events: self.event_log.clone(),
+                cases: Some(self.prioritizer().cases().clone()),
+                replies,
+                reports: Some(self.reports()),
+                teams: teams(),
+                agents: switchboard_http::AgentSource::Header,
+            },
+        ))
     }
 
     /// The figures over this backend: the shipped teams and the shipped policy's calendar.
@@ -374,6 +380,7 @@ impl Backend {
                 conversations: self.conversations.clone(),
                 customers: self.customers.clone(),
                 history: self.history.clone(),
+                identities: self.identities.clone(),
                 events: self.events.clone(),
                 timers: self.timers.clone(),
             },
@@ -401,6 +408,8 @@ impl Backend {
                 reader: self.reader.clone(),
                 conversations: self.conversations.clone(),
                 customers: self.customers.clone(),
+                identities: self.identities.clone(),
+                clock: clock.clone(),
                 events: self.event_log.clone(),
                 cases: Some(prioritizer.cases().clone()),
                 replies: Some(replies),
@@ -559,6 +568,7 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         probe: Arc::new(EmbeddedProbe(store.clone())),
         conversations: store.clone(),
         history: store.clone(),
+        identities: store.clone(),
         events: events.clone(),
         published: Arc::new(FileEvents(events.clone())),
         consumer: Arc::new(EmbeddedConsumer {
@@ -887,7 +897,8 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
         claims: store.clone(),
         metrics: store.clone(),
         watches: store.clone(),
-        history: store,
+        history: store.clone(),
+        identities: store,
         events: Arc::new(switchboard_aws::EventBridgePublisher::new(
             eventbridge,
             &bus,

@@ -388,7 +388,8 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let ports = EmbeddedPorts::open(&args.data, retention, clock.clone())?;
             let mut prioritizer = ports
                 .prioritizer(Arc::new(Scorer::new(priority)), Arc::new(policy))
-                .statuses_answer(config::statuses_answer(source)?);
+                .statuses_answer(config::statuses_answer(source)?)
+                .auto_link(config::auto_link(source)?);
             let mut reminders = ports.reminders();
             if let Some(watch) = watch {
                 let watcher = ports.watcher(watch);
@@ -408,7 +409,9 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let api = ApiPorts {
                 reader: store.clone(),
                 conversations: store.clone(),
-                customers: store,
+                customers: store.clone(),
+                identities: store,
+                clock: ports.clock(),
                 events: Some(ports.events()),
                 cases: Some(ports.cases()),
                 replies: Some(ports.replies(sender)),
@@ -426,13 +429,15 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let ports = AwsPorts::new(&sdk, &settings.store(), clock.clone());
             let tokens = reply_tokens(source, Some(&sdk)).await?;
             let sender = Arc::new(Senders::from_source(source, tokens)?);
-            let mut prioritizer = ports.prioritizer(
-                &timed.event_bus,
-                &timed.schedules,
-                priority,
-                policy,
-                timed.statuses_answer,
-            );
+            let mut prioritizer = ports
+                .prioritizer(
+                    &timed.event_bus,
+                    &timed.schedules,
+                    priority,
+                    policy,
+                    timed.statuses_answer,
+                )
+                .auto_link(timed.auto_link);
             let mut reminders = ports.reminders(&timed.event_bus);
             if let Some(watch) = watch {
                 let watcher = ports.watcher(&timed.schedules, &timed.event_bus, watch);
@@ -463,7 +468,9 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let api = ApiPorts {
                 reader: store.clone(),
                 conversations: store.clone(),
-                customers: store,
+                customers: store.clone(),
+                identities: store,
+                clock: ports.clock(),
                 events: None,
                 cases: Some(ports.cases(&timed.schedules, &timed.event_bus)),
                 replies: Some(ports.replies(&timed.schedules, &timed.event_bus, sender)),

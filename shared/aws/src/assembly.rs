@@ -131,6 +131,7 @@ impl AwsPorts {
                 records: store.clone(),
                 conversations: store.clone(),
                 customers: store.clone(),
+                identities: store.clone(),
                 history: store,
                 events: self.events(bus),
                 timers: self.timers(target),

@@ -139,7 +139,7 @@ impl AwsSettings {
 /// The prioritizer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,
 /// `SWITCHBOARD_SCHEDULE_GROUP`, `SWITCHBOARD_REMINDER_QUEUE_ARN`,
 /// `SWITCHBOARD_SCHEDULER_ROLE_ARN`, `SWITCHBOARD_RETENTION_DAYS`, `SWITCHBOARD_PRIORITY`,
-/// `SWITCHBOARD_POLICY`, `SWITCHBOARD_STATUSES_ANSWER`.
+/// `SWITCHBOARD_POLICY`, `SWITCHBOARD_STATUSES_ANSWER`, `SWITCHBOARD_AUTO_LINK`.
 #[derive(Debug, Clone)]
 pub struct PrioritizerSettings {
     /// Table name.
@@ -156,6 +156,8 @@ pub struct PrioritizerSettings {
     pub policy: SlaPolicy,
     /// Whether statuses of messages sent elsewhere answer ([`config::statuses_answer`]).
     pub statuses_answer: bool,
+    /// Whether identities are linked automatically ([`config::auto_link`]).
+    pub auto_link: bool,
     /// The silent-channel watch ([`config::silent_after`] on the policy's default calendar);
     /// `None` when off.
     pub watch: Option<WatchSettings>,
@@ -172,6 +174,7 @@ impl PrioritizerSettings {
             priority: config::priority_config(source)?,
             policy: config::sla_policy(source)?,
             statuses_answer: config::statuses_answer(source)?,
+            auto_link: config::auto_link(source)?,
             watch: watch_settings(source)?,
         })
     }

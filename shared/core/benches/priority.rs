@@ -34,6 +34,7 @@ fn scoring(c: &mut Criterion) {
         breaches: 1,
         complaints: 1,
         vip: true,
+        ..History::default()
     };
     let mut group = c.benchmark_group("score");
     group.throughput(Throughput::Elements(messages.len() as u64));

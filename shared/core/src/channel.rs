@@ -56,6 +56,20 @@ impl Channel {
 }
 
 impl Channel {
+    /// The name people use for it, for texts shown to agents (`WhatsApp`, `e-mail`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            Channel::Whatsapp => "WhatsApp",
+            Channel::Messenger => "Messenger",
+            Channel::Instagram => "Instagram",
+            Channel::FacebookFeed => "Facebook comments",
+            Channel::Telegram => "Telegram",
+            Channel::X => "X",
+            Channel::Web => "web chat",
+            Channel::Email => "e-mail",
+        }
+    }
+
     /// The webhook this channel arrives on, whose credentials answer on it (`None` for the
     /// channels without a webhook yet).
     pub fn webhook(self) -> Option<Webhook> {

@@ -52,12 +52,27 @@ pub const STATUSES_ANSWER: &str = "SWITCHBOARD_STATUSES_ANSWER";
 
 /// Reads [`STATUSES_ANSWER`].
 pub fn statuses_answer(source: &impl Source) -> Result<bool, ConfigError> {
-    match source.get(STATUSES_ANSWER).as_deref().map(str::trim) {
-        None | Some("") => Ok(true),
+    flag(source, STATUSES_ANSWER, true)
+}
+
+/// Whether identities carrying the same e-mail address, phone number or WhatsApp user id are
+/// linked into one customer automatically: `SWITCHBOARD_AUTO_LINK`, `true` (the default) or
+/// `false` (identifiers are still noted for lookups; only agents link).
+pub const AUTO_LINK: &str = "SWITCHBOARD_AUTO_LINK";
+
+/// Reads [`AUTO_LINK`].
+pub fn auto_link(source: &impl Source) -> Result<bool, ConfigError> {
+    flag(source, AUTO_LINK, true)
+}
+
+/// A `true`/`false` setting (`1`/`0` too), `default` when unset or empty.
+fn flag(source: &impl Source, name: &str, default: bool) -> Result<bool, ConfigError> {
+    match source.get(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
         Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
         Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
         Some(_) => Err(ConfigError::Invalid {
-            name: STATUSES_ANSWER.into(),
+            name: name.into(),
             reason: "expected true or false".into(),
         }),
     }

@@ -7,13 +7,13 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | names and ids | [`channel`] (channels, webhooks), [`ids`] (provider and derived ids), [`clock`], [`settings`], [`errors`] |
+//! | names and ids | [`channel`] (channels, webhooks), [`identifier`] (e-mail addresses, phone numbers, handles), [`ids`] (provider and derived ids), [`clock`], [`settings`], [`errors`] |
 //! | values and rules | [`case`] (cases, first-contact resolution), [`telemetry`] (operational counts, for CloudWatch), [`priority`] (scoring, the apply rule), [`sla`] (policy, calendars, due times, reminders), [`verify`] (signature checks, handshakes) |
 //! | the model | [`model`] (records, conversations, customers) |
 //! | channels | [`channels`] (one module per webhook on one registry: verification, secrets, normalizer) |
 //! | domain decisions | [`recording`] (what storing records does), [`metrics`] (what a change counts, and the report), [`timers`] (which reminders to create and cancel), [`outbound`] (what a reply sends, and Meta's windows) |
 //! | ports | [`ports`] (one narrow trait per capability, two adapters each) |
-//! | services | [`intake`], [`prioritize`], [`remind`], [`cases`] (answers, resolutions, assignments), [`replies`] (replies through the channels' APIs), [`reports`] (the figures), [`events`] (the domain events' contract), [`consume`] (the one queue batch runner), [`watch`] (silent channels), [`config`] |
+//! | services | [`intake`], [`prioritize`], [`resolve`] (one customer across channels), [`remind`], [`cases`] (answers, resolutions, assignments), [`replies`] (replies through the channels' APIs), [`reports`] (the figures), [`events`] (the domain events' contract), [`consume`] (the one queue batch runner), [`watch`] (silent channels), [`config`] |
 #![warn(missing_docs)]
 
 pub mod case;
@@ -25,6 +25,7 @@ pub mod config;
 pub mod consume;
 pub mod errors;
 pub mod events;
+pub mod identifier;
 pub mod ids;
 pub mod intake;
 pub mod metrics;
@@ -37,6 +38,7 @@ pub mod recording;
 pub mod remind;
 pub mod replies;
 pub mod reports;
+pub mod resolve;
 pub mod settings;
 pub mod sla;
 pub mod telemetry;

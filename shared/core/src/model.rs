@@ -16,6 +16,7 @@
 
 use crate::case::{Case, CaseStatus, Inbound};
 pub use crate::channel::{Channel, UnknownChannel, Webhook};
+pub use crate::identifier::{Identifier, IdentifierKind};
 pub use crate::ids::ProviderId;
 use crate::ids::{ConversationId, CustomerId, RecordKey};
 use crate::priority::ConversationPriority;
@@ -48,6 +49,12 @@ pub struct CustomerIdentity {
     /// The name the person shows on the channel, when the provider sends one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// What else identifies the person across channels, as this channel saw it: the e-mail
+    /// address of an e-mail, the phone number of a WhatsApp id, a web form's `customer.email`
+    /// and `customer.phone`, handles. Strong ones link identities automatically
+    /// ([`crate::identifier`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<Identifier>,
 }
 
 /// What a message is. Providers' own type names are kept in [`Message::provider_type`].
@@ -817,6 +824,58 @@ pub struct Customer {
     /// the priority of the customer's messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
+    /// The customers merged into this one, each with who or what linked it: undoing one
+    /// (`DELETE /api/customers/{id}/links/{other}`) splits it back out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    /// Links undone: the automatic linking does not make them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declined: Vec<Declined>,
+}
+
+/// One customer merged into another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// The customer merged in (its id is now an alias of the survivor).
+    pub customer_id: CustomerId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why: `None` when an agent linked them, the evidence when switchboard did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<LinkEvidence>,
+}
+
+/// Why switchboard linked two identities by itself: both carried the same strong identifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkEvidence {
+    /// The identifier both carried.
+    pub identifier: Identifier,
+    /// The identity whose message brought it, with its channel and the message's time.
+    pub seen: Sighting,
+    /// The identity it was seen on before.
+    pub matched: Sighting,
+}
+
+/// An identity seen carrying an identifier: where and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    /// The identity (its own customer id).
+    pub identity: CustomerId,
+    /// Its channel.
+    pub channel: Channel,
+    /// When it was first seen with the identifier.
+    pub at: DateTime<Utc>,
+}
+
+/// A link an agent undid: not made again automatically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Declined {
+    /// The customer on the other side of the undone link.
+    pub customer_id: CustomerId,
+    /// The identifier of the undone automatic link; `None` when the undone link was an agent's,
+    /// which declines every automatic link between the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<Identifier>,
 }
 
 impl Customer {
@@ -827,7 +886,84 @@ impl Customer {
             identities: vec![identity.clone()],
             merged_into: None,
             tier: None,
+            links: Vec::new(),
+            declined: Vec::new(),
         }
+    }
+
+    /// The ids of this customer's identities.
+    pub fn identity_ids(&self) -> impl Iterator<Item = &CustomerId> {
+        self.identities.iter().map(|i| &i.customer_id)
+    }
+
+    /// Merges `other` (a surviving customer, not this one) into this one, for `link`: this
+    /// one takes its identities (`other` keeps its own list, to be split back out), its tier
+    /// when it has none, and what it declined; `other` becomes an alias. Answers false, and
+    /// changes nothing, when they are already one.
+    pub fn absorb(&mut self, other: &mut Customer, link: Link) -> bool {
+        if self.id == other.id || other.merged_into.is_some() {
+            return false;
+        }
+        if self.tier.is_none() {
+            self.tier = other.tier.clone();
+        }
+        for identity in &other.identities {
+            if !self.identity_ids().any(|i| *i == identity.customer_id) {
+                self.identities.push(identity.clone());
+            }
+        }
+        for declined in &other.declined {
+            if !self.declined.contains(declined) {
+                self.declined.push(declined.clone());
+            }
+        }
+        self.links.retain(|l| l.customer_id != other.id);
+        self.links.push(link);
+        other.merged_into = Some(self.id.clone());
+        true
+    }
+
+    /// Undoes the link of `other` (loaded by its own id) into this one: `other` stands alone
+    /// again with its identities, which this one gives back, and neither is linked to the
+    /// other automatically again (from the same identifier for an automatic link, at all for
+    /// an agent's). Answers false, and changes nothing, when `other` is not linked into this
+    /// one.
+    pub fn release(&mut self, other: &mut Customer) -> bool {
+        let Some(at) = self
+            .links
+            .iter()
+            .position(|l| l.customer_id == other.id)
+            .filter(|_| other.merged_into.as_ref() == Some(&self.id))
+        else {
+            return false;
+        };
+        let link = self.links.remove(at);
+        let theirs: Vec<CustomerId> = other.identity_ids().cloned().collect();
+        self.identities.retain(|i| !theirs.contains(&i.customer_id));
+        other.merged_into = None;
+        let identifier = link.evidence.map(|e| e.identifier);
+        self.declined.push(Declined {
+            customer_id: other.id.clone(),
+            identifier: identifier.clone(),
+        });
+        other.declined.push(Declined {
+            customer_id: self.id.clone(),
+            identifier,
+        });
+        true
+    }
+
+    /// Whether an undone link forbids linking this customer and `other` automatically on
+    /// `identifier`.
+    pub fn declines(&self, other: &Customer, identifier: &Identifier) -> bool {
+        let names = |mine: &Customer, theirs: &Customer| {
+            mine.declined.iter().any(|d| {
+                d.identifier.as_ref().is_none_or(|i| i == identifier)
+                    && (d.customer_id == theirs.id
+                        || theirs.identity_ids().any(|i| *i == d.customer_id))
+            })
+        };
+        names(self, other) || names(other, self)
     }
 }
 
@@ -854,6 +990,7 @@ pub(crate) fn text_message(
             channel: Channel::Whatsapp,
             provider_user_id: customer,
             display_name: None,
+            identifiers: Vec::new(),
         },
         direction,
         kind: MessageKind::Text,

@@ -11,7 +11,10 @@ use std::collections::HashMap;
 
 use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use crate::metrics::{BucketKey, Counts, Tally};
-use crate::model::{Channel, Conversation, Customer, ProviderId, Record, Webhook};
+use crate::model::{
+    Channel, Conversation, Customer, Identifier, LinkEvidence, ProviderId, Record, Sighting,
+    Webhook,
+};
 use crate::sla::WatchedAccount;
 
 /// A failure of a storage or queue backend. Always retryable from the provider's point of view:
@@ -279,6 +282,14 @@ pub enum LinkError {
     /// No customer has this id.
     #[error("customer {0} not found")]
     UnknownCustomer(CustomerId),
+    /// The link to undo does not exist: `other` is not linked into this customer.
+    #[error("customer {other} is not linked into {id}")]
+    NotLinked {
+        /// The surviving customer.
+        id: CustomerId,
+        /// The one that is not linked into it.
+        other: CustomerId,
+    },
     /// A storage failure.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -294,13 +305,31 @@ pub enum LinkError {
 ///   holding both identities, and its timeline holds the records of both, in provider-time order,
 ///   including records written later under either identity. Linking again is a no-op answering
 ///   the same customer; linking a customer to itself, or to an unknown id, is an error and
-///   changes nothing.
+///   changes nothing. The survivor records the [`Link`](crate::model::Link) (when, and the evidence of an
+///   automatic one);
+/// * [`unlink`](Self::unlink) undoes one link: the customer linked in stands alone again with
+///   its identities and its records (those of its identities), both remember the undone link
+///   ([`Customer::declines`]), and the survivor keeps the rest.
 #[async_trait]
 pub trait CustomerDirectory: Send + Sync {
     /// A customer, following merges to the surviving one.
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, BackendError>;
-    /// Merges `other` into `into`; answers the merged customer.
-    async fn link(&self, into: &CustomerId, other: &CustomerId) -> Result<Customer, LinkError>;
+    /// Merges `other` into `into` at `at` (by an agent when `evidence` is `None`); answers the
+    /// merged customer.
+    async fn link(
+        &self,
+        into: &CustomerId,
+        other: &CustomerId,
+        at: DateTime<Utc>,
+        evidence: Option<LinkEvidence>,
+    ) -> Result<Customer, LinkError>;
+    /// Undoes the link of `other` into the customer of `id`; answers the survivor and the
+    /// customer split back out.
+    async fn unlink(
+        &self,
+        id: &CustomerId,
+        other: &CustomerId,
+    ) -> Result<(Customer, Customer), LinkError>;
     /// Every message and event of a customer across channels, in provider-time order.
     async fn timeline(
         &self,
@@ -406,6 +435,31 @@ pub trait ChannelWatches: Send + Sync {
         account: &WatchedAccount,
         change: WatchChange<'_>,
     ) -> Result<Watch, BackendError>;
+}
+
+/// Which identities carry which identifiers (e-mail addresses, phone numbers, handles), for
+/// linking identities automatically and finding customers by them.
+///
+/// Contract (held by the contract suite on every backend): [`observe`](Self::observe) keeps one
+/// sighting per identifier and identity (the first; a repeat changes nothing) and answers every
+/// identity that carries the identifier, this one included, oldest first, at most `limit`;
+/// [`carriers`](Self::carriers) answers the same without writing. Keys are
+/// [`Identifier::key`]s: no address or number is in a key.
+#[async_trait]
+pub trait IdentityIndex: Send + Sync {
+    /// Notes `sighting` of `identifier`; answers its carriers.
+    async fn observe(
+        &self,
+        identifier: &Identifier,
+        sighting: &Sighting,
+        limit: usize,
+    ) -> Result<Vec<Sighting>, BackendError>;
+    /// The identities that carry `identifier`, oldest first, at most `limit`.
+    async fn carriers(
+        &self,
+        identifier: &Identifier,
+        limit: usize,
+    ) -> Result<Vec<Sighting>, BackendError>;
 }
 
 /// A customer's recent history, for scoring a new message.

@@ -1,7 +1,8 @@
 //! The prioritizer: the consumer of the intake queue.
 //!
-//! For each queue entry of a customer message it reads the message and the customer's recent
-//! history, scores it ([`Scorer`]), applies the score to the conversation ([`crate::priority::apply`]: within
+//! For each queue entry of a message it first links the customer with the identities that
+//! carry the same e-mail address or phone number ([`crate::resolve`]). For a customer message
+//! it then reads the customer's recent history (every linked identity's), scores it ([`Scorer`]), applies the score to the conversation ([`crate::priority::apply`]: within
 //! one wait the level only rises) and, when that set the conversation's priority, times the
 //! wait by the SLA policy (its target, warning and due time; see [`crate::sla`]) and publishes
 //! `conversation.prioritized`; every customer message publishes `message.received`, and one
@@ -37,9 +38,10 @@ use crate::metrics::{self, Tally};
 use crate::model::{Conversation, DeliveryStatus, Direction, Event, EventKind, Message, Record};
 use crate::ports::{
     BackendError, ConversationStore, CustomerDirectory, CustomerHistory, DomainEvent,
-    EventPublisher, QueueEntry, RecordLookup, ReminderScheduler,
+    EventPublisher, IdentityIndex, QueueEntry, RecordLookup, ReminderScheduler,
 };
 use crate::priority::{Applied, History, Priority, Scorer};
+use crate::resolve::Resolver;
 use crate::sla::{Reminder, SlaPolicy, WatchedAccount};
 use crate::telemetry;
 use crate::timers;
@@ -81,6 +83,8 @@ pub struct PrioritizerPorts {
     pub customers: Arc<dyn CustomerDirectory>,
     /// The customer's recent records.
     pub history: Arc<dyn CustomerHistory>,
+    /// Which identities carry which identifiers, for linking them.
+    pub identities: Arc<dyn IdentityIndex>,
     /// Where `conversation.prioritized` goes.
     pub events: Arc<dyn EventPublisher>,
     /// Where the SLA and window reminders are set.
@@ -92,6 +96,7 @@ pub struct PrioritizerPorts {
 pub struct Prioritizer {
     ports: PrioritizerPorts,
     cases: Cases,
+    resolver: Resolver,
     statuses_answer: bool,
     watcher: Option<Watcher>,
     scorer: Arc<Scorer>,
@@ -114,6 +119,11 @@ impl Prioritizer {
                 ports.events.clone(),
                 clock.clone(),
             ),
+            resolver: Resolver::new(
+                ports.identities.clone(),
+                ports.customers.clone(),
+                clock.clone(),
+            ),
             statuses_answer: true,
             watcher: None,
             ports,
@@ -128,6 +138,13 @@ impl Prioritizer {
     /// tools also send notifications, which are no answers.
     pub fn statuses_answer(mut self, on: bool) -> Self {
         self.statuses_answer = on;
+        self
+    }
+
+    /// Whether identities carrying the same e-mail address, phone number or WhatsApp user id
+    /// are linked into one customer automatically (default true; see [`crate::resolve`]).
+    pub fn auto_link(mut self, on: bool) -> Self {
+        self.resolver = self.resolver.automatic(on);
         self
     }
 
@@ -183,6 +200,7 @@ impl Prioritizer {
             .await?
             .ok_or(PrioritizeError::Missing("conversation"))?;
         if message.direction != Direction::Inbound {
+            self.resolver.resolve(message).await?;
             return self.answered(&conversation, message).await;
         }
         if conversation
@@ -192,6 +210,8 @@ impl Prioritizer {
         {
             return Ok(Outcome::AlreadySeen);
         }
+        // Before the history is read, so that it sees every identity of the customer.
+        self.resolver.resolve(message).await?;
 
         let history = self.history(&conversation, message).await?;
         let text = crate::channels::email::scored_text(message);
@@ -402,7 +422,12 @@ impl Prioritizer {
             .conversations_by_id(&others)
             .await?
         {
-            history.open_elsewhere += u32::from(other.waiting_since.is_some());
+            if let Some(since) = other.waiting_since {
+                history.open_elsewhere += 1;
+                if history.oldest_open.is_none_or(|(_, oldest)| since < oldest) {
+                    history.oldest_open = Some((other.channel, since));
+                }
+            }
             history.breaches += other.sla_breaches;
             history.complaints += u32::from(other.priority.as_ref().is_some_and(|p| p.complaint));
         }

@@ -118,6 +118,7 @@ mod tests {
             channel: Channel::Whatsapp,
             provider_user_id: ProviderId::from("5511"),
             display_name: None,
+            identifiers: Vec::new(),
         };
         Conversation {
             id: ConversationId::from_stored("cv_1"),

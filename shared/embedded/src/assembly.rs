@@ -72,6 +72,7 @@ impl EmbeddedPorts {
                 conversations: store.clone(),
                 customers: store.clone(),
                 history: store.clone(),
+                identities: store.clone(),
                 events: self.events(),
                 timers: store,
             },

@@ -1,11 +1,14 @@
 //! The customer directory on SQLite: one row per customer, merged ones pointing at the survivor.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_core::ids::CustomerId;
-use switchboard_core::model::{Customer, CustomerIdentity};
+use switchboard_core::model::{
+    Customer, CustomerIdentity, Identifier, Link, LinkEvidence, Sighting,
+};
 use switchboard_core::ports::{
-    BackendError, CustomerDirectory, LinkError, Page, PageRequest, StoredRecord,
+    BackendError, CustomerDirectory, IdentityIndex, LinkError, Page, PageRequest, StoredRecord,
 };
 
 use crate::cursor::Cursor;
@@ -89,7 +92,13 @@ impl CustomerDirectory for SqliteStore {
             .await
     }
 
-    async fn link(&self, into: &CustomerId, other: &CustomerId) -> Result<Customer, LinkError> {
+    async fn link(
+        &self,
+        into: &CustomerId,
+        other: &CustomerId,
+        at: DateTime<Utc>,
+        evidence: Option<LinkEvidence>,
+    ) -> Result<Customer, LinkError> {
         const OP: &str = "link";
         if into == other {
             return Err(LinkError::SameCustomer);
@@ -98,25 +107,19 @@ impl CustomerDirectory for SqliteStore {
         let outcome = self
             .write(OP, move |conn| {
                 let unavailable = |e| BackendError::unavailable(OP, e);
-                let tx = conn
-                    .savepoint()
-                    .map_err(unavailable)?;
+                let tx = conn.savepoint().map_err(unavailable)?;
                 let Some(mut survivor) = root(&tx, into.as_str(), OP)? else {
                     return Ok(Err(into));
                 };
                 let Some(mut merged) = root(&tx, other.as_str(), OP)? else {
                     return Ok(Err(other));
                 };
-                if survivor.id != merged.id {
-                    if survivor.tier.is_none() {
-                        survivor.tier = merged.tier.clone();
-                    }
-                    for identity in std::mem::take(&mut merged.identities) {
-                        if !survivor.identities.iter().any(|i| i.customer_id == identity.customer_id) {
-                            survivor.identities.push(identity);
-                        }
-                    }
-                    merged.merged_into = Some(survivor.id.clone());
+                let link = Link {
+                    customer_id: merged.id.clone(),
+                    at,
+                    evidence,
+                };
+                if survivor.absorb(&mut merged, link) {
                     save(&tx, &survivor, OP)?;
                     save(&tx, &merged, OP)?;
                     // Earlier merges into the merged one now point at the survivor directly.
@@ -138,6 +141,59 @@ impl CustomerDirectory for SqliteStore {
             })
             .await?;
         outcome.map_err(LinkError::UnknownCustomer)
+    }
+
+    async fn unlink(
+        &self,
+        id: &CustomerId,
+        other: &CustomerId,
+    ) -> Result<(Customer, Customer), LinkError> {
+        const OP: &str = "unlink";
+        let (id, other) = (id.clone(), other.clone());
+        self.write(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let tx = conn.savepoint().map_err(unavailable)?;
+            let Some(mut survivor) = root(&tx, id.as_str(), OP)? else {
+                return Ok(Err(LinkError::UnknownCustomer(id)));
+            };
+            let Some(mut split) = load(&tx, other.as_str(), OP)? else {
+                return Ok(Err(LinkError::UnknownCustomer(other)));
+            };
+            if !survivor.release(&mut split) {
+                return Ok(Err(LinkError::NotLinked {
+                    id: survivor.id,
+                    other: split.id,
+                }));
+            }
+            save(&tx, &survivor, OP)?;
+            save(&tx, &split, OP)?;
+            // The identities it brought, and the customers merged into it before, go with it.
+            let theirs: Vec<String> = split
+                .identity_ids()
+                .map(|i| i.as_str().to_owned())
+                .collect();
+            let mut moved = 0;
+            for identity in &theirs {
+                if identity != split.id.as_str() {
+                    tx.execute(
+                        "UPDATE customers SET merged_into = ?1 WHERE id = ?2 AND merged_into = ?3",
+                        params![split.id.as_str(), identity, survivor.id.as_str()],
+                    )
+                    .map_err(unavailable)?;
+                }
+                moved += tx
+                    .execute(
+                        "UPDATE records SET customer_id = ?1 WHERE customer_id = ?2
+                         AND json_extract(doc, '$.customer.customer_id') = ?3",
+                        params![split.id.as_str(), survivor.id.as_str(), identity],
+                    )
+                    .map_err(unavailable)?;
+            }
+            tracing::info!(customer = %survivor.id, split = %split.id, moved, "customers unlinked");
+            tx.commit().map_err(unavailable)?;
+            Ok(Ok((survivor, split)))
+        })
+        .await?
     }
 
     async fn set_tier(
@@ -187,6 +243,97 @@ impl CustomerDirectory for SqliteStore {
                 key,
             },
         )
+        .await
+    }
+}
+
+fn carriers(
+    conn: &Connection,
+    key: &str,
+    limit: usize,
+    op: &'static str,
+) -> Result<Vec<Sighting>, BackendError> {
+    let unavailable = |e| BackendError::unavailable(op, e);
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT customer_id, channel, at_ms FROM identifiers WHERE key = ?1
+             ORDER BY at_ms, customer_id LIMIT ?2",
+        )
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map(
+            params![key, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .map_err(unavailable)?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (identity, channel, at_ms) = row.map_err(unavailable)?;
+        found.push(Sighting {
+            identity: CustomerId::from_stored(identity),
+            channel: channel
+                .parse()
+                .map_err(|e| BackendError::unavailable(op, e))?,
+            at: DateTime::from_timestamp_millis(at_ms).unwrap_or_default(),
+        });
+    }
+    Ok(found)
+}
+
+#[async_trait]
+impl IdentityIndex for SqliteStore {
+    async fn observe(
+        &self,
+        identifier: &Identifier,
+        sighting: &Sighting,
+        limit: usize,
+    ) -> Result<Vec<Sighting>, BackendError> {
+        const OP: &str = "observe_identifier";
+        let key = identifier.key();
+        let sighting = sighting.clone();
+        let expires_at = self.expires_at(self.clock.now());
+        self.write(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let tx = conn.savepoint().map_err(unavailable)?;
+            tx.prepare_cached(
+                "INSERT INTO identifiers (key, customer_id, channel, at_ms, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (key, customer_id) DO UPDATE SET
+                     at_ms = min(at_ms, excluded.at_ms),
+                     expires_at = max(expires_at, excluded.expires_at)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    sighting.identity.as_str(),
+                    sighting.channel.as_str(),
+                    sighting.at.timestamp_millis(),
+                    expires_at
+                ])
+            })
+            .map_err(unavailable)?;
+            let found = carriers(&tx, &key, limit, OP)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn carriers(
+        &self,
+        identifier: &Identifier,
+        limit: usize,
+    ) -> Result<Vec<Sighting>, BackendError> {
+        let key = identifier.key();
+        self.run("identifier_carriers", move |conn| {
+            carriers(conn, &key, limit, "identifier_carriers")
+        })
         .await
     }
 }

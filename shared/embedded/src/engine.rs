@@ -85,6 +85,9 @@ pub struct Purged {
     pub idempotency_keys: usize,
     /// Counters of metric buckets older than [`switchboard_core::metrics::RETENTION_DAYS`].
     pub metric_counts: usize,
+    /// Sightings of identifiers (an identity seen with an e-mail address or phone number)
+    /// not seen again for the retention period.
+    pub identifiers: usize,
 }
 
 fn open_error(
@@ -454,6 +457,7 @@ fn purge(conn: &mut Connection, now: DateTime<Utc>) -> rusqlite::Result<Purged> 
         conversations: tx.execute("DELETE FROM conversations WHERE expires_at <= ?1", [now])?,
         idempotency_keys: tx.execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now])?,
         metric_counts: tx.execute("DELETE FROM metric_counts WHERE expires_at <= ?1", [now])?,
+        identifiers: tx.execute("DELETE FROM identifiers WHERE expires_at <= ?1", [now])?,
     };
     tx.commit()?;
     Ok(purged)

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -149,6 +149,23 @@ CREATE TABLE IF NOT EXISTS watches (
 );
 ";
 
+/// Version 8: which identities carry which identifiers (e-mail addresses, phone numbers,
+/// handles), by the identifier's hashed key ([`Identifier::key`]), the first sighting of each;
+/// `expires_at` in seconds, purged with the rest.
+///
+/// [`Identifier::key`]: switchboard_core::model::Identifier::key
+const V8: &str = "
+CREATE TABLE IF NOT EXISTS identifiers (
+    key         TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (key, customer_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identifiers_expiry ON identifiers (expires_at);
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
@@ -173,7 +190,10 @@ pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()>
     if found < 6 {
         tx.execute_batch(V6)?;
     }
-    tx.execute_batch(V7)?;
+    if found < 7 {
+        tx.execute_batch(V7)?;
+    }
+    tx.execute_batch(V8)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

@@ -58,6 +58,7 @@ fn message(customer: &str, id: &str, at: DateTime<Utc>, text: &str) -> Record {
             channel,
             provider_user_id: customer,
             display_name: None,
+            identifiers: Vec::new(),
         },
         direction: Direction::Inbound,
         kind: MessageKind::Text,

@@ -8,7 +8,12 @@
 //! * `GET /api/customers/{id}`: a customer and their channel identities.
 //! * `GET /api/customers/{id}/timeline?cursor=&limit=`: every message and event of a customer
 //!   across channels, in provider-time order.
+//! * `GET /api/customers?email=|phone=|handle=`: the customers carrying an identifier (an
+//!   e-mail address, an E.164 phone number, a handle), `{"items": [...]}`.
 //! * `POST /api/customers/{id}/link` with `{"customer_id": "cu_…"}`: the two are one person.
+//! * `DELETE /api/customers/{id}/links/{other}`: undoes a link (an agent's or an automatic
+//!   one): `other` stands alone again with its identities and timeline, and is not linked
+//!   automatically again on the same evidence.
 //! * `PUT /api/customers/{id}/tier` with `{"tier": "vip"}` (or `null`): the customer's tier.
 //! * `POST /api/conversations/{id}/answered` with `{"at": "<RFC 3339>"}` (or no body: now): an
 //!   agent answered outside the channels' echoes; the wait ends, its reminders are cancelled.
@@ -40,10 +45,11 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::ApiError;
@@ -51,16 +57,18 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use switchboard_core::case::CaseStatus;
 use switchboard_core::cases::Cases;
+use switchboard_core::clock::Clock;
 use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use switchboard_core::metrics::report::ReportQuery;
 use switchboard_core::model::{
-    Attachment, Channel, Conversation, Customer, Direction, EventKind, ProviderError, ProviderId,
-    Record,
+    Attachment, Channel, Conversation, Customer, Direction, EventKind, Identifier, IdentifierKind,
+    ProviderError, ProviderId, Record,
 };
 use switchboard_core::outbound::ReplyRequest;
 use switchboard_core::ports::{BackendError, ConversationReader, Page, PageRequest, StoredRecord};
 use switchboard_core::ports::{
-    ConversationStore, CustomerDirectory, DomainEvent, EventLog, QueueName, QueuePosition,
+    ConversationStore, CustomerDirectory, DomainEvent, EventLog, IdentityIndex, QueueName,
+    QueuePosition,
 };
 use switchboard_core::priority::{ConversationPriority, Priority, Reason};
 use switchboard_core::replies::Replies;
@@ -80,6 +88,10 @@ pub struct ApiPorts {
     pub conversations: Arc<dyn ConversationStore>,
     /// Customers and links.
     pub customers: Arc<dyn CustomerDirectory>,
+    /// Which identities carry which identifiers (`GET /api/customers?email=…`).
+    pub identities: Arc<dyn IdentityIndex>,
+    /// The time of an agent's link.
+    pub clock: Arc<dyn Clock>,
     /// The log of published events, where the backend keeps one (embedded).
     pub events: Option<Arc<dyn EventLog>>,
     /// What agents do: answers (`POST …/answered`), resolutions, assignments.
@@ -156,6 +168,8 @@ pub fn api_router(ports: ApiPorts) -> Router {
         reader,
         conversations,
         customers,
+        identities,
+        clock,
         events,
         cases,
         replies,
@@ -186,11 +200,20 @@ pub fn api_router(ports: ApiPorts) -> Router {
             conversations,
         });
     let customers = Router::new()
+        .route("/api/customers", get(find_customers))
         .route("/api/customers/{id}", get(get_customer))
         .route("/api/customers/{id}/timeline", get(customer_timeline))
         .route("/api/customers/{id}/link", post(link_customers))
+        .route(
+            "/api/customers/{id}/links/{other}",
+            delete(unlink_customers),
+        )
         .route("/api/customers/{id}/tier", put(set_tier))
-        .with_state(customers);
+        .with_state(CustomerState {
+            customers,
+            identities,
+            clock,
+        });
     let events = Router::new()
         .route("/api/events", get(list_events))
         .with_state(events);
@@ -663,7 +686,7 @@ async fn get_delivery(
 }
 
 async fn get_customer(
-    State(customers): State<Arc<dyn CustomerDirectory>>,
+    State(CustomerState { customers, .. }): State<CustomerState>,
     Path(id): Path<String>,
 ) -> Result<Json<Customer>, ApiError> {
     let customer = customers
@@ -674,7 +697,7 @@ async fn get_customer(
 }
 
 async fn customer_timeline(
-    State(customers): State<Arc<dyn CustomerDirectory>>,
+    State(CustomerState { customers, .. }): State<CustomerState>,
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page<RecordView>>, ApiError> {
@@ -695,7 +718,9 @@ struct LinkRequest {
 }
 
 async fn link_customers(
-    State(customers): State<Arc<dyn CustomerDirectory>>,
+    State(CustomerState {
+        customers, clock, ..
+    }): State<CustomerState>,
     Path(id): Path<String>,
     body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Customer>, ApiError> {
@@ -709,9 +734,81 @@ async fn link_customers(
         .link(
             &CustomerId::from_stored(id),
             &CustomerId::from_stored(request.customer_id),
+            clock.now(),
+            None,
         )
         .await?;
     Ok(Json(merged))
+}
+
+/// What the customer routes serve from.
+#[derive(Clone)]
+struct CustomerState {
+    customers: Arc<dyn CustomerDirectory>,
+    identities: Arc<dyn IdentityIndex>,
+    clock: Arc<dyn Clock>,
+}
+
+/// `DELETE /api/customers/{id}/links/{other}`: undoes the link of `other` into the customer of
+/// `id`; answers both, `customer` (what is left) and `unlinked` (what stands alone again).
+async fn unlink_customers(
+    State(CustomerState { customers, .. }): State<CustomerState>,
+    Path((id, other)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (customer, unlinked) = customers
+        .unlink(
+            &CustomerId::from_stored(id),
+            &CustomerId::from_stored(other),
+        )
+        .await?;
+    Ok(Json(json!({"customer": customer, "unlinked": unlinked})))
+}
+
+/// The query of `GET /api/customers`: exactly one identifier.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindQuery {
+    email: Option<String>,
+    phone: Option<String>,
+    handle: Option<String>,
+}
+
+/// `GET /api/customers?email=|phone=|handle=`: the customers carrying that identifier (each
+/// surviving customer once), `{"items": [...]}`, empty when nobody does.
+async fn find_customers(
+    State(CustomerState {
+        customers,
+        identities,
+        ..
+    }): State<CustomerState>,
+    query: Result<Query<FindQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let given = [
+        (IdentifierKind::Email, query.email),
+        (IdentifierKind::Phone, query.phone),
+        (IdentifierKind::Handle, query.handle),
+    ]
+    .into_iter()
+    .filter_map(|(kind, value)| value.map(|v| (kind, v)))
+    .collect::<Vec<_>>();
+    let [(kind, value)] = given.as_slice() else {
+        return Err(ApiError::BadRequest(
+            "give exactly one of email, phone (E.164, with its + and country code) or handle"
+                .into(),
+        ));
+    };
+    let identifier = Identifier::parse(*kind, value).ok_or_else(|| {
+        ApiError::BadRequest(match kind {
+            IdentifierKind::Phone => {
+                "phone must be in E.164: + and the country code, then the number".into()
+            }
+            other => format!("{} is not a valid {}", other.as_str(), other.as_str()),
+        })
+    })?;
+    let found =
+        switchboard_core::resolve::customers_with(&*identities, &*customers, &identifier).await?;
+    Ok(Json(json!({ "items": found })))
 }
 
 /// Where the next page of a queue listing starts: after `after`, for `scope` (`team:<t>`,
@@ -879,7 +976,7 @@ struct TierRequest {
 const MAX_TIER_CHARS: usize = 64;
 
 async fn set_tier(
-    State(customers): State<Arc<dyn CustomerDirectory>>,
+    State(CustomerState { customers, .. }): State<CustomerState>,
     Path(id): Path<String>,
     body: Result<Json<TierRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Customer>, ApiError> {

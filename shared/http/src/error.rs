@@ -80,6 +80,7 @@ impl From<LinkError> for ApiError {
         match e {
             LinkError::SameCustomer => ApiError::BadRequest(e.to_string()),
             LinkError::UnknownCustomer(_) => ApiError::NotFound("customer"),
+            LinkError::NotLinked { .. } => ApiError::NotFound("link"),
             LinkError::Backend(b) => ApiError::Backend(b),
         }
     }

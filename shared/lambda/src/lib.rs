@@ -68,13 +68,15 @@ pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
         .watch
         .clone()
         .map(|w| ports.watcher(&settings.schedules, &settings.event_bus, w));
-    let prioritizer = ports.prioritizer(
-        &settings.event_bus,
-        &settings.schedules,
-        settings.priority,
-        settings.policy,
-        settings.statuses_answer,
-    );
+    let prioritizer = ports
+        .prioritizer(
+            &settings.event_bus,
+            &settings.schedules,
+            settings.priority,
+            settings.policy,
+            settings.statuses_answer,
+        )
+        .auto_link(settings.auto_link);
     Ok(match watcher {
         Some(w) => prioritizer.watching(w),
         None => prioritizer,
@@ -107,7 +109,9 @@ pub fn agent_api(
     let api = api_router(ApiPorts {
         reader: store.clone(),
         conversations: store.clone(),
-        customers: store,
+        customers: store.clone(),
+        identities: store,
+        clock: ports.clock(),
         events: None,
         cases: Some(ports.cases(&settings.schedules, &settings.event_bus)),
         replies: Some(ports.replies(&settings.schedules, &settings.event_bus, sender)),

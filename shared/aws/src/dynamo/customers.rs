@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use switchboard_core::ids::CustomerId;
-use switchboard_core::model::{Customer, Record};
+use switchboard_core::model::{Customer, Identifier, Link, LinkEvidence, Record, Sighting};
 use switchboard_core::ports::{
-    BackendError, CustomerDirectory, CustomerHistory, LinkError, Page, PageRequest, StoredRecord,
+    BackendError, CustomerDirectory, CustomerHistory, IdentityIndex, LinkError, Page, PageRequest,
+    StoredRecord,
 };
 
 use super::*;
@@ -56,12 +57,39 @@ impl DynamoStore {
         ))
     }
 
-    /// Lists the records of customer `from` under customer `to` (one query page and one
+    /// Writes customers together, or none of them.
+    async fn put_customers(
+        &self,
+        op: &'static str,
+        customers: &[&Customer],
+    ) -> Result<(), BackendError> {
+        let puts = customers
+            .iter()
+            .map(|c| {
+                let put = Put::builder()
+                    .table_name(self.table.as_ref())
+                    .set_item(Some(self.customer_item(c)?))
+                    .build()
+                    .map_err(unavailable(op))?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(puts))
+            .send()
+            .await
+            .map_err(unavailable(op))?;
+        Ok(())
+    }
+
+    /// Lists the records of customer `from` that `which` selects under customer `to` (one query page and one
     /// `UpdateItem` per record: linking is an agent's action, not the intake path).
     async fn move_records(
         &self,
         from: &CustomerId,
         to: &CustomerId,
+        which: impl Fn(&Record) -> bool,
     ) -> Result<usize, BackendError> {
         const OP: &str = "link";
         if from == to {
@@ -77,6 +105,9 @@ impl DynamoStore {
                 .query_page(OP, Some(GSI2), &format!("U#{from}"), true, &page)
                 .await?;
             for item in items {
+                if !which(&stored_record_from(&item)?.record) {
+                    continue;
+                }
                 keys.push(HashMap::from([
                     (
                         PK.to_owned(),
@@ -117,7 +148,13 @@ impl CustomerDirectory for DynamoStore {
         self.root_customer(id, "customer").await
     }
 
-    async fn link(&self, into: &CustomerId, other: &CustomerId) -> Result<Customer, LinkError> {
+    async fn link(
+        &self,
+        into: &CustomerId,
+        other: &CustomerId,
+        at: DateTime<Utc>,
+        evidence: Option<LinkEvidence>,
+    ) -> Result<Customer, LinkError> {
         const OP: &str = "link";
         if into == other {
             return Err(LinkError::SameCustomer);
@@ -130,46 +167,68 @@ impl CustomerDirectory for DynamoStore {
             .root_customer(other, OP)
             .await?
             .ok_or_else(|| LinkError::UnknownCustomer(other.clone()))?;
-        if survivor.id != merged.id {
-            if survivor.tier.is_none() {
-                survivor.tier = merged.tier.clone();
-            }
-            for identity in std::mem::take(&mut merged.identities) {
-                if !survivor
-                    .identities
-                    .iter()
-                    .any(|i| i.customer_id == identity.customer_id)
-                {
-                    survivor.identities.push(identity);
-                }
-            }
-            merged.merged_into = Some(survivor.id.clone());
+        let link = Link {
+            customer_id: merged.id.clone(),
+            at,
+            evidence,
+        };
+        if survivor.absorb(&mut merged, link) {
             // Both customers change together, or neither does.
-            let puts = [&survivor, &merged]
-                .into_iter()
-                .map(|c| {
-                    let put = Put::builder()
-                        .table_name(self.table.as_ref())
-                        .set_item(Some(self.customer_item(c)?))
-                        .build()
-                        .map_err(unavailable(OP))?;
-                    Ok(TransactWriteItem::builder().put(put).build())
-                })
-                .collect::<Result<Vec<_>, BackendError>>()?;
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(puts))
-                .send()
-                .await
-                .map_err(unavailable(OP))?;
+            self.put_customers(OP, &[&survivor, &merged]).await?;
         }
         // Also on a repeated link: finishes moving records an interrupted link left behind.
-        let mut moved = self.move_records(&merged.id, &survivor.id).await?;
+        let mut moved = self
+            .move_records(&merged.id, &survivor.id, |_| true)
+            .await?;
         if other != &merged.id && other != &survivor.id {
-            moved += self.move_records(other, &survivor.id).await?;
+            moved += self.move_records(other, &survivor.id, |_| true).await?;
         }
         tracing::info!(customer = %survivor.id, merged = %merged.id, moved, "customers linked");
         Ok(survivor)
+    }
+
+    async fn unlink(
+        &self,
+        id: &CustomerId,
+        other: &CustomerId,
+    ) -> Result<(Customer, Customer), LinkError> {
+        const OP: &str = "unlink";
+        let mut survivor = self
+            .root_customer(id, OP)
+            .await?
+            .ok_or_else(|| LinkError::UnknownCustomer(id.clone()))?;
+        let mut split = self
+            .load_customer(other, OP)
+            .await?
+            .ok_or_else(|| LinkError::UnknownCustomer(other.clone()))?;
+        if !survivor.release(&mut split) {
+            return Err(LinkError::NotLinked {
+                id: survivor.id,
+                other: split.id,
+            });
+        }
+        // The customers merged into it before it was linked go with it.
+        let mut nested = Vec::new();
+        for identity in split.identity_ids().filter(|i| **i != split.id) {
+            if let Some(mut c) = self.load_customer(identity, OP).await?
+                && c.merged_into.as_ref() == Some(&survivor.id)
+            {
+                c.merged_into = Some(split.id.clone());
+                nested.push(c);
+            }
+        }
+        let mut changed = vec![&survivor, &split];
+        changed.extend(nested.iter());
+        self.put_customers(OP, &changed).await?;
+        let theirs: Vec<CustomerId> = split.identity_ids().cloned().collect();
+        let moved = self
+            .move_records(&survivor.id, &split.id, |r| {
+                r.customer()
+                    .is_some_and(|c| theirs.contains(&c.customer_id))
+            })
+            .await?;
+        tracing::info!(customer = %survivor.id, split = %split.id, moved, "customers unlinked");
+        Ok((survivor, split))
     }
 
     async fn set_tier(
@@ -269,5 +328,141 @@ impl CustomerHistory for DynamoStore {
             }
         }
         Ok(records)
+    }
+}
+
+/// The partition of an identifier's sightings (one item per identity, sorted by its id).
+fn identifier_pk(identifier: &Identifier) -> String {
+    format!("I#{}", identifier.key())
+}
+
+fn sighting_from(item: &HashMap<String, AttributeValue>) -> Result<Sighting, BackendError> {
+    const OP: &str = "identifier_carriers";
+    let identity = get_s(item, SK).ok_or_else(|| corrupt(OP, "sk"))?;
+    let channel = get_s(item, "channel")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| corrupt(OP, "channel"))?;
+    let at = get_n(item, "at_ms")
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| corrupt(OP, "at_ms"))?;
+    Ok(Sighting {
+        identity: CustomerId::from_stored(identity),
+        channel,
+        at,
+    })
+}
+
+impl DynamoStore {
+    /// The sightings of `identifier` (at most `limit`, oldest first) and the expiry of
+    /// `identity`'s, when it has one.
+    async fn sightings(
+        &self,
+        identifier: &Identifier,
+        identity: Option<&CustomerId>,
+        limit: usize,
+    ) -> Result<(Vec<Sighting>, Option<i64>), BackendError> {
+        const OP: &str = "identifier_carriers";
+        let out = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", PK)
+            .expression_attribute_values(":p", s(identifier_pk(identifier)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        let mut found = Vec::new();
+        let mut expiry = None;
+        for item in out.items.unwrap_or_default() {
+            let sighting = sighting_from(&item)?;
+            if Some(&sighting.identity) == identity {
+                expiry = Some(get_n(&item, crate::resources::TTL_ATTRIBUTE).unwrap_or(0));
+            }
+            found.push(sighting);
+        }
+        found.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.identity.cmp(&b.identity)));
+        Ok((found, expiry))
+    }
+}
+
+#[async_trait]
+impl IdentityIndex for DynamoStore {
+    /// One query; a new sighting adds one conditional put (the first one stays), and one that
+    /// is about to expire is renewed with one update (at most once a day).
+    async fn observe(
+        &self,
+        identifier: &Identifier,
+        sighting: &Sighting,
+        limit: usize,
+    ) -> Result<Vec<Sighting>, BackendError> {
+        const OP: &str = "observe_identifier";
+        let (mut found, expiry) = self
+            .sightings(identifier, Some(&sighting.identity), limit)
+            .await?;
+        let renew_below =
+            (self.clock.now() + self.retention - chrono::Duration::days(1)).timestamp();
+        match expiry {
+            None => {
+                let item = HashMap::from([
+                    (PK.to_owned(), s(identifier_pk(identifier))),
+                    (SK.to_owned(), s(sighting.identity.as_str())),
+                    ("channel".to_owned(), s(sighting.channel.as_str())),
+                    ("at_ms".to_owned(), n(sighting.at.timestamp_millis())),
+                    (
+                        crate::resources::TTL_ATTRIBUTE.to_owned(),
+                        self.expires_at(),
+                    ),
+                ]);
+                let put = self
+                    .client
+                    .put_item()
+                    .table_name(self.table.as_ref())
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", PK)
+                    .send()
+                    .await;
+                match put {
+                    Ok(_) => {
+                        found.push(sighting.clone());
+                        found.sort_by(|a, b| {
+                            a.at.cmp(&b.at).then_with(|| a.identity.cmp(&b.identity))
+                        });
+                    }
+                    // Written in between by another consumer: read what is there.
+                    Err(e) if is_condition_failure(&e) => {
+                        found = self.sightings(identifier, None, limit).await?.0;
+                    }
+                    Err(e) => return Err(BackendError::unavailable(OP, e)),
+                }
+            }
+            Some(expires) if expires < renew_below => {
+                self.client
+                    .update_item()
+                    .table_name(self.table.as_ref())
+                    .key(PK, s(identifier_pk(identifier)))
+                    .key(SK, s(sighting.identity.as_str()))
+                    .update_expression("SET #ttl = :ttl")
+                    .expression_attribute_names("#ttl", crate::resources::TTL_ATTRIBUTE)
+                    .expression_attribute_values(":ttl", self.expires_at())
+                    .send()
+                    .await
+                    .map_err(unavailable(OP))?;
+            }
+            Some(_) => {}
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn carriers(
+        &self,
+        identifier: &Identifier,
+        limit: usize,
+    ) -> Result<Vec<Sighting>, BackendError> {
+        Ok(self.sightings(identifier, None, limit).await?.0)
     }
 }

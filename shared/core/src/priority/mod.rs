@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use crate::channel::Channel;
 use crate::ids::RecordKey;
 
 pub use config::{ConfigError, PriorityConfig};
@@ -99,6 +100,10 @@ pub struct Reason {
 pub struct History {
     /// Other conversations of the customer, on any channel, waiting for an answer.
     pub open_elsewhere: u32,
+    /// The one of them waiting longest: its channel and since when (the detail of the
+    /// `open_elsewhere` reason, "on e-mail since …").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_open: Option<(Channel, DateTime<Utc>)>,
     /// The customer's earlier messages in the 24 hours before this one.
     pub contacts_24h: u32,
     /// The customer's earlier messages in the 7 days before this one, the last 24 hours
@@ -323,7 +328,7 @@ impl Scorer {
             add(
                 "open_elsewhere",
                 h.open_elsewhere,
-                Some(history.open_elsewhere.to_string()),
+                Some(open_detail(history.open_elsewhere, history.oldest_open)),
             );
         }
         let counted = [
@@ -407,3 +412,21 @@ fn has_repeated_punctuation(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// The detail of `open_elsewhere`: how many, and where and since when the oldest waits
+/// (`on e-mail since 2026-11-27 09:14 UTC`, `2, the oldest on e-mail since …`).
+fn open_detail(count: u32, oldest: Option<(Channel, DateTime<Utc>)>) -> String {
+    match (count, oldest) {
+        (1, Some((channel, since))) => format!(
+            "on {} since {}",
+            channel.label(),
+            since.format("%Y-%m-%d %H:%M UTC")
+        ),
+        (n, Some((channel, since))) => format!(
+            "{n}, the oldest on {} since {}",
+            channel.label(),
+            since.format("%Y-%m-%d %H:%M UTC")
+        ),
+        (n, None) => n.to_string(),
+    }
+}

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use super::json::unsupported;
 use super::{ChannelModule, ChannelSecrets, SecretField, Verification};
 use crate::channel::{Channel, Webhook};
+use crate::identifier::Identifier;
 use crate::ids::{ConversationId, CustomerId, DeliveryId, ProviderId};
 use crate::model::{
     Attachment, CustomerIdentity, Direction, Message, MessageKind, Notification, Record,
@@ -212,6 +213,9 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
         customer: CustomerIdentity {
             customer_id: CustomerId::derive(CHANNEL, &customer_id),
             channel: CHANNEL,
+            identifiers: Identifier::email(customer_id.as_str())
+                .into_iter()
+                .collect(),
             provider_user_id: customer_id,
             display_name: customer_name,
         },

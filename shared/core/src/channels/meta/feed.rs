@@ -148,6 +148,7 @@ impl<'a> Change<'a> {
                 channel,
                 provider_user_id: user,
                 display_name,
+                identifiers: Vec::new(),
             },
             by_account,
         }

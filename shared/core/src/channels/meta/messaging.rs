@@ -169,6 +169,7 @@ impl Context<'_> {
                 channel: self.channel,
                 provider_user_id: user,
                 display_name: None,
+                identifiers: Vec::new(),
             },
             account,
         }

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::channels::json::{id_at, provider_time, str_at, unknown_account, unsupported};
+use crate::identifier::Identifier;
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
     Attachment, Channel, CustomerIdentity, DeliveryStatus, Direction, Event, EventKind, Message,
@@ -134,6 +135,38 @@ fn notification(ctx: &Context<'_>, topic: &str, raw: &Value) -> Record {
     unsupported(CHANNEL, Some(ctx.account_id.clone()), topic, raw, at)
 }
 
+/// What identifies the person of `user_id` beyond WhatsApp: the phone number of a `wa_id`, and
+/// the business-scoped user id (`user_id`) of a contact entry that carries one, so that an
+/// identity keyed by the number and one keyed by the user id are found to be one person.
+fn identifiers(user_id: &ProviderId, contact: Option<&Value>) -> Vec<Identifier> {
+    let mut found = Vec::with_capacity(2);
+    let wa_id = contact.and_then(|c| str_at(c, "/wa_id"));
+    let user = contact.and_then(|c| str_at(c, "/user_id"));
+    for id in [
+        Identifier::wa_id(user_id.as_str()),
+        wa_id.and_then(Identifier::wa_id),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(
+        [
+            user.and_then(Identifier::whatsapp_user),
+            // A customer keyed by a business-scoped id is one.
+            Identifier::wa_id(user_id.as_str())
+                .is_none()
+                .then(|| Identifier::whatsapp_user(user_id.as_str()))
+                .flatten(),
+        ]
+        .into_iter()
+        .flatten(),
+    ) {
+        if !found.contains(&id) {
+            found.push(id);
+        }
+    }
+    found
+}
+
 struct Context<'a> {
     account_id: ProviderId,
     business_number: Option<&'a str>,
@@ -211,6 +244,7 @@ impl Context<'_> {
         CustomerIdentity {
             customer_id: CustomerId::derive(CHANNEL, &user_id),
             channel: CHANNEL,
+            identifiers: identifiers(&user_id, contact),
             provider_user_id: user_id,
             display_name,
         }

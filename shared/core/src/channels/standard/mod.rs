@@ -27,6 +27,7 @@ use std::sync::Arc;
 use super::json::{provider_time, str_at, unsupported};
 use super::{ChannelModule, ChannelSecrets, SecretField, Verification};
 use crate::channel::{Channel, Webhook};
+use crate::identifier::Identifier;
 use crate::ids::{ConversationId, CustomerId, ProviderId, digest_json};
 use crate::model::{Attachment, CustomerIdentity, Direction, Message, MessageKind, Record};
 use crate::settings::ConfigError;
@@ -173,6 +174,13 @@ pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
             channel: CHANNEL,
             provider_user_id: person,
             display_name: str_at(body, "/customer/name").map(str::to_owned),
+            identifiers: [
+                str_at(body, "/customer/email").and_then(Identifier::email),
+                str_at(body, "/customer/phone").and_then(Identifier::phone),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         },
         account_id: account,
         provider_message_id: id,

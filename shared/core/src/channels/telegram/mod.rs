@@ -30,6 +30,7 @@ use std::sync::Arc;
 use super::json::{provider_time, str_at, unknown_account, unsupported};
 use super::{ChannelModule, ChannelSecrets, SecretField, Verification};
 use crate::channel::{Channel, Webhook};
+use crate::identifier::Identifier;
 use crate::ids::{ConversationId, CustomerId, ProviderId};
 use crate::model::{
     Attachment, CustomerIdentity, Direction, Event, EventKind, Message, MessageKind, Notification,
@@ -182,6 +183,11 @@ fn party(item: &Value) -> Option<Party> {
             channel: CHANNEL,
             provider_user_id,
             display_name: who.and_then(display_name),
+            identifiers: who
+                .and_then(|w| str_at(w, "/username"))
+                .and_then(Identifier::handle)
+                .into_iter()
+                .collect(),
         }
     };
     Some(match chat_type {

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use super::json::{provider_time, str_at, unsupported};
 use super::{ChannelModule, ChannelSecrets, SecretField, Verification};
 use crate::channel::{Channel, Webhook};
+use crate::identifier::Identifier;
 use crate::ids::{ConversationId, CustomerId, ProviderId};
 use crate::model::{
     Attachment, CustomerIdentity, DeliveryStatus, Direction, Event, EventKind, Message,
@@ -100,12 +101,13 @@ fn id_of(value: &Value, field: &str) -> Option<ProviderId> {
 
 /// A person of the delivery, with the name `users` gives them (or the embedded user object).
 fn person(body: &Value, id: &ProviderId, embedded: Option<&Value>) -> CustomerIdentity {
-    let name = body
+    let user = body
         .pointer(&format!(
             "/users/{}",
             id.as_str().replace('~', "~0").replace('/', "~1")
         ))
-        .or(embedded)
+        .or(embedded);
+    let name = user
         .and_then(|u| str_at(u, "/name").or_else(|| str_at(u, "/screen_name")))
         .map(str::to_owned);
     CustomerIdentity {
@@ -113,6 +115,11 @@ fn person(body: &Value, id: &ProviderId, embedded: Option<&Value>) -> CustomerId
         channel: CHANNEL,
         provider_user_id: id.clone(),
         display_name: name,
+        identifiers: user
+            .and_then(|u| str_at(u, "/screen_name"))
+            .and_then(Identifier::handle)
+            .into_iter()
+            .collect(),
     }
 }
 
