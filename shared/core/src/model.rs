@@ -1012,6 +1012,83 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    fn person(channel: Channel, id: &str) -> Customer {
+        let provider_user_id = ProviderId::from(id);
+        Customer::of_identity(&CustomerIdentity {
+            customer_id: CustomerId::derive(channel, &provider_user_id),
+            channel,
+            provider_user_id,
+            display_name: None,
+            identifiers: Vec::new(),
+        })
+    }
+
+    fn linked(customer_id: &CustomerId, identifier: Option<Identifier>) -> Link {
+        let at = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+        Link {
+            customer_id: customer_id.clone(),
+            at,
+            evidence: identifier.map(|identifier| LinkEvidence {
+                identifier,
+                seen: Sighting {
+                    identity: customer_id.clone(),
+                    channel: Channel::Web,
+                    at,
+                },
+                matched: Sighting {
+                    identity: customer_id.clone(),
+                    channel: Channel::Email,
+                    at,
+                },
+            }),
+        }
+    }
+
+    #[test]
+    fn a_released_link_gives_the_identities_back_and_is_declined_on_its_evidence() {
+        let email = Identifier::email("ana@example.com").unwrap();
+        let mut ana = person(Channel::Email, "ana@example.com");
+        let mut web = person(Channel::Web, "web:v1");
+        web.tier = Some("vip".into());
+        let link = linked(&web.id, Some(email.clone()));
+        assert!(ana.absorb(&mut web, link));
+        let again = linked(&web.id, None);
+        assert!(!ana.absorb(&mut web, again), "once");
+        assert_eq!(ana.identities.len(), 2);
+        assert_eq!(ana.tier.as_deref(), Some("vip"));
+        assert_eq!(web.merged_into.as_ref(), Some(&ana.id));
+
+        let mut stranger = person(Channel::Web, "web:v2");
+        assert!(!ana.release(&mut stranger), "not linked");
+        assert!(ana.release(&mut web));
+        assert!(!ana.release(&mut web), "once");
+        assert_eq!(ana.identities.len(), 1);
+        assert!(ana.links.is_empty());
+        assert_eq!(web.merged_into, None);
+        assert_eq!(web.identities.len(), 1);
+        // Declined on that identifier, both ways; another identifier may still link them.
+        assert!(ana.declines(&web, &email) && web.declines(&ana, &email));
+        let phone = Identifier::phone("+5511999990000").unwrap();
+        assert!(!ana.declines(&web, &phone));
+        assert!(!ana.declines(&stranger, &email));
+    }
+
+    #[test]
+    fn an_agents_undone_link_declines_every_automatic_one() {
+        let mut ana = person(Channel::Email, "ana@example.com");
+        let mut web = person(Channel::Web, "web:v1");
+        let link = linked(&web.id, None);
+        ana.absorb(&mut web, link);
+        assert!(ana.release(&mut web));
+        let phone = Identifier::phone("+5511999990000").unwrap();
+        assert!(ana.declines(&web, &phone) && web.declines(&ana, &phone));
+        // Still declined after the web visitor is merged into someone else.
+        let mut other = person(Channel::Whatsapp, "5511999990000");
+        let link = linked(&web.id, Some(phone.clone()));
+        other.absorb(&mut web, link);
+        assert!(ana.declines(&other, &phone));
+    }
+
     fn status_event(of: &Record, refers_to: &str, status: &str, at: i64) -> Record {
         let Record::Message(m) = of else {
             unreachable!()

@@ -23,7 +23,7 @@ use crate::model::{Customer, Identifier, LinkEvidence, Message, Sighting};
 use crate::ports::{BackendError, CustomerDirectory, IdentityIndex, LinkError};
 
 /// An identifier carried by more identities than this links none of them.
-pub const MAX_CARRIERS: usize = 20;
+pub const MAX_CARRIERS: usize = 10;
 
 /// Links identities on strong identifiers, over the index and the directory.
 #[derive(Clone)]
