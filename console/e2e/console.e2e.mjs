@@ -4,7 +4,8 @@
 // of the same (linked) customer; the urgent one first in the queue with its reasons and a
 // countdown; open it, the Instagram message in the same timeline; reply (sent to the fake
 // Graph API); the conversation leaves the queue within 2 s and the reply shows with its
-// status; resolve; the figures show the answer. Screenshots of each page go to e2e/out/ (and,
+// status; resolve; the link shows who made it, and undoing it splits the timeline; the figures
+// show the answer. Screenshots of each page go to e2e/out/ (and,
 // with UPDATE_SCREENSHOTS=1, to docs/screenshots/ for the README); axe-core finds no critical
 // accessibility violation on any page.
 //
@@ -214,6 +215,8 @@ try {
   check(timeline.includes("Les escribí por WhatsApp también"), "the Instagram message is in the same timeline");
   check(timeline.includes("Me hackearon la cuenta"), "and the WhatsApp one");
   check((await page.locator(".window").textContent()).includes("24-hour window"), "the window rule shows before typing");
+  const linkShown = await page.locator(`details.links li[data-linked="${anaIg.customer_id}"]`).textContent();
+  check(/Instagram .*linked by an agent/.test(linkShown), `the link shows who made it: ${linkShown}`);
   await page.screenshot({ path: join(out, "conversation.png") });
   await axe(page, "conversation");
 
@@ -250,6 +253,16 @@ try {
   await page.getByRole("button", { name: "Resolve" }).click();
   await page.waitForFunction(() => document.querySelector(".case")?.textContent?.includes("resolved"), null, { timeout: 5000 });
   check(true, "resolved");
+
+  // Undo the link: the Instagram message leaves Ana's WhatsApp timeline.
+  await page.getByRole("button", { name: /^Undo link of Instagram/ }).click();
+  await page.waitForFunction(() => document.querySelector(".notice")?.textContent === "Unlinked", null, { timeout: 5000 });
+  await page.waitForFunction(
+    () => !document.querySelector(".timeline")?.textContent?.includes("Les escribí por WhatsApp también"),
+    null,
+    { timeout: 5000 },
+  );
+  check((await page.locator("details.links").count()) === 0, "the link is undone and the timelines split");
 
   await page.goto(`${base}/#/figures`);
   await page.waitForSelector('[data-figure="answered"]');

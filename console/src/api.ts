@@ -118,8 +118,28 @@ export interface Customer {
     channel: string;
     provider_user_id: string;
     display_name?: string;
+    identifiers?: Identifier[];
   }[];
   tier?: string | null;
+  links?: CustomerLink[];
+}
+
+export interface Identifier {
+  kind: "email" | "phone" | "whatsapp_user" | "handle";
+  value: string;
+}
+
+export interface Sighting {
+  identity: string;
+  channel: string;
+  at: string;
+}
+
+/** A customer merged into this one: by an agent (no evidence) or automatically. */
+export interface CustomerLink {
+  customer_id: string;
+  at: string;
+  evidence?: { identifier: Identifier; seen: Sighting; matched: Sighting };
 }
 
 export interface Page<T> {

@@ -6,6 +6,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import {
   type Conversation,
   type Customer,
+  type CustomerLink,
   type Page,
   type RecordView,
   ApiError,
@@ -203,6 +204,28 @@ export function ConversationPage({
             </ul>
           </details>
         )}
+        {customer?.links?.length ? (
+          <details class="links" open>
+            <summary>Linked identities ({customer.links.length})</summary>
+            <ul>
+              {customer.links.map((l) => (
+                <li data-linked={l.customer_id}>
+                  {linkText(l, customer)}{" "}
+                  <button
+                    type="button"
+                    class="undo"
+                    aria-label={`Undo link of ${identityName(customer, l.customer_id)}`}
+                    onClick={() =>
+                      act("Unlinked", `/customers/${customer.id}/links/${l.customer_id}`, undefined, "DELETE")
+                    }
+                  >
+                    Undo link
+                  </button>
+                </li>
+              ))}
+            </ul>
+          </details>
+        ) : null}
       </div>
       <div class="columns">
         <section aria-labelledby="timeline-title" class="timeline">
@@ -410,5 +433,31 @@ function Link({
         ))}
       </ul>
     </div>
+  );
+}
+
+const IDENTIFIER_NAMES: Record<string, string> = {
+  email: "e-mail address",
+  phone: "phone number",
+  whatsapp_user: "WhatsApp user id",
+  handle: "handle",
+};
+
+/** The channel and id of one of a customer's identities, by its customer id. */
+function identityName(customer: Customer, id: string): string {
+  const i = customer.identities.find((x) => x.customer_id === id);
+  return i ? `${channelName(i.channel)} ${i.display_name ?? i.provider_user_id}` : id;
+}
+
+/** Who linked an identity in and why: an agent, or the identifier both carried. */
+function linkText(l: CustomerLink, customer: Customer): string {
+  const who = identityName(customer, l.customer_id);
+  const when = new Date(l.at).toLocaleDateString();
+  if (!l.evidence) return `${who}: linked by an agent on ${when}`;
+  const e = l.evidence;
+  return (
+    `${who}: same ${IDENTIFIER_NAMES[e.identifier.kind] ?? e.identifier.kind} ${e.identifier.value}, ` +
+    `seen on ${channelName(e.seen.channel)} and on ${channelName(e.matched.channel)} since ` +
+    `${new Date(e.matched.at).toLocaleDateString()} (linked automatically on ${when})`
   );
 }
