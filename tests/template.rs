@@ -422,6 +422,8 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
         ("dynamodb:PutItem", &table),
         ("dynamodb:UpdateItem", &table),
         ("dynamodb:Query", &gsi2),
+        // Identity resolution: the sightings of an identifier (`I#…` partitions only).
+        ("dynamodb:Query", &table),
         // The event source mapping, on the function's role.
         ("sqs:ReceiveMessage", &queue),
         ("sqs:DeleteMessage", &queue),
@@ -438,6 +440,14 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
     .map(|(a, r)| (a.to_owned(), r.clone()))
     .collect();
     assert_eq!(granted, expected);
+    let identifiers = statements
+        .iter()
+        .find(|s| s["Sid"] == "IdentifierQuery")
+        .expect("the identifier query");
+    assert_eq!(
+        identifiers["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        serde_json::json!(["I#*"])
+    );
 }
 
 /// The actions of a function's inline policies, with the resource each is granted on.
@@ -896,7 +906,7 @@ fn alarms_reach_the_ops_topic_and_the_dashboard_watches_the_whole_stack() {
         .collect();
     assert_eq!(
         functions.len(),
-        3 + switchboard_core::channels::REGISTRY.len()
+        4 + switchboard_core::channels::REGISTRY.len()
     );
 
     // Every alarm notifies the ops topic, and says when it is over.
@@ -1206,4 +1216,100 @@ fn the_console_signs_agents_in_with_cognito_and_calls_the_api_through_a_jwt_auth
         );
     }
     assert_eq!(deployed["Outputs"]["ConsoleUrl"]["Condition"], "HasConsole");
+}
+
+/// E-mail on AWS: SES's receipt rule for the `EmailDomain` parameter stores each message in
+/// the encrypted, private mail bucket under `inbound/` (spam and virus scanning on), the
+/// bucket forgets with the retention period, its `inbound/` events invoke `email-intake`
+/// (retried, then kept at an on-failure queue), and the function reads `inbound/`, writes
+/// `attachments/` and nothing else of the bucket.
+#[test]
+fn ses_stores_mail_in_an_encrypted_bucket_whose_events_invoke_the_email_intake() {
+    let t = template();
+    let bucket = &resource(&t, "MailBucket")["Properties"];
+    assert_eq!(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
+        "AES256"
+    );
+    for block in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            bucket["PublicAccessBlockConfiguration"][block], true,
+            "{block}"
+        );
+    }
+    let rule = &bucket["LifecycleConfiguration"]["Rules"][0];
+    assert_eq!(rule["Status"], "Enabled");
+    assert_eq!(rule["ExpirationInDays"]["Ref"], "RetentionDays");
+
+    let receipt = resource(&t, "MailReceiptRule");
+    assert_eq!(receipt["Condition"], "HasEmailDomain");
+    let r = &receipt["Properties"]["Rule"];
+    assert_eq!(r["Recipients"], serde_json::json!([{"Ref": "EmailDomain"}]));
+    assert_eq!(r["ScanEnabled"], true);
+    assert_eq!(
+        r["Actions"][0]["S3Action"]["BucketName"]["Ref"],
+        "MailBucket"
+    );
+    assert_eq!(r["Actions"][0]["S3Action"]["ObjectKeyPrefix"], "inbound/");
+    let policy = &resource(&t, "MailBucketPolicy")["Properties"]["PolicyDocument"]["Statement"];
+    let ses = &policy[0];
+    assert_eq!(ses["Principal"]["Service"], "ses.amazonaws.com");
+    assert_eq!(ses["Action"], "s3:PutObject");
+    assert_eq!(ses["Resource"]["Fn::Sub"], "${MailBucket.Arn}/inbound/*");
+    assert_eq!(
+        ses["Condition"]["StringEquals"]["AWS:SourceAccount"]["Ref"],
+        "AWS::AccountId"
+    );
+
+    let function = resource(&t, "EmailIntakeFunction");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"],
+        "email-intake"
+    );
+    let p = &function["Properties"];
+    let event = &p["Events"]["Mail"];
+    assert_eq!(event["Type"], "S3");
+    assert_eq!(event["Properties"]["Bucket"]["Ref"], "MailBucket");
+    assert_eq!(
+        event["Properties"]["Filter"]["S3Key"]["Rules"],
+        serde_json::json!([{"Name": "prefix", "Value": "inbound/"}])
+    );
+    assert_eq!(p["EventInvokeConfig"]["MaximumRetryAttempts"], 2);
+    assert_eq!(
+        p["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"],
+        serde_json::json!(["MailDeadLetterQueue", "Arn"])
+    );
+    let granted: BTreeSet<(String, String)> = grants(function)
+        .into_iter()
+        .filter(|(a, _)| a.starts_with("s3:"))
+        .map(|(a, r)| {
+            let path = if r.contains("/inbound/*") {
+                "inbound/*"
+            } else if r.contains("/attachments/*") {
+                "attachments/*"
+            } else {
+                "other"
+            };
+            (a, path.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        granted,
+        BTreeSet::from([
+            ("s3:GetObject".to_owned(), "inbound/*".to_owned()),
+            ("s3:PutObject".to_owned(), "attachments/*".to_owned()),
+        ])
+    );
+    // The bucket the function's policy names is the bucket's own name.
+    let named = serde_json::to_string(
+        &p["Policies"][0]["Statement"][0]["Resource"]["Fn::Sub"][1]["Bucket"],
+    )
+    .unwrap();
+    assert_eq!(named, serde_json::to_string(&bucket["BucketName"]).unwrap());
 }

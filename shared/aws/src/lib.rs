@@ -11,6 +11,8 @@
 pub mod assembly;
 pub mod dynamo;
 pub mod events;
+#[cfg(feature = "mail")]
+pub mod mail;
 pub mod resources;
 pub mod retry;
 pub mod scheduler;

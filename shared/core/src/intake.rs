@@ -65,14 +65,30 @@ impl Intake {
     }
 
     /// Takes in one verified delivery to `webhook`. See the module docs for the guarantees.
-    #[tracing::instrument(skip_all, fields(webhook = %webhook, bytes = body.len()))]
     pub async fn accept(
         &self,
         webhook: Webhook,
         body: Bytes,
     ) -> Result<IntakeOutcome, BackendError> {
+        self.accept_mapped(webhook, body, |_| {}).await
+    }
+
+    /// [`accept`](Self::accept), with `map` applied to each record before it is stored: what
+    /// the caller knows and the body does not (where an e-mail's attachments were stored).
+    #[tracing::instrument(skip_all, fields(webhook = %webhook, bytes = body.len()))]
+    pub async fn accept_mapped(
+        &self,
+        webhook: Webhook,
+        body: Bytes,
+        map: impl Fn(&mut Record),
+    ) -> Result<IntakeOutcome, BackendError> {
         let received_at = self.clock.now();
-        let parsed = channels::module(webhook).records(&body, received_at);
+        let parsed = channels::module(webhook)
+            .records(&body, received_at)
+            .map(|mut records| {
+                records.iter_mut().for_each(&map);
+                records
+            });
         let delivery = RawDelivery::new(webhook, body, received_at, parsed.is_none());
         let Some(normalized) = parsed else {
             self.store.keep_delivery(&delivery).await?;

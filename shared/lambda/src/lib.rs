@@ -6,6 +6,7 @@
 //! | function | here | handler |
 //! |---|---|---|
 //! | `webhook-<channel>` | [`webhook_app`] | the webhook router |
+//! | `email-intake` | `mail_intake_app` (feature `mail`) | `MailIntake::handle` on the mail bucket's S3 events |
 //! | `prioritizer` | [`prioritizer_app`] | [`handle_sqs`] on the intake queue |
 //! | `sla-reminder` | [`reminder_app`] | [`handle_sqs`] on the reminder queue |
 //! | `agent-api` | [`agent_api_app`] | the `/api` router |
@@ -81,6 +82,19 @@ pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
         Some(w) => prioritizer.watching(w),
         None => prioritizer,
     })
+}
+
+/// The e-mail intake of the function `email-intake`, from the process environment: the
+/// messages SES stored in the mail bucket, through the intake of the table and queue.
+#[cfg(feature = "mail")]
+pub async fn mail_intake_app() -> Result<switchboard_aws::mail::MailIntake, StartupError> {
+    let settings = AwsSettings::from_source(&ProcessEnv)?;
+    let sdk = sdk_config().await;
+    let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
+    Ok(switchboard_aws::mail::MailIntake::from_sdk(
+        &sdk,
+        ports.intake(&settings.intake_queue_url),
+    ))
 }
 
 /// The agent API on AWS: the `/api` routes (queue, conversations, timelines, customers,

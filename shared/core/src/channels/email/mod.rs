@@ -240,6 +240,36 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
     })]
 }
 
+/// One attachment of a message, with its bytes, for storing it apart (the e-mail intake on AWS
+/// puts each in S3 under its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentPart {
+    /// The SHA-256 of the bytes, as [`Attachment::sha256`] has it.
+    pub sha256: String,
+    /// The part's MIME type, when it has one.
+    pub mime_type: Option<String>,
+    /// The decoded bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The attachments of a raw message, decoded, in the order of the record's `attachments`;
+/// none for bytes that are no message.
+pub fn attachment_parts(raw: &[u8]) -> Vec<AttachmentPart> {
+    let Some(mail) = MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    mail.attachments()
+        .map(|part| AttachmentPart {
+            sha256: DeliveryId::of(part.contents()).to_string(),
+            mime_type: part.content_type().map(|ct| match &ct.c_subtype {
+                Some(sub) => format!("{}/{}", ct.c_type, sub).to_lowercase(),
+                None => ct.c_type.to_lowercase(),
+            }),
+            bytes: part.contents().to_vec(),
+        })
+        .collect()
+}
+
 /// `sha256:<hex>` of the raw bytes without their trailing whitespace (an mbox keeps the blank
 /// line that separates messages): the id of a message without a `Message-ID`.
 pub fn raw_id(raw: &[u8]) -> ProviderId {

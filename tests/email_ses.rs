@@ -1,0 +1,202 @@
+//! E-mail on AWS, through the `email-intake` function's handler on moto: SES's receipt rule
+//! stores each message in the mail bucket (here the test puts it there as SES does, with the
+//! verdict headers SES adds), the bucket's event names it, and the handler takes it in.
+//!
+//! * the corpus (`tests/fixtures/email/`) through S3 events: each message stored once, a
+//!   repeated event (S3 may notify twice; Lambda retries) a no-op;
+//! * attachments written apart to `attachments/<sha256>` and referenced from the record
+//!   (`s3://…`), with their type and name; SES's spam and virus verdicts kept on the record;
+//! * an event naming an object that is not there fails the invocation (Lambda retries it,
+//!   then keeps it at the on-failure destination): nothing is acknowledged that was not read.
+
+use aws_lambda_events::event::s3::S3Event;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use switchboard_aws::mail::MailIntake;
+use switchboard_core::clock::SystemClock;
+use switchboard_core::intake::Intake;
+use switchboard_tests::{Backend, all_records, aws, fixtures_dir, moto};
+
+async fn s3() -> aws_sdk_s3::Client {
+    let sdk = moto().await.sdk_config().await;
+    // moto on loopback answers path-style requests only.
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+async fn bucket(s3: &aws_sdk_s3::Client) -> String {
+    let name = format!(
+        "mail-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    s3.create_bucket().bucket(&name).send().await.unwrap();
+    name
+}
+
+/// The S3 notification SES's store causes, for `key` (URL-encoded, as S3 sends it).
+fn event(bucket: &str, key: &str) -> S3Event {
+    let encoded: String = key
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    serde_json::from_value(json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-12-05T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:SES"},
+        "requestParameters": {"sourceIPAddress": "10.0.0.1"},
+        "responseElements": {"x-amz-request-id": "R", "x-amz-id-2": "I"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "mail",
+               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A"},
+                          "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": encoded, "size": 1, "eTag": "e", "sequencer": "0"}}}]}))
+    .expect("an S3 event")
+}
+
+/// `message` as SES stores it: its verdict headers first.
+fn as_ses_stores(message: &[u8]) -> Vec<u8> {
+    let mut stored = b"X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
+        Authentication-Results: amazonses.com; spf=pass smtp.mailfrom=example.net; \
+        dkim=pass header.i=@example.net; dmarc=pass header.from=example.net\r\n"
+        .to_vec();
+    stored.extend_from_slice(message);
+    stored
+}
+
+fn intake(backend: &Backend, s3: aws_sdk_s3::Client) -> MailIntake {
+    MailIntake::new(
+        s3,
+        Intake::new(
+            backend.store.clone(),
+            backend.queue.clone(),
+            Arc::new(SystemClock),
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_ses_stores_in_s3_are_taken_in_once_with_their_attachments_in_s3() {
+    let backend = aws().await;
+    let app = backend.app(None);
+    let s3 = s3().await;
+    let bucket = bucket(&s3).await;
+    let mail = intake(&backend, s3.clone());
+
+    // The whole corpus, each message by its own event, each event twice.
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(fixtures_dir().join("email")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "eml") {
+            names.push(path);
+        }
+    }
+    names.sort();
+    assert!(names.len() >= 13);
+    let mut enqueued = 0;
+    for (i, path) in names.iter().enumerate() {
+        let key = format!("inbound/ses message {i}=");
+        let bytes = as_ses_stores(&std::fs::read(path).unwrap());
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(bytes.into())
+            .send()
+            .await
+            .unwrap();
+        let first = mail.handle(&event(&bucket, &key)).await.unwrap();
+        assert_eq!(first.len(), 1, "{path:?}");
+        enqueued += first[0].enqueued;
+        let again = mail.handle(&event(&bucket, &key)).await.unwrap();
+        assert_eq!(
+            again[0].enqueued, 0,
+            "a repeated event is a no-op: {path:?}"
+        );
+    }
+    let stored = all_records(&app).await;
+    let messages: Vec<&Value> = stored.iter().filter(|r| r["record"] == "message").collect();
+    let ids: HashSet<&str> = messages
+        .iter()
+        .filter_map(|m| m["provider_message_id"].as_str())
+        .collect();
+    assert_eq!(messages.len(), ids.len(), "each message once");
+    assert_eq!(messages.len(), 11, "as through the webhook: {ids:?}");
+    assert_eq!(
+        enqueued,
+        stored
+            .iter()
+            .filter(|r| r["conversation_id"].is_string())
+            .count()
+    );
+
+    // The attachments: apart in S3, referenced from the record with type and name.
+    let invoice = messages
+        .iter()
+        .find(|m| m["provider_message_id"] == "multi-9921@example.net")
+        .unwrap();
+    let attachments = invoice["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 2, "{invoice}");
+    for a in attachments {
+        let url = a["url"].as_str().unwrap();
+        let sha = a["sha256"].as_str().unwrap();
+        assert_eq!(url, format!("s3://{bucket}/attachments/{sha}"));
+        let object = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(format!("attachments/{sha}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(object.content_type(), a["mime_type"].as_str(), "{a}");
+        let body = object.body.collect().await.unwrap().into_bytes();
+        assert!(
+            a["media_id"]
+                .as_str()
+                .unwrap()
+                .starts_with(&body.len().to_string()),
+            "{a}"
+        );
+    }
+    assert_eq!(attachments[0]["filename"], "factura.pdf");
+    assert_eq!(attachments[1]["mime_type"], "image/png");
+    // SES's verdicts are on the stored record.
+    let key = switchboard_core::ids::RecordKey::from_stored(invoice["key"].as_str().unwrap());
+    let found = backend
+        .store
+        .find(std::slice::from_ref(&key))
+        .await
+        .unwrap();
+    let Some(switchboard_core::model::Record::Message(stored)) = found.get(&key) else {
+        panic!("the invoice is stored");
+    };
+    for verdict in ["spam", "virus", "dmarc", "spf", "dkim"] {
+        assert_eq!(
+            stored.raw["auth"][verdict], "pass",
+            "{verdict}: {}",
+            stored.raw
+        );
+    }
+
+    // An event naming an object that is not there fails: Lambda retries it.
+    let missing = mail.handle(&event(&bucket, "inbound/not-there")).await;
+    assert!(missing.is_err(), "{missing:?}");
+    // The attachment objects the function wrote cause events too: they are no messages.
+    let sha = attachments[0]["sha256"].as_str().unwrap();
+    let own = mail
+        .handle(&event(&bucket, &format!("attachments/{sha}")))
+        .await
+        .unwrap();
+    assert!(own.is_empty());
+}
