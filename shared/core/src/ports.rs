@@ -443,10 +443,10 @@ pub trait ChannelWatches: Send + Sync {
 /// Contract (held by the contract suite on every backend): [`observe`](Self::observe) keeps one
 /// sighting per identifier and identity (the first; a repeat changes nothing) and answers every
 /// identity that carries the identifier, this one included, oldest first, at most `limit`;
-/// [`carriers`](Self::carriers) answers the same without writing. Keys are
+/// [`carriers`](IdentityLookup::carriers) answers the same without writing. Keys are
 /// [`Identifier::key`]s: no address or number is in a key.
 #[async_trait]
-pub trait IdentityIndex: Send + Sync {
+pub trait IdentityIndex: IdentityLookup {
     /// Notes `sighting` of `identifier`; answers its carriers.
     async fn observe(
         &self,
@@ -454,6 +454,11 @@ pub trait IdentityIndex: Send + Sync {
         sighting: &Sighting,
         limit: usize,
     ) -> Result<Vec<Sighting>, BackendError>;
+}
+
+/// The read half of the [`IdentityIndex`], for lookups (the agent API links no more).
+#[async_trait]
+pub trait IdentityLookup: Send + Sync {
     /// The identities that carry `identifier`, oldest first, at most `limit`.
     async fn carriers(
         &self,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::model::{Customer, Identifier, LinkEvidence, Message, Sighting};
-use crate::ports::{BackendError, CustomerDirectory, IdentityIndex, LinkError};
+use crate::ports::{BackendError, CustomerDirectory, IdentityIndex, IdentityLookup, LinkError};
 
 /// An identifier carried by more identities than this links none of them.
 pub const MAX_CARRIERS: usize = 10;
@@ -127,7 +127,7 @@ impl Resolver {
 /// The customers carrying `identifier` (the surviving ones, each once, in the order their
 /// identities were first seen with it), at most 100.
 pub async fn customers_with(
-    index: &dyn IdentityIndex,
+    index: &dyn IdentityLookup,
     customers: &dyn CustomerDirectory,
     identifier: &Identifier,
 ) -> Result<Vec<Customer>, BackendError> {

@@ -8,7 +8,8 @@ use switchboard_core::model::{
     Customer, CustomerIdentity, Identifier, Link, LinkEvidence, Sighting,
 };
 use switchboard_core::ports::{
-    BackendError, CustomerDirectory, IdentityIndex, LinkError, Page, PageRequest, StoredRecord,
+    BackendError, CustomerDirectory, IdentityIndex, IdentityLookup, LinkError, Page, PageRequest,
+    StoredRecord,
 };
 
 use crate::cursor::Cursor;
@@ -324,7 +325,10 @@ impl IdentityIndex for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl IdentityLookup for SqliteStore {
     async fn carriers(
         &self,
         identifier: &Identifier,

@@ -67,7 +67,7 @@ use switchboard_core::model::{
 use switchboard_core::outbound::ReplyRequest;
 use switchboard_core::ports::{BackendError, ConversationReader, Page, PageRequest, StoredRecord};
 use switchboard_core::ports::{
-    ConversationStore, CustomerDirectory, DomainEvent, EventLog, IdentityIndex, QueueName,
+    ConversationStore, CustomerDirectory, DomainEvent, EventLog, IdentityLookup, QueueName,
     QueuePosition,
 };
 use switchboard_core::priority::{ConversationPriority, Priority, Reason};
@@ -89,7 +89,7 @@ pub struct ApiPorts {
     /// Customers and links.
     pub customers: Arc<dyn CustomerDirectory>,
     /// Which identities carry which identifiers (`GET /api/customers?email=…`).
-    pub identities: Arc<dyn IdentityIndex>,
+    pub identities: Arc<dyn IdentityLookup>,
     /// The time of an agent's link.
     pub clock: Arc<dyn Clock>,
     /// The log of published events, where the backend keeps one (embedded).
@@ -745,7 +745,7 @@ async fn link_customers(
 #[derive(Clone)]
 struct CustomerState {
     customers: Arc<dyn CustomerDirectory>,
-    identities: Arc<dyn IdentityIndex>,
+    identities: Arc<dyn IdentityLookup>,
     clock: Arc<dyn Clock>,
 }
 

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use switchboard_core::ids::CustomerId;
 use switchboard_core::model::{Customer, Identifier, Link, LinkEvidence, Record, Sighting};
 use switchboard_core::ports::{
-    BackendError, CustomerDirectory, CustomerHistory, IdentityIndex, LinkError, Page, PageRequest,
-    StoredRecord,
+    BackendError, CustomerDirectory, CustomerHistory, IdentityIndex, IdentityLookup, LinkError,
+    Page, PageRequest, StoredRecord,
 };
 
 use super::*;
@@ -457,7 +457,10 @@ impl IdentityIndex for DynamoStore {
         found.truncate(limit);
         Ok(found)
     }
+}
 
+#[async_trait]
+impl IdentityLookup for DynamoStore {
     async fn carriers(
         &self,
         identifier: &Identifier,
