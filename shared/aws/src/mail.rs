@@ -17,7 +17,6 @@
 //! the invocation, and Lambda's retries (then the on-failure destination) keep the event.
 
 use aws_lambda_events::event::s3::S3Event;
-use bytes::Bytes;
 
 use switchboard_core::channels::email;
 use switchboard_core::intake::{Intake, IntakeOutcome};
@@ -128,7 +127,7 @@ impl MailIntake {
         let bucket = object.bucket.clone();
         let outcome = self
             .intake
-            .accept_mapped(Webhook::Email, Bytes::from(bytes), move |record| {
+            .accept_mapped(Webhook::Email, bytes, move |record| {
                 if let Record::Message(m) = record {
                     for a in &mut m.attachments {
                         if let Some(sha) = &a.sha256 {
