@@ -336,6 +336,22 @@ fn envelope_recipient(mail: &mail_parser::Message<'_>) -> Option<String> {
             .to_lowercase()
     })
     .find(|v| v.contains('@') && !v.contains(char::is_whitespace))
+    .or_else(|| received_for(mail.header_raw("Received")?))
+}
+
+/// The recipient the topmost `Received` header names (`… for <journal@acme.example>; date`):
+/// the envelope recipient of a message stored by a service that writes no `Delivered-To`
+/// (Amazon SES stores its receipt line on top).
+fn received_for(received: &str) -> Option<String> {
+    let lower = received.to_lowercase();
+    let at = lower.rfind(" for ")?;
+    let rest = lower[at + 5..].trim_start();
+    let address: String = rest
+        .trim_start_matches('<')
+        .chars()
+        .take_while(|c| !matches!(c, '>' | ';' | ' ' | '\r' | '\n' | '\t'))
+        .collect();
+    (address.contains('@') && !address.starts_with('@')).then_some(address)
 }
 
 /// The domain of an address, lowercased.

@@ -257,3 +257,42 @@ proptest! {
         prop_assert_eq!(parse(raw.as_bytes(), now()).len(), 1);
     }
 }
+
+/// SES stores no `Delivered-To`: the brand's Bcc copy is known by the recipient of SES's
+/// `Received` line, and is the brand's answer; the same line on a customer's mail names the
+/// mailbox it was sent to.
+#[test]
+fn the_received_line_names_the_mailbox_when_no_delivered_to_does() {
+    let ses = |raw: &[u8], recipient: &str| {
+        let text = String::from_utf8(raw.to_vec()).unwrap();
+        let text = text
+            .lines()
+            .filter(|l| !l.starts_with("Delivered-To:"))
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        format!(
+            "Received: from mail.example.com (mail.example.com [192.0.2.1])\r\n by \
+             inbound-smtp.us-east-1.amazonaws.com with SMTP id abc123\r\n for {recipient};\r\n \
+             Thu, 26 Nov 2026 10:40:01 +0000 (UTC)\r\n{text}"
+        )
+        .into_bytes()
+    };
+    let answer = match parse(&ses(&raw("thread_2"), "journal@acme.example"), now()).remove(0) {
+        Record::Message(m) => m,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(answer.direction, Direction::Outbound);
+    assert_eq!(
+        answer.customer.provider_user_id.as_str(),
+        "gloria@example.com"
+    );
+    assert_eq!(answer.account_id.as_str(), "support@acme.example");
+    let question = match parse(&ses(&raw("plain"), "<Help@Acme.example>"), now()).remove(0) {
+        Record::Message(m) => m,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(question.direction, Direction::Inbound);
+    assert_eq!(question.account_id.as_str(), "help@acme.example");
+    assert_eq!(received_for("from x by y; Thu, 26 Nov 2026"), None);
+    assert_eq!(received_for("from x by y for @;"), None);
+}
