@@ -428,7 +428,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let sdk = sdk_config().await;
             let ports = AwsPorts::new(&sdk, &settings.store(), clock.clone());
             let tokens = reply_tokens(source, Some(&sdk)).await?;
-            let sender = Arc::new(Senders::from_source(source, tokens)?);
+            let sender = Arc::new(Senders::from_source(source, tokens)?.with_mail(ports.mailer()));
             let mut prioritizer = ports
                 .prioritizer(
                     &timed.event_bus,

@@ -84,6 +84,14 @@ impl AwsPorts {
         self.clock.clone()
     }
 
+    /// The e-mail reply sender, through SES.
+    pub fn mailer(&self) -> Arc<crate::ses::SesMailer> {
+        Arc::new(crate::ses::SesMailer::new(
+            aws_sdk_sesv2::Client::new(&self.sdk),
+            self.clock.clone(),
+        ))
+    }
+
     /// The intake queue at `url`.
     pub fn intake_queue(&self, url: &str) -> Arc<SqsIntakeQueue> {
         Arc::new(SqsIntakeQueue::new(

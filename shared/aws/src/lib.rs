@@ -17,6 +17,7 @@ pub mod resources;
 pub mod retry;
 pub mod scheduler;
 pub mod secrets;
+pub mod ses;
 pub mod settings;
 pub mod sqs;
 pub mod sqs_events;

@@ -255,10 +255,7 @@ impl ApiSettings {
             event_bus: event_bus(source)?,
             schedules: schedule_target(source)?,
             retention_days: config::retention_days(source)?,
-            teams: config::priority_config(source)?
-                .teams
-                .into_values()
-                .collect(),
+            teams: config::priority_teams(source)?,
             calendar: config::sla_policy(source)?.default_calendar().clone(),
             console: console_sign_in(source)?,
         })

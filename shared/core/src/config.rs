@@ -231,6 +231,34 @@ pub fn priority_config_at(
     }
 }
 
+/// The team names of the priority configuration (the file `SWITCHBOARD_PRIORITY` names, or the
+/// shipped default), sorted, each once: what the agent API needs of it. Only its `[teams]`
+/// table is read: the whole configuration is checked where it scores (the prioritizer, `serve`),
+/// and a function that only lists queues links none of the scorer.
+pub fn priority_teams(source: &impl Source) -> Result<Vec<String>, ConfigError> {
+    match source.get(PRIORITY) {
+        None => Ok(teams_of(crate::priority::config::DEFAULT_TOML)
+            .expect("config/priority.toml has its [teams] (checked by a test)")),
+        Some(path) => config_file(PRIORITY, Path::new(path.trim()), teams_of),
+    }
+}
+
+/// The `[teams]` of a priority configuration's text, sorted, each once.
+fn teams_of(text: &str) -> Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Teams {
+        teams: std::collections::BTreeMap<String, String>,
+    }
+    let parsed: Teams = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut teams: Vec<String> = parsed.teams.into_values().collect();
+    teams.sort();
+    teams.dedup();
+    if teams.is_empty() {
+        return Err("[teams] names no team".to_owned());
+    }
+    Ok(teams)
+}
+
 /// The SLA policy: the file `SWITCHBOARD_POLICY` names, or the shipped default. A file that
 /// cannot be read or is not a valid policy stops start-up with the reason.
 pub fn sla_policy(source: &impl Source) -> Result<SlaPolicy, ConfigError> {
@@ -304,6 +332,26 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn the_teams_are_read_alone_and_match_the_whole_configuration() {
+        let mut whole: Vec<String> = PriorityConfig::default_config()
+            .teams
+            .into_values()
+            .collect();
+        whole.sort();
+        whole.dedup();
+        assert_eq!(priority_teams(&source(&[])).unwrap(), whole);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("priority.toml");
+        std::fs::write(&file, "[teams]\nbilling = \"money\"\nrefund = \"money\"\n").unwrap();
+        let path: &'static str = Box::leak(file.to_string_lossy().into_owned().into_boxed_str());
+        let pairs: &'static [(&str, &str)] = Box::leak(Box::new([(PRIORITY, path)]));
+        assert_eq!(priority_teams(&source(pairs)).unwrap(), ["money"]);
+        std::fs::write(&file, "[levels]\np1 = 3\n").unwrap();
+        let err = priority_teams(&source(pairs)).unwrap_err().to_string();
+        assert!(err.contains(PRIORITY) && err.contains("teams"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | X, a DM conversation | a DM to the customer | none |
 //! | X, a tweet (a mention or a reply) | a public reply tweet under it; with `private: true`, a DM to its author | none |
 //! | web (Standard Webhooks) | nothing sent: relayed as `message.sent` for the source to deliver | none |
+//! | e-mail | a mail from the conversation's mailbox to the answered message's `Reply-To` (else its sender), `Re:` its subject, with `In-Reply-To` and `References`, through SES | none |
 //!
 //! Without `reply_to`, the reply answers the conversation's latest customer message.
 
@@ -121,6 +122,22 @@ pub enum Target {
         /// The comment answered.
         comment_id: ProviderId,
     },
+    /// An e-mail from the conversation's mailbox (the account), threaded under the message
+    /// it answers.
+    Mail {
+        /// The customer's address: the answered message's `Reply-To`, else its sender.
+        to: String,
+        /// `Re: ` and the subject answered (not doubled).
+        subject: String,
+        /// The `Message-ID` of the message answered.
+        in_reply_to: Option<ProviderId>,
+        /// The thread's `References`: the answered message's, then its own id.
+        references: Vec<ProviderId>,
+        /// The reply's own `Message-ID` (without angle brackets), derived from the
+        /// conversation, the time and the text: the id it is stored under, and the one the
+        /// customer's answer will name.
+        message_id: ProviderId,
+    },
     /// No provider call: the reply is published as `message.sent` for its source system to
     /// deliver (web chat, forms, apps through Standard Webhooks).
     Relay {
@@ -146,6 +163,7 @@ impl Target {
             Target::PublicComment { .. } => "public_comment",
             Target::PrivateComment { .. } => "private_comment",
             Target::Relay { .. } => "relay",
+            Target::Mail { .. } => "mail",
         }
     }
 }
@@ -439,10 +457,61 @@ pub fn plan(
             telegram(conversation, answered, request).map(|target| outgoing(target, None))
         }
         Channel::X => x(conversation, answered, request).map(|target| outgoing(target, None)),
-        Channel::Email => Err(PlanError::Unsupported(
-            "replies by e-mail are not sent by switchboard yet: answer from the mailbox; its Bcc copy answers the conversation".to_owned(),
-        )),
+        Channel::Email => mail(conversation, answered, request, now).map(|t| outgoing(t, None)),
     }
+}
+
+/// An e-mail reply: text only, to the answered message's `Reply-To` or sender, threaded under
+/// it.
+fn mail(
+    conversation: &Conversation,
+    answered: Option<&Message>,
+    request: &ReplyRequest,
+    now: DateTime<Utc>,
+) -> Result<Target, PlanError> {
+    if request.template.is_some() || request.tag.is_some() || request.private {
+        return Err(PlanError::Invalid(
+            "an e-mail reply is text: no template, tag or private".to_owned(),
+        ));
+    }
+    let raw = answered.map(|m| &m.raw);
+    let text_at = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let to = raw
+        .and_then(|r| r.pointer("/reply_to/0/address"))
+        .and_then(Value::as_str)
+        .filter(|a| a.contains('@'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| conversation.customer.provider_user_id.as_str().to_owned());
+    let subject = text_at(raw.and_then(|r| r.get("subject"))).unwrap_or_default();
+    let subject = if subject.to_lowercase().starts_with("re:") {
+        subject
+    } else if subject.trim().is_empty() {
+        "Re: your message".to_owned()
+    } else {
+        format!("Re: {subject}")
+    };
+    let mut references: Vec<ProviderId> = raw
+        .and_then(|r| r.get("references"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(ProviderId::from_json).collect())
+        .unwrap_or_default();
+    let in_reply_to = answered.map(|m| m.provider_message_id.clone());
+    references.extend(in_reply_to.clone());
+    let text = request.text.as_deref().unwrap_or_default();
+    let domain = conversation
+        .account_id
+        .as_str()
+        .rsplit_once('@')
+        .map_or("switchboard.invalid", |(_, d)| d);
+    let millis = now.timestamp_millis().to_string();
+    let id = crate::ids::event_id("mail", &[conversation.id.as_str(), &millis, text]);
+    Ok(Target::Mail {
+        to,
+        subject,
+        in_reply_to,
+        references,
+        message_id: ProviderId(format!("{}@{domain}", id.replacen("ev_", "sb.", 1))),
+    })
 }
 
 /// An X reply: a public reply tweet under the tweet answered, or a DM (in a DM conversation,
@@ -534,7 +603,9 @@ pub fn sent_message(
         (Target::Direct { .. }, Channel::Telegram) => {
             (Channel::Telegram, answered.is_some_and(|m| m.public))
         }
-        (Target::Direct { .. } | Target::Relay { .. }, channel) => (channel, false),
+        (Target::Direct { .. } | Target::Relay { .. } | Target::Mail { .. }, channel) => {
+            (channel, false)
+        }
     };
     let (kind, provider_type, text) = match &outgoing.content {
         Content::Text(text) => (MessageKind::Text, "text", Some(text.clone())),
@@ -550,6 +621,7 @@ pub fn sent_message(
             Some(comment_id.clone())
         }
         Target::Relay { reply_to, .. } => reply_to.clone(),
+        Target::Mail { in_reply_to, .. } => in_reply_to.clone(),
     };
     Message {
         channel,

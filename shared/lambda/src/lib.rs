@@ -181,7 +181,7 @@ pub async fn agent_api_app() -> Result<axum::Router, StartupError> {
     let sdk = sdk_config().await;
     let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
     let tokens = reply_tokens(&ProcessEnv, Some(&sdk)).await?;
-    let sender = Arc::new(Senders::from_source(&ProcessEnv, tokens)?);
+    let sender = Arc::new(Senders::from_source(&ProcessEnv, tokens)?.with_mail(ports.mailer()));
     Ok(agent_api(&ports, &settings, sender))
 }
 

@@ -198,7 +198,7 @@ pub fn request_for(outgoing: &Outgoing) -> Option<(String, Value)> {
                 "message": { "text": text },
             }),
         ),
-        (Target::Relay { .. }, _) => return None,
+        (Target::Relay { .. } | Target::Mail { .. }, _) => return None,
     })
 }
 

@@ -1,4 +1,5 @@
 //! Replies out: the [`ReplySender`] port over each provider's send API, on one HTTPS client.
+//! (E-mail replies go through SES: `switchboard_aws::ses`, given with [`Senders::with_mail`].)
 //!
 //! * [`graph`]: Meta's Graph API (WhatsApp, Messenger, Instagram, page and Instagram
 //!   comments);
@@ -56,12 +57,25 @@ pub(crate) fn not_configured(channel: Channel) -> SendError {
     SendError::NotConfigured { channel, setting }
 }
 
-/// Every provider's sender, each with the tokens of its webhooks.
-#[derive(Debug, Clone)]
+/// Every provider's sender, each with the tokens of its webhooks, and the e-mail sender when
+/// the deployment has one ([`Senders::with_mail`]).
+#[derive(Clone)]
 pub struct Senders {
     graph: GraphSender,
     telegram: TelegramSender,
     x: XSender,
+    mail: Option<std::sync::Arc<dyn ReplySender>>,
+}
+
+impl std::fmt::Debug for Senders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Senders")
+            .field("graph", &self.graph)
+            .field("telegram", &self.telegram)
+            .field("x", &self.x)
+            .field("mail", &self.mail.is_some())
+            .finish()
+    }
 }
 
 impl Senders {
@@ -90,7 +104,15 @@ impl Senders {
             graph: GraphSender::with_client(graph_url, tokens, http.clone()),
             telegram: TelegramSender::with_client(telegram_url, bot, http.clone()),
             x: XSender::with_client(x_url, x_user, http),
+            mail: None,
         })
+    }
+
+    /// The same senders, e-mail replies going through `mail` (SES on AWS). Without one, an
+    /// e-mail reply is [`SendError::NotConfigured`].
+    pub fn with_mail(mut self, mail: std::sync::Arc<dyn ReplySender>) -> Self {
+        self.mail = Some(mail);
+        self
     }
 }
 
@@ -100,6 +122,14 @@ impl ReplySender for Senders {
         match outgoing.channel {
             Channel::Telegram => self.telegram.send(outgoing).await,
             Channel::X => self.x.send(outgoing).await,
+            Channel::Email => match &self.mail {
+                Some(mail) => mail.send(outgoing).await,
+                None => Err(SendError::NotConfigured {
+                    channel: Channel::Email,
+                    setting: "a mail sender: SES, on the stack or with serve --backend aws"
+                        .to_owned(),
+                }),
+            },
             _ => self.graph.send(outgoing).await,
         }
     }
