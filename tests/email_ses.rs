@@ -7,7 +7,11 @@
 //! * attachments written apart to `attachments/<sha256>` and referenced from the record
 //!   (`s3://…`), with their type and name; SES's spam and virus verdicts kept on the record;
 //! * an event naming an object that is not there fails the invocation (Lambda retries it,
-//!   then keeps it at the on-failure destination): nothing is acknowledged that was not read.
+//!   then keeps it at the on-failure destination): nothing is acknowledged that was not read;
+//! * an agent's reply on an e-mail conversation sent through SES v2 (moto), once per
+//!   idempotency key, from the mailbox, `Re:` the subject, threaded with `In-Reply-To` and
+//!   `References` under its own `Message-ID`, the id it is stored under; SES's refusal of an
+//!   unverified mailbox a 502 with SES's reason, nothing stored.
 
 use aws_lambda_events::event::s3::S3Event;
 use serde_json::{Value, json};
@@ -15,9 +19,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use switchboard_aws::mail::MailIntake;
+use switchboard_aws::ses::SesMailer;
 use switchboard_core::clock::SystemClock;
 use switchboard_core::intake::Intake;
-use switchboard_tests::{Backend, all_records, aws, fixtures_dir, moto};
+use switchboard_tests::{
+    Backend, all_records, aws, call, conversation_of, email_post, fixtures_dir, moto,
+};
 
 async fn s3() -> aws_sdk_s3::Client {
     let sdk = moto().await.sdk_config().await;
@@ -199,4 +206,114 @@ async fn messages_ses_stores_in_s3_are_taken_in_once_with_their_attachments_in_s
         .await
         .unwrap();
     assert!(own.is_empty());
+}
+
+/// The raw messages moto's SES accepted from `source` (its internal model data).
+async fn sent_from(source: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let endpoint = moto().await.endpoint.clone();
+    let address = endpoint.trim_start_matches("http://").to_owned();
+    let body = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET /moto-api/data.json HTTP/1.0\r\nHost: {address}\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let data: Value = serde_json::from_str(&body).unwrap();
+    data["ses"]["RawMessage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["source"] == source)
+        .map(|m| m["raw_data"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn reply(app: &axum::Router, conversation: &str, text: &str, key: &str) -> (u16, Value) {
+    let request = http::Request::post(format!("/api/conversations/{conversation}/reply"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(axum::body::Body::from(json!({ "text": text }).to_string()))
+        .unwrap();
+    let (status, body) = call(app, request).await;
+    (
+        status.as_u16(),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_go_out_through_ses_once_threaded_under_the_message_they_answer() {
+    let backend = aws().await;
+    let sdk = moto().await.sdk_config().await;
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    ses.create_email_identity()
+        .email_identity("replies.acme.example")
+        .send()
+        .await
+        .unwrap();
+    let mailer = Arc::new(SesMailer::new(ses, Arc::new(SystemClock)));
+    let (app, prioritizer) = backend.app_at(Arc::new(SystemClock), mailer);
+    let question = b"Delivered-To: support@replies.acme.example\r\n\
+        From: Ines Duarte <ines@example.org>\r\nTo: support@replies.acme.example\r\n\
+        Reply-To: ines.duarte@example.org\r\nSubject: Encomenda 77\r\n\
+        Date: Fri, 04 Dec 2026 09:00:00 +0000\r\nMessage-ID: <q-77@example.org>\r\n\
+        References: <q-70@example.org>\r\n\
+        Content-Type: text/plain; charset=UTF-8\r\n\r\nA encomenda 77 nao chegou.\r\n";
+    let (status, _) = call(&app, email_post(question, "msg_q77")).await;
+    assert_eq!(status, 200);
+    backend.prioritize_all(&prioritizer).await;
+    let conversation = conversation_of(&app, "ines@example.org").await;
+    let id = conversation["id"].as_str().unwrap();
+
+    let (status, sent) = reply(&app, id, "Ja seguiu: chega amanha.", "k-77").await;
+    assert_eq!(status, 201, "{sent}");
+    let message_id = sent["provider_message_id"].as_str().unwrap().to_owned();
+    assert!(message_id.ends_with("@replies.acme.example"), "{sent}");
+    let (status, again) = reply(&app, id, "Ja seguiu: chega amanha.", "k-77").await;
+    assert!(status == 200 || status == 201, "{again}");
+    assert_eq!(again["provider_message_id"], sent["provider_message_id"]);
+
+    let mails = sent_from("support@replies.acme.example").await;
+    assert_eq!(mails.len(), 1, "sent once per key: {mails:?}");
+    let mail = &mails[0];
+    for header in [
+        format!("Message-ID: <{message_id}>"),
+        "In-Reply-To: <q-77@example.org>".to_owned(),
+        "References: <q-70@example.org> <q-77@example.org>".to_owned(),
+        "Subject: Re: Encomenda 77".to_owned(),
+        "To: <ines.duarte@example.org>".to_owned(),
+    ] {
+        assert!(mail.contains(&header), "{header} in {mail}");
+    }
+    let after = conversation_of(&app, "ines@example.org").await;
+    assert!(after["waiting_since"].is_null(), "answered: {after}");
+
+    // A mailbox SES has not verified: SES's refusal, nothing stored.
+    let (status, _) = call(
+        &app,
+        email_post(
+            &b"Delivered-To: help@unverified.example\r\nFrom: luis@example.org\r\n\
+              To: help@unverified.example\r\nSubject: Hola\r\nMessage-ID: <q-1@example.org>\r\n\r\nHola\r\n"[..],
+            "msg_q1",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    backend.prioritize_all(&prioritizer).await;
+    let other = conversation_of(&app, "luis@example.org").await;
+    let (status, refused) = reply(&app, other["id"].as_str().unwrap(), "Hola", "k-1").await;
+    assert_eq!(status, 502, "{refused}");
+    assert!(refused.to_string().contains("MessageRejected"), "{refused}");
+    assert!(sent_from("help@unverified.example").await.is_empty());
 }

@@ -678,6 +678,7 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
     let index =
         |i: &str| serde_json::json!({"Fn::Sub": format!("${{Table.Arn}}/index/{i}")}).to_string();
     let schedules = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"}).to_string();
+    let mail_identity = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${EmailDomain}"}).to_string();
     let expected: BTreeSet<(String, String)> = [
         // Conversations, customers, deliveries (GetItem, Query on the table); a conversation
         // answered or a customer's tier written back (PutItem, UpdateItem); a link's two
@@ -701,6 +702,9 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
         ),
         // An answered or resolved wait's reminders.
         ("scheduler:DeleteSchedule", schedules),
+        // Replies by e-mail, from the stack's own domain (SES v2's raw SendEmail).
+        ("ses:SendEmail", mail_identity.clone()),
+        ("ses:SendRawEmail", mail_identity.clone()),
     ]
     .into_iter()
     .map(|(a, r)| (a.to_owned(), r))
