@@ -17,6 +17,7 @@ switchboard_tests::contract!(
     first_contact_resolution_needs_one_reply_and_no_customer_message_after_it,
     an_assigned_conversation_is_in_its_agents_queue_until_it_is_answered,
     a_status_of_a_message_sent_elsewhere_answers_the_waiting_customer_once,
+    an_agent_tools_answer_time_must_be_past_and_within_the_wait,
 );
 
 /// A POST to the API as `agent` (no header: `local`), and its status and JSON.
@@ -366,4 +367,57 @@ async fn a_status_of_a_message_sent_elsewhere_answers_the_waiting_customer_once(
     .await;
     backend.prioritize_all(&off).await;
     assert_eq!(conversation_of(&app, other).await["status"], "waiting");
+}
+
+/// `POST …/answered` with an `at` in the future (beyond a few minutes of skew) or before the
+/// wait started is refused with 400 and a reason, and the customer still waits; a time within
+/// the wait answers it with that response time.
+async fn an_agent_tools_answer_time_must_be_past_and_within_the_wait(backend: Backend) {
+    let app = backend.app(None);
+    let prioritizer = backend.prioritizer();
+    let t = chrono::Utc::now().timestamp() - 600;
+    let customer = "5215550009911";
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp_text("PN-AT", customer, "wamid.AT", t, "hola, una consulta"),
+    )
+    .await;
+    backend.prioritize_all(&prioritizer).await;
+    let c = conversation_of(&app, customer).await;
+    let uri = format!("/api/conversations/{}/answered", c["id"].as_str().unwrap());
+    let at = |s: i64| json!({"at": chrono::DateTime::from_timestamp(s, 0).unwrap()});
+
+    let (status, error) = act(
+        &app,
+        &uri,
+        None,
+        Some(json!({"at": "2999-01-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("future"),
+        "{error}"
+    );
+    let (status, error) = act(&app, &uri, None, Some(at(t - 60))).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("before"),
+        "{error}"
+    );
+    assert_eq!(conversation_of(&app, customer).await["status"], "waiting");
+
+    // A tool whose clock runs a minute ahead is fine; so is a time within the wait.
+    let (status, answered) = act(&app, &uri, None, Some(at(t + 120))).await;
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(answered["first_response_seconds"], 120);
+    let (status, _) = act(
+        &app,
+        &uri,
+        None,
+        Some(json!({"at": chrono::Utc::now() + chrono::Duration::minutes(1)})),
+    )
+    .await;
+    assert_eq!(status, 200);
 }

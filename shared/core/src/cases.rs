@@ -34,6 +34,33 @@ use crate::ports::{
 use crate::telemetry;
 use crate::timers;
 
+/// How far in the future an agent tool's answer time may be (the tool's clock may run ahead).
+pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Why an agent tool's answer was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// The answer time is in the future (beyond [`MAX_CLOCK_SKEW`]).
+    #[error("at {at} is in the future (now is {now}): give the time the answer was sent")]
+    Future {
+        /// The time given.
+        at: DateTime<Utc>,
+        /// The server's time.
+        now: DateTime<Utc>,
+    },
+    /// The answer time is before the wait it would end.
+    #[error("at {at} is before the customer started waiting ({waiting_since}): it answers nothing")]
+    BeforeWait {
+        /// The time given.
+        at: DateTime<Utc>,
+        /// When the wait started.
+        waiting_since: DateTime<Utc>,
+    },
+    /// A storage failure.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
 /// Who acts: an agent id (the authorizer's identity on AWS, `X-Switchboard-Agent` under
 /// `serve`).
 pub type Actor<'a> = &'a str;
@@ -96,11 +123,26 @@ impl Cases {
         &self,
         id: &ConversationId,
         at: Option<DateTime<Utc>>,
-    ) -> Result<Option<Conversation>, BackendError> {
-        let at = at.unwrap_or_else(|| self.clock.now());
+    ) -> Result<Option<Conversation>, AnswerError> {
+        let now = self.clock.now();
+        if let Some(at) = at {
+            if at > now + MAX_CLOCK_SKEW {
+                return Err(AnswerError::Future { at, now });
+            }
+            let Some(conversation) = self.conversations.conversation(id).await? else {
+                return Ok(None);
+            };
+            if let Some(waiting_since) = conversation.waiting_since
+                && at < waiting_since
+            {
+                return Err(AnswerError::BeforeWait { at, waiting_since });
+            }
+        }
+        let at = at.unwrap_or(now);
         let reply = format!("agent-tool:{}", at.timestamp_millis());
-        self.answered_elsewhere(id, &reply, at, AnsweredVia::AgentTool)
-            .await
+        Ok(self
+            .answered_elsewhere(id, &reply, at, AnsweredVia::AgentTool)
+            .await?)
     }
 
     /// A message already absorbed into `conversation` (an echo) ended its wait: publishes

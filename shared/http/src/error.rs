@@ -5,7 +5,7 @@
 //! | missing, malformed or wrong signature; an agent action without a caller identity; an `/api` request without the API token | 401 |
 //! | wrong verify token or mode in the handshake | 403 |
 //! | body over [`MAX_BODY_BYTES`](switchboard_core::intake::MAX_BODY_BYTES) | 413 |
-//! | bad query parameter, bad cursor, incomplete handshake | 400 |
+//! | bad query parameter, bad cursor, incomplete handshake; an agent tool's answer time in the future or before the wait | 400 |
 //! | unknown route, conversation or delivery | 404 |
 //! | any backend failure | 500 (the provider retries) |
 //! | a reply: bad body, bad `Idempotency-Key`, `reply_to` of another conversation | 400 |
@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
+use switchboard_core::cases::AnswerError;
 use switchboard_core::outbound::{PlanError, SendError};
 use switchboard_core::ports::{BackendError, LinkError};
 use switchboard_core::replies::ReplyError;
@@ -71,6 +72,15 @@ impl From<ReplyError> for ApiError {
             ReplyError::Backend(b) => ApiError::Backend(b),
             ReplyError::NoConversation => ApiError::NotFound("conversation"),
             other => ApiError::Reply(other),
+        }
+    }
+}
+
+impl From<AnswerError> for ApiError {
+    fn from(e: AnswerError) -> Self {
+        match e {
+            AnswerError::Backend(b) => ApiError::Backend(b),
+            refused => ApiError::BadRequest(refused.to_string()),
         }
     }
 }
