@@ -1185,3 +1185,67 @@ fn import_mail_takes_an_mbox_or_a_maildir_once_and_serve_shows_the_threads() {
     let messages = get_json(server.addr, &format!("/api/conversations/{id}/messages"));
     assert_eq!(messages["items"].as_array().unwrap().len(), 3);
 }
+
+/// SIGTERM (systemd's and containers' stop) with a delivery half sent: the server stops
+/// accepting, finishes that request (200: it is stored), and exits 0; the delivery is there
+/// at the next start.
+#[test]
+fn sigterm_finishes_the_request_under_way_and_exits_zero() {
+    let data = tempfile::tempdir().unwrap();
+    let data_arg = data.path().to_str().unwrap();
+    let mut server = serve(&["--data", data_arg], &LOCAL_SECRETS);
+    let body = whatsapp_text("5215550007777", "wamid.SIGTERM", 1_796_000_000, "hola");
+    let sig = signature(&body);
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /webhooks/whatsapp HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         content-type: application/json\r\nx-hub-signature-256: {sig}\r\n\
+         Content-Length: {}\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let half = body.len() / 2;
+    stream.write_all(&body[..half]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body[half..]).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    drop(server);
+
+    let again = serve(&["--data", data_arg], &LOCAL_SECRETS);
+    let conversations = get_json(again.addr, "/api/conversations");
+    assert!(
+        conversations["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["customer_provider_id"] == "5215550007777"),
+        "{conversations}"
+    );
+}

@@ -233,8 +233,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     }
                 });
             }
-            tokio::signal::ctrl_c().await.ok();
-            server.shutdown().await
+            stop_requested().await;
+            eprintln!("stopping: no new connections; finishing the requests under way");
+            match tokio::time::timeout(SHUTDOWN_GRACE, server.shutdown()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    eprintln!(
+                        "stopped after {} s with requests still under way (their senders retry)",
+                        SHUTDOWN_GRACE.as_secs()
+                    );
+                    Ok(())
+                }
+            }
         }
         Command::ImportMail(args) => {
             let retention = config::retention_days(&ProcessEnv)?;
@@ -561,6 +571,30 @@ where
 
 /// A background task of `serve`.
 pub type AppConsumer = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// How long a stop waits for the requests under way before it exits all the same.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (what systemd, container runtimes and `kill` send).
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                tokio::signal::ctrl_c().await.ok();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.ok();
+}
 
 /// A running server.
 pub struct Server {
