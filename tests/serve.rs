@@ -1249,3 +1249,79 @@ fn sigterm_finishes_the_request_under_way_and_exits_zero() {
         "{conversations}"
     );
 }
+
+/// A client sending its headers a byte at a time, one that never sends the body it announced,
+/// connections held idle: each is cut off by its timeout, connections beyond the cap are
+/// answered 503 at once, and a well-behaved request is served all along and after.
+#[test]
+fn slow_and_idle_clients_are_cut_off_and_connections_beyond_the_cap_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let data_arg = data.path().to_str().unwrap();
+    let mut envs = LOCAL_SECRETS.to_vec();
+    envs.extend([
+        ("SWITCHBOARD_MAX_CONNECTIONS", "4"),
+        ("SWITCHBOARD_HEADER_TIMEOUT_SECS", "1"),
+        ("SWITCHBOARD_REQUEST_TIMEOUT_SECS", "2"),
+    ]);
+    let server = serve(&["--data", data_arg], &envs);
+    let addr = server.addr;
+    let closed_within = |stream: &mut TcpStream, limit: Duration| {
+        let started = std::time::Instant::now();
+        stream.set_read_timeout(Some(limit)).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    };
+
+    // Headers a byte every 200 ms: cut off after the header timeout, not served.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /api/teams HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let writer = {
+        let mut slow = slow.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..50 {
+                if slow.write_all(b"X").is_err() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            false
+        })
+    };
+    let (elapsed, answer) = closed_within(&mut slow, Duration::from_secs(8));
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(!answer.contains(" 200 "), "{answer}");
+    assert!(writer.join().unwrap(), "the server closed the connection");
+
+    // A body announced and never sent: 408 after the request timeout.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled
+        .write_all(
+            b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+              x-hub-signature-256: sha256=00\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .unwrap();
+    let (elapsed, answer) = closed_within(&mut stalled, Duration::from_secs(8));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+
+    // Four idle connections take every place: the fifth is refused at once with 503.
+    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fifth = TcpStream::connect(addr).unwrap();
+    let (_, answer) = closed_within(&mut fifth, Duration::from_secs(3));
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("Retry-After"), "{answer}");
+    // The server closes the idle ones after the header timeout; the places are free again.
+    for mut stream in idle {
+        let (elapsed, _) = closed_within(&mut stream, Duration::from_secs(4));
+        assert!(elapsed < Duration::from_secs(3), "an idle connection held {elapsed:?}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (status, _) = http(addr, "GET", "/api/teams", &[], b"");
+    assert_eq!(status, 200);
+}

@@ -16,6 +16,7 @@
 pub mod demo;
 pub mod first_run;
 pub mod import;
+pub mod listen;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
@@ -127,6 +128,26 @@ pub struct ServeArgs {
     /// Once started, post a sample day to itself (as `switchboard demo` does).
     #[arg(long)]
     pub demo: bool,
+    /// Connections served at once; one more is answered 503 and closed.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), env = "SWITCHBOARD_MAX_CONNECTIONS")]
+    pub max_connections: u32,
+    /// Seconds for a request's headers to arrive, and for an idle keep-alive connection.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), env = "SWITCHBOARD_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: u64,
+    /// Seconds for a whole request, body included; slower is answered 408.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), env = "SWITCHBOARD_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: u64,
+}
+
+impl ServeArgs {
+    /// The listener's limits of these arguments.
+    pub fn limits(&self) -> listen::Limits {
+        listen::Limits {
+            max_connections: self.max_connections as usize,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+        }
+    }
 }
 
 /// `switchboard provision`.
@@ -646,12 +667,12 @@ pub async fn start(args: &ServeArgs, source: &impl Source) -> Result<Server, Cli
         source,
     })?;
     let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+    let limits = args.limits();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = signal.await;
-            })
-            .await
+        listen::serve(listener, app, limits, async {
+            let _ = signal.await;
+        })
+        .await
     });
     let consumer = tokio::spawn(consumer);
     let first_run = first_run.map(|(dev, created)| dev.banner(addr, created));
