@@ -10,6 +10,7 @@ use switchboard_tests::{Backend, call, get_all, get_json, payloads};
 switchboard_tests::contract!(
     a_link_gives_one_timeline_across_whatsapp_and_instagram,
     linking_to_itself_to_an_unknown_customer_or_without_a_body_is_a_4xx,
+    an_unknown_api_route_is_a_404_with_a_reason_and_an_oversized_body_a_413,
 );
 
 fn whatsapp(id: &str, ts: i64, text: &str) -> Vec<u8> {
@@ -161,4 +162,39 @@ async fn linking_to_itself_to_an_unknown_customer_or_without_a_body_is_a_4xx(bac
     );
     let (status, _) = get_json(&app, "/api/customers/cu_nobody/timeline").await;
     assert_eq!(status, 404);
+}
+
+/// Beyond the routes: an unknown `/api` path answers 404 with the API's error body, and a body
+/// over the API's limit 413 (not 400), whether its length is declared or not.
+async fn an_unknown_api_route_is_a_404_with_a_reason_and_an_oversized_body_a_413(backend: Backend) {
+    let app = backend.app(None);
+    for path in ["/api/nothing-here", "/api/customers/cu_x/nothing", "/api"] {
+        let (status, body) = get_json(&app, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            body["error"].as_str().unwrap().contains("not found"),
+            "{path}: {body}"
+        );
+    }
+    let big = vec![b' '; 3 * 1024 * 1024];
+    for path in [
+        "/api/customers/cu_x/link",
+        "/api/conversations/cv_x/reply",
+        "/api/conversations/cv_x/answered",
+    ] {
+        let request = http::Request::post(path)
+            .header("content-type", "application/json")
+            .header("content-length", big.len())
+            .body(axum::body::Body::from(big.clone()))
+            .unwrap();
+        let (status, body) = call(&app, request).await;
+        assert_eq!(status, 413, "{path}: {body:?}");
+        // Without a declared length (a chunked upload), the same.
+        let request = http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(big.clone()))
+            .unwrap();
+        let (status, _) = call(&app, request).await;
+        assert_eq!(status, 413, "{path}, chunked");
+    }
 }

@@ -1319,7 +1319,10 @@ fn slow_and_idle_clients_are_cut_off_and_connections_beyond_the_cap_refused() {
     // The server closes the idle ones after the header timeout; the places are free again.
     for mut stream in idle {
         let (elapsed, _) = closed_within(&mut stream, Duration::from_secs(4));
-        assert!(elapsed < Duration::from_secs(3), "an idle connection held {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(3),
+            "an idle connection held {elapsed:?}"
+        );
     }
     std::thread::sleep(Duration::from_millis(100));
     let (status, _) = http(addr, "GET", "/api/teams", &[], b"");

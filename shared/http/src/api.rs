@@ -238,6 +238,49 @@ pub fn api_router(ports: ApiPorts) -> Router {
         .merge(events)
         .merge(queue)
         .merge(answers)
+        // Any other /api path: 404 with a reason, like every other error of the API.
+        .route("/api/{*rest}", axum::routing::any(unknown_route))
+        .route("/api", axum::routing::any(unknown_route))
+        .layer(axum::middleware::from_fn(bounded_body))
+}
+
+/// The largest body an `/api` request may carry (the largest, a reply, is a few KiB).
+pub const MAX_API_BODY: usize = 64 * 1024;
+
+async fn unknown_route() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+/// Refuses an `/api` body over [`MAX_API_BODY`] with 413 before any handler reads it, by its
+/// `Content-Length` or, without one, as it is read.
+async fn bounded_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    let too_large = ApiError::TooLarge {
+        limit: MAX_API_BODY,
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > MAX_API_BODY as u64 => Err(too_large),
+        Some(_) => Ok(next.run(request).await),
+        None => {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, MAX_API_BODY)
+                .await
+                .map_err(|_| too_large)?;
+            Ok(next
+                .run(axum::extract::Request::from_parts(
+                    parts,
+                    axum::body::Body::from(bytes),
+                ))
+                .await)
+        }
+    }
 }
 
 /// `GET /api/metrics?from=&to=&granularity=&group_by=` (`group_by` repeatable or
