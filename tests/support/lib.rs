@@ -55,10 +55,29 @@ pub fn standard_post(
     secret: &str,
     timestamp: i64,
 ) -> http::Request<axum::body::Body> {
+    standard_signed(
+        "/webhooks/standard",
+        "application/json",
+        body,
+        id,
+        secret,
+        timestamp,
+    )
+}
+
+/// A POST of `body` to `path`, signed the Standard Webhooks way as delivery `id`.
+fn standard_signed(
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    id: &str,
+    secret: &str,
+    timestamp: i64,
+) -> http::Request<axum::body::Body> {
     use switchboard_core::channels::standard::{StandardSecret, sign};
     let secret = StandardSecret::parse(secret).expect("a whsec_ secret");
-    http::Request::post("/webhooks/standard")
-        .header("content-type", "application/json")
+    http::Request::post(path)
+        .header("content-type", content_type)
         .header("webhook-id", id)
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", sign(&secret, id, timestamp, body))
@@ -83,18 +102,17 @@ pub fn telegram_post(body: &[u8], token: &str) -> http::Request<axum::body::Body
 /// A raw e-mail POST of `message` to `/webhooks/email` as delivery `id`, signed with the
 /// test Standard Webhooks secret now.
 pub fn email_post(message: &[u8], id: &str) -> http::Request<axum::body::Body> {
-    use switchboard_core::channels::standard::{StandardSecret, sign};
-    let secret = StandardSecret::parse(STANDARD_SECRET).expect("a whsec_ secret");
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    http::Request::post("/webhooks/email")
-        .header("content-type", "message/rfc822")
-        .header("webhook-id", id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", sign(&secret, id, timestamp, message))
-        .body(axum::body::Body::from(message.to_vec()))
-        .expect("request")
+    standard_signed(
+        "/webhooks/email",
+        "message/rfc822",
+        message,
+        id,
+        STANDARD_SECRET,
+        timestamp,
+    )
 }
 
 /// The X app's consumer secret in the tests.

@@ -87,18 +87,21 @@ impl ReplySender for SesMailer {
             return Err(SendError::Unreachable("an e-mail reply is text".to_owned()));
         };
         let from = outgoing.account_id.as_str();
-        let Some(raw) = compose(from, &outgoing.target, text, self.clock.now()) else {
-            return Err(SendError::Unreachable("not an e-mail reply".to_owned()));
-        };
-        let Target::Mail {
-            to,
-            subject,
-            in_reply_to,
-            references,
-            message_id,
-        } = &outgoing.target
+        let (
+            Target::Mail {
+                to,
+                subject,
+                in_reply_to,
+                references,
+                message_id,
+            },
+            Some(raw),
+        ) = (
+            &outgoing.target,
+            compose(from, &outgoing.target, text, self.clock.now()),
+        )
         else {
-            unreachable!("compose answered Some for a mail target only");
+            return Err(SendError::Unreachable("not an e-mail reply".to_owned()));
         };
         let content = EmailContent::builder()
             .raw(
