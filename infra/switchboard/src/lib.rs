@@ -427,9 +427,11 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 prioritizer = prioritizer.watching(watcher.clone());
                 reminders = reminders.watching(watcher);
             }
+            let claim = ports.store().claim_consumer().await?;
             let consumer: AppConsumer = Box::pin({
                 let (store, clock) = (ports.store(), ports.clock());
                 async move {
+                    let _claim = claim;
                     tokio::join!(
                         consume(store.clone(), prioritizer, ConsumerSettings::default()),
                         fire_timers(store, reminders, clock, ConsumerSettings::default()),

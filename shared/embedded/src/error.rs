@@ -30,6 +30,29 @@ pub enum EmbeddedError {
         #[source]
         source: rusqlite::Error,
     },
+    /// Another process consumes this store's queue (its lock file is held): two consumers would
+    /// hand the same in-flight entries out twice after a restart.
+    #[error(
+        "another switchboard process is already consuming the store in {}: stop it, or use \
+         another data directory",
+        path.display()
+    )]
+    ConsumerRunning {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The consumer's lock file could not be created or locked.
+    #[error("cannot lock {}", path.display())]
+    ConsumerLock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A store operation at start-up failed.
+    #[error(transparent)]
+    Backend(Box<switchboard_core::ports::BackendError>),
     /// The file was written with a schema this version of switchboard does not know (a newer
     /// switchboard wrote it). It is left untouched.
     #[error(

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 use switchboard_core::ports::{BackendError, IntakeQueue, QueueEntry};
 
+use crate::EmbeddedError;
 use crate::engine::{SqliteStore, UndecodableDoc};
 use crate::time;
 
@@ -93,7 +94,82 @@ impl IntakeQueue for SqliteStore {
     }
 }
 
+/// The lock file beside the database that the queue's consumer holds while it runs.
+pub const CONSUMER_LOCK_FILE: &str = "consumer.lock";
+
+/// Proof that this process is the store's only consumer: an exclusive lock on
+/// [`CONSUMER_LOCK_FILE`], held until this value is dropped or the process ends (the
+/// operating system releases it even after `kill -9`).
+#[derive(Debug)]
+pub struct ConsumerClaim {
+    _lock: std::fs::File,
+    released: usize,
+}
+
+impl ConsumerClaim {
+    /// How many in-flight entries were handed back to the queue when the claim was taken.
+    pub fn released(&self) -> usize {
+        self.released
+    }
+}
+
 impl SqliteStore {
+    /// Makes this process the queue's only consumer and hands back every entry that an earlier
+    /// consumer had received and not acknowledged.
+    ///
+    /// With the lock held nobody else can be working on those entries: the process that took
+    /// them has stopped (crashed, killed), so they are visible again at once instead of after
+    /// their visibility timeout. Their receive counts stay (a crash counts as a receive, so a
+    /// message that crashes the process still reaches the dead letters).
+    ///
+    /// Fails with [`EmbeddedError::ConsumerRunning`] when another process holds the claim.
+    pub async fn claim_consumer(&self) -> Result<ConsumerClaim, EmbeddedError> {
+        let dir = self.path().parent().unwrap_or(std::path::Path::new("."));
+        let path = dir.join(CONSUMER_LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| EmbeddedError::ConsumerLock {
+                path: path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(EmbeddedError::ConsumerRunning {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(EmbeddedError::ConsumerLock { path, source });
+            }
+        }
+        const OP: &str = "claim_consumer";
+        let now_ms = self.clock.now().timestamp_millis();
+        let released = self
+            .write(OP, move |conn| {
+                conn.execute(
+                    "UPDATE intake_queue SET visible_at_ms = ?1 WHERE visible_at_ms > ?1",
+                    [now_ms],
+                )
+                .map_err(|e| BackendError::unavailable(OP, e))
+            })
+            .await
+            .map_err(|e| EmbeddedError::Backend(Box::new(e)))?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "queue entries in flight when the last consumer stopped were handed back"
+            );
+        }
+        Ok(ConsumerClaim {
+            _lock: lock,
+            released,
+        })
+    }
+
     /// Hands out up to `max` visible entries, in enqueue order, at most one per conversation
     /// (group): a group whose earliest entry is in flight is skipped, its later entries wait.
     /// An entry already handed out [`MAX_RECEIVES`] times is moved to the dead letters instead,

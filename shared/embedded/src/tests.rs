@@ -568,6 +568,46 @@ async fn the_queue_deduplicates_and_keeps_each_conversation_in_order() {
 }
 
 #[tokio::test]
+async fn a_new_consumer_takes_back_at_once_what_a_stopped_one_had_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let visibility = Duration::from_secs(30);
+    {
+        let store = open(&dir, &clock);
+        let _claim = store.claim_consumer().await.unwrap();
+        store
+            .enqueue(&[entry("c1", "k1"), entry("c2", "k2"), entry("c3", "k3")])
+            .await
+            .unwrap();
+        let taken = store.receive(2, visibility).await.unwrap();
+        assert_eq!(taken.len(), 2);
+        // While the claim is held, nobody else may consume: a second claim is refused.
+        let other = open(&dir, &clock);
+        match other.claim_consumer().await {
+            Err(EmbeddedError::ConsumerRunning { path }) => assert_eq!(path, dir.path()),
+            other => panic!("a second consumer was let in: {other:?}"),
+        }
+        // The process stops here without acknowledging (as after kill -9: the claim's lock
+        // goes with the process).
+    }
+    clock.advance(TimeDelta::seconds(1));
+    let store = open(&dir, &clock);
+    let claim = store.claim_consumer().await.unwrap();
+    assert_eq!(claim.released(), 2);
+    let again = store.receive(10, visibility).await.unwrap();
+    let mut keys: Vec<(String, u32)> = again
+        .iter()
+        .map(|r| (r.entry.record_key.as_str().to_owned(), r.receive_count))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [("k1".into(), 2), ("k2".into(), 2), ("k3".into(), 1)],
+        "the in-flight entries are visible at once, well before their 30 s, counted as received"
+    );
+}
+
+#[tokio::test]
 async fn expired_rows_are_purged_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::new();
