@@ -584,6 +584,9 @@ where
         match poll().await {
             Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
             Ok(_) => {}
+            Err(e) if switchboard_core::errors::is_reported(&e) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
             Err(e) => {
                 tracing::error!(consumer = name, error = %e, "could not read the queue");
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -82,6 +82,9 @@ pub async fn run_batch<H: QueueHandler>(handler: &H, items: &[BatchItem]) -> Vec
             Ok(outcome) => span.in_scope(|| tracing::debug!(?outcome, "handled")),
             Err(e) => {
                 span.in_scope(|| {
+                    if crate::errors::is_reported(&e) {
+                        return tracing::debug!(error = %e, "handling failed; retried later");
+                    }
                     tracing::error!(
                         error = %e,
                         source = ?std::error::Error::source(&e),

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::clock::Clock;
+use switchboard_core::errors::is_reported;
 use switchboard_core::ports::BackendError;
 use switchboard_core::prioritize::{BatchItem, Prioritizer};
 use switchboard_core::remind::ReminderHandler;
@@ -78,6 +79,7 @@ pub async fn consume(
         match drain_once(&store, &prioritizer, settings.visibility).await {
             Ok(0) => tokio::time::sleep(settings.idle).await,
             Ok(_) => {}
+            Err(e) if is_reported(&e) => tokio::time::sleep(settings.idle).await,
             Err(e) => {
                 tracing::error!(error = %e, "the prioritizer could not read the queue");
                 tokio::time::sleep(settings.idle).await;
@@ -99,6 +101,7 @@ pub async fn fire_due_once(
     for reminder in &due {
         match handler.handle(reminder).await {
             Ok(_) => fired.push(reminder.name.clone()),
+            Err(e) if is_reported(&e) => {}
             Err(e) => {
                 tracing::error!(reminder = %reminder.name, error = %e, "reminder failed; it stays due")
             }
@@ -120,6 +123,7 @@ pub async fn fire_timers(
         match fire_due_once(&store, &handler, clock.as_ref()).await {
             Ok(n) if n == BATCH_SIZE => {}
             Ok(_) => tokio::time::sleep(settings.idle).await,
+            Err(e) if is_reported(&e) => tokio::time::sleep(settings.idle).await,
             Err(e) => {
                 tracing::error!(error = %e, "the timers could not be read");
                 tokio::time::sleep(settings.idle).await;

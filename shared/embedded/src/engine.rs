@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use switchboard_core::clock::Clock;
+use switchboard_core::errors::Reported;
 use switchboard_core::ports::BackendError;
 
 use crate::error::EmbeddedError;
@@ -19,6 +20,12 @@ pub const FILE_NAME: &str = "switchboard.sqlite3";
 
 /// The most items a listing returns per page, whatever the request asks (a request for 0 gets 1).
 pub const MAX_PAGE_LIMIT: usize = 1000;
+
+/// The most the write-ahead log keeps on disk between writes: past it, the log is checkpointed
+/// into the database file and truncated after the commit that grew it (SQLite's own
+/// checkpoint would reuse the file but never shrink it, so one large delivery would pin its
+/// size for good, and on a full disk the log would take back whatever was freed).
+pub const WAL_LIMIT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How long an operation waits for another process holding the file's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,6 +67,7 @@ pub struct SqliteStore {
     path: Arc<PathBuf>,
     retention_days: u32,
     pub(crate) clock: Arc<dyn Clock>,
+    faults: Arc<crate::faults::FaultLog>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -145,6 +153,8 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_error(&path, "synchronous"))?;
+        conn.pragma_update(None, "journal_size_limit", WAL_LIMIT_BYTES as i64)
+            .map_err(open_error(&path, "journal_size_limit"))?;
         schema::migrate(&mut conn, found).map_err(open_error(&path, "create schema"))?;
 
         let now = clock.now();
@@ -165,6 +175,7 @@ impl SqliteStore {
             path: Arc::new(path),
             retention_days: retention_days.max(1),
             clock,
+            faults: Arc::default(),
         })
     }
 
@@ -241,12 +252,14 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(job);
-        let (conn, pending, commits) = (
+        let (conn, pending, commits, faults, path) = (
             Arc::clone(&self.conn),
             Arc::clone(&self.pending),
             Arc::clone(&self.commits),
+            Arc::clone(&self.faults),
+            Arc::clone(&self.path),
         );
-        let task = move || commit_pending(&conn, &pending, &commits, operation);
+        let task = move || commit_pending(&conn, &pending, &commits, &faults, &path, operation);
         match tokio::runtime::Handle::try_current() {
             // The job may be committed by another task's batch; this one then finds nothing.
             Ok(handle) => drop(handle.spawn_blocking(task)),
@@ -265,6 +278,14 @@ impl SqliteStore {
     /// group commit at work.
     pub fn commits(&self) -> u64 {
         self.commits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Writes refused since the store was opened because the disk refused every write (full,
+    /// failing or read-only). Such a condition is logged once when it starts, every minute
+    /// while it lasts and once when it ends, not once per write, and the errors the writers
+    /// get are [`Reported`](switchboard_core::errors::Reported).
+    pub fn refused_writes(&self) -> u64 {
+        self.faults.refused_total()
     }
 
     /// Writes waiting for the next commit.
@@ -289,8 +310,11 @@ trait Job: Send {
     fn run(&mut self, conn: &mut Connection) -> bool;
     /// The write failed without running to its end (a panic).
     fn fail(&mut self, reason: &str);
-    /// Answers the caller, once the transaction is committed (`Ok`) or not.
-    fn finish(self: Box<Self>, committed: Result<(), String>);
+    /// The disk's condition that failed the write, if that is why it failed.
+    fn fault(&self) -> Option<&'static str>;
+    /// Answers the caller, once the transaction is committed (`Ok`) or not; `reported` when the
+    /// failure is a condition already logged (see [`crate::faults`]).
+    fn finish(self: Box<Self>, committed: Result<(), String>, reported: bool);
 }
 
 struct WriteJob<T, F> {
@@ -322,11 +346,26 @@ where
         )));
     }
 
-    fn finish(self: Box<Self>, committed: Result<(), String>) {
+    fn fault(&self) -> Option<&'static str> {
+        match &self.result {
+            Some(Err(BackendError::Unavailable { source, .. })) => {
+                crate::faults::classify(source.as_ref())
+            }
+            _ => None,
+        }
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>, reported: bool) {
         let operation = self.operation;
         let answer = match (self.result, committed) {
+            (Some(Err(BackendError::Unavailable { operation, source })), _) if reported => {
+                Err(BackendError::unavailable(operation, Reported::new(source)))
+            }
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(reason)) if reported => {
+                Err(BackendError::unavailable(operation, Reported::new(reason)))
+            }
             (_, Err(reason)) => Err(BackendError::unavailable(operation, reason)),
             (None, Ok(())) => Err(BackendError::unavailable(
                 operation,
@@ -339,11 +378,15 @@ where
 }
 
 /// Takes the connection and commits every pending write in one transaction, each in its own
-/// savepoint. Nothing to do when another task took them first.
+/// savepoint. Nothing to do when another task
+/// took the writes first. A failure that is the disk's condition (full, failing, read-only)
+/// goes to `faults`, which logs it once, and its writers get a [`Reported`] error.
 fn commit_pending(
     conn: &Mutex<Connection>,
     pending: &Mutex<Vec<Box<dyn Job>>>,
     commits: &std::sync::atomic::AtomicU64,
+    faults: &crate::faults::FaultLog,
+    path: &Path,
     operation: &'static str,
 ) {
     // A lock poisoned by a panicking read is healed by the first `lock` (which reports it);
@@ -357,7 +400,7 @@ fn commit_pending(
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
             for job in jobs {
-                job.finish(Err(e.to_string()));
+                job.finish(Err(e.to_string()), false);
             }
             return;
         }
@@ -371,14 +414,44 @@ fn commit_pending(
         return;
     }
     let conn: &mut Connection = &mut guard;
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        for job in jobs {
-            job.finish(Err(format!("begin: {e}")));
-        }
-        return;
+    let mut fault = None;
+    let committed = run_jobs(conn, &mut jobs, &mut fault);
+    if committed.is_ok() {
+        commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        faults.committed();
+        // Before answering, so that a writer that grew the log finds it bounded.
+        bound_wal(conn, path);
+    } else if let Some(kind) = fault {
+        faults.refused(kind, jobs.len() as u64);
+        // Whatever the log holds beyond its limit goes back to the file system now, rather
+        // than being taken by the next write.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
-    for job in &mut jobs {
+    drop(guard);
+    for job in jobs {
+        job.finish(committed.clone(), fault.is_some());
+    }
+}
+
+/// Runs `jobs` in one transaction (see [`commit_pending`]); notes in `fault` a failure that is
+/// the disk's condition.
+fn run_jobs(
+    conn: &mut Connection,
+    jobs: &mut [Box<dyn Job>],
+    fault: &mut Option<&'static str>,
+) -> Result<(), String> {
+    fn note(fault: &mut Option<&'static str>, e: &rusqlite::Error) {
+        if let Some(kind) = crate::faults::classify(e) {
+            *fault = Some(kind);
+        }
+    }
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        note(fault, &e);
+        return Err(format!("begin: {e}"));
+    }
+    for job in jobs.iter_mut() {
         if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+            note(fault, &e);
             job.fail(&format!("savepoint: {e}"));
             continue;
         }
@@ -386,11 +459,14 @@ fn commit_pending(
         let keep = match ran {
             Ok(ok) => ok,
             Err(_) => {
-                tracing::error!(operation, "a store write panicked; it was rolled back");
+                tracing::error!("a store write panicked; it was rolled back");
                 job.fail("the write panicked; it was rolled back");
                 false
             }
         };
+        if let Some(kind) = job.fault() {
+            *fault = Some(kind);
+        }
         let end = if keep {
             conn.execute_batch("RELEASE write")
         } else {
@@ -398,25 +474,32 @@ fn commit_pending(
         };
         if let Err(e) = end {
             // The transaction is in an unknown state: give up on all of it.
+            note(fault, &e);
             let _ = conn.execute_batch("ROLLBACK");
-            for job in jobs {
-                job.finish(Err(format!("savepoint: {e}")));
-            }
-            return;
+            return Err(format!("savepoint: {e}"));
         }
     }
-    let committed = conn.execute_batch("COMMIT").map_err(|e| {
+    conn.execute_batch("COMMIT").map_err(|e| {
+        note(fault, &e);
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         format!("commit: {e}")
-    });
-    if committed.is_ok() {
-        commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    })
+}
+
+/// Checkpoints the write-ahead log into the file and truncates it once it has grown past
+/// [`WAL_LIMIT_BYTES`] (see there). Best effort: a checkpoint that cannot run now runs after
+/// a later commit.
+fn bound_wal(conn: &Connection, path: &Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let grown = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES);
+    if !grown {
+        return;
     }
-    drop(guard);
-    for job in jobs {
-        job.finish(committed.clone());
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::debug!(error = %e, "write-ahead log checkpoint deferred");
     }
 }
 

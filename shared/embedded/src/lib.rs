@@ -61,6 +61,7 @@ mod customers;
 mod engine;
 mod error;
 mod events;
+mod faults;
 mod idempotency;
 mod messages;
 mod metrics;

@@ -512,6 +512,124 @@ async fn a_six_megabyte_delivery_round_trips_byte_for_byte() {
     );
 }
 
+/// `n` bytes that do not compress, different for each `seed`.
+fn noise(seed: u32, n: usize) -> Bytes {
+    (0..n as u32)
+        .map(|i| {
+            (i.wrapping_add(seed.wrapping_mul(7919))
+                .wrapping_mul(2_654_435_761)
+                >> 24) as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+fn wal_len(dir: &tempfile::TempDir) -> u64 {
+    std::fs::metadata(dir.path().join(format!("{FILE_NAME}-wal")))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_write_ahead_log_is_truncated_back_under_its_limit_after_large_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let mut largest = 0;
+    for seed in 0..6 {
+        let delivery = RawDelivery::new(Webhook::Facebook, noise(seed, 3 << 20), clock.now(), true);
+        store.keep_delivery(&delivery).await.unwrap();
+        largest = largest.max(wal_len(&dir));
+    }
+    assert!(
+        largest <= crate::engine::WAL_LIMIT_BYTES,
+        "after 18 MiB of deliveries the log was {largest} bytes at rest, over its limit"
+    );
+}
+
+/// A `Write` into a buffer the test reads.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_full_disk_is_logged_once_with_a_count_and_its_end_once() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    tracing::subscriber::with_default(subscriber, || {
+        // Outside Tokio every operation runs on this thread, under this subscriber.
+        let store = SqliteStore::open(dir.path(), 30, clock.clone()).unwrap();
+        let pages = |store: &SqliteStore| -> i64 {
+            store
+                .hold_connection()
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap()
+        };
+        // SQLite answers SQLITE_FULL past max_page_count, as it does on a full volume.
+        let cap = pages(&store) + 8;
+        store
+            .hold_connection()
+            .query_row(&format!("PRAGMA max_page_count = {cap}"), [], |_| Ok(()))
+            .unwrap();
+        let mut refused = 0;
+        for seed in 0..40 {
+            let delivery =
+                RawDelivery::new(Webhook::Facebook, noise(seed, 64 << 10), clock.now(), true);
+            match futures_lite_block_on(store.keep_delivery(&delivery)) {
+                Ok(()) => assert_eq!(refused, 0, "a write succeeded on a full disk"),
+                Err(e) => {
+                    assert!(
+                        switchboard_core::errors::is_reported(&e),
+                        "a disk-full error not marked as logged: {e}"
+                    );
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused >= 35, "only {refused} writes refused");
+        assert_eq!(store.refused_writes(), refused);
+        // Space comes back: the next write succeeds and ends the condition.
+        store
+            .hold_connection()
+            .query_row("PRAGMA max_page_count = 1000000", [], |_| Ok(()))
+            .unwrap();
+        let delivery = RawDelivery::new(Webhook::Facebook, noise(99, 64 << 10), clock.now(), true);
+        futures_lite_block_on(store.keep_delivery(&delivery)).unwrap();
+    });
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let errors: Vec<&str> = logs.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "one error line for the whole condition:\n{logs}"
+    );
+    assert!(errors[0].contains("disk full"), "{}", errors[0]);
+    let ended: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("the store writes again"))
+        .collect();
+    assert_eq!(ended.len(), 1, "{logs}");
+    assert!(ended[0].contains("condition=\"disk full\""), "{}", ended[0]);
+}
+
 #[tokio::test]
 async fn the_queue_deduplicates_and_keeps_each_conversation_in_order() {
     let dir = tempfile::tempdir().unwrap();

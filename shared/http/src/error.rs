@@ -194,6 +194,9 @@ impl IntoResponse for ApiError {
                 ?subcode,
                 "reply refused by the provider"
             );
+        } else if status.is_server_error() && switchboard_core::errors::is_reported(&self) {
+            // Its condition (a full disk, say) was logged once where it was found.
+            tracing::debug!(status = status.as_u16(), error = %self, "request failed");
         } else if status.is_server_error() {
             // The full chain goes to the log; it names the operation, never the payload.
             let chain = switchboard_core::errors::causes(&self);
