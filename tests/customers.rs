@@ -11,6 +11,7 @@ switchboard_tests::contract!(
     a_link_gives_one_timeline_across_whatsapp_and_instagram,
     linking_to_itself_to_an_unknown_customer_or_without_a_body_is_a_4xx,
     an_unknown_api_route_is_a_404_with_a_reason_and_an_oversized_body_a_413,
+    every_api_error_is_a_problem_in_switchboards_words_and_logs_no_query_value,
 );
 
 fn whatsapp(id: &str, ts: i64, text: &str) -> Vec<u8> {
@@ -196,5 +197,139 @@ async fn an_unknown_api_route_is_a_404_with_a_reason_and_an_oversized_body_a_413
             .unwrap();
         let (status, _) = call(&app, request).await;
         assert_eq!(status, 413, "{path}, chunked");
+    }
+}
+
+/// A `Write` into a buffer the test reads.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One error shape for the whole API (RFC 9457 problem details), also for what is refused
+/// before a handler runs; reasons in switchboard's words, not the framework's; and the log of
+/// a refusal without the values the client sent.
+async fn every_api_error_is_a_problem_in_switchboards_words_and_logs_no_query_value(
+    backend: Backend,
+) {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = backend.app(None);
+    let json = |body: &str| axum::body::Body::from(body.to_owned());
+    let cases: Vec<(http::Request<axum::body::Body>, u16, &str, &str)> = vec![
+        (
+            http::Request::get("/api/conversations?limit=5&limit=6")
+                .body(json(""))
+                .unwrap(),
+            400,
+            "bad_request",
+            "duplicate field `limit`",
+        ),
+        (
+            http::Request::get("/api/customers?phone=5550199-secret-value")
+                .body(json(""))
+                .unwrap(),
+            400,
+            "bad_request",
+            "phone",
+        ),
+        (
+            http::Request::post("/api/queue").body(json("")).unwrap(),
+            405,
+            "method_not_allowed",
+            "does not take POST",
+        ),
+        (
+            http::Request::get("/api/no-such-route")
+                .body(json(""))
+                .unwrap(),
+            404,
+            "not_found",
+            "not found",
+        ),
+        (
+            http::Request::post("/api/customers/cu_x/link")
+                .header("content-type", "application/json")
+                .body(json(r#"{"customer": 1}"#))
+                .unwrap(),
+            400,
+            "bad_request",
+            "missing field `customer_id`",
+        ),
+        (
+            http::Request::post("/api/customers/cu_x/link")
+                .header("content-type", "text/plain")
+                .body(json(r#"{"customer_id": "cu_y"}"#))
+                .unwrap(),
+            400,
+            "bad_request",
+            "Content-Type: application/json",
+        ),
+        (
+            http::Request::post("/api/customers/cu_x/link")
+                .header("content-type", "application/json")
+                .body(json(&" ".repeat(100 * 1024)))
+                .unwrap(),
+            413,
+            "too_large",
+            "larger than",
+        ),
+    ];
+    for (request, status, code, words) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let response = tower::ServiceExt::oneshot(app.clone(), request)
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{what}"
+        );
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let problem: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["type"], "about:blank", "{what}: {problem}");
+        assert_eq!(problem["status"], status, "{what}: {problem}");
+        assert_eq!(
+            problem["title"],
+            http::StatusCode::from_u16(status)
+                .unwrap()
+                .canonical_reason()
+                .unwrap(),
+            "{what}"
+        );
+        assert_eq!(problem["code"], code, "{what}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(words), "{what}: {detail}");
+        assert_eq!(problem["error"], detail, "{what}: the earlier field stays");
+        for framework in ["Failed to", "deserialize", "Json", "extract"] {
+            assert!(!detail.contains(framework), "{what}: {detail}");
+        }
+    }
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("request refused"),
+        "refusals are logged: {logs}"
+    );
+    for sent in ["5550199", "secret-value", "cu_y"] {
+        assert!(!logs.contains(sent), "{sent} in the log:\n{logs}");
     }
 }

@@ -183,3 +183,85 @@ async fn the_handshake_echoes_the_challenge_and_refuses_a_wrong_token() {
     let (status, _) = call(&app, get("hub.mode=subscribe&hub.challenge=1")).await;
     assert_eq!(status, 400);
 }
+
+/// Every scheme's check of the headers alone (made before a body is read): a signed request's
+/// headers pass it, and a request without them, or with malformed ones, is refused by it, as
+/// by the full check; a secret-token scheme (Telegram) is checked whole.
+#[test]
+fn each_scheme_refuses_missing_or_malformed_headers_before_the_body() {
+    use http::{HeaderMap, HeaderValue};
+    use switchboard_core::channels::{standard, telegram, x};
+    use switchboard_core::verify::{SignatureCheck, SignatureError};
+    let now = chrono::Utc::now();
+    let body = br#"{"object":"page"}"#;
+    let headers = |pairs: &[(&'static str, String)]| {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    };
+    let secret = standard::StandardSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let signed_at = now.timestamp();
+    let schemes: Vec<(Box<dyn SignatureCheck>, HeaderMap, Vec<HeaderMap>)> = vec![
+        (
+            Box::new(MetaVerifier::new(vec![Secret::new("s")], Secret::new("t"))),
+            headers(&[("x-hub-signature-256", sign("s", body))]),
+            vec![
+                headers(&[]),
+                headers(&[("x-hub-signature-256", "sha256=00".into())]),
+                headers(&[("x-hub-signature-256", format!("md5={}", "0".repeat(64)))]),
+            ],
+        ),
+        (
+            Box::new(x::XVerifier::new(vec![Secret::new("s")])),
+            headers(&[(x::SIGNATURE_HEADER, x::verify::sign("s", body))]),
+            vec![
+                headers(&[]),
+                headers(&[(x::SIGNATURE_HEADER, "sha256=not base64".into())]),
+            ],
+        ),
+        (
+            Box::new(telegram::SecretTokenVerifier::new(vec![Secret::new("tok")])),
+            headers(&[(telegram::SECRET_TOKEN_HEADER, "tok".into())]),
+            vec![
+                headers(&[]),
+                headers(&[(telegram::SECRET_TOKEN_HEADER, "wrong".into())]),
+            ],
+        ),
+        (
+            Box::new(standard::StandardVerifier::new(vec![secret.clone()])),
+            headers(&[
+                ("webhook-id", "msg_1".into()),
+                ("webhook-timestamp", signed_at.to_string()),
+                (
+                    "webhook-signature",
+                    standard::sign(&secret, "msg_1", signed_at, body),
+                ),
+            ]),
+            vec![
+                headers(&[]),
+                headers(&[
+                    ("webhook-id", "msg_1".into()),
+                    ("webhook-timestamp", (signed_at - 3600).to_string()),
+                    (
+                        "webhook-signature",
+                        standard::sign(&secret, "msg_1", signed_at - 3600, body),
+                    ),
+                ]),
+            ],
+        ),
+    ];
+    for (scheme, good, bad) in schemes {
+        assert_eq!(scheme.precheck(&good, now), Ok(()), "{scheme:?}");
+        assert_eq!(scheme.verify(&good, body, now), Ok(()), "{scheme:?}");
+        for headers in bad {
+            let early = scheme.precheck(&headers, now);
+            assert!(early.is_err(), "{scheme:?} {headers:?}");
+            assert!(scheme.verify(&headers, body, now).is_err());
+            if headers.is_empty() {
+                assert_eq!(early, Err(SignatureError::Missing));
+            }
+        }
+    }
+}

@@ -137,6 +137,10 @@ pub struct ServeArgs {
     /// Seconds for a whole request, body included; slower is answered 408.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), env = "SWITCHBOARD_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: u64,
+    /// MiB the webhook bodies being read may hold together; a body beyond is answered 503
+    /// with Retry-After, unread (at least 6, the largest body).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(6..=65536), env = "SWITCHBOARD_MAX_BODY_MEMORY_MB")]
+    pub max_body_memory_mb: u64,
 }
 
 impl ServeArgs {
@@ -164,8 +168,8 @@ pub enum CliError {
     /// A setting is missing or wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The embedded store could not be opened.
-    #[error(transparent)]
+    /// The embedded store could not be opened (with the operating system's or SQLite's reason).
+    #[error("{}", switchboard_core::errors::chain(.0))]
     Embedded(#[from] switchboard_embedded::EmbeddedError),
     /// Provisioning failed.
     #[error("{0}: {cause}", cause = switchboard_core::errors::causes(.0))]
@@ -563,7 +567,9 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
         Some(token) => require_token(api_router(api), token.clone()),
         None => api_router(api),
     };
-    let router = webhook_router(WebhookState::new(intake, verifiers, clock))
+    let webhooks = WebhookState::new(intake, verifiers, clock)
+        .with_body_budget(args.max_body_memory_mb as usize * 1024 * 1024);
+    let router = webhook_router(webhooks)
         .merge(api)
         .merge(console_router(console));
     Ok(App {

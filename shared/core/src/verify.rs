@@ -87,6 +87,15 @@ pub trait SignatureCheck: Send + Sync + fmt::Debug {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<(), SignatureError>;
+
+    /// What can be checked from the headers alone, before the body is read: the headers the
+    /// scheme needs are there and well formed (and not stale, for a scheme that signs a
+    /// time). A request refused here is refused without reading, or holding, its body;
+    /// `Ok` here does not mean [`verify`](Self::verify) will pass. By default, nothing.
+    fn precheck(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Result<(), SignatureError> {
+        let _ = (headers, now);
+        Ok(())
+    }
 }
 
 /// Answers the `GET` a provider sends to subscribe a webhook or to check it still answers

@@ -242,6 +242,42 @@ pub fn api_router(ports: ApiPorts) -> Router {
         .route("/api/{*rest}", axum::routing::any(unknown_route))
         .route("/api", axum::routing::any(unknown_route))
         .layer(axum::middleware::from_fn(bounded_body))
+        .layer(axum::middleware::from_fn(problems_only))
+}
+
+/// Makes every error the router answers an RFC 9457 problem, also those answered before a
+/// handler runs (a method the route does not take, say), with a reason of switchboard's own.
+async fn problems_only(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == crate::error::PROBLEM_JSON.as_bytes());
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            format!("this route does not take {method}"),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "send the body as application/json".to_owned(),
+        ),
+        status if status.is_server_error() => (
+            "unavailable",
+            "temporarily unavailable, retry later".to_owned(),
+        ),
+        _ => ("bad_request", "the request could not be read".to_owned()),
+    };
+    let mut problem = crate::error::problem(status, code, &detail);
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
 }
 
 /// The largest body an `/api` request may carry (the largest, a reply, is a few KiB).
@@ -401,8 +437,33 @@ impl PageQuery {
     }
 }
 
+/// A query string the route could not read, with serde's reason and not the framework's words.
 fn bad_query(e: axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::BadRequest(e.body_text())
+    ApiError::BadRequest(format!("query parameters: {}", innermost(&e)))
+}
+
+/// A JSON body the route could not read; `expected` shows what it takes.
+fn bad_json(e: axum::extract::rejection::JsonRejection, expected: &str) -> ApiError {
+    use axum::extract::rejection::JsonRejection;
+    match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(format!(
+            "expected a JSON body {expected} with Content-Type: application/json"
+        )),
+        JsonRejection::BytesRejection(_) => ApiError::BodyUnreadable,
+        e => ApiError::BadRequest(format!(
+            "expected a JSON body {expected}: {}",
+            innermost(&e)
+        )),
+    }
+}
+
+/// The innermost cause of `e`: the parser's own reason, under the framework's wrapping.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    while let Some(source) = e.source() {
+        e = source;
+    }
+    e.to_string()
 }
 
 /// A conversation as the API shows it.
@@ -767,12 +828,7 @@ async fn link_customers(
     Path(id): Path<String>,
     body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Customer>, ApiError> {
-    let Json(request) = body.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected a JSON body {{\"customer_id\": \"cu_…\"}}: {}",
-            e.body_text()
-        ))
-    })?;
+    let Json(request) = body.map_err(|e| bad_json(e, r#"{"customer_id": "cu_…"}"#))?;
     let merged = customers
         .link(
             &CustomerId::from_stored(id),
@@ -1023,12 +1079,7 @@ async fn set_tier(
     Path(id): Path<String>,
     body: Result<Json<TierRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Customer>, ApiError> {
-    let Json(request) = body.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected a JSON body {{\"tier\": \"vip\"}} (or null): {}",
-            e.body_text()
-        ))
-    })?;
+    let Json(request) = body.map_err(|e| bad_json(e, r#"{"tier": "vip"} (or null)"#))?;
     let tier = request.tier.map(|t| t.trim().to_owned());
     if let Some(t) = &tier
         && (t.is_empty() || t.chars().count() > MAX_TIER_CHARS)

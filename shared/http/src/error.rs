@@ -8,6 +8,7 @@
 //! | bad query parameter, bad cursor, incomplete handshake; an agent tool's answer time in the future or before the wait | 400 |
 //! | unknown route, conversation or delivery | 404 |
 //! | any backend failure | 500 (the provider retries) |
+//! | the memory for bodies being read is taken (see `WebhookState::with_body_budget`) | 503 with `Retry-After` |
 //! | a reply: bad body, bad `Idempotency-Key`, `reply_to` of another conversation | 400 |
 //! | a reply: Meta's window closed; its `Idempotency-Key` still in progress | 409 |
 //! | a reply: the `Idempotency-Key` used for another body; a kind of reply not supported | 422 |
@@ -15,9 +16,21 @@
 //! | a reply with no access token configured for its channel | 503 |
 //! | a reply the provider did not answer in time (it may have been sent) | 504 |
 //!
-//! Bodies are short and generic (`{"error": "..."}`); the detail goes to the log only.
+//! Every error body is an RFC 9457 problem (`application/problem+json`):
+//!
+//! ```json
+//! {"type": "about:blank", "title": "Bad Request", "status": 400,
+//!  "detail": "limit: expected a number from 1 to 1000", "code": "bad_request",
+//!  "error": "limit: expected a number from 1 to 1000"}
+//! ```
+//!
+//! `title` is the status's phrase, `detail` the reason in words (nothing internal for a 5xx),
+//! `code` a stable name of the kind of error for programs to switch on ([`ApiError::code`]),
+//! `error` the same text as `detail` (the field earlier versions answered with), and, for a
+//! reply the provider refused, `provider` with its status and codes. The log gets the status
+//! and the code of a refusal, never its text (it may quote what the client sent), and the
+//! chain of causes of a 5xx.
 
-use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
@@ -43,6 +56,9 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The bodies being read already hold the memory set aside for them: retry shortly.
+    #[error("too many deliveries are being received at once; retry shortly")]
+    Busy,
     /// The body could not be read from the connection.
     #[error("body could not be read")]
     BodyUnreadable,
@@ -105,6 +121,7 @@ impl ApiError {
             ApiError::Handshake(HandshakeError::Incomplete(_)) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthenticated | ApiError::SignIn => StatusCode::UNAUTHORIZED,
@@ -129,6 +146,40 @@ impl ApiError {
                 }
                 ReplyError::Send(_) => StatusCode::BAD_GATEWAY,
                 ReplyError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    /// A stable name of the kind of error: the problem body's `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Signature(_) => "invalid_signature",
+            ApiError::Handshake(HandshakeError::Rejected) => "handshake_rejected",
+            ApiError::Handshake(HandshakeError::Incomplete(_)) => "handshake_incomplete",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::BodyUnreadable => "body_unreadable",
+            ApiError::Busy => "busy",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Unauthenticated => "no_caller_identity",
+            ApiError::SignIn => "sign_in",
+            ApiError::Backend(BackendError::BadCursor) => "bad_cursor",
+            ApiError::Backend(BackendError::Unavailable { .. }) => "unavailable",
+            ApiError::Reply(e) => match e {
+                ReplyError::NoConversation => "not_found",
+                ReplyError::UnknownMessage => "unknown_message",
+                ReplyError::BadKey => "bad_idempotency_key",
+                ReplyError::Plan(PlanError::Invalid(_)) => "invalid_reply",
+                ReplyError::KeyInProgress => "idempotency_key_in_progress",
+                ReplyError::Plan(PlanError::WindowClosed(_)) => "window_closed",
+                ReplyError::KeyReused => "idempotency_key_reused",
+                ReplyError::Plan(PlanError::Unsupported(_)) => "reply_not_supported",
+                ReplyError::Send(SendError::Timeout) => "provider_timeout",
+                ReplyError::Send(SendError::NotConfigured { .. }) => "channel_not_configured",
+                ReplyError::Send(SendError::Refused { .. }) => "provider_refused",
+                ReplyError::Send(SendError::Unreachable(_)) => "provider_unreachable",
+                ReplyError::Send(SendError::Unreadable(_)) => "provider_unreadable",
+                ReplyError::Backend(_) => "unavailable",
             },
         }
     }
@@ -202,14 +253,53 @@ impl IntoResponse for ApiError {
             let chain = switchboard_core::errors::causes(&self);
             tracing::error!(status = status.as_u16(), error = %self, cause = %chain, "request failed");
         } else {
-            tracing::warn!(status = status.as_u16(), error = %self, "request refused");
+            // The code only: the text may quote what the client sent.
+            tracing::warn!(
+                status = status.as_u16(),
+                code = self.code(),
+                "request refused"
+            );
         }
-        let mut body = json!({ "error": self.public_message() });
+        let mut response = problem(status, self.code(), &self.public_message());
+        if let ApiError::Busy = self {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+        }
         if let Some(provider) = self.provider() {
+            let (parts, _) = response.into_parts();
+            let mut body = problem_body(status, self.code(), &self.public_message());
             body["provider"] = provider;
+            response = Response::from_parts(parts, axum::body::Body::from(body.to_string()));
         }
-        (status, Json(body)).into_response()
+        response
     }
+}
+
+/// The media type of an error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+fn problem_body(status: StatusCode, code: &str, detail: &str) -> serde_json::Value {
+    json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+        "error": detail,
+    })
+}
+
+/// An RFC 9457 problem response (see the module docs), for the errors that are not an
+/// [`ApiError`] (a method the route does not allow, say).
+pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
+    (
+        status,
+        [(http::header::CONTENT_TYPE, PROBLEM_JSON)],
+        problem_body(status, code, detail).to_string(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -39,7 +39,12 @@ pub struct WebhookState {
     intake: Intake,
     verifiers: Arc<HashMap<Webhook, Verification>>,
     clock: Arc<dyn Clock>,
+    budget: Arc<tokio::sync::Semaphore>,
 }
+
+/// The memory the webhook bodies being read may hold together, by default: eleven bodies of
+/// the largest size, or thousands of ordinary ones.
+pub const DEFAULT_BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 impl WebhookState {
     /// Webhook routes for the webhooks in `verifiers`; any other is 404. Signatures and
@@ -53,7 +58,19 @@ impl WebhookState {
             intake,
             verifiers: Arc::new(verifiers),
             clock,
+            budget: Arc::new(tokio::sync::Semaphore::new(DEFAULT_BODY_BUDGET)),
         }
+    }
+
+    /// Bounds the memory of the bodies being read, across all connections, to `bytes` (at
+    /// least [`MAX_BODY_BYTES`]): a body is read only into memory set aside for it (its
+    /// `Content-Length` up front, or chunk by chunk as it arrives), kept until the delivery is
+    /// stored, and a body that finds the budget taken is answered 503 with `Retry-After` (the
+    /// providers retry) instead of being read. Unsigned bodies cannot take it: the headers a
+    /// signature needs are checked before any byte of the body is read.
+    pub fn with_body_budget(mut self, bytes: usize) -> Self {
+        self.budget = Arc::new(tokio::sync::Semaphore::new(bytes.max(MAX_BODY_BYTES)));
+        self
     }
 
     fn verifier(&self, channel: &str) -> Result<(Webhook, &Verification), ApiError> {
@@ -142,17 +159,33 @@ async fn take(
     request: Request,
 ) -> Result<IntakeOutcome, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = read_body(&parts.headers, body).await?;
+    // Before a byte of the body is read: what the headers alone refuse.
+    verifier
+        .signature
+        .precheck(&parts.headers, state.clock.now())?;
+    // The memory set aside stays taken until the delivery is stored.
+    let (body, _reserved) = read_body(&parts.headers, body, &state.budget).await?;
     verifier
         .signature
         .verify(&parts.headers, &body, state.clock.now())?;
     Ok(state.intake.accept(channel, body).await?)
 }
 
-/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] without buffering it.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+/// Reads the whole body into memory taken from `budget`, refusing more than
+/// [`MAX_BODY_BYTES`] (413) and a body the budget cannot hold (503) without buffering it.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    budget: &Arc<tokio::sync::Semaphore>,
+) -> Result<(bytes::Bytes, Option<tokio::sync::OwnedSemaphorePermit>), ApiError> {
     let too_large = ApiError::TooLarge {
         limit: MAX_BODY_BYTES,
+    };
+    let take = |n: usize| {
+        u32::try_from(n)
+            .ok()
+            .and_then(|n| Arc::clone(budget).try_acquire_many_owned(n).ok())
+            .ok_or(ApiError::Busy)
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -161,9 +194,32 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiE
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large);
     }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
-        Err(_) => Err(ApiError::BodyUnreadable),
+    if let Some(n) = declared {
+        let reserved = take(n as usize)?;
+        return match Limited::new(body, n as usize).collect().await {
+            Ok(collected) => Ok((collected.to_bytes(), Some(reserved))),
+            // Longer than declared: hyper refuses that before, so the body is unreadable.
+            Err(_) => Err(ApiError::BodyUnreadable),
+        };
     }
+    // A length not declared (chunked): memory taken chunk by chunk as it arrives.
+    let mut body = Limited::new(body, MAX_BODY_BYTES);
+    let mut read = bytes::BytesMut::new();
+    let mut reserved: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large),
+            Err(_) => return Err(ApiError::BodyUnreadable),
+        };
+        if let Ok(chunk) = frame.into_data() {
+            let more = take(chunk.len())?;
+            match reserved.as_mut() {
+                Some(r) => r.merge(more),
+                None => reserved = Some(more),
+            }
+            read.extend_from_slice(&chunk);
+        }
+    }
+    Ok((read.freeze(), reserved))
 }

@@ -46,14 +46,7 @@ impl MetaVerifier {
 
     /// Checks the header value against the raw body.
     pub fn verify_header(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
-        let header = header.ok_or(SignatureError::Missing)?;
-        let hex_digest = header
-            .strip_prefix(b"sha256=")
-            .ok_or(SignatureError::Malformed)?;
-        if hex_digest.len() != 64 {
-            return Err(SignatureError::Malformed);
-        }
-        let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Malformed)?;
+        let expected = expected_digest(header)?;
         let mut matched = false;
         // Try every secret, without stopping at the first match, so the time taken does not tell
         // which secret matched.
@@ -92,7 +85,23 @@ impl MetaVerifier {
     }
 }
 
+/// The digest a `sha256=<64 hex digits>` header carries.
+fn expected_digest(header: Option<&[u8]>) -> Result<Vec<u8>, SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let hex_digest = header
+        .strip_prefix(b"sha256=")
+        .ok_or(SignatureError::Malformed)?;
+    if hex_digest.len() != 64 {
+        return Err(SignatureError::Malformed);
+    }
+    hex::decode(hex_digest).map_err(|_| SignatureError::Malformed)
+}
+
 impl SignatureCheck for MetaVerifier {
+    fn precheck(&self, headers: &HeaderMap, _: DateTime<Utc>) -> Result<(), SignatureError> {
+        expected_digest(headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes())).map(drop)
+    }
+
     fn verify(
         &self,
         headers: &HeaderMap,

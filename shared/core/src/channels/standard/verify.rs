@@ -87,43 +87,55 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, SignatureEr
         .map_err(|_| SignatureError::Malformed)
 }
 
+/// The signed headers: the id, the time in Unix seconds and the `v1` signatures.
+fn signed_headers(
+    headers: &HeaderMap,
+    now: DateTime<Utc>,
+) -> Result<(&str, i64, Vec<Vec<u8>>), SignatureError> {
+    let id = header(headers, ID_HEADER)?;
+    let timestamp = header(headers, TIMESTAMP_HEADER)?;
+    let signatures = header(headers, SIGNATURE_HEADER)?;
+    if id.is_empty() || id.len() > 256 {
+        return Err(SignatureError::Malformed);
+    }
+    let seconds: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::Malformed)?;
+    let signed_at = DateTime::<Utc>::from_timestamp(seconds, 0).ok_or(SignatureError::Malformed)?;
+    if (now - signed_at).abs() > TOLERANCE {
+        return Err(SignatureError::Stale);
+    }
+    let mut candidates = Vec::new();
+    for part in signatures.split(' ').filter(|p| !p.is_empty()) {
+        let (version, value) = part.split_once(',').ok_or(SignatureError::Malformed)?;
+        if version != "v1" {
+            // Other versions (v1a: asymmetric) are not ours to check; skip them.
+            continue;
+        }
+        let bytes = STANDARD
+            .decode(value)
+            .map_err(|_| SignatureError::Malformed)?;
+        candidates.push(bytes);
+    }
+    if candidates.is_empty() {
+        return Err(SignatureError::Malformed);
+    }
+    Ok((id, seconds, candidates))
+}
+
 impl SignatureCheck for StandardVerifier {
+    fn precheck(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Result<(), SignatureError> {
+        signed_headers(headers, now).map(drop)
+    }
+
     fn verify(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<(), SignatureError> {
-        let id = header(headers, ID_HEADER)?;
-        let timestamp = header(headers, TIMESTAMP_HEADER)?;
-        let signatures = header(headers, SIGNATURE_HEADER)?;
-        if id.is_empty() || id.len() > 256 {
-            return Err(SignatureError::Malformed);
-        }
-        let seconds: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| SignatureError::Malformed)?;
-        let signed_at =
-            DateTime::<Utc>::from_timestamp(seconds, 0).ok_or(SignatureError::Malformed)?;
-        if (now - signed_at).abs() > TOLERANCE {
-            return Err(SignatureError::Stale);
-        }
-        let mut candidates = Vec::new();
-        for part in signatures.split(' ').filter(|p| !p.is_empty()) {
-            let (version, value) = part.split_once(',').ok_or(SignatureError::Malformed)?;
-            if version != "v1" {
-                // Other versions (v1a: asymmetric) are not ours to check; skip them.
-                continue;
-            }
-            let bytes = STANDARD
-                .decode(value)
-                .map_err(|_| SignatureError::Malformed)?;
-            candidates.push(bytes);
-        }
-        if candidates.is_empty() {
-            return Err(SignatureError::Malformed);
-        }
+        let (id, seconds, candidates) = signed_headers(headers, now)?;
         let mut matched = false;
         for secret in &self.secrets {
             let mut mac =

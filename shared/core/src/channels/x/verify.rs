@@ -49,26 +49,36 @@ impl XVerifier {
     }
 }
 
+/// The digest the `sha256=<base64>` signature header carries.
+fn expected_digest(headers: &HeaderMap) -> Result<Vec<u8>, SignatureError> {
+    let header = headers
+        .get(SIGNATURE_HEADER)
+        .ok_or(SignatureError::Missing)?
+        .as_bytes();
+    let encoded = header
+        .strip_prefix(b"sha256=")
+        .ok_or(SignatureError::Malformed)?;
+    let expected = STANDARD
+        .decode(encoded)
+        .map_err(|_| SignatureError::Malformed)?;
+    if expected.len() != 32 {
+        return Err(SignatureError::Malformed);
+    }
+    Ok(expected)
+}
+
 impl SignatureCheck for XVerifier {
+    fn precheck(&self, headers: &HeaderMap, _: DateTime<Utc>) -> Result<(), SignatureError> {
+        expected_digest(headers).map(drop)
+    }
+
     fn verify(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         _: DateTime<Utc>,
     ) -> Result<(), SignatureError> {
-        let header = headers
-            .get(SIGNATURE_HEADER)
-            .ok_or(SignatureError::Missing)?
-            .as_bytes();
-        let encoded = header
-            .strip_prefix(b"sha256=")
-            .ok_or(SignatureError::Malformed)?;
-        let expected = STANDARD
-            .decode(encoded)
-            .map_err(|_| SignatureError::Malformed)?;
-        if expected.len() != 32 {
-            return Err(SignatureError::Malformed);
-        }
+        let expected = expected_digest(headers)?;
         // Every secret is tried, so the time taken does not tell which one matched.
         let mut matched = false;
         for secret in &self.consumer_secrets {
