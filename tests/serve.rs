@@ -1464,3 +1464,49 @@ fn bodies_being_read_cannot_take_more_memory_than_their_budget() {
     // And a signed delivery still gets in.
     assert_eq!(post_signed(addr, &fixture("text__pywa.json")), 200);
 }
+
+/// A signed body of millions of tiny values cannot make the server build a record (or a
+/// document node) for each: it is counted in one streaming pass, found over the bound, and
+/// kept unparsed (quarantined). A 5 MB body of 2.5 M integers peaked at 1.81 GB before.
+#[test]
+fn a_signed_body_of_millions_of_tiny_values_is_kept_unparsed_within_a_memory_bound() {
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&["--data", data.path().to_str().unwrap()], &LOCAL_SECRETS);
+    let addr = server.addr;
+    assert_eq!(post_signed(addr, &fixture("text__pywa.json")), 200);
+    let before = peak_rss(server.child.id());
+    let envelope = |entries: &str| {
+        format!(r#"{{"object":"whatsapp_business_account","entry":[{entries}]}}"#).into_bytes()
+    };
+    let integers = envelope(&format!("{}1", "1,".repeat(2_500_000)));
+    let empties = envelope(&format!("{}{{}}", "{},".repeat(200_000)));
+    for body in [&integers, &empties] {
+        let sig = signature(body);
+        let (status, answer) = http(
+            addr,
+            "POST",
+            "/webhooks/whatsapp",
+            &[
+                ("content-type", "application/json"),
+                ("x-hub-signature-256", &sig),
+            ],
+            body,
+        );
+        assert_eq!(status, 200);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.contains("quarantined"), "{answer}");
+    }
+    let grown = peak_rss(server.child.id()).saturating_sub(before);
+    assert!(
+        grown < 64 * 1024 * 1024,
+        "two absurd deliveries grew the peak by {} MiB",
+        grown >> 20
+    );
+    // Kept, whole, for a person to look at.
+    let quarantine = get_json(addr, "/api/quarantine");
+    assert_eq!(
+        quarantine["items"].as_array().unwrap().len(),
+        2,
+        "{quarantine}"
+    );
+}

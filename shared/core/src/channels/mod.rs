@@ -37,6 +37,7 @@ use crate::model::Record;
 use crate::settings::ConfigError;
 use crate::verify::{Handshake, SignatureCheck};
 
+pub mod bounds;
 pub mod email;
 pub(crate) mod json;
 pub mod meta;
@@ -150,8 +151,17 @@ pub trait ChannelModule: Send + Sync + 'static {
     /// Normalizes a parsed delivery received at `received_at`.
     fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record>;
     /// The records of a raw delivery, or `None` when it is not in this webhook's format (the
-    /// intake quarantines it). By default: JSON, then [`normalize`](Self::normalize).
+    /// intake quarantines it). By default: JSON within [`bounds`], then
+    /// [`normalize`](Self::normalize).
     fn records(&self, body: &[u8], received_at: DateTime<Utc>) -> Option<Vec<Record>> {
+        if !bounds::within_bounds(body) {
+            tracing::warn!(
+                bytes = body.len(),
+                max_values = bounds::MAX_VALUES,
+                "delivery holds more JSON values than one may; kept unparsed"
+            );
+            return None;
+        }
         let json: Value = serde_json::from_slice(body).ok()?;
         Some(self.normalize(&json, received_at))
     }
