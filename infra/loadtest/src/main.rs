@@ -105,6 +105,11 @@ struct Args {
     /// Accepted deliveries sent again after the check, to see that nothing changes.
     #[arg(long, default_value_t = 100)]
     resend: usize,
+    /// Deliveries per second to pace each level at, across its clients (0: as fast as they
+    /// go). With a rate, a level is an open load: what the server does not take in time shows
+    /// as latency and as prioritization lag.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Seconds a request may take before it counts as an error.
     #[arg(long, default_value_t = 30)]
     request_timeout: u64,
@@ -137,6 +142,7 @@ impl Args {
             ),
             ("--senders", self.senders, 1, 100_000),
             ("--resend", self.resend as u64, 0, 10_000),
+            ("--rate", self.rate, 0, 100_000),
             ("--request-timeout", self.request_timeout, 1, 300),
         ];
         for (name, value, low, high) in ranges {
@@ -175,9 +181,11 @@ fn main() -> ExitCode {
         eprintln!("loadtest: {e}");
         return ExitCode::from(2);
     }
+    // Each message's prioritization lag, as the server it starts reports it.
+    let lags: Arc<Mutex<Vec<u64>>> = Arc::default();
     let mut server = match args.addr {
         Some(_) => None,
-        None => match Spawned::start(&args.binary(), &args.secret) {
+        None => match Spawned::start(&args.binary(), &args.secret, lags.clone()) {
             Ok(server) => Some(server),
             Err(e) => {
                 eprintln!("loadtest: {e}");
@@ -203,7 +211,7 @@ fn main() -> ExitCode {
     let owned = server.is_some();
     let outcome = runtime.block_on(async {
         tokio::select! {
-            outcome = run(&args, addr, owned) => outcome,
+            outcome = run(&args, addr, owned, &lags) => outcome,
             _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
         }
     });
@@ -239,7 +247,12 @@ fn main() -> ExitCode {
 
 /// The whole run against a server at `addr`; `owned` when this process started it (fresh data:
 /// the check is strict about anything that is not this run's).
-async fn run(args: &Args, addr: SocketAddr, owned: bool) -> Result<(), String> {
+async fn run(
+    args: &Args,
+    addr: SocketAddr,
+    owned: bool,
+    lags: &Mutex<Vec<u64>>,
+) -> Result<(), String> {
     let plan = Arc::new(Plan::new(args));
     let target = Arc::new(Target::new(addr, Duration::from_secs(args.request_timeout)));
     let sample_size = plan.body(0).len();
@@ -280,6 +293,7 @@ async fn run(args: &Args, addr: SocketAddr, owned: bool) -> Result<(), String> {
             first,
             args.deliveries,
             Duration::from_secs(args.max_seconds),
+            args.rate,
         )
         .await;
         first += args.deliveries;
@@ -293,6 +307,9 @@ async fn run(args: &Args, addr: SocketAddr, owned: bool) -> Result<(), String> {
         }
     }
     println!();
+    if owned {
+        report_lag(lags, accepted.len() as u64 * plan.messages_per_delivery).await;
+    }
 
     let found = inventory(&target, &plan, owned).await?;
     let messages = check(&found, &plan, &accepted, &failed)?;
@@ -506,6 +523,7 @@ async fn run_level(
     first: u64,
     count: u64,
     max_time: Duration,
+    rate: u64,
 ) -> Level {
     let next = Arc::new(AtomicU64::new(first));
     let end = first + count;
@@ -521,6 +539,11 @@ async fn run_level(
                     let delivery = next.fetch_add(1, Ordering::Relaxed);
                     if delivery >= end {
                         break;
+                    }
+                    if rate > 0 {
+                        let due = start
+                            + Duration::from_secs_f64((delivery - first) as f64 / rate as f64);
+                        tokio::time::sleep_until(due.into()).await;
                     }
                     let request = target.delivery(plan.body(delivery), &plan.secret);
                     let sent = Instant::now();
@@ -601,6 +624,29 @@ impl Level {
             println!("{:>11} {n} × {e}", "");
         }
     }
+}
+
+/// Waits (up to two minutes) until every accepted message has been prioritized, then prints
+/// the prioritization lag: from the entry's enqueueing (in the transaction that answered
+/// 200) to its batch being taken, per message.
+async fn report_lag(lags: &Mutex<Vec<u64>>, messages: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let seen = lags.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        if seen >= messages || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut lags = lags.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    lags.sort_unstable();
+    println!(
+        "prioritization lag over {} of {messages} messages: p50 {} ms, p99 {} ms, max {} ms",
+        lags.len(),
+        percentile(&lags, 50.0),
+        percentile(&lags, 99.0),
+        percentile(&lags, 100.0),
+    );
 }
 
 /// Nearest-rank percentile of sorted values (0 for none).
@@ -838,7 +884,7 @@ impl Drop for RemoveOnDrop {
 const LOG_TAIL: usize = 40;
 
 impl Spawned {
-    fn start(bin: &Path, secret: &str) -> Result<Self, String> {
+    fn start(bin: &Path, secret: &str, lags: Arc<Mutex<Vec<u64>>>) -> Result<Self, String> {
         if !bin.is_file() {
             return Err(format!(
                 "no switchboard binary at {} (build it with `cargo build --release -p switchboard`, or pass --bin)",
@@ -870,6 +916,8 @@ impl Spawned {
             .arg(&data.0)
             .env("SWITCHBOARD_WHATSAPP_APP_SECRETS", secret)
             .env("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", "loadtest-verify-token")
+            // The metrics events, for the prioritization lag of each message.
+            .env("RUST_LOG", "info,switchboard::metrics=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -885,6 +933,18 @@ impl Spawned {
             // Reads to the end, so that the server never blocks on a full pipe.
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(lag) = line
+                    .split("prioritization_lag_ms=")
+                    .nth(1)
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    lags.lock().unwrap_or_else(|e| e.into_inner()).push(lag);
+                    continue;
+                }
+                if line.contains("switchboard::metrics") {
+                    continue;
+                }
                 if let Some(rest) = line.split("serving on http://").nth(1)
                     && let Some(tx) = tx.take()
                 {

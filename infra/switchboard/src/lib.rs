@@ -203,8 +203,11 @@ pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,switchboard::metrics=off"));
+    // Colours only for a terminal: a log file or a pipe gets plain text.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(std::io::stderr);
     if ProcessEnv.get("SWITCHBOARD_LOG_FORMAT").as_deref() == Some("json") {
         builder.json().init();

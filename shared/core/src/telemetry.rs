@@ -21,7 +21,7 @@ pub const TARGET: &str = "switchboard::metrics";
 
 /// Every metric name the events here carry: what a dashboard or an alarm may name (the
 /// template's tests hold them to it).
-pub const METRICS: [&str; 22] = [
+pub const METRICS: [&str; 25] = [
     "deliveries",
     "records",
     "duplicates",
@@ -44,6 +44,9 @@ pub const METRICS: [&str; 22] = [
     "sla_breached",
     "silent_channels",
     "resumed_channels",
+    "prioritization_lag_ms",
+    "backlog",
+    "oldest_age_seconds",
 ];
 
 /// How one webhook delivery was answered.
@@ -103,6 +106,18 @@ pub fn prioritized(priority: Priority) {
 /// A queue batch: how many messages came in it, and how many are handed back to retry.
 pub fn batch(queue: &str, received: u64, batch_failures: u64) {
     tracing::info!(target: TARGET, queue, received, batch_failures);
+}
+
+/// An entry of the embedded intake queue taken for prioritizing: how long it waited since it
+/// was enqueued. (On AWS, SQS's own `ApproximateAgeOfOldestMessage` says it.)
+pub fn prioritization_lag(queue: &str, lag_ms: u64) {
+    tracing::info!(target: TARGET, queue, prioritization_lag_ms = lag_ms);
+}
+
+/// What waits in the embedded intake queue: `backlog` entries, the oldest enqueued
+/// `oldest_age_seconds` ago. (On AWS, SQS's own metrics say it.)
+pub fn queue_backlog(queue: &str, backlog: u64, oldest_age_seconds: u64) {
+    tracing::info!(target: TARGET, queue, backlog, oldest_age_seconds);
 }
 
 /// A reminder fired and was published (`kind`: `sla.warning`, `sla.breached`,

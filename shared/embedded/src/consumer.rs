@@ -24,21 +24,37 @@ pub struct ConsumerSettings {
     pub visibility: Duration,
     /// How long to wait after finding the queue empty.
     pub idle: Duration,
+    /// Batches prioritized at once. The queue hands each conversation to one batch at a
+    /// time, so they never touch the same conversation, and their writes share the store's
+    /// commits: under intake load the prioritizer gets as many turns at the store as it has
+    /// batches waiting, instead of one.
+    pub workers: usize,
 }
 
 impl Default for ConsumerSettings {
     /// Hidden 30 s after a failure; polled every 100 ms when idle (a message posted to a
-    /// local webhook is prioritized well within a second).
+    /// local webhook is prioritized well within a second); [`WORKERS`] batches at once.
     fn default() -> Self {
         Self {
             visibility: Duration::from_secs(30),
             idle: Duration::from_millis(100),
+            workers: WORKERS,
         }
     }
 }
 
-/// Receives one batch, prioritizes it and acknowledges what succeeded; answers how many
-/// entries were received (0: the queue had nothing visible).
+/// Batches the consumer prioritizes at once by default.
+pub const WORKERS: usize = 8;
+
+/// How often the backlog is measured (the `backlog` and `oldest_age_seconds` metrics).
+pub const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
+/// An oldest entry waiting longer than this is a prioritizer behind: logged (once a minute).
+pub const BEHIND_AFTER: Duration = Duration::from_secs(60);
+
+/// Receives one batch, prioritizes its entries (each of another conversation) at once and
+/// acknowledges what succeeded; answers how many entries were received (0: the queue had
+/// nothing visible).
 pub async fn drain_once(
     store: &SqliteStore,
     prioritizer: &Prioritizer,
@@ -47,6 +63,11 @@ pub async fn drain_once(
     let received = store.receive(BATCH_SIZE, visibility).await?;
     if received.is_empty() {
         return Ok(0);
+    }
+    let now = store.clock.now();
+    for entry in &received {
+        let lag = (now - entry.enqueued_at).num_milliseconds().max(0);
+        switchboard_core::telemetry::prioritization_lag("intake", lag as u64);
     }
     let items: Vec<BatchItem> = received
         .iter()
@@ -58,7 +79,14 @@ pub async fn drain_once(
             })
         })
         .collect::<Result<_, BackendError>>()?;
-    let failed = prioritizer.handle_batch(&items).await;
+    // The queue hands out one entry per conversation, so the entries of a batch are handled
+    // at once: their store operations share turns instead of waiting for each other.
+    let mut handling = tokio::task::JoinSet::new();
+    for item in items {
+        let prioritizer = prioritizer.clone();
+        handling.spawn(async move { prioritizer.handle_batch(&[item]).await });
+    }
+    let failed: Vec<String> = handling.join_all().await.into_iter().flatten().collect();
     let done: Vec<i64> = received
         .iter()
         .map(|r| r.receipt)
@@ -68,13 +96,50 @@ pub async fn drain_once(
     Ok(received.len())
 }
 
-/// Consumes the queue until the task is dropped or aborted. A store failure is logged and
-/// retried after the idle wait.
+/// Consumes the queue with `settings.workers` batches at once, and measures its backlog
+/// every [`BACKLOG_EVERY`], until the task is dropped or aborted. A store failure is logged
+/// and retried after the idle wait.
 pub async fn consume(
     store: Arc<SqliteStore>,
     prioritizer: Prioritizer,
     settings: ConsumerSettings,
 ) {
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..settings.workers.max(1) {
+        workers.spawn(work(store.clone(), prioritizer.clone(), settings));
+    }
+    // Dropping the set (when this task is aborted) aborts the workers.
+    tokio::join!(workers.join_all(), watch_backlog(&store, settings));
+}
+
+/// Measures the backlog until aborted: the metrics, and a warning (at most once a minute)
+/// while the oldest entry has waited longer than [`BEHIND_AFTER`].
+async fn watch_backlog(store: &SqliteStore, settings: ConsumerSettings) {
+    let mut warned: Option<std::time::Instant> = None;
+    loop {
+        tokio::time::sleep(BACKLOG_EVERY).await;
+        let Ok(backlog) = store.backlog().await else {
+            continue;
+        };
+        let age = backlog
+            .oldest
+            .map(|t| (store.clock.now() - t).num_seconds().max(0) as u64)
+            .unwrap_or(0);
+        switchboard_core::telemetry::queue_backlog("intake", backlog.entries as u64, age);
+        if age > BEHIND_AFTER.as_secs() && warned.is_none_or(|w| w.elapsed() >= BEHIND_AFTER) {
+            warned = Some(std::time::Instant::now());
+            tracing::warn!(
+                backlog = backlog.entries,
+                oldest_age_seconds = age,
+                workers = settings.workers,
+                "the prioritizer is behind the intake"
+            );
+        }
+    }
+}
+
+/// One worker of [`consume`].
+async fn work(store: Arc<SqliteStore>, prioritizer: Prioritizer, settings: ConsumerSettings) {
     loop {
         match drain_once(&store, &prioritizer, settings.visibility).await {
             Ok(0) => tokio::time::sleep(settings.idle).await,

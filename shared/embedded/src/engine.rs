@@ -42,15 +42,21 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// * Duplicates are no-ops: a delivery is keyed by the hash of its bytes, a record by
 ///   `Record::key` (the first version stored wins), a queue entry by its record key while it is
 ///   in the queue. Repeating any call after an error is safe.
-/// * Cloning is cheap; clones share one connection, and operations run one at a time, each on
-///   a blocking thread (`tokio::task::spawn_blocking`) when a Tokio runtime is present.
+/// * Cloning is cheap; clones share two connections, each used by one thread of the store's
+///   own: `switchboard-store` commits the writes waiting, together, and
+///   `switchboard-read` runs the reads, on a read-only connection that sees the last commit
+///   (WAL lets it read while the other writes). Callers never block a thread of theirs, with
+///   or without a Tokio runtime, and however many wait, two threads work (no thread per
+///   waiting operation fighting over a lock). The threads end when the last clone is
+///   dropped.
 /// * Every write is atomic and durable, on a file in WAL mode with `synchronous=FULL`: after
 ///   `Ok` it is on disk; after an error nothing of it is (rolled back). Writes that arrive
 ///   while another is being committed are committed together, in one transaction and one
 ///   `fsync` (group commit), each in a savepoint of its own: one that fails is rolled back
 ///   alone, and none answers before the commit that makes it durable.
-/// * Any SQLite failure, a panic inside an operation or a lock poisoned by one is reported as
-///   [`BackendError::Unavailable`] naming the operation; no input makes an operation panic.
+/// * Any SQLite failure or a panic inside an operation is reported as
+///   [`BackendError::Unavailable`] naming the operation (the panicking operation's work is
+///   rolled back, and the store goes on); no input makes an operation panic.
 /// * Rows expire `retention_days` after they were written: expired deliveries, records and
 ///   conversations are deleted when the store is opened and by
 ///   [`purge_expired`](Self::purge_expired); until then they are still read.
@@ -59,9 +65,15 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// [`IntakeQueue`]: switchboard_core::ports::IntakeQueue
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The connection, for tests that hold it.
+    #[cfg(test)]
     conn: Arc<Mutex<Connection>>,
-    /// Writes waiting for the connection: the next holder commits them all at once.
-    pending: Arc<Mutex<Vec<Box<dyn Job>>>>,
+    /// The writes, for the store's writing thread.
+    ops: std::sync::mpsc::Sender<Box<dyn Job>>,
+    /// The reads, for the store's reading thread (its own connection, on committed data).
+    reads: std::sync::mpsc::Sender<Read>,
+    /// Writes sent and not yet taken into a transaction.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Write transactions committed since the store was opened.
     commits: Arc<std::sync::atomic::AtomicU64>,
     path: Arc<PathBuf>,
@@ -168,15 +180,58 @@ impl SqliteStore {
             purged_conversations = purged.conversations,
             "store opened"
         );
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            pending: Arc::new(Mutex::new(Vec::new())),
+        // Reads run beside the writes, on a connection of their own: in WAL mode a reader sees
+        // the last commit and never waits for the writer.
+        let reader = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_error(&path, "open for reading"))?;
+        reader
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(open_error(&path, "busy_timeout"))?;
+        let conn = Arc::new(Mutex::new(conn));
+        let (ops, inbox) = std::sync::mpsc::channel();
+        let (reads, read_inbox) = std::sync::mpsc::channel();
+        let store = Self {
+            #[cfg(test)]
+            conn: conn.clone(),
+            ops,
+            reads,
+            queued: Arc::default(),
             commits: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             path: Arc::new(path),
             retention_days: retention_days.max(1),
             clock,
             faults: Arc::default(),
-        })
+        };
+        let worker = Worker {
+            conn,
+            inbox,
+            queued: store.queued.clone(),
+            commits: store.commits.clone(),
+            faults: store.faults.clone(),
+            path: store.path.clone(),
+        };
+        // The threads log where the store was opened from.
+        let logs = tracing::dispatcher::get_default(|d| d.clone());
+        let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
+            let logs = logs.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || tracing::dispatcher::with_default(&logs, work))
+                .map(drop)
+                .map_err(|source| EmbeddedError::Thread {
+                    path: store.path.to_path_buf(),
+                    source,
+                })
+        };
+        spawn("switchboard-store", Box::new(move || worker.serve()))?;
+        spawn(
+            "switchboard-read",
+            Box::new(move || serve_reads(reader, read_inbox)),
+        )?;
+        Ok(store)
     }
 
     /// The database file.
@@ -209,26 +264,26 @@ impl SqliteStore {
             .saturating_add(i64::from(self.retention_days).saturating_mul(SECONDS_PER_DAY))
     }
 
-    /// Runs `f` on the connection, on a blocking thread, one operation at a time. For reads:
-    /// `f` sees only committed data. A write goes through [`write`](Self::write).
+    /// Runs the read `f` on the store's reading thread, on committed data (its connection is
+    /// read-only). A write goes through [`write`](Self::write).
     pub(crate) async fn run<T, F>(&self, operation: &'static str, f: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, BackendError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        let task = move || {
-            let mut guard = lock(&conn, operation)?;
-            f(&mut guard)
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle
-                .spawn_blocking(task)
-                .await
-                .map_err(|e| BackendError::unavailable(operation, e))?,
-            // Polled outside Tokio: run in place rather than fail.
-            Err(_) => task(),
-        }
+        let (sender, answer) = tokio::sync::oneshot::channel();
+        let read: Read = Box::new(move |conn| {
+            let _ = sender.send(f(conn));
+        });
+        self.reads
+            .send(read)
+            .map_err(|_| BackendError::unavailable(operation, "the store's thread has stopped"))?;
+        answer.await.unwrap_or_else(|_| {
+            Err(BackendError::unavailable(
+                operation,
+                "the operation panicked; nothing of it was kept",
+            ))
+        })
     }
 
     /// Runs the write `f` in a savepoint of the next write transaction, and answers once that
@@ -248,22 +303,15 @@ impl SqliteStore {
             result: None,
             sender,
         });
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(job);
-        let (conn, pending, commits, faults, path) = (
-            Arc::clone(&self.conn),
-            Arc::clone(&self.pending),
-            Arc::clone(&self.commits),
-            Arc::clone(&self.faults),
-            Arc::clone(&self.path),
-        );
-        let task = move || commit_pending(&conn, &pending, &commits, &faults, &path, operation);
-        match tokio::runtime::Handle::try_current() {
-            // The job may be committed by another task's batch; this one then finds nothing.
-            Ok(handle) => drop(handle.spawn_blocking(task)),
-            Err(_) => task(),
+        self.queued
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.ops.send(job).is_err() {
+            self.queued
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(BackendError::unavailable(
+                operation,
+                "the store's thread has stopped",
+            ));
         }
         answer.await.unwrap_or_else(|_| {
             Err(BackendError::unavailable(
@@ -290,10 +338,7 @@ impl SqliteStore {
 
     /// Writes waiting for the next commit.
     pub fn pending_writes(&self) -> usize {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+        self.queued.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Holds the connection until the guard is dropped: writes arriving meanwhile wait and are
@@ -377,43 +422,80 @@ where
     }
 }
 
-/// Takes the connection and commits every pending write in one transaction, each in its own
-/// savepoint. Nothing to do when another task
-/// took the writes first. A failure that is the disk's condition (full, failing, read-only)
-/// goes to `faults`, which logs it once, and its writers get a [`Reported`] error.
-fn commit_pending(
-    conn: &Mutex<Connection>,
-    pending: &Mutex<Vec<Box<dyn Job>>>,
+/// A read, which answers its caller itself.
+type Read = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The most writes one transaction takes.
+const MAX_TURN: usize = 512;
+
+/// The reading thread: runs each read on its own connection until every sender is gone.
+fn serve_reads(mut conn: Connection, inbox: std::sync::mpsc::Receiver<Read>) {
+    while let Ok(read) = inbox.recv() {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&mut conn)));
+        if ran.is_err() {
+            // Its caller learns it from its dropped answer.
+            tracing::error!("a store read panicked");
+        }
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// The store's thread: owns the connection's use, runs the operations sent to it in turns.
+struct Worker {
+    conn: Arc<Mutex<Connection>>,
+    inbox: std::sync::mpsc::Receiver<Box<dyn Job>>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    commits: Arc<std::sync::atomic::AtomicU64>,
+    faults: Arc<crate::faults::FaultLog>,
+    path: Arc<PathBuf>,
+}
+
+impl Worker {
+    /// Until every sender is gone: takes the writes waiting (at least one) and commits them
+    /// together.
+    fn serve(self) {
+        while let Ok(first) = self.inbox.recv() {
+            let mut writes = vec![first];
+            // A lock poisoned by a panic (of a test holding it) is healed by the first `lock`,
+            // which reports it; the operations need not fail for it, so take it again.
+            let guard = lock(&self.conn, "turn").or_else(|_| lock(&self.conn, "turn"));
+            // What arrived while the connection was busy joins this turn.
+            let mut taken = 1;
+            while taken < MAX_TURN {
+                let Ok(job) = self.inbox.try_recv() else {
+                    break;
+                };
+                writes.push(job);
+                taken += 1;
+            }
+            self.queued
+                .fetch_sub(writes.len(), std::sync::atomic::Ordering::SeqCst);
+            let mut guard = match guard {
+                Ok(guard) => guard,
+                Err(e) => {
+                    for job in writes {
+                        job.finish(Err(e.to_string()), false);
+                    }
+                    continue;
+                }
+            };
+            commit_jobs(&mut guard, writes, &self.commits, &self.faults, &self.path);
+        }
+    }
+}
+
+/// Commits `jobs` in one transaction, each in its own savepoint, and answers each. A failure
+/// that is the disk's condition (full, failing, read-only) goes to `faults`, which logs it
+/// once, and its writers get a [`Reported`] error.
+fn commit_jobs(
+    conn: &mut Connection,
+    mut jobs: Vec<Box<dyn Job>>,
     commits: &std::sync::atomic::AtomicU64,
     faults: &crate::faults::FaultLog,
     path: &Path,
-    operation: &'static str,
 ) {
-    // A lock poisoned by a panicking read is healed by the first `lock` (which reports it);
-    // the writes need not fail for it, so take it again.
-    let mut guard = match lock(conn, operation).or_else(|_| lock(conn, operation)) {
-        Ok(guard) => guard,
-        Err(e) => {
-            let jobs = std::mem::take(
-                &mut *pending
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            );
-            for job in jobs {
-                job.finish(Err(e.to_string()), false);
-            }
-            return;
-        }
-    };
-    let mut jobs = std::mem::take(
-        &mut *pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    if jobs.is_empty() {
-        return;
-    }
-    let conn: &mut Connection = &mut guard;
     let mut fault = None;
     let committed = run_jobs(conn, &mut jobs, &mut fault);
     if committed.is_ok() {
@@ -427,13 +509,12 @@ fn commit_pending(
         // than being taken by the next write.
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
-    drop(guard);
     for job in jobs {
         job.finish(committed.clone(), fault.is_some());
     }
 }
 
-/// Runs `jobs` in one transaction (see [`commit_pending`]); notes in `fault` a failure that is
+/// Runs `jobs` in one transaction (see [`commit_jobs`]); notes in `fault` a failure that is
 /// the disk's condition.
 fn run_jobs(
     conn: &mut Connection,

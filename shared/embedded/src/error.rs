@@ -50,6 +50,15 @@ pub enum EmbeddedError {
         #[source]
         source: std::io::Error,
     },
+    /// The store's thread could not be started.
+    #[error("cannot start the thread of the store {}", path.display())]
+    Thread {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A store operation at start-up failed.
     #[error(transparent)]
     Backend(Box<switchboard_core::ports::BackendError>),

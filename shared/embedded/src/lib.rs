@@ -79,5 +79,5 @@ mod tests;
 pub use engine::{FILE_NAME, MAX_PAGE_LIMIT, Purged, SqliteStore};
 pub use error::EmbeddedError;
 pub use events::{EVENTS_FILE_NAME, EventFile};
-pub use queue::{CONSUMER_LOCK_FILE, ConsumerClaim, MAX_RECEIVES, ReceivedEntry};
+pub use queue::{Backlog, CONSUMER_LOCK_FILE, ConsumerClaim, MAX_RECEIVES, ReceivedEntry};
 pub use schema::SCHEMA_VERSION;

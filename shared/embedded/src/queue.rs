@@ -33,6 +33,17 @@ pub struct ReceivedEntry {
     pub entry: QueueEntry,
     /// How many times it has been received, this time included (1 the first time).
     pub receive_count: u32,
+    /// When it was enqueued: how long it waited is the prioritization lag.
+    pub enqueued_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What waits in the queue: [`SqliteStore::backlog`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Entries in the queue, visible or in flight.
+    pub entries: usize,
+    /// When the oldest of them was enqueued.
+    pub oldest: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[async_trait]
@@ -196,9 +207,9 @@ impl SqliteStore {
         self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let tx = conn.savepoint().map_err(unavailable)?;
-            let heads: Vec<(i64, String, i64)> = tx
+            let heads: Vec<(i64, String, i64, String)> = tx
                 .prepare_cached(
-                    "SELECT q.seq, q.body, q.receive_count FROM intake_queue q
+                    "SELECT q.seq, q.body, q.receive_count, q.enqueued_at FROM intake_queue q
                      WHERE q.visible_at_ms <= ?1
                        AND NOT EXISTS (SELECT 1 FROM intake_queue p
                                        WHERE p.group_id = q.group_id AND p.seq < q.seq)
@@ -207,13 +218,13 @@ impl SqliteStore {
                 )
                 .and_then(|mut s| {
                     s.query_map(rusqlite::params![now_ms, max], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                     })?
                     .collect()
                 })
                 .map_err(unavailable)?;
             let mut received = Vec::with_capacity(heads.len());
-            for (seq, body, count) in heads {
+            for (seq, body, count, enqueued_at) in heads {
                 if count >= i64::from(MAX_RECEIVES) {
                     tx.prepare_cached(
                         "INSERT INTO dead_letters
@@ -252,6 +263,7 @@ impl SqliteStore {
                     receipt: seq,
                     entry,
                     receive_count: u32::try_from(count.saturating_add(1)).unwrap_or(u32::MAX),
+                    enqueued_at: time::from_text(&enqueued_at).unwrap_or(now),
                 });
             }
             tx.commit().map_err(unavailable)?;
@@ -297,6 +309,27 @@ impl SqliteStore {
                 .query_row("SELECT COUNT(*) FROM intake_queue", [], |row| row.get(0))
                 .map_err(|e| BackendError::unavailable(OP, e))?;
             Ok(usize::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// What waits in the queue: how many entries, and since when the oldest.
+    pub async fn backlog(&self) -> Result<Backlog, BackendError> {
+        const OP: &str = "backlog";
+        self.run(OP, |conn| {
+            let (n, oldest): (i64, Option<String>) = conn
+                .query_row(
+                    "SELECT COUNT(*),
+                            (SELECT enqueued_at FROM intake_queue ORDER BY seq LIMIT 1)
+                     FROM intake_queue",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+            Ok(Backlog {
+                entries: usize::try_from(n).unwrap_or(0),
+                oldest: oldest.and_then(|t| time::from_text(&t).ok()),
+            })
         })
         .await
     }
