@@ -1566,3 +1566,119 @@ fn the_prioritizer_keeps_up_while_deliveries_pour_in() {
     );
     eventually(|| server.lags.lock().unwrap().len() >= DELIVERIES);
 }
+
+/// One signed WhatsApp delivery, without panicking on a dead server: its status, or `None`
+/// when the connection failed or no whole answer came.
+fn try_post(addr: SocketAddr, body: &[u8]) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let head = format!(
+        "POST /webhooks/whatsapp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         content-type: application/json\r\nx-hub-signature-256: {}\r\nContent-Length: {}\r\n\r\n",
+        signature(body),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The crash test: the real binary under concurrent load is killed (`SIGKILL`) at a random
+/// moment, started again on the same data, and sent again what it had not acknowledged, as a
+/// provider retries. Every delivery it acknowledged is there, and every message exactly once.
+#[test]
+fn killed_at_a_random_moment_it_loses_and_doubles_nothing_it_acknowledged() {
+    const DELIVERIES: usize = 400;
+    const CLIENTS: usize = 8;
+    let data = tempfile::tempdir().unwrap();
+    let data_arg = data.path().to_str().unwrap().to_owned();
+    let mut server = serve(&["--data", &data_arg], &LOCAL_SECRETS);
+    let addr = server.addr;
+    let body = |n: usize| {
+        switchboard_core::channels::meta::samples::whatsapp_text(
+            "PN-CRASH",
+            &format!("5521{n:08}"),
+            &format!("wamid.crash.{n}"),
+            1_700_000_000 + n as i64,
+            "mi pedido no llegó",
+        )
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let kill_after = Duration::from_millis(50 + u64::from(seed % 700));
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(vec![false; DELIVERIES]));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let acknowledged = acknowledged.clone();
+            std::thread::spawn(move || {
+                for n in (client..DELIVERIES).step_by(CLIENTS) {
+                    if try_post(addr, &body(n)) == Some(200) {
+                        acknowledged.lock().unwrap()[n] = true;
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(kill_after);
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acked: Vec<usize> = (0..DELIVERIES)
+        .filter(|n| acknowledged.lock().unwrap()[*n])
+        .collect();
+    let context = format!(
+        "killed after {kill_after:?}, {} of {DELIVERIES} acknowledged",
+        acked.len()
+    );
+
+    // Started again on the same data; what was not acknowledged is sent again.
+    let server = serve(&["--data", &data_arg], &LOCAL_SECRETS);
+    for n in 0..DELIVERIES {
+        if !acknowledged.lock().unwrap()[n] {
+            assert_eq!(try_post(server.addr, &body(n)), Some(200), "{context}");
+        }
+    }
+    // Every message once, in the conversation of its sender, and each prioritized.
+    let mut conversations = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/conversations?limit=500&cursor={c}"),
+            None => "/api/conversations?limit=500".to_owned(),
+        };
+        let page = get_json(server.addr, &path);
+        conversations.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(conversations.len(), DELIVERIES, "{context}");
+    let mut senders = std::collections::BTreeSet::new();
+    for conversation in &conversations {
+        let id = conversation["id"].as_str().unwrap();
+        let messages = get_json(server.addr, &format!("/api/conversations/{id}/messages"));
+        let items = messages["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{context}: {id} has {}", items.len());
+        senders.insert(
+            conversation["customer_provider_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(senders.len(), DELIVERIES, "{context}");
+    eventually(|| {
+        let queue = get_json(server.addr, "/api/queue?limit=500");
+        queue["items"].as_array().unwrap().len() >= DELIVERIES.min(500)
+    });
+}
