@@ -96,6 +96,8 @@ async fn operational_counts_are_embedded_metric_format_lines_cloudwatch_can_read
             let name = metric["Name"].as_str().unwrap();
             let unit = if name.ends_with("_seconds") {
                 "Seconds"
+            } else if name.ends_with("_ms") {
+                "Milliseconds"
             } else {
                 "Count"
             };
