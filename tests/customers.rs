@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use switchboard_core::model::Webhook;
 use switchboard_tests::deliver as post;
-use switchboard_tests::{Backend, call, get_all, get_json, payloads};
+use switchboard_tests::{Backend, Captured, call, get_all, get_json, payloads};
 
 switchboard_tests::contract!(
     a_link_gives_one_timeline_across_whatsapp_and_instagram,
@@ -200,20 +200,6 @@ async fn an_unknown_api_route_is_a_404_with_a_reason_and_an_oversized_body_a_413
     }
 }
 
-/// A `Write` into a buffer the test reads.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// One error shape for the whole API (RFC 9457 problem details), also for what is refused
 /// before a handler runs; reasons in switchboard's words, not the framework's; and the log of
 /// a refusal without the values the client sent.
@@ -324,7 +310,7 @@ async fn every_api_error_is_a_problem_in_switchboards_words_and_logs_no_query_va
             assert!(!detail.contains(framework), "{what}: {detail}");
         }
     }
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(
         logs.contains("request refused"),
         "refusals are logged: {logs}"

@@ -1,21 +1,7 @@
 //! The operational counts as CloudWatch reads them: Embedded Metric Format lines, parsed back.
 //! Alone in its test binary: it installs the process's tracing subscriber.
 
-use switchboard_tests::embedded;
-
-/// A `Write` into a shared buffer, for the EMF layer under test.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use switchboard_tests::{Captured, embedded};
 
 /// The operational counts of a delivery, a repeat, a forged and an unreadable one, and of the
 /// prioritizer's batch, as CloudWatch would read them: each EMF line parsed back into its
@@ -69,7 +55,7 @@ async fn operational_counts_are_embedded_metric_format_lines_cloudwatch_can_read
     }
     backend.prioritize_all(&backend.prioritizer()).await;
 
-    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let text = out.text();
     let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut lines = 0;
     for line in text.lines() {

@@ -1523,3 +1523,25 @@ pub fn documented_fields(kind: &str) -> Vec<&'static str> {
     fields.sort_unstable();
     fields
 }
+
+/// A `Write` into a shared buffer, for a log or metrics subscriber under test: clone it into
+/// the subscriber's writer and read [`text`](Self::text) afterwards.
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
