@@ -260,18 +260,21 @@ impl IntoResponse for ApiError {
                 "request refused"
             );
         }
-        let mut response = problem(status, self.code(), &self.public_message());
+        let mut body = problem_body(status, self.code(), &self.public_message());
+        if let Some(provider) = self.provider() {
+            body["provider"] = provider;
+        }
+        let mut response = (
+            status,
+            [(http::header::CONTENT_TYPE, PROBLEM_JSON)],
+            body.to_string(),
+        )
+            .into_response();
         if let ApiError::Busy = self {
             response.headers_mut().insert(
                 http::header::RETRY_AFTER,
                 http::HeaderValue::from_static("1"),
             );
-        }
-        if let Some(provider) = self.provider() {
-            let (parts, _) = response.into_parts();
-            let mut body = problem_body(status, self.code(), &self.public_message());
-            body["provider"] = provider;
-            response = Response::from_parts(parts, axum::body::Body::from(body.to_string()));
         }
         response
     }
