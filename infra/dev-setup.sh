@@ -6,7 +6,10 @@
 #   cargo-lambda with zig (cross-builds the Lambda functions for arm64);
 # - the Debian packages those need, when missing, and Chromium for the console's browser test;
 # - a check that Node.js (20.19 or newer, with npm) is there for the console's build;
-# - the Rust components rustfmt and clippy and the aarch64-unknown-linux-gnu target.
+# - the pinned Rust toolchain (rust-toolchain.toml), its components rustfmt and clippy and the
+#   aarch64-unknown-linux-gnu target;
+# - for the fuzz targets, the nightly toolchain and cargo-fuzz (default ~/.cache/switchboard/tools,
+#   override with SWITCHBOARD_TOOLS).
 #
 # Usage: infra/dev-setup.sh [--quiet]   (--quiet prints nothing when everything is in place)
 set -euo pipefail
@@ -126,6 +129,27 @@ if ! command -v rustup >/dev/null 2>&1; then
   exit 1
 fi
 
+# The pinned toolchain (rust-toolchain.toml), before anything runs cargo or rustc in this
+# folder: where the installed stable is that release, it is linked under the pinned name, so
+# no download is needed; otherwise rustup installs it.
+pinned="$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)"
+rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
+host="$(uname -m)-unknown-linux-gnu"
+if [[ -z $pinned ]]; then
+  echo "dev-setup: rust-toolchain.toml names no channel" >&2
+  exit 1
+fi
+if [[ ! -e "$rustup_home/toolchains/$pinned-$host" ]]; then
+  stable="$rustup_home/toolchains/stable-$host"
+  if [[ -x $stable/bin/rustc ]] && [[ "$("$stable/bin/rustc" --version)" == "rustc $pinned "* ]]; then
+    say "linking the installed stable as the pinned toolchain $pinned"
+    ln -s "$stable" "$rustup_home/toolchains/$pinned-$host"
+  else
+    echo "dev-setup: installing the pinned Rust toolchain $pinned"
+    rustup toolchain install "$pinned" --profile minimal
+  fi
+fi
+
 installed_components="$(rustup component list --installed)"
 missing_components=()
 for component in rustfmt clippy; do
@@ -145,5 +169,18 @@ if ! rustup target list --installed | grep -qx "$lambda_target"; then
   fi
 fi
 
+# --- Fuzzing: nightly and cargo-fuzz (fuzz/run.sh; a short run is a CI step) ----------------
+tools="${SWITCHBOARD_TOOLS:-$HOME/.cache/switchboard/tools}"
+cargo_fuzz_version="0.13.2"
+if [[ ! -e "$rustup_home/toolchains/nightly-$host" ]]; then
+  echo "dev-setup: installing the nightly Rust toolchain (cargo fuzz needs it)"
+  rustup toolchain install nightly --profile minimal
+fi
+if [[ "$("$tools/bin/cargo-fuzz" --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]]; then
+  echo "dev-setup: installing cargo-fuzz $cargo_fuzz_version into $tools"
+  cargo install --quiet --locked --force --version "$cargo_fuzz_version" --root "$tools" \
+    --target-dir "$tools/build" cargo-fuzz
+fi
+
 say "ready. Put the tools first on PATH with:"
-say "  export PATH=\"$venv/bin:\$PATH\""
+say "  export PATH=\"$venv/bin:$tools/bin:\$PATH\""

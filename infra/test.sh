@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, the console (unit tests, build, end to end in
-# Chromium), lints, tests, template checks and the Lambda build.
+# Chromium), lints, tests, a short fuzz run, template checks and the Lambda build.
 # Stops at the first failing step.
 #
 # Environment (all optional):
@@ -16,10 +16,13 @@ exec </dev/null
 
 venv="${SWITCHBOARD_VENV:-$HOME/.cache/switchboard/venv}"
 # First on PATH: cargo-lambda runs zig through the first `python3` it finds.
-export PATH="$venv/bin:$PATH"
+export PATH="$venv/bin:${SWITCHBOARD_TOOLS:-$HOME/.cache/switchboard/tools}/bin:$PATH"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}"
+# No incremental compilation: nothing is edited between two builds of a run, and its caches
+# would grow the persistent target directory by gigabytes a run.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export SAM_CLI_TELEMETRY="${SAM_CLI_TELEMETRY:-0}"
 
 if ! SWITCHBOARD_MOTO_SERVER="$(command -v moto_server)"; then
@@ -76,6 +79,8 @@ run_tests() {
 }
 step "tests" run_tests
 step "console e2e" ./infra/console.sh e2e
+# A short run of each fuzz target from the fixtures (the long runs are in BENCHMARKS.md).
+step "fuzz" ./fuzz/run.sh -max_total_time=30
 step "template" sam validate --lint
 if [[ ${SWITCHBOARD_SKIP_SAM_BUILD:-0} == 1 ]]; then
   printf '\n==> skipped: sam build (SWITCHBOARD_SKIP_SAM_BUILD=1)\n'
