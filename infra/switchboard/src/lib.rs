@@ -17,6 +17,7 @@ pub mod demo;
 pub mod first_run;
 pub mod import;
 pub mod listen;
+pub mod operate;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
@@ -38,7 +39,9 @@ use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::sla::SlaPolicy;
 use switchboard_core::watch::WatchSettings;
 use switchboard_embedded::assembly::EmbeddedPorts;
-use switchboard_embedded::consumer::{ConsumerSettings, consume, fire_timers};
+use switchboard_embedded::consumer::{
+    ConsumerSettings, EXPIRE_EVERY, consume, expire_periodically, fire_timers,
+};
 use switchboard_http::{
     AgentSource, ApiPorts, ConsoleAuth, ConsoleConfig, WebhookState, api_router, console_router,
     require_token, webhook_router,
@@ -72,6 +75,41 @@ pub enum Command {
     /// Post a signed sample day (several channels, urgent and calm messages, an answer, a
     /// customer on two channels) to a running `switchboard serve`.
     Demo(DemoArgs),
+    /// Move the dead letters back to their queue, to be handled again (after the fault that
+    /// stopped them is fixed).
+    Redrive(RedriveArgs),
+    /// Run the kept raw deliveries through the current normalizers (after an upgrade):
+    /// records stored before stay as they are, what is new is stored and prioritized.
+    Replay(ReplayArgs),
+}
+
+/// `switchboard redrive`.
+#[derive(Debug, Clone, Args)]
+pub struct RedriveArgs {
+    /// Where the dead letters are: the embedded store in `--data`, or the SQS dead-letter
+    /// queues of `SWITCHBOARD_INTAKE_QUEUE_URL` (and of `SWITCHBOARD_REMINDER_QUEUE_URL`
+    /// when set).
+    #[arg(long, value_enum, default_value_t = Backend::Embedded, env = "SWITCHBOARD_BACKEND")]
+    pub backend: Backend,
+    /// Directory of the embedded store.
+    #[arg(long, default_value = "./.switchboard", env = "SWITCHBOARD_DATA")]
+    pub data: PathBuf,
+}
+
+/// `switchboard replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The deliveries received from then on: an RFC 3339 time or a UTC date (2026-12-01).
+    #[arg(long, value_parser = operate::parse_since)]
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// Only the deliveries to this webhook (whatsapp, facebook, instagram, standard,
+    /// telegram, x, email).
+    #[arg(long, value_parser = |s: &str| s.parse::<switchboard_core::model::Webhook>().map_err(|e| e.to_string()))]
+    pub webhook: Option<switchboard_core::model::Webhook>,
+    /// Directory of the embedded store (the deliveries are read from it; a running `serve`
+    /// on it prioritizes what is new).
+    #[arg(long, default_value = "./.switchboard", env = "SWITCHBOARD_DATA")]
+    pub data: PathBuf,
 }
 
 /// `switchboard demo`.
@@ -186,6 +224,9 @@ pub enum CliError {
     /// The demo could not finish.
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
+    /// A stored-data operation (redrive, replay) stopped; what it did before stays done.
+    #[error("stopped: {0}")]
+    Operation(String),
     /// The address could not be bound, or the server failed.
     #[error("cannot serve on {addr}: {source}")]
     Io {
@@ -284,6 +325,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 args.data.display(),
                 summary.new,
                 summary.read - summary.new
+            );
+            Ok(())
+        }
+        Command::Redrive(args) => {
+            for done in operate::redrive(args.backend, &args.data, &ProcessEnv).await? {
+                println!(
+                    "moved {} dead letters from {} back to {}",
+                    done.moved, done.from, done.to
+                );
+            }
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let r = operate::replay(&args.data, args.since, args.webhook, &ProcessEnv).await?;
+            println!(
+                "replayed {} deliveries: {} records, {} of them new; {} still not readable (kept in the quarantine)",
+                r.deliveries, r.records, r.new, r.still_quarantined
             );
             Ok(())
         }
@@ -436,12 +494,18 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             }
             let claim = ports.store().claim_consumer().await?;
             let consumer: AppConsumer = Box::pin({
-                let (store, clock) = (ports.store(), ports.clock());
+                let (store, clock, events) = (ports.store(), ports.clock(), ports.events());
                 async move {
                     let _claim = claim;
                     tokio::join!(
                         consume(store.clone(), prioritizer, ConsumerSettings::default()),
-                        fire_timers(store, reminders, clock, ConsumerSettings::default()),
+                        fire_timers(
+                            store.clone(),
+                            reminders,
+                            clock.clone(),
+                            ConsumerSettings::default()
+                        ),
+                        expire_periodically(store, events, clock, EXPIRE_EVERY),
                     );
                 }
             });

@@ -13,6 +13,7 @@ pub mod dynamo;
 pub mod events;
 #[cfg(feature = "mail")]
 pub mod mail;
+pub mod redrive;
 pub mod resources;
 pub mod retry;
 pub mod scheduler;

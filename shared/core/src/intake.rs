@@ -98,18 +98,53 @@ impl Intake {
                 ..IntakeOutcome::default()
             });
         };
+        self.take_in(&delivery, normalized, true).await
+    }
+
+    /// Takes in again a delivery kept earlier (`switchboard replay`, after a normalizer
+    /// upgrade): normalizes its bytes as of its receive time and writes what is new, exactly as
+    /// a provider's retry would. Records already stored are left as they are, so a replay of
+    /// an unchanged normalizer changes nothing and only the kinds a new one reads appear (and
+    /// are enqueued for prioritization). The bytes are not kept again; a delivery that still
+    /// does not parse is left in the quarantine.
+    pub async fn replay(&self, delivery: &RawDelivery) -> Result<IntakeOutcome, BackendError> {
+        let Some(normalized) =
+            channels::module(delivery.webhook).records(&delivery.body, delivery.received_at)
+        else {
+            return Ok(IntakeOutcome {
+                quarantined: true,
+                ..IntakeOutcome::default()
+            });
+        };
+        self.take_in(delivery, normalized, false).await
+    }
+
+    /// Writes the records of `delivery` (and keeps its bytes alongside when `keep`), then
+    /// enqueues what is not enqueued yet.
+    async fn take_in(
+        &self,
+        delivery: &RawDelivery,
+        normalized: Vec<Record>,
+        keep: bool,
+    ) -> Result<IntakeOutcome, BackendError> {
         let total = normalized.len();
         let records = unique_by_key(normalized);
         // Keeping the raw bytes and writing the records do not depend on each other: one round
         // trip less on the acknowledgement path. Nothing is enqueued (and no 200 answered)
         // before both are durable; if either fails, the provider's retry redoes both safely.
-        let keep = self.store.keep_delivery(&delivery);
+        let kept = async {
+            if keep {
+                self.store.keep_delivery(delivery).await
+            } else {
+                Ok(())
+            }
+        };
         let write = async {
             let (records, unknown_targets) = self.resolve(records).await?;
             let pending = self.store.record(&records).await?;
             Ok::<_, BackendError>((records, unknown_targets, pending))
         };
-        let (kept, written) = tokio::join!(keep, write);
+        let (kept, written) = tokio::join!(kept, write);
         kept?;
         let (records, unknown_targets, pending) = written?;
         for chunk in pending.chunks(ENQUEUE_CHUNK) {
@@ -129,13 +164,14 @@ impl Intake {
             enqueued: pending.len(),
             unknown_targets,
         };
-        account_events(webhook, &records);
+        account_events(delivery.webhook, &records);
         tracing::info!(
             delivery = %delivery.id,
             records = outcome.records,
             duplicates_in_delivery = outcome.duplicates_in_delivery,
             enqueued = outcome.enqueued,
             unknown_targets = outcome.unknown_targets,
+            replay = !keep,
             "delivery accepted"
         );
         Ok(outcome)

@@ -54,6 +54,7 @@
 //! | `watches` | watch id of a business account | when it was last heard from, its silence, its check |
 #![warn(missing_docs)]
 
+mod archive;
 pub mod assembly;
 pub mod consumer;
 mod cursor;
@@ -76,6 +77,7 @@ mod watches;
 #[cfg(test)]
 mod tests;
 
+pub use archive::DeliveryPosition;
 pub use engine::{FILE_NAME, MAX_PAGE_LIMIT, Purged, SqliteStore};
 pub use error::EmbeddedError;
 pub use events::{EVENTS_FILE_NAME, EventFile};

@@ -203,16 +203,7 @@ impl ConversationReader for SqliteStore {
             let Some((channel, received_at, quarantined, body)) = row else {
                 return Ok(None);
             };
-            Ok(Some(RawDelivery {
-                id,
-                webhook: channel
-                    .parse()
-                    .map_err(|e| BackendError::unavailable(OP, e))?,
-                received_at: time::from_text(&received_at)
-                    .map_err(|e| BackendError::unavailable(OP, e))?,
-                quarantined,
-                body: Bytes::from(body),
-            }))
+            stored_delivery(id, &channel, &received_at, quarantined, body, OP).map(Some)
         })
         .await
     }
@@ -253,6 +244,27 @@ impl ConversationReader for SqliteStore {
         })
         .await
     }
+}
+
+/// A kept delivery from its row's columns (webhook name, receive time as `time` writes it).
+pub(crate) fn stored_delivery(
+    id: DeliveryId,
+    webhook: &str,
+    received_at: &str,
+    quarantined: bool,
+    body: Vec<u8>,
+    operation: &'static str,
+) -> Result<RawDelivery, BackendError> {
+    Ok(RawDelivery {
+        id,
+        webhook: webhook
+            .parse()
+            .map_err(|e| BackendError::unavailable(operation, e))?,
+        received_at: time::from_text(received_at)
+            .map_err(|e| BackendError::unavailable(operation, e))?,
+        quarantined,
+        body: Bytes::from(body),
+    })
 }
 
 /// Which records a page lists: a conversation's or a customer's (after links).
