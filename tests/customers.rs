@@ -319,3 +319,87 @@ async fn every_api_error_is_a_problem_in_switchboards_words_and_logs_no_query_va
         assert!(!logs.contains(sent), "{sent} in the log:\n{logs}");
     }
 }
+
+/// DynamoDB deletes by TTL on its own (moto does not): what is checked is the TTL each write
+/// leaves on the customer's item, one retention period ahead, renewed by a new message when
+/// it is due within a day and not rewritten otherwise.
+#[tokio::test]
+async fn on_dynamodb_a_customer_expires_with_the_retention_and_a_new_message_renews_it() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let backend = switchboard_tests::aws().await;
+    let app = backend.app(None);
+    let dynamodb =
+        aws_sdk_dynamodb::Client::new(&switchboard_tests::moto().await.sdk_config().await);
+    let table = backend.env[switchboard_aws::settings::TABLE].clone();
+    let now = || chrono::Utc::now().timestamp();
+    let day = 86_400;
+
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("wamid.T1", 1_700_000_000, "hola"),
+    )
+    .await;
+    let customer = customer_of(&app, "5511988887777").await;
+    let key = std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("U#{customer}"))),
+        ("sk".to_owned(), AttributeValue::S("CUSTOMER".to_owned())),
+    ]);
+    let ttl = || async {
+        let item = dynamodb
+            .get_item()
+            .table_name(&table)
+            .set_key(Some(key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the customer's item");
+        item[switchboard_aws::resources::TTL_ATTRIBUTE]
+            .as_n()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let set_ttl = |value: i64| {
+        dynamodb
+            .update_item()
+            .table_name(&table)
+            .set_key(Some(key.clone()))
+            .update_expression("SET #t = :t")
+            .expression_attribute_names("#t", switchboard_aws::resources::TTL_ATTRIBUTE)
+            .expression_attribute_values(":t", AttributeValue::N(value.to_string()))
+            .send()
+    };
+    let first = ttl().await;
+    assert!(
+        (first - (now() + 30 * day)).abs() < 120,
+        "30 days ahead: {first}"
+    );
+
+    // Not due within a day: a new message leaves it as it is (no write for it).
+    let kept = now() + 29 * day + day / 2;
+    set_ttl(kept).await.unwrap();
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("wamid.T2", 1_700_000_100, "otra"),
+    )
+    .await;
+    assert_eq!(ttl().await, kept);
+
+    // About to expire: the next message moves it a retention period ahead.
+    set_ttl(now() + 3600).await.unwrap();
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("wamid.T3", 1_700_000_200, "y otra"),
+    )
+    .await;
+    let renewed = ttl().await;
+    assert!(
+        (renewed - (now() + 30 * day)).abs() < 120,
+        "renewed: {renewed}"
+    );
+}

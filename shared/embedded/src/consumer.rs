@@ -12,7 +12,7 @@ use switchboard_core::ports::BackendError;
 use switchboard_core::prioritize::{BatchItem, Prioritizer};
 use switchboard_core::remind::ReminderHandler;
 
-use crate::SqliteStore;
+use crate::{EventFile, SqliteStore};
 
 /// Entries per batch, as the Lambda function's event source mapping receives them.
 pub const BATCH_SIZE: usize = 10;
@@ -51,6 +51,35 @@ pub const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
 /// An oldest entry waiting longer than this is a prioritizer behind: logged (once a minute).
 pub const BEHIND_AFTER: Duration = Duration::from_secs(60);
+
+/// How often a running `serve` deletes what its retention has passed.
+pub const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes, every `every` (the first time one `every` after the start, which purged at
+/// open), the store's rows and the event file's events older than the store's retention, so
+/// that a process that runs for months forgets as a restarted one would. A failure is logged
+/// and tried again at the next turn. Runs until dropped.
+pub async fn expire_periodically(
+    store: Arc<SqliteStore>,
+    events: Arc<EventFile>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = store.purge_expired().await
+            && !is_reported(&e)
+        {
+            tracing::error!(error = %e, "expired rows could not be purged; trying again later");
+        }
+        let cutoff = clock.now() - chrono::TimeDelta::days(i64::from(store.retention_days()));
+        if let Err(e) = events.expire(cutoff).await {
+            tracing::error!(error = %e, "expired events could not be dropped; trying again later");
+        }
+    }
+}
 
 /// Receives one batch, prioritizes its entries (each of another conversation) at once and
 /// acknowledges what succeeded; answers how many entries were received (0: the queue had

@@ -53,17 +53,25 @@ pub(crate) fn root(
     ))
 }
 
-fn save(conn: &Connection, customer: &Customer, op: &'static str) -> Result<(), BackendError> {
+/// Writes `customer`, to expire no sooner than `expires_at` (unix seconds).
+fn save(
+    conn: &Connection,
+    customer: &Customer,
+    expires_at: i64,
+    op: &'static str,
+) -> Result<(), BackendError> {
     let doc = serde_json::to_string(customer).map_err(|e| BackendError::unavailable(op, e))?;
     conn.prepare_cached(
-        "INSERT INTO customers (id, doc, merged_into) VALUES (?1, ?2, ?3)
-         ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, merged_into = excluded.merged_into",
+        "INSERT INTO customers (id, doc, merged_into, expires_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, merged_into = excluded.merged_into,
+             expires_at = max(expires_at, excluded.expires_at)",
     )
     .and_then(|mut s| {
         s.execute(params![
             customer.id.as_str(),
             doc,
-            customer.merged_into.as_ref().map(|m| m.as_str())
+            customer.merged_into.as_ref().map(|m| m.as_str()),
+            expires_at
         ])
     })
     .map_err(|e| BackendError::unavailable(op, e))?;
@@ -71,16 +79,32 @@ fn save(conn: &Connection, customer: &Customer, op: &'static str) -> Result<(), 
 }
 
 /// Makes sure the customer of `identity` exists; answers the id its records are listed under
-/// (the surviving customer, after links).
+/// (the surviving customer, after links). Both the identity's own customer and the survivor
+/// are kept until `expires_at` at least: a customer expires when nothing of theirs was written
+/// for the retention period.
 pub(crate) fn ensure(
     conn: &Connection,
     identity: &CustomerIdentity,
+    expires_at: i64,
     op: &'static str,
 ) -> Result<CustomerId, BackendError> {
     let survivor = root(conn, identity.customer_id.as_str(), op)?;
     let (id, create) = switchboard_core::recording::customer_of(identity, survivor.as_ref());
     if let Some(customer) = create {
-        save(conn, &customer, op)?;
+        save(conn, &customer, expires_at, op)?;
+    } else {
+        conn.prepare_cached(
+            "UPDATE customers SET expires_at = ?3
+             WHERE id IN (?1, ?2) AND expires_at < ?3",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                identity.customer_id.as_str(),
+                id.as_str(),
+                expires_at
+            ])
+        })
+        .map_err(|e| BackendError::unavailable(op, e))?;
     }
     Ok(id)
 }
@@ -105,6 +129,7 @@ impl CustomerDirectory for SqliteStore {
             return Err(LinkError::SameCustomer);
         }
         let (into, other) = (into.clone(), other.clone());
+        let expires_at = self.expires_at(self.clock.now());
         let outcome = self
             .write(OP, move |conn| {
                 let unavailable = |e| BackendError::unavailable(OP, e);
@@ -121,8 +146,8 @@ impl CustomerDirectory for SqliteStore {
                     evidence,
                 };
                 if survivor.absorb(&mut merged, link) {
-                    save(&tx, &survivor, OP)?;
-                    save(&tx, &merged, OP)?;
+                    save(&tx, &survivor, expires_at, OP)?;
+                    save(&tx, &merged, expires_at, OP)?;
                     // Earlier merges into the merged one now point at the survivor directly.
                     tx.execute(
                         "UPDATE customers SET merged_into = ?1 WHERE merged_into = ?2",
@@ -151,6 +176,7 @@ impl CustomerDirectory for SqliteStore {
     ) -> Result<(Customer, Customer), LinkError> {
         const OP: &str = "unlink";
         let (id, other) = (id.clone(), other.clone());
+        let expires_at = self.expires_at(self.clock.now());
         self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let tx = conn.savepoint().map_err(unavailable)?;
@@ -166,8 +192,8 @@ impl CustomerDirectory for SqliteStore {
                     other: split.id,
                 }));
             }
-            save(&tx, &survivor, OP)?;
-            save(&tx, &split, OP)?;
+            save(&tx, &survivor, expires_at, OP)?;
+            save(&tx, &split, expires_at, OP)?;
             // The identities it brought, and the customers merged into it before, go with it.
             let theirs: Vec<String> = split
                 .identity_ids()
@@ -204,6 +230,7 @@ impl CustomerDirectory for SqliteStore {
     ) -> Result<Option<Customer>, BackendError> {
         const OP: &str = "set_tier";
         let (id, tier) = (id.clone(), tier.map(str::to_owned));
+        let expires_at = self.expires_at(self.clock.now());
         self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let tx = conn.savepoint().map_err(unavailable)?;
@@ -211,7 +238,7 @@ impl CustomerDirectory for SqliteStore {
                 return Ok(None);
             };
             customer.tier = tier;
-            save(&tx, &customer, OP)?;
+            save(&tx, &customer, expires_at, OP)?;
             tx.commit().map_err(unavailable)?;
             Ok(Some(customer))
         })

@@ -57,9 +57,10 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// * Any SQLite failure or a panic inside an operation is reported as
 ///   [`BackendError::Unavailable`] naming the operation (the panicking operation's work is
 ///   rolled back, and the store goes on); no input makes an operation panic.
-/// * Rows expire `retention_days` after they were written: expired deliveries, records and
-///   conversations are deleted when the store is opened and by
-///   [`purge_expired`](Self::purge_expired); until then they are still read.
+/// * Rows expire `retention_days` after they were last written: expired deliveries, records,
+///   conversations, customers, sightings, idempotency keys and metric counts are deleted when
+///   the store is opened and by [`purge_expired`](Self::purge_expired) (which `serve` runs
+///   every hour, [`crate::consumer::expire_periodically`]); until then they are still read.
 ///
 /// [`ConversationReader`]: switchboard_core::ports::ConversationReader
 /// [`IntakeQueue`]: switchboard_core::ports::IntakeQueue
@@ -67,7 +68,7 @@ const SECONDS_PER_DAY: i64 = 86_400;
 pub struct SqliteStore {
     /// The connection, for tests that hold it.
     #[cfg(test)]
-    conn: Arc<Mutex<Connection>>,
+    pub(crate) conn: Arc<Mutex<Connection>>,
     /// The writes, for the store's writing thread.
     ops: std::sync::mpsc::Sender<Box<dyn Job>>,
     /// The reads, for the store's reading thread (its own connection, on committed data).
@@ -108,6 +109,9 @@ pub struct Purged {
     /// Sightings of identifiers (an identity seen with an e-mail address or phone number)
     /// not seen again for the retention period.
     pub identifiers: usize,
+    /// Customers (their identities and links with them) of whom nothing was written for the
+    /// retention period.
+    pub customers: usize,
 }
 
 fn open_error(
@@ -168,8 +172,16 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_size_limit", WAL_LIMIT_BYTES as i64)
             .map_err(open_error(&path, "journal_size_limit"))?;
         schema::migrate(&mut conn, found).map_err(open_error(&path, "create schema"))?;
-
+        let retention_days = retention_days.max(1);
         let now = clock.now();
+        if found < 9 {
+            conn.execute(
+                "UPDATE customers SET expires_at = ?1 WHERE expires_at = 0",
+                [expiry(now, retention_days)],
+            )
+            .map_err(open_error(&path, "date the customers of an older file"))?;
+        }
+
         let purged = purge(&mut conn, now).map_err(open_error(&path, "purge expired rows"))?;
         tracing::info!(
             path = %path.display(),
@@ -178,6 +190,7 @@ impl SqliteStore {
             purged_deliveries = purged.deliveries,
             purged_records = purged.records,
             purged_conversations = purged.conversations,
+            purged_customers = purged.customers,
             "store opened"
         );
         // Reads run beside the writes, on a connection of their own: in WAL mode a reader sees
@@ -201,7 +214,7 @@ impl SqliteStore {
             queued: Arc::default(),
             commits: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             path: Arc::new(path),
-            retention_days: retention_days.max(1),
+            retention_days,
             clock,
             faults: Arc::default(),
         };
@@ -239,6 +252,11 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Days a row is kept after its last write.
+    pub fn retention_days(&self) -> u32 {
+        self.retention_days
+    }
+
     /// Deletes the deliveries, records and conversations whose retention has passed, in one
     /// transaction. Queue entries are not touched (they are deleted when acknowledged).
     pub async fn purge_expired(&self) -> Result<Purged, BackendError> {
@@ -253,6 +271,8 @@ impl SqliteStore {
             deliveries = purged.deliveries,
             records = purged.records,
             conversations = purged.conversations,
+            customers = purged.customers,
+            identifiers = purged.identifiers,
             "expired rows purged"
         );
         Ok(purged)
@@ -260,8 +280,7 @@ impl SqliteStore {
 
     /// When a row written at `now` expires, in unix seconds.
     pub(crate) fn expires_at(&self, now: DateTime<Utc>) -> i64 {
-        now.timestamp()
-            .saturating_add(i64::from(self.retention_days).saturating_mul(SECONDS_PER_DAY))
+        expiry(now, self.retention_days)
     }
 
     /// Runs the read `f` on the store's reading thread, on committed data (its connection is
@@ -444,7 +463,7 @@ fn serve_reads(mut conn: Connection, inbox: std::sync::mpsc::Receiver<Read>) {
 
 /// The store's thread: owns the connection's use, runs the operations sent to it in turns.
 struct Worker {
-    conn: Arc<Mutex<Connection>>,
+    pub(crate) conn: Arc<Mutex<Connection>>,
     inbox: std::sync::mpsc::Receiver<Box<dyn Job>>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
     commits: Arc<std::sync::atomic::AtomicU64>,
@@ -612,6 +631,12 @@ fn lock<'a>(
     }
 }
 
+/// When a row written at `now` expires after `retention_days`, in unix seconds.
+fn expiry(now: DateTime<Utc>, retention_days: u32) -> i64 {
+    now.timestamp()
+        .saturating_add(i64::from(retention_days).saturating_mul(SECONDS_PER_DAY))
+}
+
 fn purge(conn: &mut Connection, now: DateTime<Utc>) -> rusqlite::Result<Purged> {
     let now = now.timestamp();
     let tx = conn.savepoint()?;
@@ -622,6 +647,7 @@ fn purge(conn: &mut Connection, now: DateTime<Utc>) -> rusqlite::Result<Purged> 
         idempotency_keys: tx.execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now])?,
         metric_counts: tx.execute("DELETE FROM metric_counts WHERE expires_at <= ?1", [now])?,
         identifiers: tx.execute("DELETE FROM identifiers WHERE expires_at <= ?1", [now])?,
+        customers: tx.execute("DELETE FROM customers WHERE expires_at <= ?1", [now])?,
     };
     tx.commit()?;
     Ok(purged)

@@ -5,8 +5,17 @@
 //! does not parse (the tail of a write cut short by a crash) is skipped by readers, with a
 //! warning. Reading scans the file from the cursor's line: this is a log for development,
 //! demos and small teams, not an index.
+//!
+//! **Retention.** [`EventFile::expire`] drops the events older than the retention from the
+//! head of the file (rewritten beside it, then renamed over it: a reader or a crash sees the
+//! old file or the new one, never half). Lines are numbered from the first event ever written:
+//! a trimmed file starts with a header line `{"events_from": N}` giving the number of its first
+//! event, so a cursor issued before stays valid (one pointing into what was dropped resumes at
+//! the oldest event kept).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -45,6 +54,92 @@ impl EventFile {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The header of a trimmed file: the number of its first event line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    events_from: u64,
+}
+
+/// The number of the first event line of a file whose first line is `first` (0 when it has no
+/// header), and whether `first` is that header.
+fn header_of(first: &str) -> Option<u64> {
+    serde_json::from_str::<Header>(first)
+        .ok()
+        .map(|h| h.events_from)
+}
+
+/// Just the time of an event line, for trimming.
+#[derive(Deserialize)]
+struct Timed {
+    time: DateTime<Utc>,
+}
+
+impl EventFile {
+    /// Drops, from the head of the file, every event whose time is before `cutoff` (and any
+    /// unreadable line among them); answers how many lines were dropped. Publishing waits while
+    /// the file is rewritten. Nothing to drop: the file is not touched.
+    pub async fn expire(&self, cutoff: DateTime<Utc>) -> Result<usize, BackendError> {
+        const OP: &str = "expire_events";
+        let (path, lock) = (Arc::clone(&self.path), Arc::clone(&self.append));
+        blocking(OP, move || {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let text = match std::fs::read_to_string(path.as_path()) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(unavailable(e)),
+            };
+            let mut lines = text.lines().peekable();
+            let from = match lines.peek().and_then(|first| header_of(first)) {
+                Some(from) => {
+                    lines.next();
+                    from
+                }
+                None => 0,
+            };
+            let mut dropped = 0usize;
+            while let Some(line) = lines.peek() {
+                match serde_json::from_str::<Timed>(line) {
+                    Ok(event) if event.time >= cutoff => break,
+                    _ => {
+                        lines.next();
+                        dropped += 1;
+                    }
+                }
+            }
+            if dropped == 0 {
+                return Ok(0);
+            }
+            let header = serde_json::to_string(&Header {
+                events_from: from + dropped as u64,
+            })
+            .map_err(|e| BackendError::unavailable(OP, e))?;
+            let mut kept = String::with_capacity(text.len());
+            kept.push_str(&header);
+            kept.push('\n');
+            for line in lines {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+            let temporary = path.with_extension("jsonl.trim");
+            let mut file = std::fs::File::create(&temporary).map_err(unavailable)?;
+            file.write_all(kept.as_bytes()).map_err(unavailable)?;
+            file.sync_all().map_err(unavailable)?;
+            std::fs::rename(&temporary, path.as_path()).map_err(unavailable)?;
+            if let Some(dir) = path.parent() {
+                // The rename itself durable.
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(unavailable)?;
+            }
+            tracing::info!(dropped, "expired events dropped from the event file");
+            Ok(dropped)
+        })
+        .await
     }
 }
 
@@ -120,8 +215,20 @@ impl EventLog for EventFile {
             };
             let mut items = Vec::new();
             let mut next = None;
-            for (n, line) in BufReader::new(file).lines().enumerate() {
-                let n = n as u64;
+            let mut lines = BufReader::new(file).lines().peekable();
+            // A trimmed file numbers its first event after the header.
+            let from = match lines.peek() {
+                Some(Ok(first)) => match header_of(first) {
+                    Some(from) => {
+                        lines.next();
+                        from
+                    }
+                    None => 0,
+                },
+                _ => 0,
+            };
+            for (n, line) in lines.enumerate() {
+                let n = from + n as u64;
                 if n < start {
                     continue;
                 }

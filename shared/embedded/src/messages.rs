@@ -194,7 +194,7 @@ impl MessageStore for SqliteStore {
             // Each new record listed under the surviving customer of its identity.
             let mut persons: HashMap<&CustomerId, CustomerId> = HashMap::new();
             for identity in &plan.identities {
-                persons.insert(&identity.customer_id, crate::customers::ensure(&tx, identity, OP)?);
+                persons.insert(&identity.customer_id, crate::customers::ensure(&tx, identity, expires_at, OP)?);
             }
             for record in &plan.new {
                 let doc = serde_json::to_string(record).map_err(|e| BackendError::unavailable(OP, e))?;

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -166,6 +166,15 @@ CREATE TABLE IF NOT EXISTS identifiers (
 CREATE INDEX IF NOT EXISTS identifiers_expiry ON identifiers (expires_at);
 ";
 
+/// Version 9: customers expire as the rest does: `expires_at` in seconds, moved forward each
+/// time a record of the customer is written (and by links and tiers), purged with the rest.
+/// Customers of an older file get one retention period from the migration (set by `open`, 0
+/// here).
+const V9: &str = "
+ALTER TABLE customers ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS customers_expiry ON customers (expires_at);
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
@@ -193,7 +202,10 @@ pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()>
     if found < 7 {
         tx.execute_batch(V7)?;
     }
-    tx.execute_batch(V8)?;
+    if found < 8 {
+        tx.execute_batch(V8)?;
+    }
+    tx.execute_batch(V9)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

@@ -726,6 +726,88 @@ async fn a_new_consumer_takes_back_at_once_what_a_stopped_one_had_in_flight() {
 }
 
 #[tokio::test]
+async fn redrive_puts_every_dead_letter_back_once_and_it_is_received_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let visibility = Duration::from_secs(1);
+    store
+        .enqueue(&[entry("c1", "k1"), entry("c2", "k2")])
+        .await
+        .unwrap();
+    // Never acknowledged: received MAX_RECEIVES times, then moved to the dead letters.
+    for _ in 0..=crate::MAX_RECEIVES {
+        let _ = store.receive(10, visibility).await.unwrap();
+        clock.advance(TimeDelta::seconds(2));
+    }
+    assert_eq!(store.queue_len().await.unwrap(), 0);
+    assert_eq!(store.dead_letters_len().await.unwrap(), 2);
+    // One of them is enqueued again meanwhile (a provider's retry): redrive does not double it.
+    store.enqueue(&[entry("c2", "k2")]).await.unwrap();
+
+    assert_eq!(store.redrive().await.unwrap(), 1);
+    assert_eq!(store.dead_letters_len().await.unwrap(), 0);
+    assert_eq!(store.queue_len().await.unwrap(), 2);
+    let again = store.receive(10, visibility).await.unwrap();
+    let mut keys: Vec<_> = again
+        .iter()
+        .map(|r| (r.entry.record_key.as_str().to_owned(), r.receive_count))
+        .collect();
+    keys.sort();
+    assert_eq!(keys, [("k1".into(), 1), ("k2".into(), 1)], "counted afresh");
+    // Nothing left to move: a second redrive is a no-op.
+    assert_eq!(store.redrive().await.unwrap(), 0);
+    assert_eq!(store.queue_len().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn kept_deliveries_page_from_a_time_oldest_first_by_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let mut kept = Vec::new();
+    for i in 0..7u8 {
+        let webhook = if i % 3 == 0 {
+            Webhook::Telegram
+        } else {
+            Webhook::Whatsapp
+        };
+        let delivery = RawDelivery::new(
+            webhook,
+            Bytes::from(vec![b'{', i, b'}']),
+            clock.now(),
+            i == 4,
+        );
+        store.keep_delivery(&delivery).await.unwrap();
+        kept.push(delivery);
+        clock.advance(TimeDelta::seconds(10));
+    }
+    let since = kept[2].received_at;
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .kept_deliveries(since, Some(Webhook::Whatsapp), after.clone(), 2)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(crate::DeliveryPosition::after(last));
+        seen.extend(page);
+    }
+    let wanted: Vec<_> = kept[2..]
+        .iter()
+        .filter(|d| d.webhook == Webhook::Whatsapp)
+        .cloned()
+        .collect();
+    assert_eq!(
+        seen, wanted,
+        "every one once, in receive order, quarantined included"
+    );
+    let all = store.kept_deliveries(t(0), None, None, 100).await.unwrap();
+    assert_eq!(all, kept);
+}
+
+#[tokio::test]
 async fn expired_rows_are_purged_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::new();
@@ -763,6 +845,72 @@ async fn expired_rows_are_purged_on_open() {
         store.purge_expired().await.unwrap(),
         crate::Purged::default()
     );
+}
+
+#[tokio::test]
+async fn a_customer_expires_with_the_retention_while_the_store_runs_and_writing_renews_it() {
+    use switchboard_core::ports::CustomerDirectory;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = SqliteStore::open(dir.path(), 2, clock.clone()).unwrap();
+    let first = message("5511999990000", "wamid.1", t(1_700_000_100), "x");
+    let customer = first.customer().unwrap().customer_id.clone();
+    store.record(std::slice::from_ref(&first)).await.unwrap();
+    // Another customer, written once and never again.
+    let other = message("5511988887777", "wamid.9", t(1_700_000_100), "y");
+    let gone = other.customer().unwrap().customer_id.clone();
+    store.record(std::slice::from_ref(&other)).await.unwrap();
+
+    // A day later the first one writes again: their retention starts over.
+    clock.advance(TimeDelta::days(1));
+    let again = message("5511999990000", "wamid.2", t(1_700_086_500), "z");
+    store.record(std::slice::from_ref(&again)).await.unwrap();
+
+    // Two days after the first writes: the silent customer is purged by the running store
+    // (no reopen), the one who wrote again is not.
+    clock.advance(TimeDelta::days(1));
+    let purged = store.purge_expired().await.unwrap();
+    assert_eq!(purged.customers, 1, "{purged:?}");
+    assert_eq!(store.customer(&gone).await.unwrap(), None);
+    assert!(store.customer(&customer).await.unwrap().is_some());
+
+    // A link or a tier renews too; then, with nothing written, they go as well.
+    clock.advance(TimeDelta::days(1));
+    store.set_tier(&customer, Some("vip")).await.unwrap();
+    clock.advance(TimeDelta::days(1));
+    assert_eq!(store.purge_expired().await.unwrap().customers, 0);
+    clock.advance(TimeDelta::days(1));
+    let purged = store.purge_expired().await.unwrap();
+    assert_eq!(purged.customers, 1);
+    assert_eq!(store.customer(&customer).await.unwrap(), None);
+}
+
+#[test]
+fn customers_of_an_older_file_get_one_retention_period_from_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    drop(SqliteStore::open(dir.path(), 2, clock.clone()).unwrap());
+    // Back to version 8: no expiry column, one customer.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(crate::FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "DROP INDEX customers_expiry; ALTER TABLE customers DROP COLUMN expires_at;
+             INSERT INTO customers (id, doc) VALUES ('cu_old', '{}'); PRAGMA user_version = 8;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path(), 2, clock.clone()).unwrap();
+    let expires: i64 = store
+        .conn
+        .lock()
+        .unwrap()
+        .query_row(
+            "SELECT expires_at FROM customers WHERE id = 'cu_old'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(expires, clock.now().timestamp() + 2 * 86_400);
 }
 
 #[test]
@@ -999,4 +1147,164 @@ async fn a_failing_write_in_a_group_is_rolled_back_alone() {
     // The store goes on: the next write works.
     store.enqueue(&[entry("cv_b", "b1")]).await.unwrap();
     assert_eq!(store.queue_len().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn expired_events_leave_the_file_and_cursors_issued_before_stay_valid() {
+    use switchboard_core::ports::{DomainEvent, EventLog, EventPublisher};
+    let dir = tempfile::tempdir().unwrap();
+    let file = crate::EventFile::in_folder(dir.path());
+    let event = |i: i64| {
+        DomainEvent::new(
+            "conversation.prioritized",
+            1,
+            &[&i.to_string()],
+            t(i * 100),
+            json!({"i": i}),
+        )
+    };
+    let numbers = |page: &switchboard_core::ports::Page<DomainEvent>| -> Vec<i64> {
+        page.items
+            .iter()
+            .map(|e| e.detail["i"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(file.expire(t(1_000)).await.unwrap(), 0, "no file yet");
+    file.publish(&(0..5).map(event).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let first = file.events(None, page(None, 2)).await.unwrap();
+    assert_eq!(numbers(&first), [0, 1]);
+    let third = file
+        .events(
+            None,
+            page(
+                file.events(None, page(first.next.clone(), 2))
+                    .await
+                    .unwrap()
+                    .next,
+                2,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(numbers(&third), [4]);
+
+    // Events 0, 1 and 2 are past the retention.
+    assert_eq!(file.expire(t(300)).await.unwrap(), 3);
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    assert!(
+        !text.contains("\"i\":0") && !text.contains("\"i\":2"),
+        "{text}"
+    );
+    assert_eq!(
+        file.expire(t(300)).await.unwrap(),
+        0,
+        "nothing more to drop"
+    );
+    let all = file.events(None, page(None, 10)).await.unwrap();
+    assert_eq!(numbers(&all), [3, 4]);
+    // The cursor of the first page pointed at event 2, dropped: it resumes at the oldest kept.
+    assert_eq!(
+        numbers(&file.events(None, page(first.next, 10)).await.unwrap()),
+        [3, 4]
+    );
+    // New events go on after the kept ones; a cursor issued before the trim still finds them.
+    file.publish(&[event(5)]).await.unwrap();
+    assert_eq!(
+        numbers(&file.events(None, page(None, 10)).await.unwrap()),
+        [3, 4, 5]
+    );
+    let last = file.events(None, page(None, 2)).await.unwrap();
+    assert_eq!(
+        numbers(&file.events(None, page(last.next, 2)).await.unwrap()),
+        [5]
+    );
+
+    // Everything expires: the header alone is left, numbering goes on.
+    assert_eq!(file.expire(t(10_000)).await.unwrap(), 3);
+    assert!(
+        file.events(None, page(None, 10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    file.publish(&[event(200)]).await.unwrap();
+    assert_eq!(
+        numbers(&file.events(None, page(None, 10)).await.unwrap()),
+        [200]
+    );
+    assert_eq!(
+        numbers(&file.events(None, page(third.next, 10)).await.unwrap()),
+        [200]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_serve_forgets_customers_and_events_past_the_retention_without_a_restart() {
+    use switchboard_core::ports::{CustomerDirectory, DomainEvent, EventLog, EventPublisher};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = Arc::new(SqliteStore::open(dir.path(), 1, clock.clone()).unwrap());
+    let events = Arc::new(crate::EventFile::in_folder(dir.path()));
+    let record = message("5511999990000", "wamid.1", t(1_700_000_100), "x");
+    let customer = record.customer().unwrap().customer_id.clone();
+    store.record(std::slice::from_ref(&record)).await.unwrap();
+    events
+        .publish(&[DomainEvent::new(
+            "conversation.prioritized",
+            1,
+            &["a"],
+            clock.now(),
+            json!({}),
+        )])
+        .await
+        .unwrap();
+    let every = Duration::from_secs(3600);
+    let task = tokio::spawn(crate::consumer::expire_periodically(
+        store.clone(),
+        events.clone(),
+        clock.clone(),
+        every,
+    ));
+    // Within the retention: kept through a turn.
+    tokio::time::sleep(every + Duration::from_secs(1)).await;
+    assert!(store.customer(&customer).await.unwrap().is_some());
+    assert_eq!(
+        events
+            .events(None, page(None, 10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    // A day and more later, the next turn forgets them.
+    clock.advance(TimeDelta::days(1) + TimeDelta::seconds(1));
+    tokio::time::sleep(every).await;
+    // The turn runs on the store's threads: wait for both of its steps.
+    for _ in 0..1000 {
+        if store.customer(&customer).await.unwrap().is_none()
+            && events
+                .events(None, page(None, 10))
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(store.customer(&customer).await.unwrap(), None);
+    assert!(
+        events
+            .events(None, page(None, 10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    task.abort();
 }

@@ -84,6 +84,7 @@ impl ConversationStore for DynamoStore {
                             OP,
                             vec![WriteUnit {
                                 puts: vec![put],
+                                updates: Vec::new(),
                                 tally,
                             }],
                         )

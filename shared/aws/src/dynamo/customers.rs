@@ -254,10 +254,12 @@ impl CustomerDirectory for DynamoStore {
                     .update_item()
                     .table_name(self.table.as_ref())
                     .set_key(Some(customer_key(&customer.id)))
-                    .update_expression("SET #state = :state")
+                    .update_expression("SET #state = :state, #ttl = :ttl")
                     .condition_expression("#state = :read")
                     .expression_attribute_names("#state", "state")
+                    .expression_attribute_names("#ttl", crate::resources::TTL_ATTRIBUTE)
                     .expression_attribute_values(":state", s(written))
+                    .expression_attribute_values(":ttl", self.expires_at())
                     .expression_attribute_values(":read", s(read))
                     .send()
                     .await;

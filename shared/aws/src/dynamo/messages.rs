@@ -135,7 +135,7 @@ impl MessageStore for DynamoStore {
                     )
                     .collect();
                 let mut states: HashMap<String, Item> = self
-                    .batch_get(OP, state_keys, &["state", "version"])
+                    .batch_get(OP, state_keys, &["state", "version", TTL_ATTRIBUTE])
                     .await?
                     .into_iter()
                     .filter_map(|item| Some((get_s(&item, PK)?.to_owned(), item)))
@@ -148,6 +148,11 @@ impl MessageStore for DynamoStore {
                         None => None,
                         Some(item) => {
                             let customer = customer_from(&item)?;
+                            if let Some(renewal) =
+                                self.customer_renewal(id, get_n(&item, TTL_ATTRIBUTE))?
+                            {
+                                units.push(WriteUnit::update(renewal));
+                            }
                             match customer.merged_into {
                                 None => Some(customer),
                                 Some(_) => self.root_customer(id, OP).await?.or(Some(customer)),
@@ -175,6 +180,7 @@ impl MessageStore for DynamoStore {
                     {
                         units.push(WriteUnit {
                             puts: vec![self.conversation_put(&conversation, version)?],
+                            updates: Vec::new(),
                             tally,
                         });
                     }

@@ -33,7 +33,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest,
+    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -406,9 +406,9 @@ impl DynamoStore {
         let mut chunks: Vec<Vec<WriteUnit>> = Vec::new();
         let (mut actions, mut bytes) = (0, 0);
         for unit in units {
-            let n = unit.puts.len() + unit.tally.buckets().count();
+            let n = unit.puts.len() + unit.updates.len() + unit.tally.buckets().count();
             let size = unit.puts.iter().map(|p| item_size(p.item())).sum::<usize>()
-                + 1024 * unit.tally.buckets().count();
+                + 1024 * (unit.updates.len() + unit.tally.buckets().count());
             match chunks.last_mut() {
                 Some(chunk)
                     if actions + n <= TRANSACT_MAX && bytes + size <= TRANSACT_MAX_BYTES =>
@@ -433,6 +433,11 @@ impl DynamoStore {
                     unit.puts
                         .into_iter()
                         .map(|put| TransactWriteItem::builder().put(put).build()),
+                );
+                items.extend(
+                    unit.updates
+                        .into_iter()
+                        .map(|update| TransactWriteItem::builder().update(update).build()),
                 );
             }
             items.extend(
@@ -581,13 +586,42 @@ impl DynamoStore {
         put.build().map_err(unavailable("record"))
     }
 
+    /// A customer's item, expiring one retention period from now (a customer of whom nothing
+    /// is written for that long goes with their records).
     fn customer_item(&self, customer: &Customer) -> Result<Item, BackendError> {
         let mut item = customer_key(&customer.id);
         item.insert(
             "state".into(),
             s(serde_json::to_string(customer).map_err(unavailable("customer"))?),
         );
+        item.insert(TTL_ATTRIBUTE.to_owned(), self.expires_at());
         Ok(item)
+    }
+
+    /// The update that moves an existing customer's expiry to one retention period from now,
+    /// when what was read (`ttl`, unix seconds; none on items written before customers
+    /// expired) is due within a day: at most one such write a day per customer.
+    fn customer_renewal(
+        &self,
+        id: &CustomerId,
+        ttl: Option<i64>,
+    ) -> Result<Option<Update>, BackendError> {
+        let renew_below =
+            (self.clock.now() + self.retention - chrono::Duration::days(1)).timestamp();
+        if ttl.is_some_and(|t| t >= renew_below) {
+            return Ok(None);
+        }
+        Update::builder()
+            .table_name(self.table.as_ref())
+            .set_key(Some(customer_key(id)))
+            .update_expression("SET #ttl = :ttl")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":ttl", self.expires_at())
+            .build()
+            .map(Some)
+            .map_err(unavailable("record"))
     }
 }
 
@@ -596,6 +630,7 @@ impl DynamoStore {
 #[derive(Default)]
 struct WriteUnit {
     puts: Vec<Put>,
+    updates: Vec<Update>,
     tally: Tally,
 }
 
@@ -603,7 +638,14 @@ impl WriteUnit {
     fn put(put: Put) -> Self {
         Self {
             puts: vec![put],
-            tally: Tally::default(),
+            ..Self::default()
+        }
+    }
+
+    fn update(update: Update) -> Self {
+        Self {
+            updates: vec![update],
+            ..Self::default()
         }
     }
 }
