@@ -23,6 +23,7 @@ use switchboard_aws::{DynamoStore, SqsIntakeQueue};
 use switchboard_core::channels::meta::sign;
 use switchboard_core::channels::{ChannelSecrets, Verification};
 use switchboard_core::clock::{Clock, SystemClock};
+use switchboard_core::erasure::{Erasure, ErasureSite};
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
@@ -259,7 +260,70 @@ pub struct Backend {
     /// The settings a deployed function gets for this backend (`SWITCHBOARD_TABLE`, …); empty
     /// for the embedded backend.
     pub env: HashMap<String, String>,
+    /// Customer erasure over this backend.
+    pub erasure: Option<Erasure>,
+    /// Where everything the backend stores is, for a test to look through it all.
+    pub storage: Storage,
     _keep: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+/// Where a backend stores: the embedded data folder, or the DynamoDB table.
+#[derive(Clone)]
+pub enum Storage {
+    /// The data folder (the SQLite file, its log, the event file).
+    Folder(std::path::PathBuf),
+    /// The table.
+    Table(aws_sdk_dynamodb::Client, String),
+}
+
+impl Storage {
+    /// Everything stored, as text a test can search: every file of the folder, byte for byte
+    /// (lossily as UTF-8); every item of the table, its binary attributes also un-gzipped
+    /// (how raw deliveries are kept).
+    pub async fn everything(&self) -> String {
+        let mut all = String::new();
+        match self {
+            Storage::Folder(dir) => {
+                for entry in std::fs::read_dir(dir).expect("data folder") {
+                    let path = entry.expect("entry").path();
+                    if path.is_file() {
+                        let bytes = std::fs::read(&path).expect("read a stored file");
+                        all.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                }
+            }
+            Storage::Table(client, table) => {
+                let mut start = None;
+                loop {
+                    let out = client
+                        .scan()
+                        .table_name(table)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .expect("scan the table");
+                    for item in out.items() {
+                        for value in item.values() {
+                            all.push_str(&format!("{value:?}\n"));
+                            if let Ok(blob) = value.as_b() {
+                                let mut text = String::new();
+                                let _ = std::io::Read::read_to_string(
+                                    &mut flate2::read::GzDecoder::new(blob.as_ref()),
+                                    &mut text,
+                                );
+                                all.push_str(&text);
+                            }
+                        }
+                    }
+                    match out.last_evaluated_key {
+                        Some(key) if !key.is_empty() => start = Some(key),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        all
+    }
 }
 
 impl Backend {
@@ -349,6 +413,7 @@ impl Backend {
                 reports: Some(self.reports()),
                 teams: teams(),
                 agents: switchboard_http::AgentSource::Header,
+                erasure: self.erasure.clone(),
             },
         ))
     }
@@ -440,6 +505,7 @@ impl Backend {
                 )),
                 teams: teams(),
                 agents: switchboard_http::AgentSource::Header,
+                erasure: self.erasure.clone(),
             }),
         );
         (router, prioritizer)
@@ -577,6 +643,7 @@ pub async fn embedded() -> Backend {
 pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> Backend {
     let store = Arc::new(SqliteStore::open(path, 30, Arc::new(SystemClock)).expect("open store"));
     let events = Arc::new(EventFile::in_folder(path));
+    let events_site: Arc<dyn ErasureSite> = events.clone();
     Backend {
         name: "embedded",
         store: store.clone(),
@@ -598,8 +665,15 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         claims: store.clone(),
         metrics: store.clone(),
         watches: store.clone(),
-        pending: Arc::new(EmbeddedTimers(store)),
+        pending: Arc::new(EmbeddedTimers(store.clone())),
         env: HashMap::new(),
+        erasure: Some(Erasure::new(
+            store.clone(),
+            store,
+            vec![events_site],
+            Arc::new(SystemClock),
+        )),
+        storage: Storage::Folder(path.to_owned()),
         _keep: keep,
     }
 }
@@ -895,6 +969,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let table_client = aws_sdk_dynamodb::Client::new(&sdk);
     let store = Arc::new(DynamoStore::new(
         dynamodb,
         &provisioned.table,
@@ -904,6 +979,16 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
     let queue = Arc::new(SqsIntakeQueue::new(
         sqs.clone(),
         &provisioned.intake_queue_url,
+    ));
+    let timers = Arc::new(switchboard_aws::SchedulerReminders::new(
+        scheduler.clone(),
+        switchboard_aws::scheduler::ScheduleTarget {
+            group: reminders.group.clone(),
+            queue_arn: reminders.queue_arn.clone(),
+            role_arn: reminders.role_arn.clone(),
+            dead_letter_arn: Some(reminders.schedule_dlq_arn.clone()),
+        },
+        Arc::new(SystemClock),
     ));
     Backend {
         name: "aws",
@@ -916,7 +1001,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
         metrics: store.clone(),
         watches: store.clone(),
         history: store.clone(),
-        identities: store,
+        identities: store.clone(),
         events: Arc::new(switchboard_aws::EventBridgePublisher::new(
             eventbridge,
             &bus,
@@ -929,16 +1014,7 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
             visibility: Duration::from_secs(30),
         }),
         event_log: None,
-        timers: Arc::new(switchboard_aws::SchedulerReminders::new(
-            scheduler.clone(),
-            switchboard_aws::scheduler::ScheduleTarget {
-                group: reminders.group.clone(),
-                queue_arn: reminders.queue_arn.clone(),
-                role_arn: reminders.role_arn.clone(),
-                dead_letter_arn: Some(reminders.schedule_dlq_arn.clone()),
-            },
-            Arc::new(SystemClock),
-        )),
+        timers: timers.clone(),
         pending: Arc::new(SchedulerGroup {
             client: scheduler,
             group: reminders.group,
@@ -949,6 +1025,13 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
             url: provisioned.intake_queue_url,
         }),
         env,
+        erasure: Some(Erasure::new(
+            store,
+            timers.clone(),
+            Vec::new(),
+            Arc::new(SystemClock),
+        )),
+        storage: Storage::Table(table_client, provisioned.table.clone()),
         _keep: Arc::new(()),
     }
 }

@@ -522,6 +522,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 reports: Some(ports.reports(teams.clone(), calendar)),
                 teams,
                 agents: AgentSource::Header,
+                erasure: Some(ports.erasure()),
             };
             (ports.intake(), api, None, consumer)
         }
@@ -581,6 +582,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 reports: Some(ports.reports(teams.clone(), calendar)),
                 teams,
                 agents: AgentSource::Header,
+                erasure: Some(ports.erasure(&timed.schedules)),
             };
             (
                 ports.intake(&settings.intake_queue_url),

@@ -13,6 +13,7 @@ use switchboard_core::cases::Cases;
 use switchboard_core::channels::{ChannelModule, Verification};
 use switchboard_core::clock::Clock;
 use switchboard_core::config::{self, ConfigError, Source};
+use switchboard_core::erasure::Erasure;
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::ReplySender;
@@ -177,6 +178,12 @@ impl AwsPorts {
             self.events(bus),
             self.clock(),
         )
+    }
+
+    /// Customer erasure: the table's rows and deliveries, the reminders of `target`. The mail
+    /// bucket is not reached from here: the receipt counts its attachments as left.
+    pub fn erasure(&self, target: &ScheduleTarget) -> Erasure {
+        Erasure::new(self.store(), self.timers(target), Vec::new(), self.clock())
     }
 
     /// Replies sent through `sender`, stored in the table (idempotency keys too), the ended

@@ -23,6 +23,7 @@ pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod consume;
+pub mod erasure;
 pub mod errors;
 pub mod events;
 pub mod identifier;

@@ -45,7 +45,7 @@ impl SqliteStore {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let mut sql = String::from(
                 "SELECT id, channel, received_at, quarantined, body FROM deliveries
-                 WHERE received_at >= ?",
+                 WHERE received_at >= ? AND erased_at IS NULL",
             );
             let mut args = vec![Value::Text(time::to_text(since))];
             if let Some(webhook) = webhook {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use switchboard_core::cases::Cases;
 use switchboard_core::clock::Clock;
+use switchboard_core::erasure::Erasure;
 use switchboard_core::intake::Intake;
 use switchboard_core::ports::ReplySender;
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
@@ -125,5 +126,15 @@ impl EmbeddedPorts {
     /// weeks of `calendar`.
     pub fn reports(&self, teams: Vec<String>, calendar: Calendar) -> Reports {
         Reports::new(self.store(), self.store(), teams, calendar, self.clock())
+    }
+
+    /// Customer erasure: the store's rows and deliveries, its timers, the event file.
+    pub fn erasure(&self) -> Erasure {
+        Erasure::new(
+            self.store(),
+            self.store(),
+            vec![self.events()],
+            self.clock(),
+        )
     }
 }

@@ -77,6 +77,8 @@ pub struct SqliteStore {
     queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Write transactions committed since the store was opened.
     commits: Arc<std::sync::atomic::AtomicU64>,
+    /// Set to have the write-ahead log truncated after the next commit.
+    truncate_wal: Arc<std::sync::atomic::AtomicBool>,
     path: Arc<PathBuf>,
     retention_days: u32,
     pub(crate) clock: Arc<dyn Clock>,
@@ -171,6 +173,10 @@ impl SqliteStore {
             .map_err(open_error(&path, "synchronous"))?;
         conn.pragma_update(None, "journal_size_limit", WAL_LIMIT_BYTES as i64)
             .map_err(open_error(&path, "journal_size_limit"))?;
+        // What is deleted (an erasure, the retention's purge) is overwritten, not left in
+        // free pages.
+        conn.pragma_update(None, "secure_delete", true)
+            .map_err(open_error(&path, "secure_delete"))?;
         schema::migrate(&mut conn, found).map_err(open_error(&path, "create schema"))?;
         let retention_days = retention_days.max(1);
         let now = clock.now();
@@ -213,6 +219,7 @@ impl SqliteStore {
             reads,
             queued: Arc::default(),
             commits: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            truncate_wal: Arc::default(),
             path: Arc::new(path),
             retention_days,
             clock,
@@ -223,6 +230,7 @@ impl SqliteStore {
             inbox,
             queued: store.queued.clone(),
             commits: store.commits.clone(),
+            truncate_wal: store.truncate_wal.clone(),
             faults: store.faults.clone(),
             path: store.path.clone(),
         };
@@ -338,6 +346,28 @@ impl SqliteStore {
                 "the write was dropped before its commit",
             ))
         })
+    }
+
+    /// Runs the write `f` as [`write`](Self::write) does, and has the write-ahead log
+    /// checkpointed into the file and truncated after its commit, before answering: what `f`
+    /// deleted is then in neither (with `secure_delete`, the file overwrote it). Best effort:
+    /// a checkpoint a reader holds back completes after a later commit.
+    pub(crate) async fn write_and_truncate<T, F>(
+        &self,
+        operation: &'static str,
+        f: F,
+    ) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, BackendError> + Send + 'static,
+    {
+        let flag = self.truncate_wal.clone();
+        self.write(operation, move |conn| {
+            let done = f(conn)?;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(done)
+        })
+        .await
     }
 
     /// Write transactions committed since the store was opened (each holding one write or
@@ -467,6 +497,7 @@ struct Worker {
     inbox: std::sync::mpsc::Receiver<Box<dyn Job>>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
     commits: Arc<std::sync::atomic::AtomicU64>,
+    truncate_wal: Arc<std::sync::atomic::AtomicBool>,
     faults: Arc<crate::faults::FaultLog>,
     path: Arc<PathBuf>,
 }
@@ -500,7 +531,14 @@ impl Worker {
                     continue;
                 }
             };
-            commit_jobs(&mut guard, writes, &self.commits, &self.faults, &self.path);
+            commit_jobs(
+                &mut guard,
+                writes,
+                &self.commits,
+                &self.faults,
+                &self.path,
+                &self.truncate_wal,
+            );
         }
     }
 }
@@ -514,6 +552,7 @@ fn commit_jobs(
     commits: &std::sync::atomic::AtomicU64,
     faults: &crate::faults::FaultLog,
     path: &Path,
+    truncate: &std::sync::atomic::AtomicBool,
 ) {
     let mut fault = None;
     let committed = run_jobs(conn, &mut jobs, &mut fault);
@@ -521,7 +560,11 @@ fn commit_jobs(
         commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         faults.committed();
         // Before answering, so that a writer that grew the log finds it bounded.
-        bound_wal(conn, path);
+        bound_wal(
+            conn,
+            path,
+            truncate.swap(false, std::sync::atomic::Ordering::SeqCst),
+        );
     } else if let Some(kind) = fault {
         faults.refused(kind, jobs.len() as u64);
         // Whatever the log holds beyond its limit goes back to the file system now, rather
@@ -589,13 +632,13 @@ fn run_jobs(
 }
 
 /// Checkpoints the write-ahead log into the file and truncates it once it has grown past
-/// [`WAL_LIMIT_BYTES`] (see there). Best effort: a checkpoint that cannot run now runs after
-/// a later commit.
-fn bound_wal(conn: &Connection, path: &Path) {
+/// [`WAL_LIMIT_BYTES`] (see there), or when `always`. Best effort: a checkpoint that cannot
+/// run now runs after a later commit.
+fn bound_wal(conn: &Connection, path: &Path, always: bool) {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     let grown = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES);
-    if !grown {
+    if !grown && !always {
         return;
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {

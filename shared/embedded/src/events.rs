@@ -12,6 +12,10 @@
 //! a trimmed file starts with a header line `{"events_from": N}` giving the number of its first
 //! event, so a cursor issued before stays valid (one pointing into what was dropped resumes at
 //! the oldest event kept).
+//!
+//! **Erasure.** An erased customer's events (those naming one of their customers or
+//! conversations) are replaced in place by the line `{"erased":true}`, which readers skip:
+//! the numbering, and so every cursor, stays.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -20,6 +24,7 @@ use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use switchboard_core::erasure::{ErasureScope, ErasureSite, SiteCount};
 use switchboard_core::ports::{
     BackendError, DomainEvent, EventLog, EventPublisher, Page, PageRequest,
 };
@@ -125,22 +130,76 @@ impl EventFile {
                 kept.push_str(line);
                 kept.push('\n');
             }
-            let temporary = path.with_extension("jsonl.trim");
-            let mut file = std::fs::File::create(&temporary).map_err(unavailable)?;
-            file.write_all(kept.as_bytes()).map_err(unavailable)?;
-            file.sync_all().map_err(unavailable)?;
-            std::fs::rename(&temporary, path.as_path()).map_err(unavailable)?;
-            if let Some(dir) = path.parent() {
-                // The rename itself durable.
-                std::fs::File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(unavailable)?;
-            }
+            replace(&path, &kept).map_err(unavailable)?;
             tracing::info!(dropped, "expired events dropped from the event file");
             Ok(dropped)
         })
         .await
     }
+}
+
+/// The line an erased event is replaced with: the numbering of the lines after it stays.
+const ERASED_LINE: &str = r#"{"erased":true}"#;
+
+#[async_trait]
+impl ErasureSite for EventFile {
+    fn counts(&self) -> SiteCount {
+        SiteCount::Events
+    }
+
+    /// Replaces each event that names one of the person's customers or conversations with
+    /// `{"erased":true}`, which readers skip; the file is rewritten beside itself and renamed
+    /// over it, as [`EventFile::expire`] does.
+    async fn forget(&self, scope: &ErasureScope) -> Result<usize, BackendError> {
+        const OP: &str = "erase_events";
+        let ids: Vec<String> = scope
+            .customers
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .chain(scope.conversations.iter().map(|c| c.id.as_str().to_owned()))
+            .collect();
+        let (path, lock) = (Arc::clone(&self.path), Arc::clone(&self.append));
+        blocking(OP, move || {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let text = match std::fs::read_to_string(path.as_path()) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(unavailable(e)),
+            };
+            let mut blanked = 0usize;
+            let mut kept = String::with_capacity(text.len());
+            for line in text.lines() {
+                if ids.iter().any(|id| line.contains(id.as_str())) {
+                    kept.push_str(ERASED_LINE);
+                    blanked += 1;
+                } else {
+                    kept.push_str(line);
+                }
+                kept.push('\n');
+            }
+            if blanked > 0 {
+                replace(&path, &kept).map_err(unavailable)?;
+            }
+            Ok(blanked)
+        })
+        .await
+    }
+}
+
+/// Writes `text` beside the file at `path` and renames it over it: a reader or a crash sees
+/// the old file or the new one, never half.
+fn replace(path: &Path, text: &str) -> std::io::Result<()> {
+    let temporary = path.with_extension("jsonl.rewrite");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        // The rename itself durable.
+        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -235,6 +294,7 @@ impl EventLog for EventFile {
                 let line = line.map_err(|e| BackendError::unavailable(OP, e))?;
                 let event: DomainEvent = match serde_json::from_str(&line) {
                     Ok(event) => event,
+                    Err(_) if line == ERASED_LINE => continue,
                     Err(e) => {
                         tracing::warn!(line = n + 1, error = %e, "skipping an unreadable event line");
                         continue;

@@ -42,7 +42,7 @@
 //!
 //! | table | key | holds |
 //! |---|---|---|
-//! | `deliveries` | delivery id (SHA-256 of the bytes) | raw bodies, the quarantine |
+//! | `deliveries` | delivery id (SHA-256 of the bytes) | raw bodies, the quarantine; tombstones of erased ones (`erased_at`, no body) |
 //! | `records` | record key | each normalized record as JSON, and whether it was enqueued |
 //! | `conversations` | conversation id | each conversation as JSON, first and last record times |
 //! | `customers` | customer id | each customer's identities, and whom a merged one merged into |
@@ -60,6 +60,7 @@ pub mod consumer;
 mod cursor;
 mod customers;
 mod engine;
+mod erasure;
 mod error;
 mod events;
 mod faults;

@@ -191,7 +191,8 @@ impl ConversationReader for SqliteStore {
         self.run(OP, move |conn| {
             let row: Option<(String, String, bool, Vec<u8>)> = conn
                 .prepare_cached(
-                    "SELECT channel, received_at, quarantined, body FROM deliveries WHERE id = ?1",
+                    "SELECT channel, received_at, quarantined, body FROM deliveries
+                     WHERE id = ?1 AND erased_at IS NULL",
                 )
                 .and_then(|mut s| {
                     s.query_row([id.as_str()], |row| {

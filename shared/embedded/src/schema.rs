@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -175,6 +175,13 @@ ALTER TABLE customers ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS customers_expiry ON customers (expires_at);
 ";
 
+/// Version 10: erasures. A delivery that held an erased customer keeps its row as a tombstone
+/// (its id, channel and receive time) with its body emptied and `erased_at` set; readers
+/// skip it.
+const V10: &str = "
+ALTER TABLE deliveries ADD COLUMN erased_at TEXT NULL;
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
@@ -205,7 +212,10 @@ pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()>
     if found < 8 {
         tx.execute_batch(V8)?;
     }
-    tx.execute_batch(V9)?;
+    if found < 9 {
+        tx.execute_batch(V9)?;
+    }
+    tx.execute_batch(V10)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

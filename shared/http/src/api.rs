@@ -14,6 +14,8 @@
 //! * `DELETE /api/customers/{id}/links/{other}`: undoes a link (an agent's or an automatic
 //!   one): `other` stands alone again with its identities and timeline, and is not linked
 //!   automatically again on the same evidence.
+//! * `DELETE /api/customers/{id}`: erases the person (with every customer linked to them) and
+//!   answers a receipt of what was erased, counted (`switchboard_core::erasure`).
 //! * `PUT /api/customers/{id}/tier` with `{"tier": "vip"}` (or `null`): the customer's tier.
 //! * `POST /api/conversations/{id}/answered` with `{"at": "<RFC 3339>"}` (or no body: now): an
 //!   agent answered outside the channels' echoes; the wait ends, its reminders are cancelled.
@@ -58,6 +60,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use switchboard_core::case::CaseStatus;
 use switchboard_core::cases::Cases;
 use switchboard_core::clock::Clock;
+use switchboard_core::erasure::{Erasure, ErasureReceipt};
 use switchboard_core::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use switchboard_core::metrics::report::ReportQuery;
 use switchboard_core::model::{
@@ -105,6 +108,8 @@ pub struct ApiPorts {
     pub agents: AgentSource,
     /// The figures (`GET /api/metrics`); `None`: that route answers 404.
     pub reports: Option<Reports>,
+    /// Erasure of customers (`DELETE /api/customers/{id}`); `None`: that route answers 404.
+    pub erasure: Option<Erasure>,
 }
 
 /// The request header naming the acting agent under `switchboard serve`.
@@ -176,6 +181,7 @@ pub fn api_router(ports: ApiPorts) -> Router {
         teams,
         agents,
         reports,
+        erasure,
     } = ports;
     let mut teams = teams;
     teams.sort();
@@ -201,7 +207,10 @@ pub fn api_router(ports: ApiPorts) -> Router {
         });
     let customers = Router::new()
         .route("/api/customers", get(find_customers))
-        .route("/api/customers/{id}", get(get_customer))
+        .route(
+            "/api/customers/{id}",
+            get(get_customer).delete(erase_customer),
+        )
         .route("/api/customers/{id}/timeline", get(customer_timeline))
         .route("/api/customers/{id}/link", post(link_customers))
         .route(
@@ -213,6 +222,8 @@ pub fn api_router(ports: ApiPorts) -> Router {
             customers,
             identities,
             clock,
+            erasure,
+            agents,
         });
     let events = Router::new()
         .route("/api/events", get(list_events))
@@ -846,6 +857,30 @@ struct CustomerState {
     customers: Arc<dyn CustomerDirectory>,
     identities: Arc<dyn IdentityLookup>,
     clock: Arc<dyn Clock>,
+    erasure: Option<Erasure>,
+    agents: AgentSource,
+}
+
+/// `DELETE /api/customers/{id}`: erases the person (the customer and every one linked with
+/// them) and answers the receipt of what was erased; 404 when no such customer is stored
+/// (an erasure done already among them). See [`switchboard_core::erasure`].
+async fn erase_customer(
+    State(state): State<CustomerState>,
+    Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Json<ErasureReceipt>, ApiError> {
+    let erasure = state
+        .erasure
+        .as_ref()
+        .ok_or(ApiError::NotFound("customer erasure"))?;
+    // An agent's action: refused (401) where no agent is authenticated.
+    let (parts, _) = request.into_parts();
+    state.agents.agent(&parts)?;
+    let receipt = erasure
+        .erase(&CustomerId::from_stored(id))
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
+    Ok(Json(receipt))
 }
 
 /// `DELETE /api/customers/{id}/links/{other}`: undoes the link of `other` into the customer of

@@ -132,6 +132,7 @@ pub fn agent_api(
         reports: Some(ports.reports(settings.teams.clone(), settings.calendar.clone())),
         teams: settings.teams.clone(),
         agents: AgentSource::Extension,
+        erasure: Some(ports.erasure(&settings.schedules)),
     })
     .layer(axum::middleware::from_fn(with_caller));
     match console {

@@ -334,7 +334,7 @@ impl CustomerHistory for DynamoStore {
 }
 
 /// The partition of an identifier's sightings (one item per identity, sorted by its id).
-fn identifier_pk(identifier: &Identifier) -> String {
+pub(super) fn identifier_pk(identifier: &Identifier) -> String {
     format!("I#{}", identifier.key())
 }
 

@@ -33,7 +33,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update,
+    WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -50,6 +51,7 @@ use crate::retry::{Backoff, resend_leftovers};
 
 mod conversations;
 mod customers;
+mod erasure;
 mod idempotency;
 mod messages;
 mod metrics;
@@ -510,18 +512,47 @@ impl DynamoStore {
         operation: &'static str,
         items: Vec<Item>,
     ) -> Result<(), BackendError> {
-        for chunk in items.chunks(BATCH_WRITE_MAX) {
-            let requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|item| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(item.clone()))
-                        .build()
-                        .map_err(unavailable(operation))?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<_, BackendError>>()?;
-            let first = HashMap::from([(self.table.to_string(), requests)]);
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(unavailable(operation))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        self.send_writes(operation, requests).await
+    }
+
+    /// Deletes the items of `keys` with `BatchWriteItem`.
+    pub(super) async fn delete_batch(
+        &self,
+        operation: &'static str,
+        keys: Vec<Item>,
+    ) -> Result<(), BackendError> {
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(unavailable(operation))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        self.send_writes(operation, requests).await
+    }
+
+    /// Sends `requests` with `BatchWriteItem`, [`BATCH_WRITE_MAX`] a call, sending what comes
+    /// back unprocessed again.
+    async fn send_writes(
+        &self,
+        operation: &'static str,
+        requests: Vec<WriteRequest>,
+    ) -> Result<(), BackendError> {
+        for chunk in requests.chunks(BATCH_WRITE_MAX) {
+            let first = HashMap::from([(self.table.to_string(), chunk.to_vec())]);
             let client = self.client.clone();
             resend_leftovers(
                 operation,

@@ -238,6 +238,10 @@ impl ConversationReader for DynamoStore {
         let Some(head) = chunks.first() else {
             return Ok(None);
         };
+        // An erased delivery's tombstone: its bytes are gone.
+        if head.contains_key("erased_at") {
+            return Ok(None);
+        }
         let expected = get_n(head, "chunks").unwrap_or(0) as usize;
         if chunks.len() != expected {
             return Err(corrupt("delivery", "chunk count"));
