@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, the console (unit tests, build, end to end in
-# Chromium), lints, tests, a short fuzz run, template checks and the Lambda build.
+# Chromium), lints, tests, a scan of their logs, a short fuzz run, template checks and the
+# Lambda build.
 # Stops at the first failing step.
 #
 # Environment (all optional):
@@ -72,12 +73,18 @@ step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 # The test log is kept to print one total at the end: cargo prints a result line per test
 # binary, and the last of them (doc tests) is often "0 passed".
 test_log=$(mktemp)
-trap 'rm -f "$test_log"' EXIT
+# Everything the suite logs (switchboard's crates at debug, the stderr of the processes it
+# starts), for the log scan after it.
+export SWITCHBOARD_TEST_LOG
+SWITCHBOARD_TEST_LOG=$(mktemp)
+trap 'rm -f "$test_log" "$SWITCHBOARD_TEST_LOG"' EXIT
 run_tests() {
   cargo test --workspace 2>&1 | tee "$test_log"
   return "${PIPESTATUS[0]}"
 }
 step "tests" run_tests
+# No message text, phone number, e-mail address, token or secret the tests used in any log line.
+step "log scan" python3 infra/log-scan.py "$SWITCHBOARD_TEST_LOG"
 step "console e2e" ./infra/console.sh e2e
 # A short run of each fuzz target from the fixtures (the long runs are in BENCHMARKS.md).
 step "fuzz" ./fuzz/run.sh -max_total_time=30

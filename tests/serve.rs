@@ -56,6 +56,12 @@ impl Drop for Process {
     }
 }
 
+/// `output`, with what the process printed on stderr appended to the suite's log (the log scan).
+fn logged(output: std::process::Output) -> std::process::Output {
+    switchboard_tests::append_test_log(&String::from_utf8_lossy(&output.stderr));
+    output
+}
+
 fn command(envs: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(binary());
     cmd.env_clear()
@@ -86,6 +92,7 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Process {
         // Keep reading after the address line so the server never blocks on a full pipe.
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            switchboard_tests::append_test_log(&line);
             if let Some(lag) = line
                 .split("prioritization_lag_ms=")
                 .nth(1)
@@ -306,6 +313,7 @@ fn serve_refuses_partial_settings_and_names_what_is_missing() {
             .arg(data.path())
             .args(args)
             .output()
+            .map(logged)
             .expect("run");
         assert!(!output.status.success());
         String::from_utf8_lossy(&output.stderr).into_owned()
@@ -348,6 +356,7 @@ fn a_data_directory_that_cannot_be_used_names_the_os_cause() {
             .args(["serve", "--addr", "127.0.0.1:0", "--data"])
             .arg(&data)
             .output()
+            .map(logged)
             .expect("run");
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -375,6 +384,7 @@ fn the_first_run_starts_without_settings_and_the_demo_fills_it() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            switchboard_tests::append_test_log(&line);
             let _ = tx.send(line);
         }
     });
@@ -456,6 +466,7 @@ fn the_first_run_starts_without_settings_and_the_demo_fills_it() {
         ])
         .arg(data.path())
         .output()
+        .map(logged)
         .expect("demo");
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -579,6 +590,7 @@ async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
     let output = command(&aws_env)
         .args(["provision", "--prefix", &prefix])
         .output()
+        .map(logged)
         .expect("run provision");
     assert!(
         output.status.success(),
@@ -604,6 +616,7 @@ async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
         command(&aws_env)
             .args(["provision", "--prefix", &prefix])
             .output()
+            .map(logged)
             .unwrap()
             .status
             .success()
@@ -619,6 +632,7 @@ async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
     let output = command(&envs)
         .args(["serve", "--backend", "aws", "--addr", "127.0.0.1:0"])
         .output()
+        .map(logged)
         .expect("run");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -818,6 +832,7 @@ fn serve_refuses_a_bad_priority_or_policy_file_and_says_why() {
                 &file,
             ])
             .output()
+            .map(logged)
             .expect("run");
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -840,6 +855,7 @@ fn serve_refuses_a_bad_priority_or_policy_file_and_says_why() {
             policy.to_str().unwrap(),
         ])
         .output()
+        .map(logged)
         .expect("run");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -1153,6 +1169,7 @@ fn import(path: &std::path::Path, data: &str) -> String {
     let output = command(&[])
         .args(["import-mail", path.to_str().unwrap(), "--data", data])
         .output()
+        .map(logged)
         .expect("run import-mail");
     assert!(
         output.status.success(),
@@ -1195,6 +1212,7 @@ fn import_mail_takes_an_mbox_or_a_maildir_once_and_serve_shows_the_threads() {
     let missing = command(&[])
         .args(["import-mail", "/nonexistent/mbox", "--data", data_arg])
         .output()
+        .map(logged)
         .unwrap();
     assert!(!missing.status.success());
     assert!(

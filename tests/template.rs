@@ -691,6 +691,11 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
         // refusal (DeleteItem); the sent message's transaction is puts and updates.
         ("dynamodb:BatchGetItem", table.clone()),
         ("dynamodb:DeleteItem", table.clone()),
+        // An erasure: the kept deliveries and replies' keys read (Scan), the person's items
+        // deleted (BatchWriteItem; a dropped delivery's tombstone is a transaction of a put and
+        // deletes).
+        ("dynamodb:Scan", table.clone()),
+        ("dynamodb:BatchWriteItem", table.clone()),
         ("dynamodb:Query", index("gsi1")),
         ("dynamodb:Query", index("gsi2")),
         ("dynamodb:Query", index("gsi3")),

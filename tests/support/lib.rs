@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -632,6 +632,69 @@ pub trait QueueProbe: Send + Sync {
     async fn count(&self) -> usize;
 }
 
+/// The variable naming the file the suite's logs go to, for the log scan of CI
+/// (`infra/log-scan.py`): every test binary appends to it what switchboard logs, at debug,
+/// and what the `switchboard` processes the tests start print.
+pub const TEST_LOG: &str = "SWITCHBOARD_TEST_LOG";
+
+/// What the suite logs when [`TEST_LOG`] is set: switchboard's crates at debug, the libraries
+/// under them at info.
+pub const TEST_LOG_FILTER: &str = "info,switchboard=debug,switchboard_core=debug,switchboard_aws=debug,switchboard_embedded=debug,\
+     switchboard_http=debug,switchboard_lambda=debug,switchboard_senders=debug";
+
+fn test_log_file() -> Option<&'static Mutex<std::fs::File>> {
+    static FILE: std::sync::OnceLock<Option<Mutex<std::fs::File>>> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = std::env::var_os(TEST_LOG)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{TEST_LOG}: cannot open {path:?}: {e}"));
+        Some(Mutex::new(file))
+    })
+    .as_ref()
+}
+
+/// Appends `text` (lines another process printed) to the suite's log, when [`TEST_LOG`] is set.
+pub fn append_test_log(text: &str) {
+    if let Some(file) = test_log_file() {
+        let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = std::io::Write::write_all(&mut *file, text.as_bytes());
+        let _ = std::io::Write::write_all(&mut *file, b"\n");
+    }
+}
+
+struct TestLogWriter;
+
+impl std::io::Write for TestLogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match test_log_file() {
+            Some(file) => file.lock().unwrap_or_else(|p| p.into_inner()).write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// When [`TEST_LOG`] is set, makes the suite's log the process's default subscriber (once;
+/// a test that sets a subscriber of its own for a while logs there meanwhile).
+pub fn log_to_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if test_log_file().is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(TEST_LOG_FILTER))
+                .with_ansi(false)
+                .with_writer(|| TestLogWriter)
+                .try_init();
+        }
+    });
+}
+
 /// An embedded backend in a fresh temporary folder.
 pub async fn embedded() -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -641,6 +704,7 @@ pub async fn embedded() -> Backend {
 
 /// An embedded backend on the store in `path`.
 pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> Backend {
+    log_to_test_log();
     let store = Arc::new(SqliteStore::open(path, 30, Arc::new(SystemClock)).expect("open store"));
     let events = Arc::new(EventFile::in_folder(path));
     let events_site: Arc<dyn ErasureSite> = events.clone();
@@ -775,6 +839,7 @@ static NAMES: AtomicUsize = AtomicUsize::new(0);
 /// The moto server of this test binary, started on first use. It stops by itself when the test
 /// process ends. Never skipped: without `moto_server` the test fails and says how to install it.
 pub async fn moto() -> &'static Moto {
+    log_to_test_log();
     MOTO.get_or_init(|| async {
         if let Ok(endpoint) = std::env::var("SWITCHBOARD_TEST_AWS_ENDPOINT") {
             return Moto { endpoint };

@@ -295,7 +295,10 @@ mod tests {
         let person = scope(&["5511977770001", "ana@example.com"]);
         assert!(person.named_in(br#"{"wa_id":"5511977770001"}"#));
         assert!(person.named_in(b"From: Ana <ana@example.com>\r\n"));
-        assert!(person.named_in(b"5511977770001"), "at both ends of the body");
+        assert!(
+            person.named_in(b"5511977770001"),
+            "at both ends of the body"
+        );
         // Inside a longer number or address: someone else.
         assert!(!person.named_in(br#"{"wa_id":"55119777700012"}"#));
         assert!(!person.named_in(br#"{"wa_id":"955119777700010"}"#));

@@ -895,6 +895,7 @@ fn customers_of_an_older_file_get_one_retention_period_from_the_upgrade() {
         let conn = rusqlite::Connection::open(dir.path().join(crate::FILE_NAME)).unwrap();
         conn.execute_batch(
             "DROP INDEX customers_expiry; ALTER TABLE customers DROP COLUMN expires_at;
+             ALTER TABLE deliveries DROP COLUMN erased_at;
              INSERT INTO customers (id, doc) VALUES ('cu_old', '{}'); PRAGMA user_version = 8;",
         )
         .unwrap();
