@@ -8,8 +8,8 @@
 # - a check that Node.js (20.19 or newer, with npm) is there for the console's build;
 # - the pinned Rust toolchain (rust-toolchain.toml), its components rustfmt and clippy and the
 #   aarch64-unknown-linux-gnu target;
-# - for the fuzz targets, the nightly toolchain and cargo-fuzz (default ~/.cache/switchboard/tools,
-#   override with SWITCHBOARD_TOOLS).
+# - for the fuzz targets, the nightly toolchain and cargo-fuzz, and cargo-deny for the licence
+#   and duplicate checks (default ~/.cache/switchboard/tools, override with SWITCHBOARD_TOOLS).
 #
 # Usage: infra/dev-setup.sh [--quiet]   (--quiet prints nothing when everything is in place)
 set -euo pipefail
@@ -180,6 +180,14 @@ if [[ "$("$tools/bin/cargo-fuzz" --version 2>/dev/null)" != "cargo-fuzz $cargo_f
   echo "dev-setup: installing cargo-fuzz $cargo_fuzz_version into $tools"
   cargo install --quiet --locked --force --version "$cargo_fuzz_version" --root "$tools" \
     --target-dir "$tools/build" cargo-fuzz
+fi
+
+# --- cargo-deny: licences and duplicate versions (deny.toml; a CI step) ----------------------
+cargo_deny_version="0.20.2"
+if [[ "$("$tools/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $cargo_deny_version" ]]; then
+  echo "dev-setup: installing cargo-deny $cargo_deny_version into $tools"
+  cargo install --quiet --locked --force --version "$cargo_deny_version" --root "$tools" \
+    --target-dir "$tools/build" cargo-deny
 fi
 
 say "ready. Put the tools first on PATH with:"

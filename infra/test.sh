@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, the console (unit tests, build, end to end in
-# Chromium), lints, tests, a scan of their logs, a short fuzz run, template checks and the
+# Chromium), lints, licences and duplicates, tests, a scan of their logs, a short fuzz run, template checks and the
 # Lambda build.
 # Stops at the first failing step.
 #
@@ -70,6 +70,11 @@ sam_build() {
 step "format" cargo fmt --all --check
 step "console" ./infra/console.sh build
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
+# Licences, duplicate versions and sources of what ships (deny.toml); offline once fetched.
+deny() {
+  cargo fetch --locked --quiet && cargo deny --offline check licenses bans sources
+}
+step "deny" deny
 # The test log is kept to print one total at the end: cargo prints a result line per test
 # binary, and the last of them (doc tests) is often "0 passed".
 test_log=$(mktemp)
