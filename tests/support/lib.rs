@@ -963,7 +963,154 @@ impl aws_sdk_dynamodb::config::Intercept for Counting {
     }
 }
 
+/// An AWS backend on moto whose DynamoDB and SQS clients (the acknowledgement path's and the
+/// prioritizer's) meet the faults `plan` schedules, and retry as deployed (three attempts),
+/// with short backoffs. Provisioning happens before any fault.
+pub async fn aws_faulty(plan: Arc<FaultPlan>) -> Backend {
+    aws_with_clients(None, Some(plan)).await
+}
+
 async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
+    aws_with_clients(counter, None).await
+}
+
+/// A fault injected into one AWS request attempt by a [`FaultPlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Sent, and answered as the service answers.
+    None,
+    /// Never reaches the service: the connection is refused (an I/O error, retryable).
+    Refused,
+    /// Turned away by the service before it does anything: `ThrottlingException`.
+    Throttled,
+    /// Done by the service, and its answer lost: a 500 in its place (what a timeout after the
+    /// write looks like to the caller).
+    Lost,
+}
+
+/// The faults of the next request attempts, one each, in order (retries are attempts too);
+/// attempts beyond the schedule are left alone.
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    next: Mutex<std::collections::VecDeque<Fault>>,
+    injected: AtomicUsize,
+    held: std::sync::atomic::AtomicBool,
+}
+
+/// While alive, a [`FaultPlan`] injects nothing (set-up calls).
+pub struct FaultsHeld<'a>(&'a FaultPlan);
+
+impl Drop for FaultsHeld<'_> {
+    fn drop(&mut self) {
+        self.0.held.store(false, Ordering::SeqCst);
+    }
+}
+
+impl FaultPlan {
+    /// Replaces the schedule.
+    pub fn schedule(&self, faults: impl IntoIterator<Item = Fault>) {
+        *self.next.lock().unwrap() = faults.into_iter().collect();
+    }
+
+    /// How many attempts the schedule still holds.
+    pub fn remaining(&self) -> usize {
+        self.next.lock().unwrap().len()
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> usize {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    /// Injects nothing until the guard is dropped.
+    pub fn hold(&self) -> FaultsHeld<'_> {
+        self.held.store(true, Ordering::SeqCst);
+        FaultsHeld(self)
+    }
+
+    fn take(&self) -> Fault {
+        if self.held.load(Ordering::SeqCst) {
+            return Fault::None;
+        }
+        let fault = self.next.lock().unwrap().pop_front().unwrap_or(Fault::None);
+        if fault != Fault::None {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        fault
+    }
+}
+
+/// The fault chosen for the attempt under way (between the interceptor's hooks).
+#[derive(Debug, Clone, Copy)]
+struct Chosen(Fault);
+
+impl aws_smithy_types::config_bag::Storable for Chosen {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// Applies a [`FaultPlan`] in the SDK's interceptor chain: before an attempt is sent (refused:
+/// its address is one nobody listens on; throttled: its operation is one the service does not
+/// have, so nothing is done) and before its answer is read (throttled: a
+/// `ThrottlingException`; lost: a 500 in place of the real answer).
+#[derive(Debug)]
+struct Faulting(Arc<FaultPlan>);
+
+impl aws_sdk_dynamodb::config::Intercept for Faulting {
+    fn name(&self) -> &'static str {
+        "Faulting"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let fault = self.0.take();
+        cfg.interceptor_state().store_put(Chosen(fault));
+        let request = context.request_mut();
+        match fault {
+            Fault::Refused => request.set_uri("http://127.0.0.1:1/")?,
+            Fault::Throttled => {
+                request
+                    .headers_mut()
+                    .insert("x-amz-target", "Injected.NoSuchOperation");
+            }
+            Fault::None | Fault::Lost => {}
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let (status, code) = match cfg.load::<Chosen>() {
+            Some(Chosen(Fault::Throttled)) => (400, "ThrottlingException"),
+            Some(Chosen(Fault::Lost)) => (500, "InternalServerError"),
+            _ => return Ok(()),
+        };
+        let body = format!(r#"{{"__type":"{code}","message":"injected"}}"#);
+        let mut response = aws_smithy_runtime_api::http::Response::new(
+            status.try_into()?,
+            aws_smithy_types::body::SdkBody::from(body),
+        );
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.0");
+        *context.response_mut() = response;
+        Ok(())
+    }
+}
+
+async fn aws_with_clients(
+    counter: Option<Arc<CallCounter>>,
+    faults: Option<Arc<FaultPlan>>,
+) -> Backend {
     let moto = moto().await;
     let sdk = moto.sdk_config().await;
     let prefix = format!(
@@ -971,28 +1118,34 @@ async fn aws_with(counter: Option<Arc<CallCounter>>) -> Backend {
         std::process::id(),
         NAMES.fetch_add(1, Ordering::SeqCst)
     );
-    let (dynamodb, sqs) = match &counter {
-        None => (
-            aws_sdk_dynamodb::Client::new(&sdk),
-            aws_sdk_sqs::Client::new(&sdk),
-        ),
-        Some(counter) => (
-            aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .interceptor(Counting(counter.clone()))
-                    .build(),
-            ),
-            aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(&sdk)
-                    .interceptor(Counting(counter.clone()))
-                    .build(),
-            ),
-        ),
-    };
+    let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    let mut sqs = aws_sdk_sqs::config::Builder::from(&sdk);
+    if let Some(counter) = &counter {
+        dynamodb = dynamodb.interceptor(Counting(counter.clone()));
+        sqs = sqs.interceptor(Counting(counter.clone()));
+    }
+    if let Some(plan) = &faults {
+        let retries = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(1))
+            .with_max_backoff(Duration::from_millis(5));
+        dynamodb = dynamodb
+            .interceptor(Faulting(plan.clone()))
+            .retry_config(retries.clone());
+        sqs = sqs
+            .interceptor(Faulting(plan.clone()))
+            .retry_config(retries);
+    }
+    let (dynamodb, sqs) = (
+        aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+        aws_sdk_sqs::Client::from_conf(sqs.build()),
+    );
     let names = ResourceNames::with_prefix(&prefix);
+    let held = faults.as_ref().map(|plan| plan.hold());
     let provisioned = provision(&dynamodb, &sqs, &names)
         .await
         .expect("provision on moto");
+    drop(held);
     let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
     let bus = provision_event_bus(&eventbridge, &names)
         .await
