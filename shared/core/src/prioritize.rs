@@ -56,8 +56,7 @@ pub const HISTORY_LIMIT: usize = 500;
 /// What handling one queue entry did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Not a customer message (an event, a notification, an echo), or its record is gone
-    /// (erased, or past the retention): nothing to score.
+    /// Not a customer message (an event, a notification, an echo): nothing to score.
     Skipped,
     /// Scored before: nothing changed.
     AlreadySeen,
@@ -192,16 +191,7 @@ impl Prioritizer {
             Some(Record::Message(m)) => m,
             Some(Record::Event(e)) => return self.status(e).await,
             Some(_) => return Ok(Outcome::Skipped),
-            // Entries are enqueued after their record is durable and read back consistently:
-            // a record not found is gone — its customer erased, or past the retention — and
-            // there is nothing left to prioritize (retrying would only end in the DLQ).
-            None => {
-                tracing::info!(
-                    conversation = %entry.conversation_id,
-                    "the entry's record is gone (erased, or past the retention); skipped"
-                );
-                return Ok(Outcome::Skipped);
-            }
+            None => return Err(PrioritizeError::Missing("record")),
         };
         let conversation = self
             .ports

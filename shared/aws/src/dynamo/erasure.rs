@@ -6,8 +6,8 @@
 //! of the table), and a dropped delivery's chunks go in one transaction with the tombstone
 //! that replaces its head (`erased_at`, no data). Idempotency results of replies are found by
 //! a filtered `Scan` on their key prefix (`K#<conversation>/`). Rows are deleted with
-//! `BatchWriteItem`. Queue entries in SQS cannot be picked out: they carry ids only, and the
-//! prioritizer skips an entry whose record is gone.
+//! `BatchWriteItem`. Queue entries in SQS cannot be picked out: they carry ids only, and an
+//! entry whose record is gone fails to its dead-letter queue.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
