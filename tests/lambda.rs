@@ -562,3 +562,61 @@ async fn the_agent_api_function_serves_the_console_and_knows_the_signed_in_agent
         "ana@example.com"
     );
 }
+
+/// The customer-erasure function as deployed: built from the settings the stack gives it (none
+/// of the agent API's priority or console settings), over DynamoDB and Scheduler on moto,
+/// answering an IAM-authorized API Gateway event with the receipt; the agent API does not
+/// erase.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_erasure_function_erases_on_aws_and_the_agent_api_does_not() {
+    use switchboard_aws::assembly::AwsPorts;
+    use switchboard_aws::settings::{ApiSettings, ErasureSettings};
+    use switchboard_lambda::{agent_api, erasure_api};
+
+    let backend = switchboard_tests::aws().await;
+    let webhooks = backend.app(None);
+    let body = switchboard_tests::payloads::whatsapp_text(
+        "PN",
+        "5215550000099",
+        "wamid.ERASE1",
+        chrono::Utc::now().timestamp() - 60,
+        "borren mis datos",
+    );
+    let (status, _) = switchboard_tests::call(
+        &webhooks,
+        switchboard_tests::signed_to(switchboard_core::model::Webhook::Whatsapp, body),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let customer =
+        switchboard_tests::conversation_of(&webhooks, "5215550000099").await["customer_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+    let env = backend.env.clone();
+    let source = |name: &str| env.get(name).cloned();
+    let sdk = switchboard_tests::moto().await.sdk_config().await;
+    let clock = std::sync::Arc::new(switchboard_core::clock::SystemClock);
+    let api_settings = ApiSettings::from_source(&source).expect("agent API settings");
+    let api_ports = AwsPorts::new(&sdk, &api_settings.store(), clock.clone());
+    let fake = switchboard_tests::graph::FakeGraph::start().await;
+    let api = agent_api(&api_ports, &api_settings, fake.sender());
+    let path = format!("/api/customers/{customer}");
+    let (status, _) = api_json(&api, "DELETE", &path, None).await;
+    assert_eq!(status, 404, "the agent API does not erase");
+
+    let settings = ErasureSettings::from_source(&source).expect("erasure settings");
+    let ports = AwsPorts::new(&sdk, &settings.store, clock);
+    let erasure = erasure_api(&ports, &settings);
+    let (status, receipt) = api_json(&erasure, "DELETE", &path, None).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["customers"], 1, "{receipt}");
+    assert_eq!(receipt["records"], 1, "{receipt}");
+    assert_eq!(receipt["deliveries"], 1, "{receipt}");
+    let (status, _) = api_json(&erasure, "DELETE", &path, None).await;
+    assert_eq!(status, 404, "erased already");
+    let (status, body) = api_json(&erasure, "GET", &path, None).await;
+    assert!(status == 404 || status == 405, "{status} {body}");
+    assert_eq!(api_json(&api, "GET", &path, None).await.0, 404);
+}

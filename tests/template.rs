@@ -691,11 +691,6 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
         // refusal (DeleteItem); the sent message's transaction is puts and updates.
         ("dynamodb:BatchGetItem", table.clone()),
         ("dynamodb:DeleteItem", table.clone()),
-        // An erasure: the kept deliveries and replies' keys read (Scan), the person's items
-        // deleted (BatchWriteItem; a dropped delivery's tombstone is a transaction of a put and
-        // deletes).
-        ("dynamodb:Scan", table.clone()),
-        ("dynamodb:BatchWriteItem", table.clone()),
         ("dynamodb:Query", index("gsi1")),
         ("dynamodb:Query", index("gsi2")),
         ("dynamodb:Query", index("gsi3")),
@@ -729,6 +724,63 @@ fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
 /// requires IAM authorization.
 /// The template as SAM deploys it: transformed offline by SAM's translator
 /// (`infra/sam-translate.py`).
+#[test]
+fn the_customer_erasure_has_its_own_iam_authorized_route_and_only_what_it_uses() {
+    let t = template();
+    let function = resource(&t, "CustomerErasureFunction");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"],
+        "customer-erasure"
+    );
+    let route = &function["Properties"]["Events"]["Api"]["Properties"];
+    assert_eq!(route["Method"], "DELETE");
+    assert_eq!(route["Path"], "/api/customers/{id}");
+    assert_eq!(route["Auth"]["Authorizer"], "AWS_IAM");
+    // What ErasureSettings reads, and nothing else.
+    let env = function["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap();
+    let names: BTreeSet<&str> = env.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            switchboard_aws::settings::TABLE,
+            switchboard_core::config::RETENTION_DAYS,
+            switchboard_aws::settings::SCHEDULE_GROUP,
+            switchboard_aws::settings::REMINDER_QUEUE_ARN,
+            switchboard_aws::settings::SCHEDULER_ROLE_ARN,
+        ])
+    );
+    let table = serde_json::json!({"Fn::GetAtt": ["Table", "Arn"]}).to_string();
+    let index =
+        |i: &str| serde_json::json!({"Fn::Sub": format!("${{Table.Arn}}/index/{i}")}).to_string();
+    let schedules = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"}).to_string();
+    let expected: BTreeSet<(String, String)> = [
+        // Customers (GetItem), records and chunks (Query), kept deliveries and replies' keys
+        // (Scan), a tombstone in place of a dropped delivery (a transaction of a put and
+        // deletes), the person's items (BatchWriteItem).
+        ("dynamodb:GetItem", table.clone()),
+        ("dynamodb:Query", table.clone()),
+        ("dynamodb:Scan", table.clone()),
+        ("dynamodb:PutItem", table.clone()),
+        ("dynamodb:DeleteItem", table.clone()),
+        ("dynamodb:BatchWriteItem", table.clone()),
+        ("dynamodb:Query", index("gsi1")),
+        ("dynamodb:Query", index("gsi2")),
+        ("scheduler:DeleteSchedule", schedules),
+    ]
+    .into_iter()
+    .map(|(a, r)| (a.to_owned(), r))
+    .collect();
+    assert_eq!(grants(function), expected);
+    // The agent API reads no whole table.
+    assert!(
+        !grants(resource(&t, "AgentApiFunction"))
+            .iter()
+            .any(|(a, _)| a == "dynamodb:Scan")
+    );
+}
+
 fn translated() -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // The SAM CLI's virtual environment: beside moto_server (./infra/test.sh sets it), else PATH.
@@ -915,7 +967,7 @@ fn alarms_reach_the_ops_topic_and_the_dashboard_watches_the_whole_stack() {
         .collect();
     assert_eq!(
         functions.len(),
-        4 + switchboard_core::channels::REGISTRY.len()
+        5 + switchboard_core::channels::REGISTRY.len()
     );
 
     // Every alarm notifies the ops topic, and says when it is over.

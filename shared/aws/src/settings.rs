@@ -270,6 +270,29 @@ impl ApiSettings {
     }
 }
 
+/// The customer erasure's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_RETENTION_DAYS` and the
+/// schedule settings (`SWITCHBOARD_SCHEDULE_GROUP`, …: the person's reminders are deleted).
+#[derive(Debug, Clone)]
+pub struct ErasureSettings {
+    /// The store's settings.
+    pub store: StoreSettings,
+    /// Where the reminders are.
+    pub schedules: ScheduleTarget,
+}
+
+impl ErasureSettings {
+    /// Reads the settings; the error names the first missing or bad one.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: StoreSettings {
+                table: table(source)?,
+                retention_days: config::retention_days(source)?,
+            },
+            schedules: schedule_target(source)?,
+        })
+    }
+}
+
 /// The reminder consumer's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_EVENT_BUS`,
 /// `SWITCHBOARD_RETENTION_DAYS`.
 #[derive(Debug, Clone)]

@@ -207,10 +207,7 @@ pub fn api_router(ports: ApiPorts) -> Router {
         });
     let customers = Router::new()
         .route("/api/customers", get(find_customers))
-        .route(
-            "/api/customers/{id}",
-            get(get_customer).delete(erase_customer),
-        )
+        .route("/api/customers/{id}", get(get_customer))
         .route("/api/customers/{id}/timeline", get(customer_timeline))
         .route("/api/customers/{id}/link", post(link_customers))
         .route(
@@ -222,9 +219,8 @@ pub fn api_router(ports: ApiPorts) -> Router {
             customers,
             identities,
             clock,
-            erasure,
-            agents,
-        });
+        })
+        .merge(erasure_routes(ErasureState { erasure, agents }));
     let events = Router::new()
         .route("/api/events", get(list_events))
         .with_state(events);
@@ -857,15 +853,39 @@ struct CustomerState {
     customers: Arc<dyn CustomerDirectory>,
     identities: Arc<dyn IdentityLookup>,
     clock: Arc<dyn Clock>,
+}
+
+/// What `DELETE /api/customers/{id}` serves from.
+#[derive(Clone)]
+struct ErasureState {
     erasure: Option<Erasure>,
     agents: AgentSource,
+}
+
+fn erasure_routes(state: ErasureState) -> Router {
+    Router::new()
+        .route("/api/customers/{id}", delete(erase_customer))
+        .with_state(state)
+}
+
+/// `DELETE /api/customers/{id}` alone, with the API's error shape and body bound: what a
+/// deployment serves from a function of its own (the erasure reads the whole table, which the
+/// agent API has no need to). Agents come from `agents`.
+pub fn erasure_router(erasure: Erasure, agents: AgentSource) -> Router {
+    erasure_routes(ErasureState {
+        erasure: Some(erasure),
+        agents,
+    })
+    .route("/api/{*rest}", axum::routing::any(unknown_route))
+    .layer(axum::middleware::from_fn(bounded_body))
+    .layer(axum::middleware::from_fn(problems_only))
 }
 
 /// `DELETE /api/customers/{id}`: erases the person (the customer and every one linked with
 /// them) and answers the receipt of what was erased; 404 when no such customer is stored
 /// (an erasure done already among them). See [`switchboard_core::erasure`].
 async fn erase_customer(
-    State(state): State<CustomerState>,
+    State(state): State<ErasureState>,
     Path(id): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Json<ErasureReceipt>, ApiError> {

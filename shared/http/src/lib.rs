@@ -27,7 +27,9 @@ pub mod api;
 pub mod console;
 mod error;
 
-pub use api::{AgentSource, ApiPorts, ConversationView, RecordView, api_router, require_token};
+pub use api::{
+    AgentSource, ApiPorts, ConversationView, RecordView, api_router, erasure_router, require_token,
+};
 pub use console::{ConsoleAuth, ConsoleConfig, console_router};
 pub use error::ApiError;
 

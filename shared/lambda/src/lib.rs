@@ -10,13 +10,16 @@
 //! | `prioritizer` | [`prioritizer_app`] | [`handle_sqs`] on the intake queue |
 //! | `sla-reminder` | [`reminder_app`] | [`handle_sqs`] on the reminder queue |
 //! | `agent-api` | [`agent_api_app`] | the `/api` router |
+//! | `customer-erasure` | [`erasure_app`] | `DELETE /api/customers/{id}` |
 #![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchboard_aws::assembly::{AwsPorts, channel_verification, reply_tokens, sdk_config};
-use switchboard_aws::settings::{ApiSettings, AwsSettings, PrioritizerSettings, ReminderSettings};
+use switchboard_aws::settings::{
+    ApiSettings, AwsSettings, ErasureSettings, PrioritizerSettings, ReminderSettings,
+};
 use switchboard_core::channels;
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{ConfigError, ProcessEnv};
@@ -132,7 +135,8 @@ pub fn agent_api(
         reports: Some(ports.reports(settings.teams.clone(), settings.calendar.clone())),
         teams: settings.teams.clone(),
         agents: AgentSource::Extension,
-        erasure: Some(ports.erasure(&settings.schedules)),
+        // `DELETE /api/customers/{id}` is the customer-erasure function's ([`erasure_api`]).
+        erasure: None,
     })
     .layer(axum::middleware::from_fn(with_caller));
     match console {
@@ -184,6 +188,23 @@ pub async fn agent_api_app() -> Result<axum::Router, StartupError> {
     let tokens = reply_tokens(&ProcessEnv, Some(&sdk)).await?;
     let sender = Arc::new(Senders::from_source(&ProcessEnv, tokens)?.with_mail(ports.mailer()));
     Ok(agent_api(&ports, &settings, sender))
+}
+
+/// The customer erasure on AWS: `DELETE /api/customers/{id}` alone, over the table and the
+/// Scheduler group; the caller is the IAM-authenticated one ([`caller_identity`]). A function
+/// of its own: it reads every kept delivery (a `Scan`), which the agent API has no grant for,
+/// and its code stays out of the agent API's artifact.
+pub fn erasure_api(ports: &AwsPorts, settings: &ErasureSettings) -> axum::Router {
+    switchboard_http::erasure_router(ports.erasure(&settings.schedules), AgentSource::Extension)
+        .layer(axum::middleware::from_fn(with_caller))
+}
+
+/// The customer erasure of the function, from the process environment.
+pub async fn erasure_app() -> Result<axum::Router, StartupError> {
+    let settings = ErasureSettings::from_source(&ProcessEnv)?;
+    let sdk = sdk_config().await;
+    let ports = AwsPorts::new(&sdk, &settings.store, Arc::new(SystemClock));
+    Ok(erasure_api(&ports, &settings))
 }
 
 /// The reminder consumer of the function, from the process environment.
