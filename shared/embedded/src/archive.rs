@@ -4,12 +4,11 @@
 use chrono::{DateTime, Utc};
 use rusqlite::params_from_iter;
 use rusqlite::types::Value;
-use switchboard_core::ids::DeliveryId;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::{BackendError, RawDelivery};
 
 use crate::engine::SqliteStore;
-use crate::reader::stored_delivery;
+use crate::reader::deliveries_of;
 use crate::time;
 
 /// Where a listing of kept deliveries goes on: after this delivery (its receive time, then id).
@@ -61,30 +60,7 @@ impl SqliteStore {
                 i64::try_from(limit.max(1)).unwrap_or(i64::MAX),
             ));
             let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
-            let rows = stmt
-                .query_map(params_from_iter(args), |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, bool>(3)?,
-                        row.get::<_, Vec<u8>>(4)?,
-                    ))
-                })
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(unavailable)?;
-            rows.into_iter()
-                .map(|(id, channel, received_at, quarantined, body)| {
-                    stored_delivery(
-                        DeliveryId::from_stored(id),
-                        &channel,
-                        &received_at,
-                        quarantined,
-                        body,
-                        OP,
-                    )
-                })
-                .collect()
+            deliveries_of(&mut stmt, params_from_iter(args), OP)
         })
         .await
     }

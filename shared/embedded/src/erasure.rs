@@ -12,7 +12,7 @@ use switchboard_core::model::{Conversation, Customer, Record};
 use switchboard_core::ports::{BackendError, RawDelivery};
 
 use crate::engine::{SqliteStore, decode_doc};
-use crate::reader::stored_delivery;
+use crate::reader::deliveries_of;
 use crate::time;
 
 /// `?, ?, …` for `n` parameters.
@@ -216,35 +216,14 @@ impl CustomerErasure for SqliteStore {
                      WHERE id > ?1 AND erased_at IS NULL ORDER BY id LIMIT ?2",
                 )
                 .map_err(unavailable)?;
-            let rows = stmt
-                .query_map(
-                    rusqlite::params![after.unwrap_or_default(), limit as i64],
-                    |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, bool>(3)?,
-                            row.get::<_, Vec<u8>>(4)?,
-                        ))
-                    },
-                )
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(unavailable)?;
-            let next = (rows.len() == limit).then(|| rows[rows.len() - 1].0.clone());
-            let page = rows
-                .into_iter()
-                .map(|(id, channel, received_at, quarantined, body)| {
-                    stored_delivery(
-                        DeliveryId::from_stored(id),
-                        &channel,
-                        &received_at,
-                        quarantined,
-                        body,
-                        OP,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let page = deliveries_of(
+                &mut stmt,
+                rusqlite::params![after.unwrap_or_default(), limit as i64],
+                OP,
+            )?;
+            let next = (page.len() == limit)
+                .then(|| page.last().map(|d| d.id.as_str().to_owned()))
+                .flatten();
             Ok((page, next))
         })
         .await

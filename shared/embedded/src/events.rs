@@ -93,10 +93,8 @@ impl EventFile {
         blocking(OP, move || {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let text = match std::fs::read_to_string(path.as_path()) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-                Err(e) => return Err(unavailable(e)),
+            let Some(text) = read_all(&path).map_err(unavailable)? else {
+                return Ok(0);
             };
             let mut lines = text.lines().peekable();
             let from = match lines.peek().and_then(|first| header_of(first)) {
@@ -162,10 +160,8 @@ impl ErasureSite for EventFile {
         blocking(OP, move || {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let text = match std::fs::read_to_string(path.as_path()) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-                Err(e) => return Err(unavailable(e)),
+            let Some(text) = read_all(&path).map_err(unavailable)? else {
+                return Ok(0);
             };
             let mut blanked = 0usize;
             let mut kept = String::with_capacity(text.len());
@@ -184,6 +180,15 @@ impl ErasureSite for EventFile {
             Ok(blanked)
         })
         .await
+    }
+}
+
+/// The whole file at `path`; `None` when there is none yet.
+fn read_all(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

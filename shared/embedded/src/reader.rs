@@ -268,6 +268,40 @@ pub(crate) fn stored_delivery(
     })
 }
 
+/// The deliveries `stmt` selects with `params`: its columns are `id, channel, received_at,
+/// quarantined, body`, in that order.
+pub(crate) fn deliveries_of(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    operation: &'static str,
+) -> Result<Vec<RawDelivery>, BackendError> {
+    let unavailable = |e| BackendError::unavailable(operation, e);
+    let rows = stmt
+        .query_map(params, |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, bool>(3)?,
+                row.get::<_, Vec<u8>>(4)?,
+            ))
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(unavailable)?;
+    rows.into_iter()
+        .map(|(id, channel, received_at, quarantined, body)| {
+            stored_delivery(
+                DeliveryId::from_stored(id),
+                &channel,
+                &received_at,
+                quarantined,
+                body,
+                operation,
+            )
+        })
+        .collect()
+}
+
 /// Which records a page lists: a conversation's or a customer's (after links).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum RecordsOf {
