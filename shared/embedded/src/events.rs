@@ -89,48 +89,69 @@ impl EventFile {
     /// the file is rewritten. Nothing to drop: the file is not touched.
     pub async fn expire(&self, cutoff: DateTime<Utc>) -> Result<usize, BackendError> {
         const OP: &str = "expire_events";
+        let dropped = self
+            .rewrite(OP, move |text| {
+                let mut lines = text.lines().peekable();
+                let from = match lines.peek().and_then(|first| header_of(first)) {
+                    Some(from) => {
+                        lines.next();
+                        from
+                    }
+                    None => 0,
+                };
+                let mut dropped = 0usize;
+                while let Some(line) = lines.peek() {
+                    match serde_json::from_str::<Timed>(line) {
+                        Ok(event) if event.time >= cutoff => break,
+                        _ => {
+                            lines.next();
+                            dropped += 1;
+                        }
+                    }
+                }
+                if dropped == 0 {
+                    return Ok((None, 0));
+                }
+                let header = serde_json::to_string(&Header {
+                    events_from: from + dropped as u64,
+                })
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+                let mut kept = String::with_capacity(text.len());
+                kept.push_str(&header);
+                kept.push('\n');
+                for line in lines {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+                Ok((Some(kept), dropped))
+            })
+            .await?;
+        if dropped > 0 {
+            tracing::info!(dropped, "expired events dropped from the event file");
+        }
+        Ok(dropped)
+    }
+
+    /// Rewrites the file while publishing waits: `edit` gets its text and answers the new text
+    /// (`None`: the file stays as it is) and a count, which this answers (0 without a file).
+    /// The new text goes beside the file and is renamed over it ([`replace`]).
+    async fn rewrite(
+        &self,
+        operation: &'static str,
+        edit: impl FnOnce(&str) -> Result<(Option<String>, usize), BackendError> + Send + 'static,
+    ) -> Result<usize, BackendError> {
         let (path, lock) = (Arc::clone(&self.path), Arc::clone(&self.append));
-        blocking(OP, move || {
-            let unavailable = |e| BackendError::unavailable(OP, e);
+        blocking(operation, move || {
+            let unavailable = |e| BackendError::unavailable(operation, e);
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
             let Some(text) = read_all(&path).map_err(unavailable)? else {
                 return Ok(0);
             };
-            let mut lines = text.lines().peekable();
-            let from = match lines.peek().and_then(|first| header_of(first)) {
-                Some(from) => {
-                    lines.next();
-                    from
-                }
-                None => 0,
-            };
-            let mut dropped = 0usize;
-            while let Some(line) = lines.peek() {
-                match serde_json::from_str::<Timed>(line) {
-                    Ok(event) if event.time >= cutoff => break,
-                    _ => {
-                        lines.next();
-                        dropped += 1;
-                    }
-                }
+            let (new, count) = edit(&text)?;
+            if let Some(new) = new {
+                replace(&path, &new).map_err(unavailable)?;
             }
-            if dropped == 0 {
-                return Ok(0);
-            }
-            let header = serde_json::to_string(&Header {
-                events_from: from + dropped as u64,
-            })
-            .map_err(|e| BackendError::unavailable(OP, e))?;
-            let mut kept = String::with_capacity(text.len());
-            kept.push_str(&header);
-            kept.push('\n');
-            for line in lines {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-            replace(&path, &kept).map_err(unavailable)?;
-            tracing::info!(dropped, "expired events dropped from the event file");
-            Ok(dropped)
+            Ok(count)
         })
         .await
     }
@@ -156,13 +177,7 @@ impl ErasureSite for EventFile {
             .map(|c| c.as_str().to_owned())
             .chain(scope.conversations.iter().map(|c| c.id.as_str().to_owned()))
             .collect();
-        let (path, lock) = (Arc::clone(&self.path), Arc::clone(&self.append));
-        blocking(OP, move || {
-            let unavailable = |e| BackendError::unavailable(OP, e);
-            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(text) = read_all(&path).map_err(unavailable)? else {
-                return Ok(0);
-            };
+        self.rewrite(OP, move |text| {
             let mut blanked = 0usize;
             let mut kept = String::with_capacity(text.len());
             for line in text.lines() {
@@ -174,10 +189,7 @@ impl ErasureSite for EventFile {
                 }
                 kept.push('\n');
             }
-            if blanked > 0 {
-                replace(&path, &kept).map_err(unavailable)?;
-            }
-            Ok(blanked)
+            Ok(((blanked > 0).then_some(kept), blanked))
         })
         .await
     }
