@@ -9,7 +9,8 @@
 # - the pinned Rust toolchain (rust-toolchain.toml), its components rustfmt and clippy and the
 #   aarch64-unknown-linux-gnu target;
 # - for the fuzz targets, the nightly toolchain and cargo-fuzz, and cargo-deny for the licence
-#   and duplicate checks (default ~/.cache/switchboard/tools, override with SWITCHBOARD_TOOLS).
+#   and duplicate checks, and schemathesis for the API check (default
+#   ~/.cache/switchboard/tools, override with SWITCHBOARD_TOOLS).
 #
 # Usage: infra/dev-setup.sh [--quiet]   (--quiet prints nothing when everything is in place)
 set -euo pipefail
@@ -188,6 +189,19 @@ if [[ "$("$tools/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $cargo_d
   echo "dev-setup: installing cargo-deny $cargo_deny_version into $tools"
   cargo install --quiet --locked --force --version "$cargo_deny_version" --root "$tools" \
     --target-dir "$tools/build" cargo-deny
+fi
+
+# --- schemathesis: the agent API against its OpenAPI document (infra/api-check.sh) ------------
+# A virtual environment of its own: its dependencies stay apart from moto's and SAM's pins.
+schemathesis_version="4.32.5"
+st_venv="$tools/schemathesis"
+if [[ "$("$st_venv/bin/st" --version 2>/dev/null)" != "st, version $schemathesis_version" ]]; then
+  echo "dev-setup: installing schemathesis $schemathesis_version into $st_venv"
+  rm -rf "$st_venv"
+  mkdir -p "$tools"
+  "$python" -m venv "$st_venv"
+  "$st_venv/bin/python3" -m pip --disable-pip-version-check --no-input install --quiet \
+    "schemathesis==$schemathesis_version"
 fi
 
 say "ready. Put the tools first on PATH with:"

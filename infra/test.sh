@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, the console (unit tests, build, end to end in
-# Chromium), lints, licences and duplicates, tests, a scan of their logs, a short fuzz run, template checks and the
+# Chromium), lints, licences and duplicates, tests, the API against its OpenAPI document, a scan of their logs, a short fuzz run, template checks and the
 # Lambda build.
 # Stops at the first failing step.
 #
@@ -88,6 +88,8 @@ run_tests() {
   return "${PIPESTATUS[0]}"
 }
 step "tests" run_tests
+# The running agent API against its OpenAPI document (schemathesis).
+step "api check" ./infra/api-check.sh
 # No message text, phone number, e-mail address, token or secret the tests used in any log line.
 step "log scan" python3 infra/log-scan.py "$SWITCHBOARD_TEST_LOG"
 step "console e2e" ./infra/console.sh e2e

@@ -1700,3 +1700,90 @@ fn killed_at_a_random_moment_it_loses_and_doubles_nothing_it_acknowledged() {
         queue["items"].as_array().unwrap().len() >= DELIVERIES.min(500)
     });
 }
+
+/// The document `switchboard openapi` prints (generated from the handlers and their types).
+fn openapi_document() -> Value {
+    let output = logged(command(&[]).arg("openapi").output().expect("run"));
+    assert!(output.status.success(), "switchboard openapi failed");
+    serde_json::from_slice(&output.stdout).expect("the document is JSON")
+}
+
+#[test]
+fn the_committed_openapi_document_is_the_one_the_code_generates() {
+    let generated = openapi_document();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    let committed: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("docs/openapi.json")).unwrap();
+    assert!(
+        generated == committed,
+        "docs/openapi.json is not what the code generates: run \
+         `cargo run -p switchboard -- openapi > docs/openapi.json`"
+    );
+    assert_eq!(generated["openapi"], "3.1.0");
+}
+
+#[test]
+fn every_route_of_the_api_is_documented_and_every_documented_operation_is_served() {
+    let doc = openapi_document();
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    // The routes the API module names in its docs (each route it serves is listed there).
+    let api_rs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/http/src/api.rs"),
+    )
+    .unwrap();
+    let mut named = std::collections::BTreeSet::new();
+    for line in api_rs.lines().filter(|l| l.starts_with("//!")) {
+        for method in ["GET", "POST", "PUT", "DELETE"] {
+            for part in line.split(&format!("`{method} ")).skip(1) {
+                let path = part.split(['?', '`', ' ']).next().unwrap();
+                named.insert((method.to_owned(), path.to_owned()));
+            }
+        }
+    }
+    assert!(
+        named.len() >= 20,
+        "the module docs name the routes: {named:?}"
+    );
+    let undocumented: Vec<_> = named.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in the OpenAPI document: {undocumented:?}"
+    );
+
+    // Every documented operation reaches a handler: no "route not found", no 405.
+    let data = tempfile::tempdir().unwrap();
+    let token = "0123456789abcdef0123";
+    let mut envs = LOCAL_SECRETS.to_vec();
+    envs.push(("SWITCHBOARD_API_TOKEN", token));
+    let server = serve(&["--data", data.path().to_str().unwrap()], &envs);
+    let bearer = format!("Bearer {token}");
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", "cv_0").replace("{other}", "cu_0");
+        let (status, body) = http(
+            server.addr,
+            method,
+            &concrete,
+            &[
+                ("authorization", bearer.as_str()),
+                ("content-type", "application/json"),
+            ],
+            b"{}",
+        );
+        assert_ne!(status, 405, "{method} {path}");
+        if status >= 400 {
+            let problem: Value = serde_json::from_slice(&body).expect("a problem body");
+            assert_ne!(
+                problem["detail"], "route not found",
+                "{method} {path} is documented but not served"
+            );
+        }
+        let (unsigned, _) = http(server.addr, method, &concrete, &[], b"");
+        assert_eq!(unsigned, 401, "{method} {path} without the token");
+    }
+}

@@ -81,6 +81,8 @@ pub enum Command {
     /// Run the kept raw deliveries through the current normalizers (after an upgrade):
     /// records stored before stay as they are, what is new is stored and prioritized.
     Replay(ReplayArgs),
+    /// Print the agent API's OpenAPI 3.1 document (the committed copy is docs/openapi.json).
+    Openapi,
 }
 
 /// `switchboard redrive`.
@@ -326,6 +328,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 summary.new,
                 summary.read - summary.new
             );
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", switchboard_http::api::openapi::json());
             Ok(())
         }
         Command::Redrive(args) => {

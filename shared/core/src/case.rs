@@ -20,6 +20,7 @@ const REPLIES_KEPT: usize = 2;
 
 /// Where a conversation's current case stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     /// A customer message has no answer yet.

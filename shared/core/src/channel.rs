@@ -6,6 +6,7 @@ use std::fmt;
 
 /// A messaging channel switchboard receives from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// WhatsApp Business Cloud API.

@@ -103,6 +103,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// What a store removed of a person in the last step of an erasure.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasedRows {
     /// Customers (the one named and the linked ones).
     pub customers: usize,
@@ -120,6 +121,7 @@ pub struct ErasedRows {
 
 /// The receipt of an erasure: what was erased, counted, and nothing of the person but ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasureReceipt {
     /// The customer id the erasure was asked for.
     pub customer_id: CustomerId,

@@ -15,6 +15,7 @@ use std::fmt;
 
 /// What an identifier is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IdentifierKind {
     /// An e-mail address, lower-cased.
@@ -50,6 +51,7 @@ impl IdentifierKind {
 /// One identifier in its normal form. Personal data: stored, shown to agents, never logged
 /// (its [`Display`](fmt::Display) names only the kind).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Identifier {
     /// What it is.
     pub kind: IdentifierKind,

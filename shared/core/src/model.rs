@@ -26,6 +26,7 @@ use serde_json::Value;
 
 /// Whether a message went from the customer to the brand or from the brand to the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Sent by the customer, received by the brand.
@@ -39,6 +40,7 @@ pub enum Direction {
 /// `provider_user_id` is the channel's own id for the person (a WhatsApp number or business-scoped
 /// user id, a page-scoped id, …). It is personal data: it is stored, never logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomerIdentity {
     /// Deterministic id of this identity, safe to log.
     pub customer_id: CustomerId,
@@ -130,6 +132,7 @@ impl MessageKind {
 
 /// A reference to media the provider holds. switchboard stores the reference, not the bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
     /// `image`, `audio`, `video`, `document`, `sticker`, … as the provider names it.
     pub kind: String,
@@ -206,6 +209,7 @@ pub struct Message {
 
 /// The delivery state of an outbound message, as the provider reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Accepted by the provider.
@@ -250,6 +254,7 @@ impl DeliveryStatus {
 
 /// An error a provider attached to a status or a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderError {
     /// The provider's error code, as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -264,6 +269,7 @@ pub struct ProviderError {
 
 /// What happened to the message an [`Event`] refers to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// A delivery status of an outbound message.
@@ -812,6 +818,7 @@ impl Conversation {
 /// [`CustomerId`]). Linking merges one customer into another: the merged one keeps its id, now
 /// an alias (`merged_into`), and its identities and history show under the surviving one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     /// The customer's id.
     pub id: CustomerId,
@@ -835,6 +842,7 @@ pub struct Customer {
 
 /// One customer merged into another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Link {
     /// The customer merged in (its id is now an alias of the survivor).
     pub customer_id: CustomerId,
@@ -847,6 +855,7 @@ pub struct Link {
 
 /// Why switchboard linked two identities by itself: both carried the same strong identifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkEvidence {
     /// The identifier both carried.
     pub identifier: Identifier,
@@ -858,6 +867,7 @@ pub struct LinkEvidence {
 
 /// An identity seen carrying an identifier: where and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sighting {
     /// The identity (its own customer id).
     pub identity: CustomerId,
@@ -869,6 +879,7 @@ pub struct Sighting {
 
 /// A link an agent undid: not made again automatically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Declined {
     /// The customer on the other side of the undone link.
     pub customer_id: CustomerId,

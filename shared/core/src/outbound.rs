@@ -36,6 +36,7 @@ pub const MAX_TEXT_CHARS: usize = 4096;
 
 /// The body of `POST /api/conversations/{id}/reply`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReplyRequest {
     /// The text to send (required unless `template`).
@@ -59,6 +60,7 @@ pub struct ReplyRequest {
 
 /// A WhatsApp message template, approved in WhatsApp Manager.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     /// The template's name.
@@ -72,6 +74,7 @@ pub struct Template {
 
 /// A Messenger/Instagram message tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MessageTag {
     /// A human agent answering a request, up to 7 days after the customer's last message.
     #[serde(rename = "HUMAN_AGENT")]

@@ -163,6 +163,7 @@ pub trait RecordLookup: Send + Sync {
 
 /// One page of a listing, and the cursor of the next page (`None` at the end).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
@@ -490,6 +491,7 @@ pub trait CustomerHistory: Send + Sync {
 /// events are published at least once. `version` is the version of the type's schema
 /// (`docs/events/<type>.schema.json`): a change a consumer could trip on is a new version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DomainEvent {
     /// Deterministic id of the fact.
     pub id: String,

@@ -51,10 +51,11 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::ApiError;
+#[cfg(feature = "openapi")]
+use crate::error::Problem;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use switchboard_core::case::CaseStatus;
@@ -76,6 +77,9 @@ use switchboard_core::ports::{
 use switchboard_core::priority::{ConversationPriority, Priority, Reason};
 use switchboard_core::replies::Replies;
 use switchboard_core::reports::Reports;
+
+#[cfg(feature = "openapi")]
+pub mod openapi;
 
 /// Items per page when the client does not say.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -328,6 +332,26 @@ async fn bounded_body(
 
 /// `GET /api/metrics?from=&to=&granularity=&group_by=` (`group_by` repeatable or
 /// comma-separated): the report as JSON, or as CSV when the client accepts `text/csv`.
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/metrics",
+        tag = "figures",
+        operation_id = "metrics",
+        params(
+            ("from" = Option<String>, Query, description = "Start (RFC 3339 or a date)."),
+            ("to" = Option<String>, Query, description = "End (RFC 3339 or a date)."),
+            ("granularity" = Option<String>, Query, pattern = "^(hour|day|week)?$", description = "`hour`, `day` or `week`."),
+            ("group_by" = Option<String>, Query, description = "Dimensions to group by, comma-separated or repeated."),
+        ),
+        responses(
+            (status = 200, description = "The report: JSON, or CSV with `Accept: text/csv`.", content((serde_json::Value = "application/json"), (String = "text/csv"))),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "This deployment keeps no figures.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn metrics(
     State(reports): State<Option<Reports>>,
     headers: http::HeaderMap,
@@ -432,7 +456,7 @@ impl PageQuery {
 
     fn channel(&self) -> Result<Option<Channel>, ApiError> {
         match self.channel.as_deref() {
-            None | Some("") => Ok(None),
+            None => Ok(None),
             Some(name) => {
                 name.parse()
                     .map(Some)
@@ -475,6 +499,7 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A conversation as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationView {
     /// Conversation id.
     pub id: ConversationId,
@@ -534,6 +559,7 @@ pub struct ConversationView {
 
 /// A conversation's priority as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PriorityView {
     /// `P1` … `P4`.
     pub priority: Priority,
@@ -598,6 +624,7 @@ impl From<Conversation> for ConversationView {
 
 /// A message or event as the API shows it (without the raw JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordView {
     /// `message` or `event`.
     pub record: String,
@@ -724,6 +751,48 @@ impl RecordView {
     }
 }
 
+/// A delivery kept because it was not JSON, in `GET /api/quarantine`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Quarantined {
+    /// Its id (`GET /api/deliveries/{id}` has its bytes).
+    id: DeliveryId,
+}
+
+/// The answer of `GET /api/customers?…`: every surviving customer carrying the identifier once.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct CustomerMatches {
+    /// The customers; empty when nobody carries it.
+    items: Vec<Customer>,
+}
+
+/// The answer of `DELETE /api/customers/{id}/links/{other}`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Unlinked {
+    /// What is left of the customer.
+    customer: Customer,
+    /// The customer that stands alone again.
+    unlinked: Customer,
+}
+
+/// The answer of `GET /api/teams`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Teams {
+    /// The teams of the priority configuration, sorted.
+    teams: Vec<String>,
+}
+
+/// The answer of `GET /api/me`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Me {
+    /// The agent recorded on this request's replies, assignments and resolutions.
+    agent: String,
+}
+
 fn page_of<T, U>(page: Page<T>, f: impl FnMut(T) -> Option<U>) -> Json<Page<U>> {
     Json(Page {
         items: page.items.into_iter().filter_map(f).collect(),
@@ -731,6 +800,36 @@ fn page_of<T, U>(page: Page<T>, f: impl FnMut(T) -> Option<U>) -> Json<Page<U>> 
     })
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/conversations",
+        tag = "conversations",
+        operation_id = "list_conversations",
+        params(
+            ("channel" = Option<Channel>, Query, description = "Only this channel's conversations."),
+            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+        ),
+        responses(
+            (status = 200, description = "Conversations, most recently active first.", body = Page<ConversationView>, links(
+                ("conversation" = (operation_id = "get_conversation", parameters(("id" = "$response.body#/items/0/id")))),
+                ("messages" = (operation_id = "list_messages", parameters(("id" = "$response.body#/items/0/id")))),
+                ("answered" = (operation_id = "mark_answered", parameters(("id" = "$response.body#/items/0/id")))),
+                ("resolve" = (operation_id = "resolve", parameters(("id" = "$response.body#/items/0/id")))),
+                ("assign" = (operation_id = "assign", parameters(("id" = "$response.body#/items/0/id")))),
+                ("reply" = (operation_id = "reply", parameters(("id" = "$response.body#/items/0/id")))),
+                ("customer" = (operation_id = "get_customer", parameters(("id" = "$response.body#/items/0/customer_id")))),
+                ("timeline" = (operation_id = "customer_timeline", parameters(("id" = "$response.body#/items/0/customer_id")))),
+                ("tier" = (operation_id = "set_tier", parameters(("id" = "$response.body#/items/0/customer_id")))),
+                ("link" = (operation_id = "link_customers", parameters(("id" = "$response.body#/items/0/customer_id")))),
+                ("erase" = (operation_id = "erase_customer", parameters(("id" = "$response.body#/items/0/customer_id")))),
+            )),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn list_conversations(
     State(reader): State<Arc<dyn ConversationReader>>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
@@ -742,6 +841,22 @@ async fn list_conversations(
     Ok(page_of(page, |c| Some(c.into())))
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/conversations/{id}",
+        tag = "conversations",
+        operation_id = "get_conversation",
+        params(
+            ("id" = String, Path, description = "The conversation's id."),
+        ),
+        responses(
+            (status = 200, description = "The conversation.", body = ConversationView),
+            (status = 404, description = "No such conversation.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn get_conversation(
     State(state): State<OneConversation>,
     Path(id): Path<String>,
@@ -754,6 +869,25 @@ async fn get_conversation(
     Ok(Json(conversation.into()))
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/conversations/{id}/messages",
+        tag = "conversations",
+        operation_id = "list_messages",
+        params(
+            ("id" = String, Path, description = "The conversation's id."),
+            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+        ),
+        responses(
+            (status = 200, description = "Messages and events in provider-time order, outbound ones with their delivery status.", body = Page<RecordView>),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such conversation.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn list_messages(
     State(state): State<OneConversation>,
     Path(id): Path<String>,
@@ -771,15 +905,48 @@ async fn list_messages(
     Ok(page_of(page, |r| RecordView::with_status(r, &conversation)))
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/quarantine",
+        tag = "deliveries",
+        operation_id = "list_quarantine",
+        params(
+            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+        ),
+        responses(
+            (status = 200, description = "Ids of deliveries kept because they were not JSON.", body = Page<Quarantined>),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn list_quarantine(
     State(reader): State<Arc<dyn ConversationReader>>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Page<serde_json::Value>>, ApiError> {
+) -> Result<Json<Page<Quarantined>>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     let page = reader.quarantined(query.page()?).await?;
-    Ok(page_of(page, |id| Some(serde_json::json!({ "id": id }))))
+    Ok(page_of(page, |id| Some(Quarantined { id })))
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/deliveries/{id}",
+        tag = "deliveries",
+        operation_id = "get_delivery",
+        params(
+            ("id" = String, Path, description = "The delivery's id."),
+        ),
+        responses(
+            (status = 200, description = "The delivery, byte for byte as the provider sent it.", body = Vec<u8>, content_type = "application/octet-stream"),
+            (status = 404, description = "No such delivery, or its bytes were erased.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn get_delivery(
     State(reader): State<Arc<dyn ConversationReader>>,
     Path(id): Path<String>,
@@ -796,6 +963,24 @@ async fn get_delivery(
         .into_response())
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/customers/{id}",
+        tag = "customers",
+        operation_id = "get_customer",
+        params(
+            ("id" = String, Path, description = "The customer's id."),
+        ),
+        responses(
+            (status = 200, description = "The customer and their channel identities.", body = Customer, links(
+                ("unlink" = (operation_id = "unlink_customers", parameters(("id" = "$response.body#/id")))),
+            )),
+            (status = 404, description = "No such customer.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn get_customer(
     State(CustomerState { customers, .. }): State<CustomerState>,
     Path(id): Path<String>,
@@ -807,6 +992,25 @@ async fn get_customer(
     Ok(Json(customer))
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/customers/{id}/timeline",
+        tag = "customers",
+        operation_id = "customer_timeline",
+        params(
+            ("id" = String, Path, description = "The customer's id."),
+            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+        ),
+        responses(
+            (status = 200, description = "Every message and event of the customer across channels, in provider-time order.", body = Page<RecordView>),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such customer.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn customer_timeline(
     State(CustomerState { customers, .. }): State<CustomerState>,
     Path(id): Path<String>,
@@ -824,10 +1028,30 @@ async fn customer_timeline(
 
 /// The body of `POST /api/customers/{id}/link`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct LinkRequest {
+    /// The other customer: the two are one person.
     customer_id: String,
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        post,
+        path = "/api/customers/{id}/link",
+        tag = "customers",
+        operation_id = "link_customers",
+        params(
+            ("id" = String, Path, description = "The customer's id."),
+        ),
+        request_body = LinkRequest,
+        responses(
+            (status = 200, description = "The customer both are now.", body = Customer),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such customer.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn link_customers(
     State(CustomerState {
         customers, clock, ..
@@ -884,6 +1108,24 @@ pub fn erasure_router(erasure: Erasure, agents: AgentSource) -> Router {
 /// `DELETE /api/customers/{id}`: erases the person (the customer and every one linked with
 /// them) and answers the receipt of what was erased; 404 when no such customer is stored
 /// (an erasure done already among them). See [`switchboard_core::erasure`].
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        delete,
+        path = "/api/customers/{id}",
+        tag = "customers",
+        operation_id = "erase_customer",
+        params(
+            ("id" = String, Path, description = "The customer's id."),
+            openapi::AgentHeader,
+        ),
+        responses(
+            (status = 200, description = "What was erased, counted.", body = ErasureReceipt),
+            (status = 400, description = "A bad `X-Switchboard-Agent`.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such customer (or erased already).", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn erase_customer(
     State(state): State<ErasureState>,
     Path(id): Path<String>,
@@ -905,17 +1147,34 @@ async fn erase_customer(
 
 /// `DELETE /api/customers/{id}/links/{other}`: undoes the link of `other` into the customer of
 /// `id`; answers both, `customer` (what is left) and `unlinked` (what stands alone again).
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        delete,
+        path = "/api/customers/{id}/links/{other}",
+        tag = "customers",
+        operation_id = "unlink_customers",
+        params(
+            ("id" = String, Path, description = "The customer's id."),
+            ("other" = String, Path, description = "The customer linked into it."),
+        ),
+        responses(
+            (status = 200, description = "What is left, and what stands alone again.", body = Unlinked),
+            (status = 404, description = "No such customer or link.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn unlink_customers(
     State(CustomerState { customers, .. }): State<CustomerState>,
     Path((id, other)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Unlinked>, ApiError> {
     let (customer, unlinked) = customers
         .unlink(
             &CustomerId::from_stored(id),
             &CustomerId::from_stored(other),
         )
         .await?;
-    Ok(Json(json!({"customer": customer, "unlinked": unlinked})))
+    Ok(Json(Unlinked { customer, unlinked }))
 }
 
 /// The query of `GET /api/customers`: exactly one identifier.
@@ -929,6 +1188,24 @@ struct FindQuery {
 
 /// `GET /api/customers?email=|phone=|handle=`: the customers carrying that identifier (each
 /// surviving customer once), `{"items": [...]}`, empty when nobody does.
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/customers",
+        tag = "customers",
+        operation_id = "find_customers",
+        params(
+            ("email" = Option<String>, Query, description = "An e-mail address."),
+            ("phone" = Option<String>, Query, description = "An E.164 phone number, with its + and country code."),
+            ("handle" = Option<String>, Query, description = "A handle."),
+        ),
+        responses(
+            (status = 200, description = "The customers carrying the identifier (give exactly one).", body = CustomerMatches),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn find_customers(
     State(CustomerState {
         customers,
@@ -936,7 +1213,7 @@ async fn find_customers(
         ..
     }): State<CustomerState>,
     query: Result<Query<FindQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CustomerMatches>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     let given = [
         (IdentifierKind::Email, query.email),
@@ -962,7 +1239,7 @@ async fn find_customers(
     })?;
     let found =
         switchboard_core::resolve::customers_with(&*identities, &*customers, &identifier).await?;
-    Ok(Json(json!({ "items": found })))
+    Ok(Json(CustomerMatches { items: found }))
 }
 
 /// Where the next page of a queue listing starts: after `after`, for `scope` (`team:<t>`,
@@ -997,20 +1274,50 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
 }
 
 /// `GET /api/teams`: the teams of the priority configuration, sorted.
-async fn list_teams(State(state): State<QueueState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "teams": *state.teams }))
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/teams",
+        tag = "queues",
+        operation_id = "list_teams",
+        responses(
+            (status = 200, description = "The teams of the priority configuration, sorted.", body = Teams),
+        ),
+    )
+)]
+async fn list_teams(State(state): State<QueueState>) -> Json<Teams> {
+    Json(Teams {
+        teams: state.teams.to_vec(),
+    })
 }
 
 /// `GET /api/me`: the agent this request acts as (recorded on replies, assignments and
 /// resolutions): the `X-Switchboard-Agent` header under `serve`, the signed-in user deployed.
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/me",
+        tag = "agents",
+        operation_id = "me",
+        params(
+            openapi::AgentHeader,
+        ),
+        responses(
+            (status = 200, description = "The agent this request acts as.", body = Me),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn me(
     State(state): State<CaseState>,
     request: axum::extract::Request,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Me>, ApiError> {
     let (parts, _) = request.into_parts();
-    Ok(Json(
-        serde_json::json!({ "agent": state.agents.agent(&parts)? }),
-    ))
+    Ok(Json(Me {
+        agent: state.agents.agent(&parts)?,
+    }))
 }
 
 /// Requires `Authorization: Bearer <token>` on every route of `router`, compared in constant
@@ -1046,6 +1353,37 @@ async fn check_token(
     }
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/queue",
+        tag = "queues",
+        operation_id = "list_queue",
+        params(
+            ("team" = Option<String>, Query, description = "A team's queue; without it (and without `agent`), every team's queues merged."),
+            ("agent" = Option<String>, Query, max_length = 128, description = "The waiting conversations assigned to this agent (not with `team`)."),
+            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+        ),
+        responses(
+            (status = 200, description = "Waiting conversations, most urgent first, then longest waiting.", body = Page<ConversationView>, links(
+                ("conversation" = (operation_id = "get_conversation", parameters(("id" = "$response.body#/items/0/id")))),
+                ("messages" = (operation_id = "list_messages", parameters(("id" = "$response.body#/items/0/id")))),
+                ("answered" = (operation_id = "mark_answered", parameters(("id" = "$response.body#/items/0/id")))),
+                ("resolve" = (operation_id = "resolve", parameters(("id" = "$response.body#/items/0/id")))),
+                ("assign" = (operation_id = "assign", parameters(("id" = "$response.body#/items/0/id")))),
+                ("reply" = (operation_id = "reply", parameters(("id" = "$response.body#/items/0/id")))),
+                ("customer" = (operation_id = "get_customer", parameters(("id" = "$response.body#/items/0/customer_id")))),
+                ("timeline" = (operation_id = "customer_timeline", parameters(("id" = "$response.body#/items/0/customer_id")))),
+                ("tier" = (operation_id = "set_tier", parameters(("id" = "$response.body#/items/0/customer_id")))),
+                ("link" = (operation_id = "link_customers", parameters(("id" = "$response.body#/items/0/customer_id")))),
+                ("erase" = (operation_id = "erase_customer", parameters(("id" = "$response.body#/items/0/customer_id")))),
+            )),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn list_queue(
     State(state): State<QueueState>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
@@ -1108,6 +1446,25 @@ async fn list_queue(
     }))
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/events",
+        tag = "events",
+        operation_id = "list_events",
+        params(
+            ("type" = Option<String>, Query, description = "Only events of this type (`conversation.prioritized`, …)."),
+            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+        ),
+        responses(
+            (status = 200, description = "Published domain events, oldest first.", body = Page<DomainEvent>),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "This backend publishes its events to EventBridge.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn list_events(
     State(events): State<Option<Arc<dyn EventLog>>>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
@@ -1122,13 +1479,37 @@ async fn list_events(
 
 /// The body of `PUT /api/customers/{id}/tier`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct TierRequest {
+    /// The tier (1 to 64 characters), or `null`: none.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, pattern = "\\S")
+    )]
     tier: Option<String>,
 }
 
 /// The longest tier name accepted.
 const MAX_TIER_CHARS: usize = 64;
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        put,
+        path = "/api/customers/{id}/tier",
+        tag = "customers",
+        operation_id = "set_tier",
+        params(
+            ("id" = String, Path, description = "The customer's id."),
+        ),
+        request_body = TierRequest,
+        responses(
+            (status = 200, description = "The customer with the tier.", body = Customer),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such customer.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn set_tier(
     State(CustomerState { customers, .. }): State<CustomerState>,
     Path(id): Path<String>,
@@ -1153,10 +1534,31 @@ async fn set_tier(
 /// The body of `POST /api/conversations/{id}/answered`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct AnsweredRequest {
+    /// When the agent answered (RFC 3339); absent: now. Not in the future, not before the
+    /// wait.
     at: Option<DateTime<Utc>>,
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        post,
+        path = "/api/conversations/{id}/answered",
+        tag = "cases",
+        operation_id = "mark_answered",
+        params(
+            ("id" = String, Path, description = "The conversation's id."),
+        ),
+        request_body(content = AnsweredRequest, description = "No body: now."),
+        responses(
+            (status = 200, description = "The conversation, its wait ended.", body = ConversationView),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such conversation.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn mark_answered(
     State(state): State<CaseState>,
     Path(id): Path<String>,
@@ -1179,6 +1581,24 @@ async fn mark_answered(
     Ok(Json(conversation.into()))
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        post,
+        path = "/api/conversations/{id}/resolve",
+        tag = "cases",
+        operation_id = "resolve",
+        params(
+            ("id" = String, Path, description = "The conversation's id."),
+            openapi::AgentHeader,
+        ),
+        responses(
+            (status = 200, description = "The conversation, its case resolved.", body = ConversationView),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such conversation.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn resolve(
     State(state): State<CaseState>,
     Path(id): Path<String>,
@@ -1197,10 +1617,39 @@ async fn resolve(
 /// The body of `POST /api/conversations/{id}/assign`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct AssignRequest {
+    /// The agent (1 to 128 visible characters), or `null`: nobody.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+        )
+    )]
     agent: Option<String>,
 }
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        post,
+        path = "/api/conversations/{id}/assign",
+        tag = "cases",
+        operation_id = "assign",
+        params(
+            ("id" = String, Path, description = "The conversation's id."),
+            openapi::AgentHeader,
+        ),
+        request_body = AssignRequest,
+        responses(
+            (status = 200, description = "The conversation, assigned.", body = ConversationView),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such conversation.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn assign(
     State(state): State<CaseState>,
     Path(id): Path<String>,
@@ -1237,6 +1686,31 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The largest reply body read.
 const MAX_REPLY_BODY: usize = 64 * 1024;
 
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        post,
+        path = "/api/conversations/{id}/reply",
+        tag = "cases",
+        operation_id = "reply",
+        params(
+            ("id" = String, Path, description = "The conversation's id."),
+            openapi::AgentHeader,
+            ("Idempotency-Key" = Option<String>, Header, description = "The same key answers the same reply once sent, without sending it again."),
+        ),
+        request_body = ReplyRequest,
+        responses(
+            (status = 201, description = "The stored outbound message.", body = RecordView),
+            (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such conversation, or replies are not configured.", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The channel's window is closed, or the key is in progress.", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "The key was used for another body, or the kind of reply is not supported.", body = Problem, content_type = "application/problem+json"),
+            (status = 502, description = "The provider refused the reply or could not be reached.", body = Problem, content_type = "application/problem+json"),
+            (status = 503, description = "No access token for the channel.", body = Problem, content_type = "application/problem+json"),
+            (status = 504, description = "The provider did not answer in time; the reply may have been sent.", body = Problem, content_type = "application/problem+json"),
+        ),
+    )
+)]
 async fn reply(
     State(state): State<CaseState>,
     Path(id): Path<String>,

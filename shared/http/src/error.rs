@@ -33,7 +33,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde_json::json;
+use serde::Serialize;
 
 use switchboard_core::cases::AnswerError;
 use switchboard_core::outbound::{PlanError, SendError};
@@ -185,19 +185,19 @@ impl ApiError {
     }
 
     /// The provider's side of a refused reply, for the body.
-    fn provider(&self) -> Option<serde_json::Value> {
+    fn provider(&self) -> Option<ProviderRefusal> {
         match self {
             ApiError::Reply(ReplyError::Send(SendError::Refused {
                 status,
                 code,
                 subcode,
                 message,
-            })) => Some(json!({
-                "status": status,
-                "code": code,
-                "subcode": subcode,
-                "message": message,
-            })),
+            })) => Some(ProviderRefusal {
+                status: *status,
+                code: *code,
+                subcode: *subcode,
+                message: message.clone(),
+            }),
             _ => None,
         }
     }
@@ -260,16 +260,9 @@ impl IntoResponse for ApiError {
                 "request refused"
             );
         }
-        let mut body = problem_body(status, self.code(), &self.public_message());
-        if let Some(provider) = self.provider() {
-            body["provider"] = provider;
-        }
-        let mut response = (
-            status,
-            [(http::header::CONTENT_TYPE, PROBLEM_JSON)],
-            body.to_string(),
-        )
-            .into_response();
+        let mut body = Problem::new(status, self.code(), self.public_message());
+        body.provider = self.provider();
+        let mut response = body.into_response();
         if let ApiError::Busy = self {
             response.headers_mut().insert(
                 http::header::RETRY_AFTER,
@@ -283,26 +276,70 @@ impl IntoResponse for ApiError {
 /// The media type of an error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-fn problem_body(status: StatusCode, code: &str, detail: &str) -> serde_json::Value {
-    json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-        "error": detail,
-    })
+/// An RFC 9457 problem: the body of every error the API answers (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// Always `about:blank`: `code` tells the kinds apart.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The status's phrase (`Bad Request`).
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// The reason in words (nothing internal for a 5xx).
+    pub detail: String,
+    /// A stable name of the kind of error, for programs to switch on (`bad_request`,
+    /// `not_found`, `window_closed`, …).
+    pub code: String,
+    /// The same text as `detail` (the field earlier versions answered with).
+    pub error: String,
+    /// For a reply the provider refused: its status and codes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderRefusal>,
+}
+
+/// A provider's refusal of a reply, as a [`Problem`] shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProviderRefusal {
+    /// The HTTP status the provider answered.
+    pub status: u16,
+    /// Its error code (Graph `error.code`).
+    pub code: Option<i64>,
+    /// Its subcode.
+    pub subcode: Option<i64>,
+    /// Its message.
+    pub message: String,
+}
+
+impl Problem {
+    /// The problem of `status`, of kind `code`, for the reason `detail`.
+    pub fn new(status: StatusCode, code: &str, detail: String) -> Self {
+        Self {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            error: detail.clone(),
+            detail,
+            code: code.to_owned(),
+            provider: None,
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (status, [(http::header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response()
+    }
 }
 
 /// An RFC 9457 problem response (see the module docs), for the errors that are not an
 /// [`ApiError`] (a method the route does not allow, say).
 pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
-    (
-        status,
-        [(http::header::CONTENT_TYPE, PROBLEM_JSON)],
-        problem_body(status, code, detail).to_string(),
-    )
-        .into_response()
+    Problem::new(status, code, detail.to_owned()).into_response()
 }
 
 #[cfg(test)]

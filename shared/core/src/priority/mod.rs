@@ -24,6 +24,7 @@ use text::{Phrase, PhraseSet, words};
 /// A priority level. P1 is the most urgent; the order of the type is P1 < P2 < P3 < P4, the
 /// order of a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Priority {
     /// Answer first.
     P1,
@@ -82,6 +83,7 @@ impl std::str::FromStr for Priority {
 
 /// One signal that counted towards a score.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reason {
     /// The signal: a content signal of the configuration (`money_lost`, …), a style signal
     /// (`shouting`, `repeated_punctuation`, `public`, `question`) or a history signal
