@@ -4,7 +4,7 @@
 //!
 //! * the corpus (`tests/fixtures/email/`) through S3 events: each message stored once, a
 //!   repeated event (S3 may notify twice; Lambda retries) a no-op;
-//! * attachments written apart to `attachments/<sha256>` and referenced from the record
+//! * attachments written apart to `attachments/<delivery>/<sha256>` and referenced from the record
 //!   (`s3://…`), with their type and name; SES's spam and virus verdicts kept on the record;
 //! * an event naming an object that is not there fails the invocation (Lambda retries it,
 //!   then keeps it at the on-failure destination): nothing is acknowledged that was not read;
@@ -158,11 +158,18 @@ async fn messages_ses_stores_in_s3_are_taken_in_once_with_their_attachments_in_s
     for a in attachments {
         let url = a["url"].as_str().unwrap();
         let sha = a["sha256"].as_str().unwrap();
-        assert_eq!(url, format!("s3://{bucket}/attachments/{sha}"));
+        // Stored per message: attachments/<the message's delivery id>/<sha256>.
+        let key = url
+            .strip_prefix(&format!("s3://{bucket}/"))
+            .expect("in the mail bucket");
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts.len(), 3, "{url}");
+        assert_eq!((parts[0], parts[2]), ("attachments", sha), "{url}");
+        assert_eq!(parts[1].len(), 64, "{url}");
         let object = s3
             .get_object()
             .bucket(&bucket)
-            .key(format!("attachments/{sha}"))
+            .key(key)
             .send()
             .await
             .unwrap();
@@ -188,6 +195,12 @@ async fn messages_ses_stores_in_s3_are_taken_in_once_with_their_attachments_in_s
     let Some(switchboard_core::model::Record::Message(stored)) = found.get(&key) else {
         panic!("the invoice is stored");
     };
+    // The record names the object it came from.
+    let source = stored.source.as_deref().expect("the message's object");
+    assert!(
+        source.starts_with(&format!("s3://{bucket}/inbound/ses message ")),
+        "{source}"
+    );
     for verdict in ["spam", "virus", "dmarc", "spf", "dkim"] {
         assert_eq!(
             stored.raw["auth"][verdict], "pass",
@@ -200,12 +213,114 @@ async fn messages_ses_stores_in_s3_are_taken_in_once_with_their_attachments_in_s
     let missing = mail.handle(&event(&bucket, "inbound/not-there")).await;
     assert!(missing.is_err(), "{missing:?}");
     // The attachment objects the function wrote cause events too: they are no messages.
-    let sha = attachments[0]["sha256"].as_str().unwrap();
+    let url = attachments[0]["url"].as_str().unwrap();
     let own = mail
-        .handle(&event(&bucket, &format!("attachments/{sha}")))
+        .handle(&event(
+            &bucket,
+            &format!("attachments/{}", url.split_once("/attachments/").unwrap().1),
+        ))
         .await
         .unwrap();
     assert!(own.is_empty());
+}
+
+/// Every object key of `bucket`.
+async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> std::collections::BTreeSet<String> {
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// The erasure of a person who wrote by e-mail deletes their message as SES stored it and its
+/// attachments from the mail bucket, and nothing of another customer who sent the same file;
+/// an erasure that cannot reach the bucket counts the objects as left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_deletes_the_persons_mail_objects_and_no_one_elses() {
+    let backend = aws().await;
+    let app = backend.app(None);
+    let s3 = s3().await;
+    let bucket = bucket(&s3).await;
+    let mail = intake(&backend, s3.clone());
+    let carla = std::fs::read(fixtures_dir().join("email/multipart_attachment.eml")).unwrap();
+    // Another sender, the same attachments.
+    let pedro = String::from_utf8(carla.clone())
+        .unwrap()
+        .replace(
+            "From: Carla Gomez <carla@example.net>",
+            "From: Pedro Ruiz <pedro@example.org>",
+        )
+        .replace("Cc: Marta <marta@example.net>\r\n", "")
+        .replace("<multi-9921@example.net>", "<multi-7710@example.org>")
+        .into_bytes();
+    assert_ne!(carla, pedro);
+    for (key, message) in [("inbound/carla", &carla), ("inbound/pedro", &pedro)] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(as_ses_stores(message).into())
+            .send()
+            .await
+            .unwrap();
+        mail.handle(&event(&bucket, key)).await.unwrap();
+    }
+    let before = keys(&s3, &bucket).await;
+    assert_eq!(
+        before.len(),
+        6,
+        "two messages, two attachments each: {before:?}"
+    );
+
+    let customer = |address: &'static str| {
+        let app = app.clone();
+        async move {
+            let conversation = conversation_of(&app, address).await;
+            switchboard_core::ids::CustomerId::from_stored(
+                conversation["customer_id"].as_str().expect("a customer"),
+            )
+        }
+    };
+    let erasure = backend.erasure.clone().expect("the AWS backend erases");
+    let with_bucket = erasure
+        .clone()
+        .with_site(Arc::new(switchboard_aws::mail::MailObjects::new(
+            s3.clone(),
+            bucket.clone(),
+        )));
+    let receipt = with_bucket
+        .erase(&customer("carla@example.net").await)
+        .await
+        .unwrap()
+        .expect("carla is stored");
+    assert_eq!(
+        receipt.attachments, 3,
+        "her message and its two attachments"
+    );
+    assert_eq!(receipt.attachments_left, 0);
+    let after = keys(&s3, &bucket).await;
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(after.contains("inbound/pedro"), "{after:?}");
+    assert!(!after.iter().any(|k| k == "inbound/carla"), "{after:?}");
+    // Pedro's copies of the same files are whole.
+    for key in after.iter().filter(|k| k.starts_with("attachments/")) {
+        s3.get_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Without the bucket, the objects stay and the receipt says so.
+    let receipt = erasure
+        .erase(&customer("pedro@example.org").await)
+        .await
+        .unwrap()
+        .expect("pedro is stored");
+    assert_eq!((receipt.attachments, receipt.attachments_left), (0, 3));
+    assert_eq!(keys(&s3, &bucket).await, after);
 }
 
 /// The raw messages moto's SES accepted from `source` (its internal model data).

@@ -608,7 +608,7 @@ async fn the_customer_erasure_function_erases_on_aws_and_the_agent_api_does_not(
 
     let settings = ErasureSettings::from_source(&source).expect("erasure settings");
     let ports = AwsPorts::new(&sdk, &settings.store, clock);
-    let erasure = erasure_api(&ports, &settings);
+    let erasure = erasure_api(&ports, &settings, Vec::new());
     let (status, receipt) = api_json(&erasure, "DELETE", &path, None).await;
     assert_eq!(status, 200, "{receipt}");
     assert_eq!(receipt["customers"], 1, "{receipt}");

@@ -455,6 +455,8 @@ fn grants(function: &Value) -> BTreeSet<(String, String)> {
     let mut granted = BTreeSet::new();
     for p in function["Properties"]["Policies"].as_array().unwrap() {
         for s in p["Statement"].as_array().unwrap() {
+            // A statement under a condition: the grant when it holds.
+            let s = s.get("Fn::If").map_or(s, |branches| &branches[1]);
             assert_eq!(s["Effect"], "Allow");
             let list = match &s["Action"] {
                 Value::String(a) => vec![a.clone()],
@@ -749,7 +751,24 @@ fn the_customer_erasure_has_its_own_iam_authorized_route_and_only_what_it_uses()
             switchboard_aws::settings::SCHEDULE_GROUP,
             switchboard_aws::settings::REMINDER_QUEUE_ARN,
             switchboard_aws::settings::SCHEDULER_ROLE_ARN,
+            switchboard_aws::settings::MAIL_BUCKET,
         ])
+    );
+    // The mail bucket where the stack has one (an `EmailDomain`), none otherwise.
+    assert_eq!(
+        env[switchboard_aws::settings::MAIL_BUCKET],
+        serde_json::json!({"Fn::If": ["HasEmailDomain", {"Ref": "MailBucket"}, ""]})
+    );
+    let mail_delete = function["Properties"]["Policies"][0]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Fn::If"][1]["Sid"] == "MailObjectsDelete")
+        .expect("the mail objects' statement");
+    assert_eq!(mail_delete["Fn::If"][0], "HasEmailDomain");
+    assert_eq!(
+        mail_delete["Fn::If"][2],
+        serde_json::json!({"Ref": "AWS::NoValue"})
     );
     let table = serde_json::json!({"Fn::GetAtt": ["Table", "Arn"]}).to_string();
     let index =
@@ -768,6 +787,15 @@ fn the_customer_erasure_has_its_own_iam_authorized_route_and_only_what_it_uses()
         ("dynamodb:Query", index("gsi1")),
         ("dynamodb:Query", index("gsi2")),
         ("scheduler:DeleteSchedule", schedules),
+        // The person's messages as SES stored them, and their attachments.
+        (
+            "s3:DeleteObject",
+            serde_json::json!({"Fn::Sub": "${MailBucket.Arn}/inbound/*"}).to_string(),
+        ),
+        (
+            "s3:DeleteObject",
+            serde_json::json!({"Fn::Sub": "${MailBucket.Arn}/attachments/*"}).to_string(),
+        ),
     ]
     .into_iter()
     .map(|(a, r)| (a.to_owned(), r))

@@ -588,7 +588,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 reports: Some(ports.reports(teams.clone(), calendar)),
                 teams,
                 agents: AgentSource::Header,
-                erasure: Some(ports.erasure(&timed.schedules)),
+                erasure: Some(ports.erasure(&timed.schedules, Vec::new())),
             };
             (
                 ports.intake(&settings.intake_queue_url),

@@ -180,10 +180,15 @@ impl AwsPorts {
         )
     }
 
-    /// Customer erasure: the table's rows and deliveries, the reminders of `target`. The mail
-    /// bucket is not reached from here: the receipt counts its attachments as left.
-    pub fn erasure(&self, target: &ScheduleTarget) -> Erasure {
-        Erasure::new(self.store(), self.timers(target), Vec::new(), self.clock())
+    /// Customer erasure: the table's rows and deliveries, the reminders of `target`, and what
+    /// `sites` hold (the mail bucket's objects, where the erasure may reach them; without
+    /// one, the receipt counts the person's mail objects as left).
+    pub fn erasure(
+        &self,
+        target: &ScheduleTarget,
+        sites: Vec<Arc<dyn switchboard_core::erasure::ErasureSite>>,
+    ) -> Erasure {
+        Erasure::new(self.store(), self.timers(target), sites, self.clock())
     }
 
     /// Replies sent through `sender`, stored in the table (idempotency keys too), the ended

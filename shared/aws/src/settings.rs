@@ -26,6 +26,9 @@ pub const SCHEDULER_ROLE_ARN: &str = "SWITCHBOARD_SCHEDULER_ROLE_ARN";
 pub const SCHEDULER_DLQ_ARN: &str = "SWITCHBOARD_SCHEDULER_DLQ_ARN";
 /// The EventBridge bus of the domain events: `SWITCHBOARD_EVENT_BUS`.
 pub const EVENT_BUS: &str = "SWITCHBOARD_EVENT_BUS";
+/// The mail bucket's name (the customer erasure deletes the person's mail objects in it);
+/// unset or empty: no mail bucket (the stack without an `EmailDomain`).
+pub const MAIL_BUCKET: &str = "SWITCHBOARD_MAIL_BUCKET";
 
 /// The table: `SWITCHBOARD_TABLE`.
 pub fn table(source: &impl Source) -> Result<String, ConfigError> {
@@ -270,14 +273,17 @@ impl ApiSettings {
     }
 }
 
-/// The customer erasure's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_RETENTION_DAYS` and the
-/// schedule settings (`SWITCHBOARD_SCHEDULE_GROUP`, …: the person's reminders are deleted).
+/// The customer erasure's settings: `SWITCHBOARD_TABLE`, `SWITCHBOARD_RETENTION_DAYS`, the
+/// schedule settings (`SWITCHBOARD_SCHEDULE_GROUP`, …: the person's reminders are deleted) and
+/// `SWITCHBOARD_MAIL_BUCKET` (optional: the person's mail objects are deleted).
 #[derive(Debug, Clone)]
 pub struct ErasureSettings {
     /// The store's settings.
     pub store: StoreSettings,
     /// Where the reminders are.
     pub schedules: ScheduleTarget,
+    /// The mail bucket, when the stack has one.
+    pub mail_bucket: Option<String>,
 }
 
 impl ErasureSettings {
@@ -289,6 +295,7 @@ impl ErasureSettings {
                 retention_days: config::retention_days(source)?,
             },
             schedules: schedule_target(source)?,
+            mail_bucket: source.get(MAIL_BUCKET),
         })
     }
 }

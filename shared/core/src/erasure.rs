@@ -1,7 +1,7 @@
 //! Erasure: `DELETE /api/customers/{id}` forgets a person — every customer linked with the one
 //! named, their conversations and records, identities and identifiers, the raw deliveries that
 //! held them, their scheduled reminders, replies' idempotency results, queue entries, events
-//! and stored mail attachments — and answers an [`ErasureReceipt`] of what went.
+//! and the mail bucket's objects (messages as received, attachments) — and answers an [`ErasureReceipt`] of what went.
 //!
 //! **Raw deliveries are dropped, not rewritten.** A kept delivery is the provider's signed
 //! body, kept byte for byte so that it can be verified and normalized again; a rewritten body
@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::ids::{ConversationId, CustomerId, DeliveryId};
-use crate::model::Conversation;
+use crate::model::{Conversation, Record};
 use crate::ports::{BackendError, RawDelivery, ReminderScheduler};
 
 /// How many kept deliveries an erasure reads a page.
@@ -45,9 +45,28 @@ pub struct ErasureScope {
     pub identities: Vec<String>,
     /// Their conversations.
     pub conversations: Vec<Conversation>,
-    /// Where switchboard stored their records' attachments apart (the mail bucket's
-    /// `s3://bucket/key` locations; a provider's own media links are not listed).
+    /// What switchboard stored of their messages apart from the store: the mail bucket's
+    /// `s3://bucket/key` objects (a message as SES wrote it, its attachments), sorted, each
+    /// once. A provider's own media links are not listed.
     pub attachments: Vec<String>,
+}
+
+/// The objects `record` has stored apart from the store ([`ErasureScope::attachments`]): its
+/// `source` and its attachments' `s3://` locations.
+pub fn stored_apart(record: &Record) -> impl Iterator<Item = String> + '_ {
+    let message = match record {
+        Record::Message(m) => Some(m),
+        _ => None,
+    };
+    message
+        .into_iter()
+        .flat_map(|m| {
+            m.source
+                .iter()
+                .chain(m.attachments.iter().filter_map(|a| a.url.as_ref()))
+        })
+        .filter(|url| url.starts_with("s3://"))
+        .cloned()
 }
 
 impl ErasureScope {
@@ -138,10 +157,12 @@ pub struct ErasureReceipt {
     pub reminders: usize,
     /// Lines of the event log blanked (embedded).
     pub events: usize,
-    /// Stored attachments deleted (the mail bucket).
+    /// Objects stored apart deleted: the mail bucket's messages as received and their
+    /// attachments.
     pub attachments: usize,
-    /// Stored attachments this deployment could not delete (no access to the mail bucket
-    /// from where the erasure ran): they are forgotten with the bucket's lifecycle.
+    /// Objects stored apart this erasure could not delete (no mail bucket configured where it
+    /// ran, or an attachment stored under an older, shared key): the bucket's lifecycle
+    /// forgets them with the retention period.
     pub attachments_left: usize,
 }
 
@@ -210,6 +231,12 @@ impl Erasure {
             sites,
             clock,
         }
+    }
+
+    /// The same erasure, forgetting in `site` too.
+    pub fn with_site(mut self, site: Arc<dyn ErasureSite>) -> Self {
+        self.sites.push(site);
+        self
     }
 
     /// Erases the person of customer `id`; `None` when no such customer is stored. See the

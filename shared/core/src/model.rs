@@ -205,6 +205,10 @@ pub struct Message {
     pub thread_id: Option<ProviderId>,
     /// The raw JSON of the item as the provider sent it.
     pub raw: Value,
+    /// Where the message as received is kept apart from the store, when it is: the mail
+    /// bucket's `s3://<bucket>/inbound/…` object SES wrote. An erasure deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// The delivery state of an outbound message, as the provider reports it.
@@ -1015,6 +1019,7 @@ pub(crate) fn text_message(
         public: false,
         thread_id: None,
         raw: Value::Null,
+        source: None,
     })
 }
 

@@ -648,6 +648,7 @@ pub fn sent_message(
             "request": sent.request,
             "response": sent.response,
         }),
+        source: None,
     }
 }
 

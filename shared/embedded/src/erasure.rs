@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params_from_iter};
-use switchboard_core::erasure::{CustomerErasure, ErasedRows, ErasureScope};
+use switchboard_core::erasure::{CustomerErasure, ErasedRows, ErasureScope, stored_apart};
 use switchboard_core::ids::{CustomerId, DeliveryId};
 use switchboard_core::model::{Conversation, Customer, Record};
 use switchboard_core::ports::{BackendError, RawDelivery};
@@ -99,13 +99,8 @@ fn scope(conn: &Connection, id: &str) -> Result<Option<ErasureScope>, BackendErr
         &customers,
         OP,
     )? {
-        if let Ok(Record::Message(m)) = serde_json::from_str::<Record>(&doc) {
-            attachments.extend(
-                m.attachments
-                    .into_iter()
-                    .filter_map(|a| a.url)
-                    .filter(|url| url.starts_with("s3://")),
-            );
+        if let Ok(record) = serde_json::from_str::<Record>(&doc) {
+            attachments.extend(stored_apart(&record));
         }
     }
     attachments.sort();

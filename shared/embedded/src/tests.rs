@@ -72,6 +72,7 @@ fn message(customer: &str, id: &str, at: DateTime<Utc>, text: &str) -> Record {
         public: false,
         thread_id: None,
         raw: json!({"id": id, "text": {"body": text}}),
+        source: None,
     })
 }
 

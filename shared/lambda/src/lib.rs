@@ -23,6 +23,7 @@ use switchboard_aws::settings::{
 use switchboard_core::channels;
 use switchboard_core::clock::{Clock, SystemClock};
 use switchboard_core::config::{ConfigError, ProcessEnv};
+use switchboard_core::erasure::ErasureSite;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::ReplySender;
 use switchboard_core::prioritize::Prioritizer;
@@ -194,17 +195,35 @@ pub async fn agent_api_app() -> Result<axum::Router, StartupError> {
 /// Scheduler group; the caller is the IAM-authenticated one ([`caller_identity`]). A function
 /// of its own: it reads every kept delivery (a `Scan`), which the agent API has no grant for,
 /// and its code stays out of the agent API's artifact.
-pub fn erasure_api(ports: &AwsPorts, settings: &ErasureSettings) -> axum::Router {
-    switchboard_http::erasure_router(ports.erasure(&settings.schedules), AgentSource::Extension)
-        .layer(axum::middleware::from_fn(with_caller))
+///
+/// `sites` are the other stores it forgets in (the mail bucket's objects).
+pub fn erasure_api(
+    ports: &AwsPorts,
+    settings: &ErasureSettings,
+    sites: Vec<Arc<dyn ErasureSite>>,
+) -> axum::Router {
+    switchboard_http::erasure_router(
+        ports.erasure(&settings.schedules, sites),
+        AgentSource::Extension,
+    )
+    .layer(axum::middleware::from_fn(with_caller))
 }
 
-/// The customer erasure of the function, from the process environment.
+/// The customer erasure of the function, from the process environment; with
+/// `SWITCHBOARD_MAIL_BUCKET`, the person's objects in the mail bucket are deleted too.
+#[cfg(feature = "mail")]
 pub async fn erasure_app() -> Result<axum::Router, StartupError> {
     let settings = ErasureSettings::from_source(&ProcessEnv)?;
     let sdk = sdk_config().await;
     let ports = AwsPorts::new(&sdk, &settings.store, Arc::new(SystemClock));
-    Ok(erasure_api(&ports, &settings))
+    let sites: Vec<Arc<dyn ErasureSite>> = match &settings.mail_bucket {
+        Some(bucket) => vec![Arc::new(switchboard_aws::mail::MailObjects::from_sdk(
+            &sdk,
+            bucket.clone(),
+        ))],
+        None => Vec::new(),
+    };
+    Ok(erasure_api(&ports, &settings, sites))
 }
 
 /// The reminder consumer of the function, from the process environment.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use std::collections::{BTreeSet, HashMap};
 
-use switchboard_core::erasure::{CustomerErasure, ErasedRows, ErasureScope};
+use switchboard_core::erasure::{CustomerErasure, ErasedRows, ErasureScope, stored_apart};
 use switchboard_core::ids::DeliveryId;
 use switchboard_core::ports::{ConversationReader, ConversationStore, RawDelivery};
 
@@ -157,14 +157,7 @@ impl CustomerErasure for DynamoStore {
                 if let Some(conversation) = record.conversation_id() {
                     conversation_ids.insert(conversation.clone());
                 }
-                if let Record::Message(m) = record {
-                    attachments.extend(
-                        m.attachments
-                            .into_iter()
-                            .filter_map(|a| a.url)
-                            .filter(|url| url.starts_with("s3://")),
-                    );
-                }
+                attachments.extend(stored_apart(&record));
             }
         }
         let mut conversations = Vec::new();

@@ -237,6 +237,7 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
         public: false,
         thread_id: references.first().map(|r| ProviderId::from(r.as_str())),
         raw: summary,
+        source: None,
     })]
 }
 

@@ -353,6 +353,7 @@ impl<'a> Change<'a> {
             public: true,
             thread_id: body.thread_id,
             raw: self.value.clone(),
+            source: None,
         })
     }
 

@@ -256,6 +256,7 @@ impl Context<'_> {
             public: false,
             thread_id: id_at(message, "/reply_to/story/id"),
             raw: self.event.clone(),
+            source: None,
         })
     }
 
@@ -285,6 +286,7 @@ impl Context<'_> {
             public: false,
             thread_id: None,
             raw: self.event.clone(),
+            source: None,
         })
     }
 

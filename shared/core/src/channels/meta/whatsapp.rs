@@ -323,6 +323,7 @@ impl Context<'_> {
             public: false,
             thread_id: None,
             raw: item.clone(),
+            source: None,
         })
     }
 
@@ -391,6 +392,7 @@ impl Context<'_> {
                 public: false,
                 thread_id: None,
                 raw: item.clone(),
+                source: None,
             });
         }
         let refers_to = base.id.clone();

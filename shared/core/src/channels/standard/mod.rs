@@ -199,6 +199,7 @@ pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
             .unwrap_or(false),
         thread_id: None,
         raw: body.clone(),
+        source: None,
     })]
 }
 

@@ -369,6 +369,7 @@ fn message(item: &Value, raw: &Value, received_at: DateTime<Utc>) -> Option<Reco
         public: party.public,
         thread_id: id_text(item, "/message_thread_id").map(ProviderId),
         raw: raw.clone(),
+        source: None,
     }))
 }
 
@@ -511,6 +512,7 @@ fn callback(item: &Value, raw: &Value, received_at: DateTime<Utc>) -> Option<Rec
         public: party.public,
         thread_id: None,
         raw: raw.clone(),
+        source: None,
     }))
 }
 

@@ -211,6 +211,7 @@ fn dm(event: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -> O
         public: false,
         thread_id: None,
         raw: event.clone(),
+        source: None,
     }))
 }
 
@@ -261,6 +262,7 @@ fn tweet(tweet: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -
         public: true,
         thread_id: id_of(tweet, "in_reply_to_status_id"),
         raw: tweet.clone(),
+        source: None,
     }))
 }
 
