@@ -9,6 +9,7 @@ const LABELLED: &str = include_str!("fixtures/priority/labelled.jsonl");
 const HOLDOUT: &str = include_str!("fixtures/priority/holdout.jsonl");
 const FRESH: &str = include_str!("fixtures/priority/fresh.jsonl");
 const UNSEEN: &str = include_str!("fixtures/priority/unseen.jsonl");
+const BLIND: &str = include_str!("fixtures/priority/blind.jsonl");
 
 struct Example {
     lang: String,
@@ -124,6 +125,18 @@ fn the_unseen_set_does_not_get_worse() {
     let c = evaluate("unseen", UNSEEN);
     assert!(c.precision() >= 0.90, "precision {:.3}", c.precision());
     assert!(c.recall() >= 0.55, "recall {:.3}", c.recall());
+}
+
+/// Written before the urgency model was trained and apart from its data (issue 18): described
+/// harms beside named problems, varied styles, hard negatives; 100 messages a language. Nobody
+/// tunes anything on it. The keyword scorer alone, first measured at precision 0.883, recall
+/// 0.615 (es 0.939/0.689, en 0.839/0.578, pt 0.867/0.578): the bounds only guard against worse.
+#[test]
+fn the_blind_set_measures_the_keyword_scorer() {
+    let c = evaluate("blind", BLIND);
+    assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 300);
+    assert!(c.precision() >= 0.86, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.59, "recall {:.3}", c.recall());
 }
 
 fn evaluate(name: &str, set: &str) -> Counts {
