@@ -18,6 +18,7 @@ pub mod first_run;
 pub mod import;
 pub mod listen;
 pub mod operate;
+pub mod train;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
@@ -83,6 +84,23 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print the agent API's OpenAPI 3.1 document (the committed copy is docs/openapi.json).
     Openapi,
+    /// Train the urgency model's head on the labelled sets and write it (the shipped one is
+    /// config/urgency-head.json); the same sets and model file give the same head.
+    TrainUrgency(TrainArgs),
+}
+
+/// `switchboard train-urgency`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// The folder of the labelled sets.
+    #[arg(long, default_value = "tests/fixtures/priority")]
+    pub sets: PathBuf,
+    /// The model file (infra/model.sh fetches it).
+    #[arg(long, env = "SWITCHBOARD_MODEL", default_value_os_t = train::default_model_path())]
+    pub model: PathBuf,
+    /// Where to write the head.
+    #[arg(long, default_value = "config/urgency-head.json")]
+    pub out: PathBuf,
 }
 
 /// `switchboard redrive`.
@@ -229,6 +247,9 @@ pub enum CliError {
     /// A stored-data operation (redrive, replay) stopped; what it did before stays done.
     #[error("stopped: {0}")]
     Operation(String),
+    /// The urgency model could not be trained.
+    #[error("training stopped: {0}")]
+    Training(String),
     /// The address could not be bound, or the server failed.
     #[error("cannot serve on {addr}: {source}")]
     Io {
@@ -328,6 +349,26 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 summary.new,
                 summary.read - summary.new
             );
+            Ok(())
+        }
+        Command::TrainUrgency(args) => {
+            let r = train::train_urgency(&args.sets, &args.model, &args.out)?;
+            let trained: usize = r.head.trained_on.iter().map(|(_, n)| n).sum();
+            println!(
+                "trained on {trained} messages; lambda {}; raise at {}, lower below {}",
+                r.head.lambda, r.head.raise_at, r.head.lower_at
+            );
+            println!(
+                "out of fold (each set predicted by the head of the others), precision / recall of P1+P2:"
+            );
+            for (name, (p, rc)) in [
+                ("keywords", r.keywords),
+                ("model at 0.5", r.model),
+                ("combined", r.combined),
+            ] {
+                println!("  {name:<14} {p:.3} / {rc:.3}");
+            }
+            println!("wrote {}", args.out.display());
             Ok(())
         }
         Command::Openapi => {

@@ -24,6 +24,8 @@
 use std::ops::Range;
 use std::path::Path;
 
+pub mod urgency;
+
 const MAGIC: &[u8; 4] = b"E5S1";
 /// Weights per 4-bit block.
 const QK: usize = 32;

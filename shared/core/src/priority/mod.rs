@@ -227,12 +227,39 @@ pub fn apply(
     Applied::Prioritized
 }
 
-/// The scorer: a [`PriorityConfig`] with its phrases indexed. Cheap to share, built once.
+/// A learned urgency model beside the word lists: what it makes of a message's text.
+///
+/// Contract: [`assess`](Self::assess) is pure (the same text, the same assessment) and cheap
+/// enough to run once per customer message.
+pub trait UrgencyModel: Send + Sync + std::fmt::Debug {
+    /// Its assessment of `text` (not empty).
+    fn assess(&self, text: &str) -> Assessment;
+}
+
+/// What an [`UrgencyModel`] makes of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The calibrated probability that the message is urgent (P1 or P2).
+    pub probability: f64,
+    /// Sure enough that it is urgent to raise it to P2 at least.
+    pub raise: bool,
+    /// Sure enough that it is not, to lower a P2 that rests on its words alone to P3.
+    pub lower: bool,
+    /// The topics of the labelled examples nearest to it, nearest first.
+    pub topics: Vec<String>,
+}
+
+/// The signal name of the model's reason.
+pub const MODEL_SIGNAL: &str = "model";
+
+/// The scorer: a [`PriorityConfig`] with its phrases indexed, and the urgency model when there
+/// is one. Cheap to share, built once.
 #[derive(Debug, Clone)]
 pub struct Scorer {
     config: PriorityConfig,
     phrases: PhraseSet<usize>,
     signals: Vec<(String, config::Signal)>,
+    model: Option<std::sync::Arc<dyn UrgencyModel>>,
 }
 
 impl Scorer {
@@ -255,7 +282,20 @@ impl Scorer {
             config,
             phrases,
             signals,
+            model: None,
         }
+    }
+
+    /// The same scorer with the urgency model `model` as a second stage: see
+    /// [`score`](Self::score).
+    pub fn with_model(mut self, model: std::sync::Arc<dyn UrgencyModel>) -> Self {
+        self.model = Some(model);
+        self
+    }
+
+    /// Whether an urgency model is in use.
+    pub fn has_model(&self) -> bool {
+        self.model.is_some()
     }
 
     /// The configuration in use.
@@ -274,6 +314,14 @@ impl Scorer {
 
     /// Scores one customer message: `text` (empty for a message without text), whether it was
     /// posted publicly, and the customer's history.
+    ///
+    /// The word lists' signals, the style and the history add their weights; the sum sets the
+    /// level. With an urgency model, its assessment is one more reason (`model`, the
+    /// probability and the nearest topics as the detail): when it is sure the message is
+    /// urgent, it adds what the sum lacks to reach P2; when it is sure the message is not and
+    /// the P2 rests on the text alone (no history signal), it takes off what puts it below P2;
+    /// otherwise it weighs 0 and only explains. A P1 is never lowered. Where the words name no
+    /// topic, the model's nearest topic routes the message.
     pub fn score(&self, text: &str, public: bool, history: &History) -> Score {
         let folded = words(text);
         let mut reasons = Vec::new();
@@ -352,11 +400,43 @@ impl Scorer {
             add("vip", h.vip, None);
         }
 
-        let score = reasons
-            .iter()
-            .fold(0i32, |sum, r| sum.saturating_add(r.weight))
-            .max(0);
         let levels = self.config.levels;
+        let sum = |reasons: &[Reason]| {
+            reasons
+                .iter()
+                .fold(0i32, |sum, r| sum.saturating_add(r.weight))
+                .max(0)
+        };
+        let mut model_topic = None;
+        if let Some(model) = self.model.as_ref().filter(|_| !text.trim().is_empty()) {
+            let assessment = model.assess(text);
+            // The sum before the floor at 0: what the model's weight must make up.
+            let before = reasons
+                .iter()
+                .fold(0i32, |sum, r| sum.saturating_add(r.weight));
+            let from_history = reasons
+                .iter()
+                .any(|r| HISTORY_SIGNALS.contains(&r.signal.as_str()));
+            let weight = if assessment.raise && before < levels.p2 {
+                levels.p2 - before
+            } else if assessment.lower && !from_history && (levels.p2..levels.p1).contains(&before)
+            {
+                (levels.p2 - 1) - before
+            } else {
+                0
+            };
+            reasons.push(Reason {
+                signal: MODEL_SIGNAL.to_owned(),
+                weight,
+                detail: Some(format!(
+                    "{:.2}, nearest: {}",
+                    assessment.probability,
+                    assessment.topics.join(", ")
+                )),
+            });
+            model_topic = assessment.topics.into_iter().next();
+        }
+        let score = sum(&reasons);
         let priority = if score >= levels.p1 {
             Priority::P1
         } else if score >= levels.p2 {
@@ -366,7 +446,10 @@ impl Scorer {
         } else {
             Priority::P4
         };
-        let topic = topic.map_or_else(|| self.config.default_topic.clone(), |(_, t)| t.to_owned());
+        let topic = topic.map_or_else(
+            || model_topic.unwrap_or_else(|| self.config.default_topic.clone()),
+            |(_, t)| t.to_owned(),
+        );
         Score {
             priority,
             score,
@@ -377,6 +460,16 @@ impl Scorer {
         }
     }
 }
+
+/// The reasons that come from the customer's history, not from the text.
+const HISTORY_SIGNALS: [&str; 6] = [
+    "open_elsewhere",
+    "contacts_24h",
+    "contacts_7d",
+    "breaches",
+    "complaints",
+    "vip",
+];
 
 impl Default for Scorer {
     /// The scorer of the shipped configuration.

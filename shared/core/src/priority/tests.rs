@@ -333,3 +333,96 @@ mod apply_rule {
         assert_eq!(seen.last(), Some(&key(99)));
     }
 }
+
+/// A model that answers the same for every text.
+#[derive(Debug)]
+struct Fixed(Assessment);
+
+impl UrgencyModel for Fixed {
+    fn assess(&self, _: &str) -> Assessment {
+        self.0.clone()
+    }
+}
+
+fn with_model(probability: f64, raise: bool, lower: bool) -> Scorer {
+    scorer().with_model(std::sync::Arc::new(Fixed(Assessment {
+        probability,
+        raise,
+        lower,
+        topics: vec!["security".into(), "billing".into()],
+    })))
+}
+
+fn model_reason(score: &Score) -> &Reason {
+    score
+        .reasons
+        .iter()
+        .find(|r| r.signal == MODEL_SIGNAL)
+        .expect("the model's reason")
+}
+
+#[test]
+fn a_sure_model_raises_a_described_harm_to_p2_and_explains_it() {
+    let text = "the oven caught fire on the second use";
+    let plain = scorer().score(text, false, &History::default());
+    assert!(plain.priority > Priority::P2, "{plain:?}");
+    let scored = with_model(0.93, true, false).score(text, false, &History::default());
+    assert_eq!(scored.priority, Priority::P2);
+    let reason = model_reason(&scored);
+    assert_eq!(
+        reason.detail.as_deref(),
+        Some("0.93, nearest: security, billing")
+    );
+    // The score is still the sum of the reasons: the model adds what was missing.
+    assert_eq!(scored.score, scorer().config().levels.p2);
+    // No topical word: the model's nearest topic routes it.
+    assert_eq!(scored.topic, "security");
+}
+
+#[test]
+fn a_negative_sum_is_made_up_too() {
+    // A question lowers the sum below 0; the model's weight makes up the whole way to P2.
+    let text = "the heater melted its plug, is it safe to use the others??";
+    let scored = with_model(0.9, true, false).score(text, false, &History::default());
+    assert_eq!(scored.priority, Priority::P2, "{scored:?}");
+}
+
+#[test]
+fn a_sure_model_lowers_a_p2_of_words_alone_but_never_a_p1_or_one_of_history() {
+    let levels = scorer().config().levels;
+    let p2_text =
+        "ignore my last message about the weird charge, it was my son buying a game, sorry!";
+    let plain = scorer().score(p2_text, false, &History::default());
+    assert_eq!(plain.priority, Priority::P2, "{plain:?}");
+    {
+        let lowered = with_model(0.05, false, true).score(p2_text, false, &History::default());
+        assert_eq!(lowered.priority, Priority::P3, "{lowered:?}");
+        assert_eq!(lowered.score, levels.p2 - 1);
+        assert!(model_reason(&lowered).weight < 0);
+        // With a history signal in the sum, the model does not lower it.
+        let history = History {
+            breaches: 1,
+            ..History::default()
+        };
+        let kept = with_model(0.05, false, true).score(p2_text, false, &history);
+        assert!(kept.priority <= Priority::P2, "{kept:?}");
+    }
+    let p1_text = "URGENT my account was hacked and they emptied it, I'm calling my lawyer!!!";
+    let plain = scorer().score(p1_text, false, &History::default());
+    assert_eq!(plain.priority, Priority::P1);
+    let still = with_model(0.01, false, true).score(p1_text, false, &History::default());
+    assert_eq!(still.priority, Priority::P1);
+    assert_eq!(model_reason(&still).weight, 0);
+}
+
+#[test]
+fn an_unsure_model_only_explains_and_no_text_asks_it_nothing() {
+    let text = "the parcel arrived, thanks";
+    let plain = scorer().score(text, false, &History::default());
+    let scored = with_model(0.5, false, false).score(text, false, &History::default());
+    assert_eq!(scored.priority, plain.priority);
+    assert_eq!(scored.score, plain.score);
+    assert_eq!(model_reason(&scored).weight, 0);
+    let empty = with_model(0.99, true, false).score("", false, &History::default());
+    assert!(empty.reasons.iter().all(|r| r.signal != MODEL_SIGNAL));
+}
