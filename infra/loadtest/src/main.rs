@@ -912,7 +912,15 @@ impl Spawned {
         }
         let child = command
             .arg("serve")
-            .args(["--addr", "127.0.0.1:0", "--backend", "embedded", "--data"])
+            // The word lists alone: this measures the intake and the queue, not the model.
+            .args([
+                "--no-model",
+                "--addr",
+                "127.0.0.1:0",
+                "--backend",
+                "embedded",
+                "--data",
+            ])
             .arg(&data.0)
             .env("SWITCHBOARD_WHATSAPP_APP_SECRETS", secret)
             .env("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", "loadtest-verify-token")

@@ -186,6 +186,14 @@ pub struct ServeArgs {
     /// Once started, post a sample day to itself (as `switchboard demo` does).
     #[arg(long)]
     pub demo: bool,
+    /// The urgency model's encoder file (`infra/model.sh` fetches it); default: where that
+    /// script puts it. Without it, the word lists alone prioritize, with a warning.
+    #[arg(long, value_name = "FILE", env = "SWITCHBOARD_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Prioritize with the word lists alone, without the urgency model (it costs about 40 ms
+    /// of CPU a message).
+    #[arg(long)]
+    pub no_model: bool,
     /// Connections served at once; one more is answered 503 and closed.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), env = "SWITCHBOARD_MAX_CONNECTIONS")]
     pub max_connections: u32,
@@ -513,6 +521,30 @@ fn priority_config(args: &ServeArgs) -> Result<PriorityConfig, ConfigError> {
 
 /// Builds the whole application (webhooks, read API, prioritizer, reminders) from `args` and
 /// settings in `source`, on the backend's assembly of ports.
+/// The scorer of `serve`: the word lists of `priority`, and the urgency model unless
+/// `--no-model` or its file cannot be opened (then a warning says so and how to fix it).
+fn scorer(args: &ServeArgs, priority: PriorityConfig) -> Scorer {
+    let scorer = Scorer::new(priority);
+    if args.no_model {
+        tracing::info!("urgency model off (--no-model): the word lists alone prioritize");
+        return scorer;
+    }
+    let path = args.model.clone().unwrap_or_else(train::default_model_path);
+    match switchboard_encoder::urgency::Urgency::open(&path) {
+        Ok(model) => {
+            tracing::info!(model = %path.display(), "urgency model loaded");
+            scorer.with_model(Arc::new(model))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "no urgency model ({e}): the word lists alone prioritize; fetch it with \
+                 infra/model.sh or pass --model FILE, or --no-model to prioritize without it"
+            );
+            scorer
+        }
+    }
+}
+
 pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let retention = config::retention_days(source)?;
@@ -530,7 +562,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
             let sender = Arc::new(Senders::from_source(source, tokens)?);
             let ports = EmbeddedPorts::open(&args.data, retention, clock.clone())?;
             let mut prioritizer = ports
-                .prioritizer(Arc::new(Scorer::new(priority)), Arc::new(policy))
+                .prioritizer(Arc::new(scorer(args, priority)), Arc::new(policy))
                 .statuses_answer(config::statuses_answer(source)?)
                 .auto_link(config::auto_link(source)?);
             let mut reminders = ports.reminders();
