@@ -69,6 +69,14 @@ fi
 if [[ ! -x /usr/bin/chromium ]]; then
   apt_packages+=(chromium)
 fi
+# The encoder's tests on arm64 (the Lambda's architecture), under qemu: a cross linker and C
+# library, and qemu's user-mode emulator.
+if [[ ! -x /usr/bin/qemu-aarch64 ]]; then
+  apt_packages+=(qemu-user)
+fi
+if [[ ! -x /usr/bin/aarch64-linux-gnu-gcc ]]; then
+  apt_packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+fi
 if ((${#apt_packages[@]})); then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "dev-setup: please install: ${apt_packages[*]}" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, the console (unit tests, build, end to end in
-# Chromium), lints, licences and duplicates, tests, the API against its OpenAPI document, a scan of their logs, a short fuzz run, template checks and the
+# Chromium), lints, licences and duplicates, tests, the API against its OpenAPI document, a scan of their logs, the encoder on arm64 under qemu, a short fuzz run, template checks and the
 # Lambda build.
 # Stops at the first failing step.
 #
@@ -96,6 +96,14 @@ step "api check" ./infra/api-check.sh
 # No message text, phone number, e-mail address, token or secret the tests used in any log line.
 step "log scan" python3 infra/log-scan.py "$SWITCHBOARD_TEST_LOG"
 step "console e2e" ./infra/console.sh e2e
+# The encoder on arm64, the Lambda's architecture, under qemu: the NEON kernel against the
+# portable one, and the embeddings against the reference engine's.
+arm64_encoder() {
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    cargo test -p switchboard-encoder --target aarch64-unknown-linux-gnu
+}
+step "arm64 encoder" arm64_encoder
 # A short run of each fuzz target from the fixtures (the long runs are in BENCHMARKS.md).
 step "fuzz" ./fuzz/run.sh -max_total_time=30
 step "template" sam validate --lint

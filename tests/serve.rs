@@ -74,6 +74,18 @@ fn command(envs: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// The API token of the tests that set one.
+const API_TOKEN: &str = "0123456789abcdef0123";
+
+/// `switchboard serve` on `data` with the local secrets and [`API_TOKEN`], and the
+/// `Authorization` value that passes.
+fn serve_with_token(data: &std::path::Path) -> (Process, String) {
+    let mut envs = LOCAL_SECRETS.to_vec();
+    envs.push(("SWITCHBOARD_API_TOKEN", API_TOKEN));
+    let server = serve(&["--data", data.to_str().unwrap()], &envs);
+    (server, format!("Bearer {API_TOKEN}"))
+}
+
 /// Starts `switchboard serve ARGS` and waits for the line that gives its address.
 fn serve(args: &[&str], envs: &[(&str, &str)]) -> Process {
     let mut child = command(envs)
@@ -534,15 +546,11 @@ fn the_first_run_starts_without_settings_and_the_demo_fills_it() {
 #[test]
 fn an_api_token_guards_the_api_and_the_console_asks_for_it() {
     let data = tempfile::tempdir().unwrap();
-    let token = "0123456789abcdef0123";
-    let mut envs = LOCAL_SECRETS.to_vec();
-    envs.push(("SWITCHBOARD_API_TOKEN", token));
-    let server = serve(&["--data", data.path().to_str().unwrap()], &envs);
-    let bearer = format!("Bearer {token}");
+    let (server, bearer) = serve_with_token(data.path());
     for (headers, want) in [
         (vec![], 401),
         (vec![("authorization", "Bearer 0123456789abcdef0124")], 401),
-        (vec![("authorization", token)], 401),
+        (vec![("authorization", API_TOKEN)], 401),
         (vec![("authorization", bearer.as_str())], 200),
     ] {
         assert_eq!(
@@ -1758,11 +1766,7 @@ fn every_route_of_the_api_is_documented_and_every_documented_operation_is_served
 
     // Every documented operation reaches a handler: no "route not found", no 405.
     let data = tempfile::tempdir().unwrap();
-    let token = "0123456789abcdef0123";
-    let mut envs = LOCAL_SECRETS.to_vec();
-    envs.push(("SWITCHBOARD_API_TOKEN", token));
-    let server = serve(&["--data", data.path().to_str().unwrap()], &envs);
-    let bearer = format!("Bearer {token}");
+    let (server, bearer) = serve_with_token(data.path());
     for (method, path) in &documented {
         let concrete = path.replace("{id}", "cv_0").replace("{other}", "cu_0");
         let (status, body) = http(

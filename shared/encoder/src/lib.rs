@@ -898,6 +898,17 @@ mod tests {
     }
 
     #[test]
+    fn the_vector_kernel_of_the_target_is_compiled_in() {
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(kernel::name(), "neon");
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            assert_eq!(kernel::name(), "avx2");
+        }
+    }
+
+    #[test]
     fn garbage_is_refused_not_a_panic() {
         for bytes in [
             Vec::new(),

@@ -1367,19 +1367,7 @@ async fn check_token(
             ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
         ),
         responses(
-            (status = 200, description = "Waiting conversations, most urgent first, then longest waiting.", body = Page<ConversationView>, links(
-                ("conversation" = (operation_id = "get_conversation", parameters(("id" = "$response.body#/items/0/id")))),
-                ("messages" = (operation_id = "list_messages", parameters(("id" = "$response.body#/items/0/id")))),
-                ("answered" = (operation_id = "mark_answered", parameters(("id" = "$response.body#/items/0/id")))),
-                ("resolve" = (operation_id = "resolve", parameters(("id" = "$response.body#/items/0/id")))),
-                ("assign" = (operation_id = "assign", parameters(("id" = "$response.body#/items/0/id")))),
-                ("reply" = (operation_id = "reply", parameters(("id" = "$response.body#/items/0/id")))),
-                ("customer" = (operation_id = "get_customer", parameters(("id" = "$response.body#/items/0/customer_id")))),
-                ("timeline" = (operation_id = "customer_timeline", parameters(("id" = "$response.body#/items/0/customer_id")))),
-                ("tier" = (operation_id = "set_tier", parameters(("id" = "$response.body#/items/0/customer_id")))),
-                ("link" = (operation_id = "link_customers", parameters(("id" = "$response.body#/items/0/customer_id")))),
-                ("erase" = (operation_id = "erase_customer", parameters(("id" = "$response.body#/items/0/customer_id")))),
-            )),
+            (status = 200, description = "Waiting conversations, most urgent first, then longest waiting.", body = Page<ConversationView>),
             (status = 400, description = "A parameter is wrong; `detail` says which.", body = Problem, content_type = "application/problem+json"),
         ),
     )
