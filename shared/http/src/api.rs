@@ -809,8 +809,7 @@ fn page_of<T, U>(page: Page<T>, f: impl FnMut(T) -> Option<U>) -> Json<Page<U>> 
         operation_id = "list_conversations",
         params(
             ("channel" = Option<Channel>, Query, description = "Only this channel's conversations."),
-            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
-            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+            openapi::PageParams,
         ),
         responses(
             (status = 200, description = "Conversations, most recently active first.", body = Page<ConversationView>, links(
@@ -878,8 +877,7 @@ async fn get_conversation(
         operation_id = "list_messages",
         params(
             ("id" = String, Path, description = "The conversation's id."),
-            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
-            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+            openapi::PageParams,
         ),
         responses(
             (status = 200, description = "Messages and events in provider-time order, outbound ones with their delivery status.", body = Page<RecordView>),
@@ -913,8 +911,7 @@ async fn list_messages(
         tag = "deliveries",
         operation_id = "list_quarantine",
         params(
-            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
-            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+            openapi::PageParams,
         ),
         responses(
             (status = 200, description = "Ids of deliveries kept because they were not JSON.", body = Page<Quarantined>),
@@ -1001,8 +998,7 @@ async fn get_customer(
         operation_id = "customer_timeline",
         params(
             ("id" = String, Path, description = "The customer's id."),
-            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
-            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+            openapi::PageParams,
         ),
         responses(
             (status = 200, description = "Every message and event of the customer across channels, in provider-time order.", body = Page<RecordView>),
@@ -1363,8 +1359,7 @@ async fn check_token(
         params(
             ("team" = Option<String>, Query, description = "A team's queue; without it (and without `agent`), every team's queues merged."),
             ("agent" = Option<String>, Query, max_length = 128, description = "The waiting conversations assigned to this agent (not with `team`)."),
-            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
-            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+            openapi::PageParams,
         ),
         responses(
             (status = 200, description = "Waiting conversations, most urgent first, then longest waiting.", body = Page<ConversationView>),
@@ -1443,8 +1438,7 @@ async fn list_queue(
         operation_id = "list_events",
         params(
             ("type" = Option<String>, Query, description = "Only events of this type (`conversation.prioritized`, …)."),
-            ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
-            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per page (default 50)."),
+            openapi::PageParams,
         ),
         responses(
             (status = 200, description = "Published domain events, oldest first.", body = Page<DomainEvent>),

@@ -66,6 +66,18 @@ pub struct AgentHeader {
     agent: Option<String>,
 }
 
+/// Where a page of a listing starts and how many items it holds.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// The `next` of the previous page.
+    cursor: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
 /// The bearer token `switchboard serve` asks for (`SWITCHBOARD_API_TOKEN`).
 struct BearerToken;
 
