@@ -11,6 +11,8 @@ const FRESH: &str = include_str!("fixtures/priority/fresh.jsonl");
 const UNSEEN: &str = include_str!("fixtures/priority/unseen.jsonl");
 const BLIND: &str = include_str!("fixtures/priority/blind.jsonl");
 const VARIED: &str = include_str!("fixtures/priority/varied.jsonl");
+const CONTRAST: &str = include_str!("fixtures/priority/contrast.jsonl");
+const SEALED: &str = include_str!("fixtures/priority/sealed.jsonl");
 
 struct Example {
     lang: String,
@@ -129,14 +131,29 @@ fn the_unseen_set_does_not_get_worse() {
 }
 
 /// Written before the urgency model was trained and apart from its data (issue 18): described
-/// harms beside named problems, varied styles, hard negatives; 100 messages a language. Nobody
-/// tunes anything on it. The keyword scorer alone, first measured at precision 0.883, recall
-/// 0.615 (es 0.939/0.689, en 0.839/0.578, pt 0.867/0.578): the bounds only guard against worse.
+/// harms beside named problems, varied styles, hard negatives; 100 messages a language. It
+/// measured the first round (keywords alone: precision 0.883, recall 0.615; with the model
+/// 0.867 / 0.963), then joined the training data, and its kinds of hard negatives (withdrawn,
+/// solved, hypothetical) the word lists by category: a tuning set now. The bounds only guard
+/// against worse.
 #[test]
 fn the_blind_set_measures_the_keyword_scorer() {
     let c = evaluate("blind", BLIND);
     assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 300);
     assert!(c.precision() >= 0.86, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.59, "recall {:.3}", c.recall());
+}
+
+/// Written after the blind set was spent and before the second round of the urgency model
+/// (issue 18); nobody tunes anything on it. The keyword scorer alone, first measured at
+/// precision 0.847, recall 0.615; after the lists' calming signals were broadened by category
+/// from the training sets (withdrawn, solved, hypothetical): 0.865 / 0.615 (es 0.824 / 0.622,
+/// en 0.931 / 0.600, pt 0.848 / 0.622). The bounds only guard against worse.
+#[test]
+fn the_sealed_set_measures_the_keyword_scorer() {
+    let c = evaluate("sealed", SEALED);
+    assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 312);
+    assert!(c.precision() >= 0.84, "precision {:.3}", c.precision());
     assert!(c.recall() >= 0.59, "recall {:.3}", c.recall());
 }
 
@@ -153,24 +170,23 @@ fn with_model() -> Scorer {
     Scorer::default().with_model(std::sync::Arc::new(model))
 }
 
-/// The combined scorer on the set nobody tunes on: precision 0.867, recall 0.963 with the head
-/// of `config/urgency-head.json` (2026-12-06), from 0.883 / 0.615 for the keywords alone;
-/// es 0.900 / 1.000, en 0.846 / 0.978, pt 0.854 / 0.911. Recall meets the target of 0.9,
-/// precision does not yet: the false alarms are hard negatives (alarm words for trivia,
-/// withdrawn alarms) that the word lists fire on and the model does not lower, and a few the
-/// model raises. The set was measured with four heads while the training method and data were
-/// fixed (standardized dimensions; short and safety-harm examples added to `varied.jsonl`): it
-/// is spent for choosing, and the next round needs a new blind set. The bounds are the
-/// regression floor.
+/// The combined scorer on the set nobody tunes on, measured once with the second round's head
+/// (`config/urgency-head.json`: blind and contrast sets added to the training data, calming
+/// words hold back the model's raise, thresholds chosen for an out-of-fold precision of 0.94):
+/// precision 0.890, recall 0.956 (es 0.935 / 0.956, en 0.878 / 0.956, pt 0.860 / 0.956), from
+/// 0.865 / 0.615 for the keywords alone. (The first round's head measured 0.841 / 0.978 on it
+/// before.) Recall meets the target of 0.9; precision is one point short of it. The bounds
+/// are the regression floor; the next round needs another unseen set.
 #[test]
-fn the_blind_set_with_the_model() {
-    let c = evaluate_with("blind, keywords and model", BLIND, &with_model());
-    assert!(c.precision() >= 0.85, "precision {:.3}", c.precision());
+fn the_sealed_set_with_the_model() {
+    let c = evaluate_with("sealed, keywords and model", SEALED, &with_model());
+    assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 312);
+    assert!(c.precision() >= 0.88, "precision {:.3}", c.precision());
     assert!(c.recall() >= 0.94, "recall {:.3}", c.recall());
 }
 
 /// Every set with the model, for the record: the training sets' figures are in-sample (the
-/// head learned from them), the blind set's above are not.
+/// head learned from them), the sealed set's above are not.
 #[test]
 fn every_set_with_the_model_is_printed() {
     let scorer = with_model();
@@ -180,6 +196,8 @@ fn every_set_with_the_model_is_printed() {
         ("fresh (trained on)", FRESH),
         ("unseen (trained on)", UNSEEN),
         ("varied (trained on)", VARIED),
+        ("blind (trained on)", BLIND),
+        ("contrast (trained on)", CONTRAST),
     ] {
         let c = evaluate_with(name, set, &scorer);
         assert!(c.recall() >= 0.9, "{name}: recall {:.3}", c.recall());

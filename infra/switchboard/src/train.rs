@@ -4,19 +4,23 @@
 
 use std::path::Path;
 
-use switchboard_core::priority::{History, Priority, Scorer};
+use switchboard_core::priority::{History, Priority, Score, Scorer};
 use switchboard_encoder::Encoder;
 use switchboard_encoder::urgency::{Example, Head, train};
 
 use crate::CliError;
 
-/// The sets the head learns from, in this order. `blind.jsonl` is not among them: it only
-/// measures (tests/fixtures/priority/README.md).
-pub const TRAINING_SETS: [&str; 5] = ["labelled", "holdout", "fresh", "unseen", "varied"];
+/// The sets the head learns from, in this order. `sealed.jsonl` is not among them: it only
+/// measures (tests/fixtures/priority/README.md). `blind.jsonl` measured the first round and
+/// joined the training data when it was spent.
+pub const TRAINING_SETS: [&str; 7] = [
+    "labelled", "holdout", "fresh", "unseen", "varied", "blind", "contrast",
+];
 
 /// The precision the combined scorer must keep on the out-of-fold predictions when the
-/// thresholds are chosen.
-pub const MIN_PRECISION: f64 = 0.92;
+/// thresholds are chosen. Above the 0.9 aimed at: on every set written later, precision came
+/// in some points below the out-of-fold figure.
+pub const MIN_PRECISION: f64 = 0.94;
 
 /// What training found, for the report.
 #[derive(Debug)]
@@ -56,6 +60,7 @@ pub fn read_sets(dir: &Path) -> Result<Vec<Example>, CliError> {
                 set: set.to_owned(),
                 text,
                 urgent,
+                public: v["public"].as_bool().unwrap_or(false),
                 topic,
             });
         }
@@ -77,15 +82,17 @@ pub fn precision_recall(predicted: &[bool], actual: &[bool]) -> (f64, f64) {
     (tp / (tp + fp).max(1.0), tp / (tp + fn_).max(1.0))
 }
 
-/// The combined verdict: the model raises when `p ≥ raise_at`, lowers a P2 (not a P1) when
-/// `p < lower_at`, else the keywords decide (as `Scorer::score` does).
-pub fn combine(keyword: Priority, p: f64, raise_at: f64, lower_at: f64) -> bool {
-    if p >= raise_at {
+/// The combined verdict: the model raises when `p ≥ raise_at` and no calming word was found,
+/// lowers a P2 (not a P1) when `p < lower_at`, else the keywords decide (as `Scorer::score`
+/// does).
+pub fn combine(keyword: &Score, p: f64, raise_at: f64, lower_at: f64) -> bool {
+    let keyword_urgent = keyword.priority <= Priority::P2;
+    if p >= raise_at && !keyword.calm {
         true
-    } else if keyword == Priority::P2 && p < lower_at {
+    } else if keyword.priority == Priority::P2 && p < lower_at {
         false
     } else {
-        keyword <= Priority::P2
+        keyword_urgent
     }
 }
 
@@ -100,9 +107,9 @@ pub fn train_urgency(dir: &Path, model: &Path, out: &Path) -> Result<Report, Cli
         hex::encode(sha2::Sha256::digest(&bytes))
     };
     let scorer = Scorer::default();
-    let keyword: Vec<Priority> = examples
+    let keyword: Vec<Score> = examples
         .iter()
-        .map(|e| scorer.score(&e.text, false, &History::default()).priority)
+        .map(|e| scorer.score(&e.text, e.public, &History::default()))
         .collect();
     let actual: Vec<bool> = examples.iter().map(|e| e.urgent).collect();
     let choose = |oof: &[f64]| {
@@ -118,7 +125,7 @@ pub fn train_urgency(dir: &Path, model: &Path, out: &Path) -> Result<Report, Cli
                 let predicted: Vec<bool> = keyword
                     .iter()
                     .zip(oof)
-                    .map(|(&k, &p)| combine(k, p, raise_at, lower_at))
+                    .map(|(k, &p)| combine(k, p, raise_at, lower_at))
                     .collect();
                 let (precision, recall) = precision_recall(&predicted, &actual);
                 if precision < MIN_PRECISION {
@@ -138,9 +145,9 @@ pub fn train_urgency(dir: &Path, model: &Path, out: &Path) -> Result<Report, Cli
     let combined: Vec<bool> = keyword
         .iter()
         .zip(&oof)
-        .map(|(&k, &p)| combine(k, p, head.raise_at, head.lower_at))
+        .map(|(k, &p)| combine(k, p, head.raise_at, head.lower_at))
         .collect();
-    let keywords_only: Vec<bool> = keyword.iter().map(|k| *k <= Priority::P2).collect();
+    let keywords_only: Vec<bool> = keyword.iter().map(|k| k.priority <= Priority::P2).collect();
     let mut text = serde_json::to_string_pretty(&head).unwrap_or_default();
     text.push('\n');
     std::fs::write(out, text)

@@ -23,6 +23,17 @@ pub const PRIORITY: &str = "SWITCHBOARD_PRIORITY";
 pub const POLICY: &str = "SWITCHBOARD_POLICY";
 /// Default retention.
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+/// The urgency model's encoder file: `SWITCHBOARD_MODEL` (a path). On Lambda the prioritizer's
+/// layer puts it at `/opt/switchboard/e5-small-enpt-q4.bin`; unset, the word lists alone
+/// prioritize. (`switchboard serve` reads it as the default of `--model`.)
+pub const MODEL: &str = "SWITCHBOARD_MODEL";
+
+/// The urgency model's file, from `SWITCHBOARD_MODEL`; `None` when unset.
+pub fn model_path(source: &impl Source) -> Option<std::path::PathBuf> {
+    source
+        .get(MODEL)
+        .map(|p| std::path::PathBuf::from(p.trim()))
+}
 
 /// The name of a per-webhook variable: `SWITCHBOARD_WHATSAPP_APP_SECRETS`, …
 pub fn channel_var(channel: Webhook, suffix: &str) -> String {

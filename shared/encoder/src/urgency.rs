@@ -96,6 +96,9 @@ pub struct Example {
     pub text: String,
     /// Whether it is urgent (P1 or P2).
     pub urgent: bool,
+    /// Whether it is a public comment or mention (the word lists weigh a public complaint
+    /// more).
+    pub public: bool,
     /// Its topic.
     pub topic: String,
 }

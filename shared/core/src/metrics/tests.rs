@@ -19,6 +19,7 @@ fn score(priority: Priority, complaint: bool) -> Score {
         team: "payments".into(),
         reasons: Vec::<Reason>::new(),
         complaint,
+        calm: false,
     }
 }
 

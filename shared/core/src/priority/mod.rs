@@ -134,6 +134,12 @@ pub struct Score {
     pub reasons: Vec<Reason>,
     /// Whether a complaint signal was found (it counts in the customer's later history).
     pub complaint: bool,
+    /// Whether a calming content signal was found (a signal of negative weight: thanks,
+    /// laughter, a problem resolved or withdrawn, a hypothetical question). The urgency model
+    /// never raises such a message: its embedding tells what a message is about far better
+    /// than whether the trouble is over or only imagined.
+    #[serde(default)]
+    pub calm: bool,
 }
 
 /// The priority of a conversation, as stored on it: the [`Score`] of the message that set it,
@@ -241,7 +247,8 @@ pub trait UrgencyModel: Send + Sync + std::fmt::Debug {
 pub struct Assessment {
     /// The calibrated probability that the message is urgent (P1 or P2).
     pub probability: f64,
-    /// Sure enough that it is urgent to raise it to P2 at least.
+    /// Sure enough that it is urgent to raise it to P2 at least (unless its words are calm:
+    /// [`Score::calm`]).
     pub raise: bool,
     /// Sure enough that it is not, to lower a P2 that rests on its words alone to P3.
     pub lower: bool,
@@ -333,10 +340,14 @@ impl Scorer {
         }
         found.sort_by_key(|(s, _)| *s);
         let mut complaint = false;
+        let mut calm = None;
         let mut topic: Option<(i32, &str)> = None;
         for (i, phrase) in &found {
             let (name, signal) = &self.signals[*i];
             complaint |= signal.complaint;
+            if signal.weight < 0 && calm.is_none() {
+                calm = Some(name.as_str());
+            }
             if let Some(t) = &signal.topic
                 && signal.weight > 0
                 && topic.is_none_or(|(w, _)| signal.weight > w)
@@ -417,7 +428,7 @@ impl Scorer {
             let from_history = reasons
                 .iter()
                 .any(|r| HISTORY_SIGNALS.contains(&r.signal.as_str()));
-            let weight = if assessment.raise && before < levels.p2 {
+            let weight = if assessment.raise && calm.is_none() && before < levels.p2 {
                 levels.p2 - before
             } else if assessment.lower && !from_history && (levels.p2..levels.p1).contains(&before)
             {
@@ -429,9 +440,13 @@ impl Scorer {
                 signal: MODEL_SIGNAL.to_owned(),
                 weight,
                 detail: Some(format!(
-                    "{:.2}, nearest: {}",
+                    "{:.2}, nearest: {}{}",
                     assessment.probability,
-                    assessment.topics.join(", ")
+                    assessment.topics.join(", "),
+                    match calm {
+                        Some(signal) if assessment.raise => format!(", held back by {signal}"),
+                        _ => String::new(),
+                    }
                 )),
             });
             model_topic = assessment.topics.into_iter().next();
@@ -457,6 +472,7 @@ impl Scorer {
             topic,
             reasons,
             complaint,
+            calm: calm.is_some(),
         }
     }
 }

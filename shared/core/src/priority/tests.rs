@@ -390,8 +390,7 @@ fn a_negative_sum_is_made_up_too() {
 #[test]
 fn a_sure_model_lowers_a_p2_of_words_alone_but_never_a_p1_or_one_of_history() {
     let levels = scorer().config().levels;
-    let p2_text =
-        "ignore my last message about the weird charge, it was my son buying a game, sorry!";
+    let p2_text = "your chatbot is funny, it replied with a dad joke";
     let plain = scorer().score(p2_text, false, &History::default());
     assert_eq!(plain.priority, Priority::P2, "{plain:?}");
     {
@@ -413,6 +412,38 @@ fn a_sure_model_lowers_a_p2_of_words_alone_but_never_a_p1_or_one_of_history() {
     let still = with_model(0.01, false, true).score(p1_text, false, &History::default());
     assert_eq!(still.priority, Priority::P1);
     assert_eq!(model_reason(&still).weight, 0);
+}
+
+#[test]
+fn calming_words_hold_back_the_models_raise_and_say_so() {
+    // Withdrawn, solved, hypothetical, thanked or laughed off: the words say the trouble is
+    // over or imagined, and a sure model does not raise it.
+    for text in [
+        "ignore my last message about the weird charge, it was my son buying a game, sorry!",
+        "what happens if my card gets stolen while I'm abroad?",
+        "the courier left it with the neighbour, all good, thanks",
+        "the power came back after a minute, just letting you know",
+    ] {
+        let plain = scorer().score(text, false, &History::default());
+        assert!(plain.calm, "{text}: {plain:?}");
+        let scored = with_model(0.97, true, false).score(text, false, &History::default());
+        assert_eq!(scored.priority, plain.priority, "{text}: {scored:?}");
+        let reason = model_reason(&scored);
+        assert_eq!(reason.weight, 0);
+        assert!(
+            reason
+                .detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains(", held back by "),
+            "{reason:?}"
+        );
+    }
+    // Without a calming word the same sure model raises it.
+    let text = "my card was used abroad while it is in my wallet";
+    let scored = with_model(0.97, true, false).score(text, false, &History::default());
+    assert!(!scored.calm);
+    assert!(scored.priority <= Priority::P2, "{scored:?}");
 }
 
 #[test]
