@@ -4,8 +4,8 @@ aws-sam-translator (the library of the SAM CLI), for the tests to read what the 
 creates: the HTTP API's routes and their authorization, the roles, the event source mappings.
 
 Usage: python3 infra/sam-translate.py [template.yaml]   (needs the SAM CLI's virtual environment,
-./infra/dev-setup.sh). No AWS call: the managed-policy lookup is answered locally, and CodeUri is
-replaced by an S3 placeholder, as `sam package` would."""
+./infra/dev-setup.sh). No AWS call: the managed-policy lookup is answered locally, and CodeUri (a
+layer's ContentUri) is replaced by an S3 placeholder, as `sam package` would."""
 import json
 import os
 import sys
@@ -29,6 +29,8 @@ def main():
     for resource in template.get("Resources", {}).values():
         if resource.get("Type") == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = "s3://placeholder/code.zip"
+        elif resource.get("Type") == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://placeholder/layer.zip"
     json.dump(transform(template, {}, NoManagedPolicies()), sys.stdout, indent=1, default=str)
     sys.stdout.write("\n")
 

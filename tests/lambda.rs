@@ -482,6 +482,54 @@ fn the_agent_api_settings_name_what_is_missing() {
     assert!(err.to_string().contains("SWITCHBOARD_PRIORITY"), "{err}");
 }
 
+/// The prioritizer's model setting: unset, the word lists alone; named, the model it opens;
+/// a file that is not there or not a model stops start-up with an error naming
+/// `SWITCHBOARD_MODEL` (the layer is part of the stack: its absence is a broken deployment).
+#[test]
+fn the_prioritizer_opens_the_model_its_setting_names_or_says_why_not() {
+    use switchboard_aws::settings::PrioritizerSettings;
+    use switchboard_core::priority::{History, PriorityConfig};
+    let model = switchboard_encoder::default_model_path();
+    let with = |value: Option<String>| {
+        move |name: &str| match name {
+            "SWITCHBOARD_MODEL" => value.clone(),
+            "SWITCHBOARD_RETENTION_DAYS" | "SWITCHBOARD_PRIORITY" | "SWITCHBOARD_POLICY" => None,
+            "SWITCHBOARD_SCHEDULER_DLQ_ARN" | "SWITCHBOARD_SILENT_AFTER" => None,
+            "SWITCHBOARD_STATUSES_ANSWER" | "SWITCHBOARD_AUTO_LINK" => None,
+            _ => Some("arn:aws:sqs:us-east-1:000000000000:x".to_owned()),
+        }
+    };
+    let unset = PrioritizerSettings::from_source(&with(None)).unwrap();
+    assert_eq!(unset.model, None);
+    let plain = switchboard_lambda::scorer(unset.priority, None).unwrap();
+    assert!(!plain.has_model());
+
+    let named = PrioritizerSettings::from_source(&with(Some(model.display().to_string()))).unwrap();
+    assert_eq!(named.model.as_deref(), Some(model.as_path()));
+    let scorer = switchboard_lambda::scorer(named.priority, named.model.as_deref())
+        .unwrap_or_else(|e| panic!("{e} (run infra/model.sh)"));
+    let scored = scorer.score(
+        "se me incendió el horno al segundo uso",
+        false,
+        &History::default(),
+    );
+    assert!(
+        scored.reasons.iter().any(|r| r.signal == "model"),
+        "{scored:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_model = dir.path().join("model.bin");
+    std::fs::write(&not_a_model, b"not a model").unwrap();
+    for path in [dir.path().join("missing.bin"), not_a_model] {
+        let err = switchboard_lambda::scorer(PriorityConfig::default_config(), Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SWITCHBOARD_MODEL"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+}
+
 /// The deployed console: the agent-api function, given the stack's user pool settings, serves
 /// the page (told to sign in with Cognito) and its assets to API Gateway events, and records
 /// the signed-in user of the JWT authorizer as the agent; without them it serves no console.

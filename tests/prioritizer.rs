@@ -21,7 +21,72 @@ switchboard_tests::contract!(
     a_poison_entry_ends_in_the_dead_letters,
     the_queue_pages_in_order_and_refuses_a_foreign_cursor,
     each_wait_is_timed_by_the_policy_and_its_clock_moves_only_with_the_level,
+    a_described_harm_lands_in_p2_with_the_models_reason,
 );
+
+/// Issue 18's end-to-end case: a harm described without a word of the lists, through the
+/// intake and the prioritizer with the urgency model (the Lambda prioritizer's scorer, from
+/// the model file the layer carries), lands in P2 with the model's reason; the same message
+/// without the model waits below.
+async fn a_described_harm_lands_in_p2_with_the_models_reason(backend: Backend) {
+    let app = backend.app(None);
+    let t = 1_795_000_000;
+    let harm = "se me incendió el horno al segundo uso";
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("PN", "5215550000011", "wamid.H1", t, harm),
+    )
+    .await;
+    let model = switchboard_encoder::default_model_path();
+    let scorer = switchboard_lambda::scorer(
+        switchboard_core::priority::PriorityConfig::default_config(),
+        Some(&model),
+    )
+    .unwrap_or_else(|e| panic!("{e} (run infra/model.sh)"));
+    assert!(scorer.has_model());
+    let prioritizer = backend.prioritizer_scored(
+        std::sync::Arc::new(scorer),
+        switchboard_core::sla::SlaPolicy::default_policy(),
+        std::sync::Arc::new(switchboard_core::clock::SystemClock),
+    );
+    assert_eq!(backend.prioritize_all(&prioritizer).await, 1);
+    let queue = get_all(&app, "/api/queue", 10).await;
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    let harmed = &queue[0];
+    assert_eq!(harmed["priority"]["priority"], "P2", "{harmed}");
+    let model_reason = harmed["priority"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["signal"] == "model")
+        .unwrap_or_else(|| panic!("no model reason: {harmed}"))
+        .clone();
+    assert!(
+        model_reason["weight"].as_i64().unwrap() > 0,
+        "{model_reason}"
+    );
+    assert!(
+        model_reason["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nearest: "),
+        "{model_reason}"
+    );
+
+    // Without the model the same words wait below P2.
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("PN", "5215550000012", "wamid.H2", t + 1, harm),
+    )
+    .await;
+    assert_eq!(backend.prioritize_all(&backend.prioritizer()).await, 1);
+    let plain = conversations_of(&app, "5215550000012").await;
+    let level = plain[0]["priority"]["priority"].as_str().unwrap();
+    assert!(level == "P3" || level == "P4", "{}", plain[0]);
+    assert!(!signals(&plain[0]).contains(&"model".to_owned()));
+}
 
 async fn conversations_of(app: &axum::Router, provider_id: &str) -> Vec<Value> {
     get_all(app, "/api/conversations", 50)

@@ -357,6 +357,38 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
     // No SAM event: it would attach a managed SQS policy on any queue.
     assert!(function["Properties"]["Events"].is_null());
 
+    // The urgency model: the layer's file is where the function's setting points, and the
+    // layer is built by its Makefile target (sam build runs `make build-<logical id>`),
+    // which takes the file infra/model.sh fetched and verified.
+    assert_eq!(
+        function["Properties"]["Layers"],
+        serde_json::json!([{ "Ref": "ModelLayer" }])
+    );
+    let layer = resource(&t, "ModelLayer");
+    assert_eq!(layer["Type"], "AWS::Serverless::LayerVersion");
+    assert_eq!(layer["Metadata"]["BuildMethod"], "makefile");
+    assert_eq!(layer["Metadata"]["BuildArchitecture"], "arm64");
+    let content = layer["Properties"]["ContentUri"].as_str().unwrap();
+    let makefile = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(content)
+            .join("Makefile"),
+    )
+    .expect("the layer's Makefile");
+    assert!(makefile.contains("build-ModelLayer:"), "{makefile}");
+    assert!(makefile.contains("../model.sh"), "{makefile}");
+    let model = env[switchboard_core::config::MODEL].as_str().unwrap();
+    let file = model
+        .strip_prefix("/opt/")
+        .expect("a file of a layer, under /opt");
+    assert!(
+        makefile.contains(&format!("$(ARTIFACTS_DIR)/{file}")),
+        "the layer puts the model at {model}: {makefile}"
+    );
+    // Memory sized for the model (BENCHMARKS.md): above the stack's default.
+    assert_eq!(function["Properties"]["MemorySize"], 1024);
+
     let mapping = resource(&t, "PrioritizerIntakeMapping");
     assert_eq!(mapping["Type"], "AWS::Lambda::EventSourceMapping");
     let p = &mapping["Properties"];

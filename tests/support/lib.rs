@@ -457,6 +457,16 @@ impl Backend {
         policy: switchboard_core::sla::SlaPolicy,
         clock: Arc<dyn Clock>,
     ) -> Prioritizer {
+        self.prioritizer_scored(Arc::new(Scorer::new(config)), policy, clock)
+    }
+
+    /// A prioritizer over this backend scoring with `scorer` (the urgency model's, say).
+    pub fn prioritizer_scored(
+        &self,
+        scorer: Arc<Scorer>,
+        policy: switchboard_core::sla::SlaPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Prioritizer {
         Prioritizer::new(
             PrioritizerPorts {
                 records: self.store.clone(),
@@ -467,7 +477,7 @@ impl Backend {
                 events: self.events.clone(),
                 timers: self.timers.clone(),
             },
-            Arc::new(Scorer::new(config)),
+            scorer,
             Arc::new(policy),
             clock,
         )

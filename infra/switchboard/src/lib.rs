@@ -617,7 +617,7 @@ pub async fn app(args: &ServeArgs, source: &impl Source) -> Result<App, CliError
                 .prioritizer(
                     &timed.event_bus,
                     &timed.schedules,
-                    priority,
+                    Arc::new(scorer(args, priority)),
                     policy,
                     timed.statuses_answer,
                 )

@@ -18,7 +18,7 @@ use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::ReplySender;
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
-use switchboard_core::priority::{PriorityConfig, Scorer};
+use switchboard_core::priority::Scorer;
 use switchboard_core::remind::ReminderHandler;
 use switchboard_core::replies::{Replies, ReplyPorts};
 use switchboard_core::reports::Reports;
@@ -124,13 +124,13 @@ impl AwsPorts {
     }
 
     /// The prioritizer: the store, the bus `bus`, the reminders of `target`, scoring by
-    /// `priority`, timing by `policy`, statuses of unseen messages answering when
+    /// `scorer`, timing by `policy`, statuses of unseen messages answering when
     /// `statuses_answer`.
     pub fn prioritizer(
         &self,
         bus: &str,
         target: &ScheduleTarget,
-        priority: PriorityConfig,
+        scorer: Arc<Scorer>,
         policy: SlaPolicy,
         statuses_answer: bool,
     ) -> Prioritizer {
@@ -145,7 +145,7 @@ impl AwsPorts {
                 events: self.events(bus),
                 timers: self.timers(target),
             },
-            Arc::new(Scorer::new(priority)),
+            scorer,
             Arc::new(policy),
             self.clock(),
         )

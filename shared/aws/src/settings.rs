@@ -155,6 +155,8 @@ pub struct PrioritizerSettings {
     pub retention_days: u32,
     /// Weights, word lists, topics and teams.
     pub priority: PriorityConfig,
+    /// The urgency model's file ([`config::model_path`]); `None`: the word lists alone.
+    pub model: Option<std::path::PathBuf>,
     /// Response-time targets and calendars.
     pub policy: SlaPolicy,
     /// Whether statuses of messages sent elsewhere answer ([`config::statuses_answer`]).
@@ -175,6 +177,7 @@ impl PrioritizerSettings {
             schedules: schedule_target(source)?,
             retention_days: config::retention_days(source)?,
             priority: config::priority_config(source)?,
+            model: config::model_path(source),
             policy: config::sla_policy(source)?,
             statuses_answer: config::statuses_answer(source)?,
             auto_link: config::auto_link(source)?,

@@ -27,6 +27,7 @@ use switchboard_core::erasure::ErasureSite;
 use switchboard_core::model::Webhook;
 use switchboard_core::ports::ReplySender;
 use switchboard_core::prioritize::Prioritizer;
+use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::remind::ReminderHandler;
 use switchboard_http::api::Agent;
 use switchboard_http::{
@@ -64,9 +65,11 @@ pub async fn webhook_app(webhooks: &[Webhook]) -> Result<axum::Router, StartupEr
     Ok(webhook_router(WebhookState::new(intake, verifiers, clock)))
 }
 
-/// The prioritizer of the function, from the process environment.
+/// The prioritizer of the function, from the process environment: the word lists of
+/// `SWITCHBOARD_PRIORITY` and the urgency model of `SWITCHBOARD_MODEL` ([`scorer`]).
 pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
     let settings = PrioritizerSettings::from_source(&ProcessEnv)?;
+    let scorer = scorer(settings.priority.clone(), settings.model.as_deref())?;
     let sdk = sdk_config().await;
     let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
     let watcher = settings
@@ -77,7 +80,7 @@ pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
         .prioritizer(
             &settings.event_bus,
             &settings.schedules,
-            settings.priority,
+            Arc::new(scorer),
             settings.policy,
             settings.statuses_answer,
         )
@@ -86,6 +89,44 @@ pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
         Some(w) => prioritizer.watching(w),
         None => prioritizer,
     })
+}
+
+/// The prioritizer's scorer: the word lists of `priority`, and the urgency model of the file
+/// `model` when there is one (the prioritizer's layer; `SWITCHBOARD_MODEL`). A file that is
+/// named but cannot be opened stops start-up with an error naming `SWITCHBOARD_MODEL`: on
+/// Lambda the layer is part of the stack, so a missing model is a broken deployment, not a
+/// reason to prioritize with less without anyone noticing. (`switchboard serve` falls back to
+/// the word lists with a warning instead.)
+pub fn scorer(
+    priority: PriorityConfig,
+    model: Option<&std::path::Path>,
+) -> Result<Scorer, StartupError> {
+    let scorer = Scorer::new(priority);
+    let Some(path) = model else {
+        tracing::info!("SWITCHBOARD_MODEL unset: the word lists alone prioritize");
+        return Ok(scorer);
+    };
+    let invalid = |reason: String| {
+        StartupError(ConfigError::Invalid {
+            name: switchboard_core::config::MODEL.to_owned(),
+            reason,
+        })
+    };
+    #[cfg(feature = "model")]
+    {
+        let model = switchboard_encoder::urgency::Urgency::open(path)
+            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        tracing::info!("urgency model loaded");
+        Ok(scorer.with_model(Arc::new(model)))
+    }
+    #[cfg(not(feature = "model"))]
+    {
+        let _ = scorer;
+        Err(invalid(format!(
+            "{}: this build has no urgency model (the `model` feature of switchboard-lambda)",
+            path.display()
+        )))
+    }
 }
 
 /// The e-mail intake of the function `email-intake`, from the process environment: the
