@@ -180,11 +180,30 @@ impl Encoder {
     /// texts of one kind): [`dim`](Self::dim) numbers, L2-normalized.
     pub fn embed(&self, text: &str) -> Vec<f32> {
         let content = self.tokens(text);
+        self.pool(content.chunks(self.shape.positions - 2).collect())
+    }
+
+    /// The embedding of the beginning of `text` only: its first `max_tokens` pieces (`query: `
+    /// counted; at most one window), whatever its length. The cost is bounded: the tokenizer
+    /// reads at most `16 × max_tokens` characters and the encoder runs one window, so a long
+    /// e-mail costs no more than a message of `max_tokens` pieces.
+    pub fn embed_head(&self, text: &str, max_tokens: usize) -> Vec<f32> {
+        let max_tokens = max_tokens.min(self.shape.positions - 2);
+        let cut = text
+            .char_indices()
+            .nth(max_tokens.saturating_mul(16))
+            .map_or(text.len(), |(i, _)| i);
+        let mut content = self.tokens(&text[..cut]);
+        content.truncate(max_tokens);
+        self.pool(vec![&content])
+    }
+
+    /// The pooled, normalized embedding of `windows` of content ids: each window's mean,
+    /// weighted by its token count.
+    fn pool(&self, mut windows: Vec<&[u32]>) -> Vec<f32> {
         let h = self.shape.hidden;
-        let window = self.shape.positions - 2;
         let mut sum = vec![0f32; h];
         let mut weight = 0f32;
-        let mut windows: Vec<&[u32]> = content.chunks(window).collect();
         if windows.is_empty() {
             windows.push(&[]);
         }

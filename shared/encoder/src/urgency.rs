@@ -53,9 +53,23 @@ impl Urgency {
     }
 }
 
+/// The pieces of a message the urgency model reads: its beginning (about 90 words), where a
+/// customer says what is wrong. The bound keeps the prioritizer's time per message bounded,
+/// whatever a hostile or very long e-mail holds: the encoder's cost grows faster than its
+/// length (arm64: 0.95 G instructions for 30 pieces, 4.6 G for 125, 15 G for 298), and 128
+/// pieces keep a batch of ten within the prioritizer's timeout (BENCHMARKS.md, section 8).
+/// Every labelled example is shorter.
+pub const MODEL_TOKENS: usize = 128;
+
+/// The embedding the model reads of `text`: the first [`MODEL_TOKENS`] pieces. Training and
+/// assessing both use it.
+pub fn embedding(encoder: &Encoder, text: &str) -> Vec<f32> {
+    encoder.embed_head(text, MODEL_TOKENS)
+}
+
 impl UrgencyModel for Urgency {
     fn assess(&self, text: &str) -> Assessment {
-        let embedding = self.encoder.embed(text);
+        let embedding = embedding(&self.encoder, text);
         let probability = self.head.probability(&embedding);
         Assessment {
             probability,
@@ -242,7 +256,10 @@ pub fn train(
     examples: &[Example],
     thresholds: impl Fn(&[f64]) -> (f64, f64),
 ) -> Training {
-    let embeddings: Vec<Vec<f32>> = examples.iter().map(|e| encoder.embed(&e.text)).collect();
+    let embeddings: Vec<Vec<f32>> = examples
+        .iter()
+        .map(|e| embedding(encoder, &e.text))
+        .collect();
     let urgent: Vec<bool> = examples.iter().map(|e| e.urgent).collect();
     let mut sets: Vec<&str> = examples.iter().map(|e| e.set.as_str()).collect();
     sets.dedup();

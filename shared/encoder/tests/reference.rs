@@ -50,6 +50,23 @@ fn a_described_harm_is_nearer_to_an_urgent_example_than_to_a_question() {
     assert!(cos(&fire, &danger) > cos(&fire, &hours));
 }
 
+/// The urgency model reads the head of a message only: a short text is embedded as a whole,
+/// a long one (a 300 KB e-mail) exactly as its beginning, so its cost does not grow with it.
+#[test]
+fn the_head_of_a_text_is_all_of_a_short_one_and_the_beginning_of_a_long_one() {
+    let encoder = encoder();
+    let short = "se me incendió el horno al segundo uso";
+    assert_eq!(encoder.embed_head(short, 256), encoder.embed(short));
+    let sentence = "the boiler has been leaking since monday and nobody came ";
+    let long = sentence.repeat(5_000);
+    assert!(long.len() > 280_000);
+    let head = encoder.embed_head(&long, 32);
+    assert_eq!(head, encoder.embed_head(&long[..sentence.len() * 20], 32));
+    assert_ne!(head, encoder.embed_head(sentence, 32));
+    let norm: f32 = head.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+}
+
 /// `{"text": …, "tokens": n, "embedding": [..]}`, read without a JSON dependency.
 fn parse(line: &str) -> (String, usize, Vec<f32>) {
     let text_start = line.find("\"text\": \"").expect("text") + 9;
