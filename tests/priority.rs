@@ -13,6 +13,7 @@ const BLIND: &str = include_str!("fixtures/priority/blind.jsonl");
 const VARIED: &str = include_str!("fixtures/priority/varied.jsonl");
 const CONTRAST: &str = include_str!("fixtures/priority/contrast.jsonl");
 const SEALED: &str = include_str!("fixtures/priority/sealed.jsonl");
+const SEALED2: &str = include_str!("fixtures/priority/sealed2.jsonl");
 
 struct Example {
     lang: String,
@@ -145,16 +146,32 @@ fn the_blind_set_measures_the_keyword_scorer() {
 }
 
 /// Written after the blind set was spent and before the second round of the urgency model
-/// (issue 18); nobody tunes anything on it. The keyword scorer alone, first measured at
-/// precision 0.847, recall 0.615; after the lists' calming signals were broadened by category
-/// from the training sets (withdrawn, solved, hypothetical): 0.865 / 0.615 (es 0.824 / 0.622,
-/// en 0.931 / 0.600, pt 0.848 / 0.622). The bounds only guard against worse.
+/// (issue 18). The keyword scorer alone, first measured at precision 0.847, recall 0.615;
+/// 0.865 / 0.615 after the lists' calming signals were broadened by category from the
+/// training sets. It measured the second round once (with the model: 0.890 / 0.956), then its
+/// misses broadened the word lists by category (withdrawn, solved, understated, "worst
+/// company") and it joined the training data: a tuning set now, at 0.916 / 0.644. The bounds
+/// only guard against worse.
 #[test]
 fn the_sealed_set_measures_the_keyword_scorer() {
     let c = evaluate("sealed", SEALED);
     assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 312);
-    assert!(c.precision() >= 0.84, "precision {:.3}", c.precision());
-    assert!(c.recall() >= 0.59, "recall {:.3}", c.recall());
+    assert!(c.precision() >= 0.90, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.62, "recall {:.3}", c.recall());
+}
+
+/// Written after the sealed set was measured and before the urgency model's third round
+/// (issue 18), of situations none of the other sets has; nobody tunes anything on it. The
+/// keyword scorer alone, measured once with the third round's lists: precision 0.792, recall
+/// 0.422 (es 0.815 / 0.489, en 0.714 / 0.333, pt 0.833 / 0.444); the second round's lists
+/// gave 0.770 / 0.422. New situations, described rather than named: the lists find two in five.
+/// The bounds are the regression floor.
+#[test]
+fn the_second_sealed_set_measures_the_keyword_scorer() {
+    let c = evaluate("sealed2", SEALED2);
+    assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 312);
+    assert!(c.precision() >= 0.78, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.41, "recall {:.3}", c.recall());
 }
 
 fn evaluate(name: &str, set: &str) -> Counts {
@@ -170,23 +187,25 @@ fn with_model() -> Scorer {
     Scorer::default().with_model(std::sync::Arc::new(model))
 }
 
-/// The combined scorer on the set nobody tunes on, measured once with the second round's head
-/// (`config/urgency-head.json`: blind and contrast sets added to the training data, calming
-/// words hold back the model's raise, thresholds chosen for an out-of-fold precision of 0.94):
-/// precision 0.890, recall 0.956 (es 0.935 / 0.956, en 0.878 / 0.956, pt 0.860 / 0.956), from
-/// 0.865 / 0.615 for the keywords alone. (The first round's head measured 0.841 / 0.978 on it
-/// before.) Recall meets the target of 0.9; precision is one point short of it. The bounds
+/// The combined scorer on the set nobody tunes on, measured once with the third round's head
+/// (`config/urgency-head.json`: the sealed set in the training data, the logistic regression
+/// blended with the vote of the nearest labelled examples, thresholds chosen for an
+/// out-of-fold precision of 0.95): precision 0.864, recall 0.985 (es 0.900 / 1.000, en
+/// 0.846 / 0.978, pt 0.846 / 0.978). The second round's head and lists, measured on it once
+/// for the comparison: 0.824 / 0.970. Recall is above the 0.9 aimed at; precision is not (21
+/// false alarms in 177 calm messages: about half raised by the model on praise in violent
+/// words and on feedback, half by the lists on withdrawn or hypothetical charges). The bounds
 /// are the regression floor; the next round needs another unseen set.
 #[test]
-fn the_sealed_set_with_the_model() {
-    let c = evaluate_with("sealed, keywords and model", SEALED, &with_model());
+fn the_second_sealed_set_with_the_model() {
+    let c = evaluate_with("sealed2, keywords and model", SEALED2, &with_model());
     assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 312);
-    assert!(c.precision() >= 0.88, "precision {:.3}", c.precision());
-    assert!(c.recall() >= 0.94, "recall {:.3}", c.recall());
+    assert!(c.precision() >= 0.85, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.97, "recall {:.3}", c.recall());
 }
 
 /// Every set with the model, for the record: the training sets' figures are in-sample (the
-/// head learned from them), the sealed set's above are not.
+/// head learned from them), the second sealed set's above are not.
 #[test]
 fn every_set_with_the_model_is_printed() {
     let scorer = with_model();
@@ -198,6 +217,7 @@ fn every_set_with_the_model_is_printed() {
         ("varied (trained on)", VARIED),
         ("blind (trained on)", BLIND),
         ("contrast (trained on)", CONTRAST),
+        ("sealed (trained on)", SEALED),
     ] {
         let c = evaluate_with(name, set, &scorer);
         assert!(c.recall() >= 0.9, "{name}: recall {:.3}", c.recall());

@@ -363,8 +363,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let r = train::train_urgency(&args.sets, &args.model, &args.out)?;
             let trained: usize = r.head.trained_on.iter().map(|(_, n)| n).sum();
             println!(
-                "trained on {trained} messages; lambda {}; raise at {}, lower below {}",
-                r.head.lambda, r.head.raise_at, r.head.lower_at
+                "trained on {trained} messages; lambda {}; logistic share {}, {} neighbours at temperature {}; raise at {}, lower below {}",
+                r.head.lambda,
+                r.head.linear_share,
+                r.head.k,
+                r.head.temperature,
+                r.head.raise_at,
+                r.head.lower_at
             );
             println!(
                 "out of fold (each set predicted by the head of the others), precision / recall of P1+P2:"

@@ -10,17 +10,18 @@ use switchboard_encoder::urgency::{Example, Head, train};
 
 use crate::CliError;
 
-/// The sets the head learns from, in this order. `sealed.jsonl` is not among them: it only
+/// The sets the head learns from, in this order. `sealed2.jsonl` is not among them: it only
 /// measures (tests/fixtures/priority/README.md). `blind.jsonl` measured the first round and
-/// joined the training data when it was spent.
-pub const TRAINING_SETS: [&str; 7] = [
-    "labelled", "holdout", "fresh", "unseen", "varied", "blind", "contrast",
+/// `sealed.jsonl` the second; each joined the training data when it was spent.
+pub const TRAINING_SETS: [&str; 8] = [
+    "labelled", "holdout", "fresh", "unseen", "varied", "blind", "contrast", "sealed",
 ];
 
 /// The precision the combined scorer must keep on the out-of-fold predictions when the
 /// thresholds are chosen. Above the 0.9 aimed at: on every set written later, precision came
-/// in some points below the out-of-fold figure.
-pub const MIN_PRECISION: f64 = 0.94;
+/// in some points below the out-of-fold figure (the second round: 0.941 out of fold, 0.890 on
+/// `sealed.jsonl`), so the margin is five points.
+pub const MIN_PRECISION: f64 = 0.95;
 
 /// What training found, for the report.
 #[derive(Debug)]
