@@ -9,7 +9,7 @@
 //! is checked over its raw bytes.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::collections::{BTreeMap, HashSet};

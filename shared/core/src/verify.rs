@@ -8,7 +8,7 @@
 //! signatures and tokens are constant-time: [`constant_time_eq`], or `hmac`'s `verify_slice`.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
 use std::collections::HashMap;
