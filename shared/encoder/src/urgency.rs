@@ -178,6 +178,8 @@ struct Neighbours {
     bits: Vec<u8>,
     urgent: Vec<bool>,
     topics: Vec<String>,
+    /// The share of urgent examples among them (the vote's class balance).
+    urgent_share: f64,
 }
 
 impl Neighbours {
@@ -188,10 +190,14 @@ impl Neighbours {
                 ModelError::Format(format!("the urgency head: a neighbour's signs: {e}"))
             })?);
         }
+        let urgent: Vec<bool> = head.neighbours.iter().map(|n| n.urgent).collect();
+        let urgent_share =
+            urgent.iter().filter(|u| **u).count() as f64 / urgent.len().max(1) as f64;
         Ok(Self {
             bits,
-            urgent: head.neighbours.iter().map(|n| n.urgent).collect(),
+            urgent,
             topics: head.neighbours.iter().map(|n| n.topic.clone()).collect(),
+            urgent_share,
         })
     }
 }
@@ -280,11 +286,6 @@ impl Head {
                 .sum::<f64>()
     }
 
-    fn urgent_share(&self) -> f64 {
-        let urgent = self.neighbours.iter().filter(|n| n.urgent).count();
-        urgent as f64 / self.neighbours.len().max(1) as f64
-    }
-
     /// The probability of `embedding` and the topics of its `n` most weighty neighbours.
     fn assess(&self, neighbours: &Neighbours, embedding: &[f32], n: usize) -> (f64, Vec<String>) {
         let linear = sigmoid(self.logit(embedding));
@@ -295,16 +296,17 @@ impl Head {
             .chunks(stride.max(1))
             .map(|s| similarity(&z, s))
             .collect();
-        let nearest: Vec<(f32, bool)> = top_k(&sims, self.k)
-            .into_iter()
-            .map(|i| (sims[i], neighbours.urgent[i]))
+        let indices = top_k(&sims, self.k);
+        let nearest: Vec<(f32, bool)> = indices
+            .iter()
+            .map(|&i| (sims[i], neighbours.urgent[i]))
             .collect();
-        let voted = vote(&nearest, self.k, self.temperature, self.urgent_share());
+        let voted = vote(&nearest, self.k, self.temperature, neighbours.urgent_share);
         let probability = self.linear_share * linear + (1.0 - self.linear_share) * voted;
         // The topics, by the weight their neighbours carry.
         let mut weights: Vec<(String, f64)> = Vec::new();
         let top = nearest.first().map_or(0.0, |(s, _)| *s);
-        for i in top_k(&sims, self.k) {
+        for i in indices {
             let w = (self.temperature * f64::from(sims[i] - top)).exp();
             match weights.iter_mut().find(|(t, _)| *t == neighbours.topics[i]) {
                 Some((_, total)) => *total += w,
