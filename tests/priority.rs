@@ -14,6 +14,8 @@ const VARIED: &str = include_str!("fixtures/priority/varied.jsonl");
 const CONTRAST: &str = include_str!("fixtures/priority/contrast.jsonl");
 const SEALED: &str = include_str!("fixtures/priority/sealed.jsonl");
 const SEALED2: &str = include_str!("fixtures/priority/sealed2.jsonl");
+const FIGURES: &str = include_str!("fixtures/priority/figures.jsonl");
+const SEALED3: &str = include_str!("fixtures/priority/sealed3.jsonl");
 
 struct Example {
     lang: String,
@@ -165,13 +167,45 @@ fn the_sealed_set_measures_the_keyword_scorer() {
 /// keyword scorer alone, measured once with the third round's lists: precision 0.792, recall
 /// 0.422 (es 0.815 / 0.489, en 0.714 / 0.333, pt 0.833 / 0.444); the second round's lists
 /// gave 0.770 / 0.422. New situations, described rather than named: the lists find two in five.
-/// The bounds are the regression floor.
+/// Then its misses broadened the lists by category (withdrawn by naming who it was or what the
+/// charge was, hypothetical payments, figurative theft, bereavement) and it joined the urgency
+/// model's training data: a tuning set now, at 0.894 / 0.437. The bounds only guard against
+/// worse.
 #[test]
 fn the_second_sealed_set_measures_the_keyword_scorer() {
     let c = evaluate("sealed2", SEALED2);
     assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 312);
     assert!(c.precision() >= 0.78, "precision {:.3}", c.precision());
     assert!(c.recall() >= 0.41, "recall {:.3}", c.recall());
+}
+
+/// Written after the second sealed set was measured and before the urgency model's fourth
+/// round (issue 18); nobody tunes anything on it. The keyword scorer alone, measured once with
+/// the fourth round's lists: precision 0.784, recall 0.511 (es 0.760 / 0.422, en 0.800 /
+/// 0.533, pt 0.788 / 0.578). The bounds are the regression floor.
+#[test]
+fn the_third_sealed_set_measures_the_keyword_scorer() {
+    let c = evaluate("sealed3", SEALED3);
+    assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 312);
+    assert!(c.precision() >= 0.77, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.50, "recall {:.3}", c.recall());
+}
+
+/// The combined scorer on the set nobody tunes on, measured once with the fourth round's head
+/// (`config/urgency-head.json`: the second sealed set and `figures.jsonl` in the training
+/// data; thresholds chosen for an out-of-fold precision of 0.95): precision 0.928, recall 0.956
+/// (es 0.956 / 0.956, en 0.955 / 0.933, pt 0.880 / 0.978). Ten false alarms in 177 calm
+/// messages: seven raised by the lists, which the model does not lower from P1 nor when its
+/// probability is not low (a withdrawn hacked-account alarm in each language, "forget my
+/// message ... my son had changed the password"; a lawyer father in each; a pt double charge
+/// that was the shipping), three pt messages of praise raised by the model. The bounds are the
+/// regression floor, at the issue's 0.9 / 0.9 and above.
+#[test]
+fn the_third_sealed_set_with_the_model() {
+    let c = evaluate_with("sealed3, keywords and model", SEALED3, &with_model());
+    assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 312);
+    assert!(c.precision() >= 0.92, "precision {:.3}", c.precision());
+    assert!(c.recall() >= 0.95, "recall {:.3}", c.recall());
 }
 
 fn evaluate(name: &str, set: &str) -> Counts {
@@ -187,25 +221,8 @@ fn with_model() -> Scorer {
     Scorer::default().with_model(std::sync::Arc::new(model))
 }
 
-/// The combined scorer on the set nobody tunes on, measured once with the third round's head
-/// (`config/urgency-head.json`: the sealed set in the training data, the logistic regression
-/// blended with the vote of the nearest labelled examples, thresholds chosen for an
-/// out-of-fold precision of 0.95): precision 0.864, recall 0.985 (es 0.900 / 1.000, en
-/// 0.846 / 0.978, pt 0.846 / 0.978). The second round's head and lists, measured on it once
-/// for the comparison: 0.824 / 0.970. Recall is above the 0.9 aimed at; precision is not (21
-/// false alarms in 177 calm messages: about half raised by the model on praise in violent
-/// words and on feedback, half by the lists on withdrawn or hypothetical charges). The bounds
-/// are the regression floor; the next round needs another unseen set.
-#[test]
-fn the_second_sealed_set_with_the_model() {
-    let c = evaluate_with("sealed2, keywords and model", SEALED2, &with_model());
-    assert_eq!(c.tp + c.fp + c.fn_ + c.tn, 312);
-    assert!(c.precision() >= 0.85, "precision {:.3}", c.precision());
-    assert!(c.recall() >= 0.97, "recall {:.3}", c.recall());
-}
-
 /// Every set with the model, for the record: the training sets' figures are in-sample (the
-/// head learned from them), the second sealed set's above are not.
+/// head learned from them), the third sealed set's above are not.
 #[test]
 fn every_set_with_the_model_is_printed() {
     let scorer = with_model();
@@ -218,6 +235,8 @@ fn every_set_with_the_model_is_printed() {
         ("blind (trained on)", BLIND),
         ("contrast (trained on)", CONTRAST),
         ("sealed (trained on)", SEALED),
+        ("sealed2 (trained on)", SEALED2),
+        ("figures (trained on)", FIGURES),
     ] {
         let c = evaluate_with(name, set, &scorer);
         assert!(c.recall() >= 0.9, "{name}: recall {:.3}", c.recall());
