@@ -18,9 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group};
 use serde_json::{Value, json};
 use switchboard_core::channels;
 use switchboard_core::channels::meta::{MetaVerifier, sign};
@@ -227,6 +225,8 @@ fn large_body(min_len: usize) -> Vec<u8> {
 }
 
 /// The per-delivery CPU path: what the intake does between receiving the bytes and writing.
+/// Never inlined, so that a profiler can count it alone.
+#[inline(never)]
 fn deliver(
     verifier: &MetaVerifier,
     webhook: Webhook,
@@ -360,4 +360,45 @@ criterion_group! {
     config = config();
     targets = bench_verify, bench_deliver
 }
-criterion_main!(intake);
+
+/// The profiling mode: `INTAKE_PROFILE=<channel>/<n>[:<repeats>]` (say `whatsapp/100:200`)
+/// builds that one delivery and runs [`deliver`] on it `repeats` times (100 by default), with
+/// no criterion around it, so that `valgrind --tool=callgrind --toggle-collect=intake::deliver`
+/// counts the instructions of the intake path alone (BENCHMARKS.md section 1).
+fn profile(spec: &str) {
+    let (what, repeats) = spec.split_once(':').unwrap_or((spec, "100"));
+    let (name, n) = what
+        .split_once('/')
+        .expect("INTAKE_PROFILE is <channel>/<n>[:<repeats>]");
+    let channel = BenchChannel::ALL
+        .into_iter()
+        .find(|c| c.name() == name)
+        .unwrap_or_else(|| panic!("INTAKE_PROFILE: no channel {name}"));
+    let n: usize = n.parse().expect("INTAKE_PROFILE: n is a number");
+    let repeats: usize = repeats
+        .parse()
+        .expect("INTAKE_PROFILE: repeats is a number");
+    let v = verifier(&[BENCH_SECRET]);
+    let body = channel.delivery(n);
+    let sig = sign(BENCH_SECRET, &body);
+    check_delivery(channel, n, &v, &sig, &body);
+    for _ in 0..repeats {
+        black_box(deliver(
+            &v,
+            channel.webhook(),
+            black_box(sig.as_bytes()),
+            black_box(&body),
+            received_at(),
+        ));
+    }
+    println!("{name}/{n}: {repeats} deliveries of {} bytes", body.len());
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("INTAKE_PROFILE") {
+        profile(&spec);
+        return;
+    }
+    intake();
+    Criterion::default().configure_from_args().final_summary();
+}

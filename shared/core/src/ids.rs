@@ -32,6 +32,16 @@ impl ProviderId {
         }
     }
 
+    /// Whether `value`, read as [`ProviderId::from_json`] reads it, is this id; without
+    /// building one.
+    pub fn matches_json(&self, value: &Value) -> bool {
+        match value {
+            Value::String(s) => !s.is_empty() && *s == self.0,
+            Value::Number(n) => n.to_string() == self.0,
+            _ => false,
+        }
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -60,8 +70,18 @@ fn hash_parts(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// `prefix` and the first half of `digest` in lower-case hex: one allocation, of the right size.
+fn prefixed_hex(prefix: &str, digest: &[u8; 32]) -> String {
+    let mut buf = [0u8; 32];
+    hex::encode_to_slice(&digest[..16], &mut buf).expect("16 bytes fill 32 hex digits");
+    let mut id = String::with_capacity(prefix.len() + buf.len());
+    id.push_str(prefix);
+    id.push_str(std::str::from_utf8(&buf).expect("hex digits are ASCII"));
+    id
+}
+
 fn short_hex(digest: &[u8; 32]) -> String {
-    hex::encode(&digest[..16])
+    prefixed_hex("", digest)
 }
 
 macro_rules! string_id {
@@ -121,7 +141,7 @@ impl ConversationId {
             account.as_str().as_bytes(),
             customer.as_str().as_bytes(),
         ]);
-        Self(format!("cv_{}", short_hex(&d)))
+        Self(prefixed_hex("cv_", &d))
     }
 }
 
@@ -133,7 +153,7 @@ impl CustomerId {
             channel.as_str().as_bytes(),
             provider_user_id.as_str().as_bytes(),
         ]);
-        Self(format!("cu_{}", short_hex(&d)))
+        Self(prefixed_hex("cu_", &d))
     }
 }
 
@@ -167,7 +187,7 @@ impl DeliveryId {
 pub fn event_id(kind: &str, parts: &[&str]) -> String {
     let mut all: Vec<&[u8]> = vec![b"event", kind.as_bytes()];
     all.extend(parts.iter().map(|p| p.as_bytes()));
-    format!("ev_{}", short_hex(&hash_parts(&all)))
+    prefixed_hex("ev_", &hash_parts(&all))
 }
 
 /// 16 hex digits of the SHA-256 of `bytes`: a short stable key for a value that needs no more

@@ -26,7 +26,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::channels::json::{id_at, provider_time, str_at, unknown_account, unsupported};
+use crate::channels::json::{id_at, provider_time, str_at, unknown_account, unsupported, value_at};
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
     Attachment, Channel, CustomerIdentity, DeliveryStatus, Direction, Event, EventKind, Message,
@@ -440,7 +440,7 @@ fn attachment_kind(message: &Value, first: &Value, ty: Option<&str>) -> MessageK
     let has = |v: Option<&Value>| v.is_some_and(|v| !v.is_null());
     match ty {
         Some("image")
-            if has(first.pointer("/payload/sticker_id")) || has(message.get("sticker_id")) =>
+            if has(value_at(first, "/payload/sticker_id")) || has(message.get("sticker_id")) =>
         {
             MessageKind::Sticker
         }
@@ -571,7 +571,7 @@ mod tests {
                     let Some(mid) = id_at(event, "/message/mid") else {
                         continue;
                     };
-                    if event.pointer("/message/is_deleted") == Some(&json!(true)) {
+                    if value_at(event, "/message/is_deleted") == Some(&Value::Bool(true)) {
                         continue;
                     }
                     let message = records
@@ -582,7 +582,7 @@ mod tests {
                         })
                         .unwrap_or_else(|| panic!("{channel}/{name}: no message {mid}"));
                     assert_eq!(&message.raw, event, "{channel}/{name}");
-                    if event.pointer("/message/is_echo") == Some(&json!(true)) {
+                    if value_at(event, "/message/is_echo") == Some(&Value::Bool(true)) {
                         assert_eq!(message.direction, Direction::Outbound, "{channel}/{name}");
                         // The customer is the side that is not the page.
                         let page = id_at(entry_of(&body, event), "/id");

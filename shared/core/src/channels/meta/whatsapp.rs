@@ -24,7 +24,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::channels::json::{id_at, provider_time, str_at, unknown_account, unsupported};
+use crate::channels::json::{id_at, provider_time, str_at, unknown_account, unsupported, value_at};
 use crate::identifier::Identifier;
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
@@ -142,24 +142,21 @@ fn identifiers(user_id: &ProviderId, contact: Option<&Value>) -> Vec<Identifier>
     let mut found = Vec::with_capacity(2);
     let wa_id = contact.and_then(|c| str_at(c, "/wa_id"));
     let user = contact.and_then(|c| str_at(c, "/user_id"));
-    for id in [
-        Identifier::wa_id(user_id.as_str()),
-        wa_id.and_then(Identifier::wa_id),
-    ]
-    .into_iter()
-    .flatten()
-    .chain(
-        [
-            user.and_then(Identifier::whatsapp_user),
-            // A customer keyed by a business-scoped id is one.
-            Identifier::wa_id(user_id.as_str())
-                .is_none()
-                .then(|| Identifier::whatsapp_user(user_id.as_str()))
-                .flatten(),
-        ]
+    let number = Identifier::wa_id(user_id.as_str());
+    // A customer keyed by a business-scoped id is one.
+    let scoped = number
+        .is_none()
+        .then(|| Identifier::whatsapp_user(user_id.as_str()))
+        .flatten();
+    for id in [number, wa_id.and_then(Identifier::wa_id)]
         .into_iter()
-        .flatten(),
-    ) {
+        .flatten()
+        .chain(
+            [user.and_then(Identifier::whatsapp_user), scoped]
+                .into_iter()
+                .flatten(),
+        )
+    {
         if !found.contains(&id) {
             found.push(id);
         }
@@ -209,12 +206,14 @@ impl Context<'_> {
     /// only contact of the change, then the first candidate.
     fn customer(&self, candidates: &[Option<ProviderId>]) -> CustomerIdentity {
         let contact_ids = |c: &Value| [id_at(c, "/wa_id"), id_at(c, "/user_id")];
+        let is_contact = |c: &Value, id: &ProviderId| {
+            ["wa_id", "user_id"]
+                .iter()
+                .any(|key| c.get(*key).is_some_and(|v| id.matches_json(v)))
+        };
         let present: Vec<&ProviderId> = candidates.iter().flatten().collect();
         let known = present.iter().find_map(|id| {
-            let contact = self
-                .contacts
-                .iter()
-                .find(|c| contact_ids(c).iter().flatten().any(|cid| cid == *id))?;
+            let contact = self.contacts.iter().find(|c| is_contact(c, id))?;
             Some(((*id).clone(), Some(contact)))
         });
         let plausible = || {
@@ -275,7 +274,7 @@ impl Context<'_> {
             Some("edit") => Some((
                 id_at(item, "/edit/original_message_id"),
                 EventKind::Edit {
-                    text: item.pointer("/edit/message").and_then(content_text),
+                    text: value_at(item, "/edit/message").and_then(content_text),
                 },
             )),
             Some("revoke") => Some((

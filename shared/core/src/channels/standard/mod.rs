@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::json::{provider_time, str_at, unsupported};
+use super::json::{provider_time, str_at, unsupported, value_at};
 use super::{ChannelModule, ChannelSecrets, SecretField, Verification};
 use crate::channel::{Channel, Webhook};
 use crate::identifier::Identifier;
@@ -124,7 +124,7 @@ pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
         "message.sent" => Direction::Outbound,
         other => return vec![unsupported(CHANNEL, account, other, body, received_at)],
     };
-    let customer_id = body.pointer("/customer/id").and_then(ProviderId::from_json);
+    let customer_id = value_at(body, "/customer/id").and_then(ProviderId::from_json);
     let message = body.get("message").filter(|m| m.is_object());
     let (Some(account), Some(customer_id), Some(message)) = (account.clone(), customer_id, message)
     else {
@@ -138,9 +138,7 @@ pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
     };
     let source = str_at(body, "/source").unwrap_or("web");
     let person = ProviderId(format!("{source}:{customer_id}"));
-    let conversation_key = match body
-        .pointer("/conversation/id")
-        .and_then(ProviderId::from_json)
+    let conversation_key = match value_at(body, "/conversation/id").and_then(ProviderId::from_json)
     {
         Some(id) => ProviderId(format!("{source}:conversation:{id}")),
         None => person.clone(),

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::json::{provider_time, str_at, unknown_account, unsupported};
+use super::json::{provider_time, str_at, unknown_account, unsupported, value_at};
 use super::{ChannelModule, ChannelSecrets, SecretField, Verification};
 use crate::channel::{Channel, Webhook};
 use crate::identifier::Identifier;
@@ -122,7 +122,7 @@ impl ChannelModule for Telegram {
 
 /// An id field (number or string) as text.
 fn id_text(value: &Value, pointer: &str) -> Option<String> {
-    ProviderId::from_json(value.pointer(pointer)?).map(|id| id.0)
+    ProviderId::from_json(value_at(value, pointer)?).map(|id| id.0)
 }
 
 /// `<chat>:<message_id>`.
@@ -479,8 +479,7 @@ fn callback(item: &Value, raw: &Value, received_at: DateTime<Utc>) -> Option<Rec
     let from = item.get("from")?;
     let user = id_text(from, "/id")?;
     // The chat of the message with the button, else the person's private chat.
-    let mut chat = item
-        .pointer("/message/chat")
+    let mut chat = value_at(item, "/message/chat")
         .filter(|c| c.is_object())
         .cloned()
         .unwrap_or_else(|| serde_json::json!({"id": user, "type": "private"}));
@@ -488,7 +487,7 @@ fn callback(item: &Value, raw: &Value, received_at: DateTime<Utc>) -> Option<Rec
         chat["id"] = Value::String(user.clone());
     }
     let as_message = serde_json::json!({"chat": chat, "from": from,
-        "business_connection_id": item.pointer("/message/business_connection_id")});
+        "business_connection_id": value_at(item, "/message/business_connection_id")});
     let party = party(&as_message)?;
     let account = account_of(&as_message);
     let chat_id = id_text(&chat, "/id")?;

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::json::{provider_time, str_at, unsupported};
+use super::json::{provider_time, str_at, unsupported, value_at};
 use super::{ChannelModule, ChannelSecrets, SecretField, Verification};
 use crate::channel::{Channel, Webhook};
 use crate::identifier::Identifier;
@@ -102,10 +102,8 @@ fn id_of(value: &Value, field: &str) -> Option<ProviderId> {
 /// A person of the delivery, with the name `users` gives them (or the embedded user object).
 fn person(body: &Value, id: &ProviderId, embedded: Option<&Value>) -> CustomerIdentity {
     let user = body
-        .pointer(&format!(
-            "/users/{}",
-            id.as_str().replace('~', "~0").replace('/', "~1")
-        ))
+        .get("users")
+        .and_then(|users| users.get(id.as_str()))
         .or(embedded);
     let name = user
         .and_then(|u| str_at(u, "/name").or_else(|| str_at(u, "/screen_name")))
@@ -159,14 +157,12 @@ fn dm(event: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -> O
     let id = id_of(event, "id")?;
     let create = event.get("message_create")?;
     let sender = id_of(create, "sender_id")?;
-    let recipient = create
-        .pointer("/target/recipient_id")
-        .and_then(ProviderId::from_json);
+    let recipient = value_at(create, "/target/recipient_id").and_then(ProviderId::from_json);
     let outbound = &sender == account;
     let customer_id = if outbound { recipient? } else { sender };
     let data = create.get("message_data");
     let text = data.and_then(|d| str_at(d, "/text")).map(str::to_owned);
-    let media = data.and_then(|d| d.pointer("/attachment/media"));
+    let media = data.and_then(|d| value_at(d, "/attachment/media"));
     let attachments: Vec<Attachment> = media
         .map(|m| Attachment {
             kind: match str_at(m, "/type") {
@@ -228,8 +224,7 @@ fn tweet(tweet: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -
     } else {
         author.clone()
     };
-    let text = tweet
-        .pointer("/extended_tweet/full_text")
+    let text = value_at(tweet, "/extended_tweet/full_text")
         .and_then(Value::as_str)
         .or_else(|| str_at(tweet, "/text"))
         .map(str::to_owned);
