@@ -71,7 +71,7 @@ async fn every_whatsapp_fixture_is_accepted_and_each_id_is_stored_once(backend: 
         let (status, answer) = call(&app, signed(body.clone())).await;
         assert_eq!(status, 200, "{name}: {answer:?}");
         let json: Value = serde_json::from_slice(body).unwrap();
-        for record in whatsapp::normalize(&json, chrono::Utc::now()) {
+        for record in whatsapp::normalize(json.clone(), chrono::Utc::now()) {
             if !matches!(record, Record::Notification(_)) {
                 expected_keys.insert(record.key().to_string());
             }
@@ -212,7 +212,7 @@ async fn a_record_stored_but_not_confirmed_is_enqueued_by_the_next_attempt(backe
         ("333", "wamid.c2", 1_700_000_005),
     ]))
     .unwrap();
-    let records = whatsapp::normalize(&json, chrono::Utc::now());
+    let records = whatsapp::normalize(json.clone(), chrono::Utc::now());
     let first = backend.store.record(&records).await.unwrap();
     assert_eq!(first.len(), 2, "new records are returned to enqueue");
     let again = backend.store.record(&records).await.unwrap();
@@ -246,7 +246,7 @@ async fn a_redelivery_of_an_unconfirmed_record_with_another_body_counts_as_first
             "contacts": [{"wa_id": "444", "profile": {"name": "Ana"}}],
             "messages": [{"from": "444", "id": "wamid.u1", "timestamp": ts.to_string(),
                           "type": "text", "text": {"body": text}}]}}]}]});
-        whatsapp::normalize(&json, chrono::Utc::now())
+        whatsapp::normalize(json.clone(), chrono::Utc::now())
     };
     let first = delivery(1_700_000_000, "first version");
     let entries = backend.store.record(&first).await.unwrap();
@@ -557,7 +557,7 @@ async fn an_idempotency_key_is_claimed_once_and_remembers_its_result(backend: Ba
 
     // Done: every later claim answers the result, and a release does not free it.
     let record = whatsapp::normalize(
-        &serde_json::from_slice(&switchboard_tests::payloads::whatsapp_text(
+        serde_json::from_slice(&switchboard_tests::payloads::whatsapp_text(
             "PN",
             "5511",
             "wamid.IDEM",

@@ -4,7 +4,7 @@
 //!   the signed WhatsApp fixture and over a ~1 MB body.
 //! * `deliver/<channel>/<n>`: the whole per-delivery CPU path for a delivery carrying `n`
 //!   messages (1, 10, 100, 1000): signature check over the raw bytes, `serde_json::from_slice`,
-//!   `channels::normalize`, and each record's storage `key()`. The deliveries are built from the
+//!   `channels::normalize_owned` (as the intake calls it), and each record's storage `key()`. The deliveries are built from the
 //!   test fixtures by replicating one real item with distinct ids and a few distinct senders, and
 //!   signed once outside the timed loop. Each is reported both as messages/s (`n` elements per
 //!   delivery) and as bytes/s of body.
@@ -238,7 +238,7 @@ fn deliver(
         .verify_header(Some(signature), body)
         .expect("signature verifies");
     let json: Value = serde_json::from_slice(body).expect("delivery is JSON");
-    let records = channels::normalize(webhook, &json, received_at);
+    let records = channels::normalize_owned(webhook, json, received_at);
     let keys = records.iter().map(Record::key).collect();
     (records, keys)
 }
@@ -365,11 +365,27 @@ criterion_group! {
 /// builds that one delivery and runs [`deliver`] on it `repeats` times (100 by default), with
 /// no criterion around it, so that `valgrind --tool=callgrind --toggle-collect=intake::deliver`
 /// counts the instructions of the intake path alone (BENCHMARKS.md section 1).
+/// `INTAKE_PROFILE=verify/<bytes>[:<repeats>]` checks the signature of a body of that size
+/// instead: the instruction count of the HMAC alone, for a build under `qemu-aarch64`.
 fn profile(spec: &str) {
     let (what, repeats) = spec.split_once(':').unwrap_or((spec, "100"));
     let (name, n) = what
         .split_once('/')
         .expect("INTAKE_PROFILE is <channel>/<n>[:<repeats>]");
+    if name == "verify" {
+        let body = large_body(n.parse().expect("INTAKE_PROFILE: bytes is a number"));
+        let sig = sign(BENCH_SECRET, &body);
+        let v = verifier(&[BENCH_SECRET]);
+        let repeats: usize = repeats
+            .parse()
+            .expect("INTAKE_PROFILE: repeats is a number");
+        for _ in 0..repeats {
+            v.verify_header(Some(black_box(sig.as_bytes())), black_box(&body))
+                .expect("signature verifies");
+        }
+        println!("verify: {repeats} bodies of {} bytes", body.len());
+        return;
+    }
     let channel = BenchChannel::ALL
         .into_iter()
         .find(|c| c.name() == name)

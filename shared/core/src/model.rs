@@ -399,6 +399,17 @@ pub enum Record {
 }
 
 impl Record {
+    /// Puts `raw` in as the provider JSON the record keeps. The normalizers read an item by
+    /// reference, then move the item itself in rather than copy it.
+    pub(crate) fn with_raw(mut self, raw: Value) -> Self {
+        match &mut self {
+            Record::Message(m) => m.raw = raw,
+            Record::Event(e) => e.raw = raw,
+            Record::Notification(n) => n.raw = raw,
+        }
+        self
+    }
+
     /// The deterministic storage key: equal for every repeat of the same provider item.
     pub fn key(&self) -> RecordKey {
         match self {

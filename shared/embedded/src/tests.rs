@@ -993,7 +993,7 @@ async fn whatsapp_deliveries_normalize_store_and_enqueue() {
                           "type": "text", "text": {"body": "hi"}}]
         }}]}]
     });
-    let records = switchboard_core::channels::meta::whatsapp::normalize(&body, clock.now());
+    let records = switchboard_core::channels::meta::whatsapp::normalize(body, clock.now());
     assert!(!records.is_empty());
     let pending = store.record(&records).await.unwrap();
     assert_eq!(pending.len(), 1);

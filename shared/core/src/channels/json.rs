@@ -16,14 +16,39 @@ pub(crate) fn unsupported(
     raw: &Value,
     occurred_at: DateTime<Utc>,
 ) -> Record {
+    unsupported_owned(channel, account_id, topic, raw.clone(), occurred_at)
+}
+
+/// [`unsupported`], moving `raw` in.
+pub(crate) fn unsupported_owned(
+    channel: Channel,
+    account_id: Option<ProviderId>,
+    topic: &str,
+    raw: Value,
+    occurred_at: DateTime<Utc>,
+) -> Record {
     Record::Notification(Notification {
         channel,
         account_id: account_id.unwrap_or_else(unknown_account),
-        notification_id: ProviderId(format!("{topic}:{}", digest_json(raw))),
+        notification_id: ProviderId(format!("{topic}:{}", digest_json(&raw))),
         topic: topic.to_owned(),
         occurred_at,
-        raw: raw.clone(),
+        raw,
     })
+}
+
+/// Gives every record `raw` as the provider JSON it keeps: the last record moves it in, any
+/// other gets a copy (one provider item can make several records, each keeping the item).
+pub(crate) fn keep_raw(mut records: Vec<Record>, raw: Value) -> Vec<Record> {
+    let Some(last) = records.pop() else {
+        return records;
+    };
+    let mut out: Vec<Record> = records
+        .into_iter()
+        .map(|r| r.with_raw(raw.clone()))
+        .collect();
+    out.push(last.with_raw(raw));
+    out
 }
 
 /// The account used when a delivery names none.

@@ -150,6 +150,12 @@ pub trait ChannelModule: Send + Sync + 'static {
     fn verification(&self, secrets: &ChannelSecrets) -> Result<Verification, ConfigError>;
     /// Normalizes a parsed delivery received at `received_at`.
     fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record>;
+    /// [`normalize`](Self::normalize), owning the delivery: a module that moves each item
+    /// into its record as the raw JSON kept (rather than copy it) overrides this, and its
+    /// `normalize` clones the body once to call it. The same records either way.
+    fn normalize_owned(&self, body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
+        self.normalize(&body, received_at)
+    }
     /// The records of a raw delivery, or `None` when it is not in this webhook's format (the
     /// intake quarantines it). By default: JSON within [`bounds`], then
     /// [`normalize`](Self::normalize).
@@ -163,7 +169,7 @@ pub trait ChannelModule: Send + Sync + 'static {
             return None;
         }
         let json: Value = serde_json::from_slice(body).ok()?;
-        Some(self.normalize(&json, received_at))
+        Some(self.normalize_owned(json, received_at))
     }
 }
 
@@ -206,6 +212,11 @@ pub fn module(webhook: Webhook) -> &'static dyn ChannelModule {
 /// Normalizes a parsed delivery to `webhook`, received at `received_at`.
 pub fn normalize(webhook: Webhook, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
     module(webhook).normalize(body, received_at)
+}
+
+/// [`normalize`], owning the delivery (what the intake does: no item is copied).
+pub fn normalize_owned(webhook: Webhook, body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
+    module(webhook).normalize_owned(body, received_at)
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{feed, messaging};
-use crate::channels::json::{id_at, str_at, unknown_account, unsupported};
-use crate::model::{Channel, Record};
+use crate::channels::json::{str_at, unknown_account, unsupported, unsupported_owned};
+use crate::model::{Channel, ProviderId, Record};
 
 /// Which Meta webhook the envelope came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,32 +38,49 @@ impl MetaObject {
     }
 }
 
-/// Normalizes a `page` or `instagram` delivery.
+/// Normalizes a `page` or `instagram` delivery. Takes it by value: each event and change moves
+/// into its records as the raw JSON kept, instead of being copied.
 pub(crate) fn normalize(
     object: MetaObject,
-    body: &Value,
+    mut body: Value,
     received_at: DateTime<Utc>,
 ) -> Vec<Record> {
     let channel = object.messaging_channel();
-    let entries: Vec<&Value> = match body.get("entry") {
-        Some(Value::Array(entries)) => entries.iter().collect(),
-        // A lone entry object, as some libraries keep them.
-        None if body.get("messaging").is_some() || body.get("changes").is_some() => vec![body],
-        _ => return vec![unsupported(channel, None, "unsupported", body, received_at)],
+    // A lone entry object, as some libraries keep them.
+    let lone = body.get("entry").is_none()
+        && (body.get("messaging").is_some() || body.get("changes").is_some());
+    let entries: Vec<Value> = if lone {
+        vec![body]
+    } else {
+        match body.get_mut("entry") {
+            Some(Value::Array(entries)) => std::mem::take(entries),
+            _ => {
+                return vec![unsupported(
+                    channel,
+                    None,
+                    "unsupported",
+                    &body,
+                    received_at,
+                )];
+            }
+        }
     };
     let mut out = Vec::new();
     for entry in entries {
-        let Some(map) = entry.as_object() else {
+        let Value::Object(map) = entry else {
             out.push(unsupported(
                 channel,
                 None,
                 "unsupported",
-                entry,
+                &entry,
                 received_at,
             ));
             continue;
         };
-        let account = id_at(entry, "/id").unwrap_or_else(unknown_account);
+        let account = map
+            .get("id")
+            .and_then(ProviderId::from_json)
+            .unwrap_or_else(unknown_account);
         for (key, value) in map {
             match (key.as_str(), value) {
                 ("id" | "time" | "uid", _) => {}
@@ -80,28 +97,30 @@ pub(crate) fn normalize(
                     }
                 }
                 ("changes", Value::Array(changes)) => {
-                    for change in changes {
-                        let field = str_at(change, "/field").unwrap_or("unsupported");
-                        match change.get("value") {
+                    for mut change in changes {
+                        let field = str_at(&change, "/field")
+                            .unwrap_or("unsupported")
+                            .to_owned();
+                        match change.get_mut("value").map(Value::take) {
                             Some(v) => out.extend(match object {
                                 MetaObject::Page => {
-                                    feed::page_change(&account, field, v, received_at)
+                                    feed::page_change(&account, &field, v, received_at)
                                 }
                                 MetaObject::Instagram => {
-                                    feed::instagram_change(&account, field, v, received_at)
+                                    feed::instagram_change(&account, &field, v, received_at)
                                 }
                             }),
-                            None => out.push(unsupported(
+                            None => out.push(unsupported_owned(
                                 object.changes_channel(),
                                 Some(account.clone()),
-                                field,
+                                &field,
                                 change,
                                 received_at,
                             )),
                         }
                     }
                 }
-                (other, value) => out.push(unsupported(
+                (other, value) => out.push(unsupported_owned(
                     channel,
                     Some(account.clone()),
                     other,

@@ -33,7 +33,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::channels::json::{id_at, provider_time, str_at, unsupported};
+use crate::channels::json::{id_at, keep_raw, provider_time, str_at, unsupported};
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
     Attachment, Channel, CustomerIdentity, Direction, Event, EventKind, Message, MessageKind,
@@ -45,6 +45,17 @@ const POST_ITEMS: [&str; 5] = ["post", "status", "photo", "video", "share"];
 
 /// Normalizes one `changes[]` item of a page entry (`field` `feed`, `mention`, `ratings`, …).
 pub(crate) fn page_change(
+    page_id: &ProviderId,
+    field: &str,
+    value: Value,
+    received_at: DateTime<Utc>,
+) -> Vec<Record> {
+    let records = page_records(page_id, field, &value, received_at);
+    keep_raw(records, value)
+}
+
+/// The records of one page change, before each is given the change's value as its raw JSON.
+fn page_records(
     page_id: &ProviderId,
     field: &str,
     value: &Value,
@@ -63,6 +74,18 @@ pub(crate) fn page_change(
 /// Normalizes one `changes[]` item of an Instagram entry (`comments`, `live_comments`,
 /// `mentions`, `story_insights`, …).
 pub(crate) fn instagram_change(
+    account_id: &ProviderId,
+    field: &str,
+    value: Value,
+    received_at: DateTime<Utc>,
+) -> Vec<Record> {
+    let records = instagram_records(account_id, field, &value, received_at);
+    keep_raw(records, value)
+}
+
+/// The records of one Instagram change, before each is given the change's value as its raw
+/// JSON.
+fn instagram_records(
     account_id: &ProviderId,
     field: &str,
     value: &Value,
@@ -352,7 +375,7 @@ impl<'a> Change<'a> {
             reply_to: body.reply_to,
             public: true,
             thread_id: body.thread_id,
-            raw: self.value.clone(),
+            raw: Value::Null,
             source: None,
         })
     }
@@ -377,7 +400,7 @@ impl<'a> Change<'a> {
             occurred_at_estimated: self.estimated,
             provider_timestamp: self.provider_timestamp.clone(),
             refers_to_unknown: false,
-            raw: self.value.clone(),
+            raw: Value::Null,
         })
     }
 
@@ -904,7 +927,7 @@ mod tests {
         // A bare star rating has nothing to answer.
         let mut bare = changes(&feed_fixture("ratings_rating_add"))[0].1.clone();
         bare.as_object_mut().unwrap().remove("review_text");
-        let records = page_change(&PAGE.into(), "ratings", &bare, now());
+        let records = page_change(&PAGE.into(), "ratings", bare.clone(), now());
         assert_eq!(records[0].kind_name(), "ratings");
     }
 
@@ -992,7 +1015,7 @@ mod tests {
         let Record::Message(m) = one(instagram_change(
             &"17841400000".into(),
             "comments",
-            &value,
+            value.clone(),
             now(),
         )) else {
             panic!()
@@ -1032,13 +1055,14 @@ mod tests {
             ("mention", json!([1, 2]), "mention"),
             ("ratings", json!("x"), "ratings"),
         ] {
-            let Record::Notification(n) = one(page_change(&page, field, &value, now())) else {
+            let Record::Notification(n) = one(page_change(&page, field, value.clone(), now()))
+            else {
                 panic!("{value}")
             };
             assert_eq!(n.topic, topic, "{value}");
             assert_eq!(n.raw, value);
         }
-        let Record::Notification(n) = one(instagram_change(&page, "mentions", &json!({}), now()))
+        let Record::Notification(n) = one(instagram_change(&page, "mentions", json!({}), now()))
         else {
             panic!()
         };
@@ -1056,8 +1080,8 @@ mod tests {
         ) {
             let account: ProviderId = "P".into();
             for (records, channel) in [
-                (page_change(&account, field, &json, now()), Channel::FacebookFeed),
-                (instagram_change(&account, field, &json, now()), Channel::Instagram),
+                (page_change(&account, field, json.clone(), now()), Channel::FacebookFeed),
+                (instagram_change(&account, field, json.clone(), now()), Channel::Instagram),
             ] {
                 proptest::prop_assert_eq!(records.len(), 1);
                 proptest::prop_assert_eq!(records[0].channel(), channel);

@@ -26,7 +26,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::channels::json::{id_at, provider_time, str_at, unknown_account, unsupported, value_at};
+use crate::channels::json::{
+    id_at, keep_raw, provider_time, str_at, unknown_account, unsupported, value_at,
+};
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
     Attachment, Channel, CustomerIdentity, DeliveryStatus, Direction, Event, EventKind, Message,
@@ -56,6 +58,18 @@ const NOTIFICATION_KEYS: [&str; 13] = [
 /// (the entry's id). `standby` is true for events of `standby[]` (another app owns the thread).
 /// Never fails: see the module docs of `channels`.
 pub(crate) fn messaging_event(
+    channel: Channel,
+    account_id: &ProviderId,
+    event: Value,
+    standby: bool,
+    received_at: DateTime<Utc>,
+) -> Vec<Record> {
+    let records = event_records(channel, account_id, &event, standby, received_at);
+    keep_raw(records, event)
+}
+
+/// The records of one messaging event, before each is given the event as its raw JSON.
+fn event_records(
     channel: Channel,
     account_id: &ProviderId,
     event: &Value,
@@ -255,7 +269,7 @@ impl Context<'_> {
             reply_to: id_at(message, "/reply_to/mid"),
             public: false,
             thread_id: id_at(message, "/reply_to/story/id"),
-            raw: self.event.clone(),
+            raw: Value::Null,
             source: None,
         })
     }
@@ -285,7 +299,7 @@ impl Context<'_> {
             reply_to: None,
             public: false,
             thread_id: None,
-            raw: self.event.clone(),
+            raw: Value::Null,
             source: None,
         })
     }
@@ -414,7 +428,7 @@ impl Context<'_> {
             occurred_at_estimated: self.time.estimated,
             provider_timestamp: self.time.raw.clone(),
             refers_to_unknown: false,
-            raw: self.event.clone(),
+            raw: Value::Null,
         })
     }
 
@@ -895,14 +909,14 @@ mod tests {
         let account: ProviderId = "P".into();
         let event = json!({"sender": {"id": "U"}, "recipient": {"id": "P"},
                            "delivery": {"watermark": 1_458_668_856_253_i64}});
-        let records = messaging_event(Channel::Messenger, &account, &event, false, now());
+        let records = messaging_event(Channel::Messenger, &account, event.clone(), false, now());
         let e = only_event(&records);
         assert_eq!(e.refers_to.as_str(), "watermark:1458668856253");
         assert_eq!(e.event_id.as_str(), "delivered:U:1458668856253");
         let event = json!({"sender": {"id": "U"}, "recipient": {"id": "P"}, "timestamp": 5,
                            "delivery": {"mids": ["m1", "m2"], "watermark": 1}});
         let ids: Vec<(String, String)> =
-            messaging_event(Channel::Messenger, &account, &event, false, now())
+            messaging_event(Channel::Messenger, &account, event.clone(), false, now())
                 .into_iter()
                 .map(|r| match r {
                     Record::Event(e) => (e.event_id.0, e.refers_to.0),
@@ -1017,16 +1031,16 @@ mod tests {
         let unknown = unknown_account();
         let inbound = json!({"sender": {"id": "U"}, "recipient": {"id": "P"}, "timestamp": 1,
                              "message": {"mid": "m", "text": "hi"}});
-        let records = messaging_event(Channel::Instagram, &unknown, &inbound, false, now());
+        let records = messaging_event(Channel::Instagram, &unknown, inbound.clone(), false, now());
         assert_eq!(records[0].account_id().as_str(), "P");
         let echo = json!({"sender": {"id": "P"}, "recipient": {"id": "U"}, "timestamp": 1,
                           "message": {"mid": "m", "text": "hi", "is_echo": true}});
-        let records = messaging_event(Channel::Instagram, &unknown, &echo, true, now());
+        let records = messaging_event(Channel::Instagram, &unknown, echo.clone(), true, now());
         let m = only_message(&records);
         assert_eq!(m.account_id.as_str(), "P");
         assert_eq!(m.customer.provider_user_id.as_str(), "U");
         assert_eq!(m.direction, Direction::Outbound);
-        let known = messaging_event(Channel::Instagram, &"A".into(), &echo, false, now());
+        let known = messaging_event(Channel::Instagram, &"A".into(), echo.clone(), false, now());
         assert_eq!(known[0].account_id().as_str(), "A");
     }
 
@@ -1034,22 +1048,28 @@ mod tests {
     fn missing_ids_and_times_are_synthesized_deterministically() {
         let account: ProviderId = "P".into();
         let event = json!({"sender": {"id": "U"}, "message": {"text": "no mid"}});
-        let a = messaging_event(Channel::Messenger, &account, &event, false, now());
-        let b = messaging_event(Channel::Messenger, &account, &event, true, now());
+        let a = messaging_event(Channel::Messenger, &account, event.clone(), false, now());
+        let b = messaging_event(Channel::Messenger, &account, event.clone(), true, now());
         assert_eq!(a, b);
         let m = only_message(&a);
         assert!(m.provider_message_id.as_str().starts_with("synthetic:"));
         assert!(m.sent_at_estimated);
         assert_eq!(m.sent_at, now());
         let postback = json!({"sender": {"id": "U"}, "postback": {"payload": "P"}});
-        let records = messaging_event(Channel::Messenger, &account, &postback, false, now());
+        let records = messaging_event(Channel::Messenger, &account, postback.clone(), false, now());
         assert_eq!(
             only_message(&records).provider_message_id.0,
             format!("postback:{}", digest_json(&postback))
         );
         let unreadable = json!({"sender": {"id": "U"}, "timestamp": "TIMESTAMP",
                                 "message": {"mid": "m"}});
-        let records = messaging_event(Channel::Messenger, &account, &unreadable, false, now());
+        let records = messaging_event(
+            Channel::Messenger,
+            &account,
+            unreadable.clone(),
+            false,
+            now(),
+        );
         let m = only_message(&records);
         assert!(m.sent_at_estimated);
         assert_eq!(m.provider_timestamp.as_deref(), Some("TIMESTAMP"));
@@ -1066,7 +1086,8 @@ mod tests {
             json!({"sender": {"id": "U"}, "hologram": {"depth": 3}}),
             json!({"sender": {"id": "U"}, "message": "not an object"}),
         ] {
-            let records = messaging_event(Channel::Messenger, &account, &event, false, now());
+            let records =
+                messaging_event(Channel::Messenger, &account, event.clone(), false, now());
             let [Record::Notification(n)] = records.as_slice() else {
                 panic!("{records:?}")
             };
@@ -1085,7 +1106,7 @@ mod tests {
                     (Channel::Instagram, unknown_account()),
                 ] {
                     for standby in [false, true] {
-                        let records = messaging_event(channel, &account, item, standby, now());
+                        let records = messaging_event(channel, &account, item.clone(), standby, now());
                         proptest::prop_assert!(!records.is_empty());
                         for record in &records {
                             proptest::prop_assert_eq!(record.raw(), item);

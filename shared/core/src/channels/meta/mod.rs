@@ -104,6 +104,9 @@ impl ChannelModule for Whatsapp {
         verification(secrets)
     }
     fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
+        whatsapp::normalize(body.clone(), received_at)
+    }
+    fn normalize_owned(&self, body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
         whatsapp::normalize(body, received_at)
     }
 }
@@ -122,6 +125,9 @@ impl ChannelModule for Facebook {
         verification(secrets)
     }
     fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
+        envelope::normalize(envelope::MetaObject::Page, body.clone(), received_at)
+    }
+    fn normalize_owned(&self, body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
         envelope::normalize(envelope::MetaObject::Page, body, received_at)
     }
 }
@@ -140,6 +146,9 @@ impl ChannelModule for Instagram {
         verification(secrets)
     }
     fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
+        envelope::normalize(envelope::MetaObject::Instagram, body.clone(), received_at)
+    }
+    fn normalize_owned(&self, body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
         envelope::normalize(envelope::MetaObject::Instagram, body, received_at)
     }
 }

@@ -24,7 +24,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::channels::json::{id_at, provider_time, str_at, unknown_account, unsupported, value_at};
+use crate::channels::json::{
+    id_at, provider_time, str_at, unknown_account, unsupported, unsupported_owned, value_at,
+};
 use crate::identifier::Identifier;
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
@@ -39,24 +41,43 @@ const ITEM_LISTS: [&str; 4] = ["messages", "message_echoes", "statuses", "calls"
 /// The value keys that only describe the items (the business number, the users' profiles).
 const CONTEXT_KEYS: [&str; 3] = ["messaging_product", "metadata", "contacts"];
 
-/// Normalizes one WhatsApp delivery. Never fails: see the module docs.
-pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
+/// Normalizes one WhatsApp delivery. Never fails: see the module docs. Takes the delivery by
+/// value: each item moves into its record as the raw JSON kept, instead of being copied.
+pub fn normalize(mut body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
     let mut out = Vec::new();
-    let Some(entries) = body.get("entry").and_then(Value::as_array) else {
-        out.push(unsupported(CHANNEL, None, "unsupported", body, received_at));
-        return out;
-    };
-    for entry in entries {
-        let waba = id_at(entry, "/id");
-        let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
+    let entries = match body.get_mut("entry").map(Value::take) {
+        Some(Value::Array(entries)) => entries,
+        taken => {
+            if let (Some(taken), Some(map)) = (taken, body.as_object_mut()) {
+                map.insert("entry".to_owned(), taken);
+            }
             out.push(unsupported(
                 CHANNEL,
-                waba,
+                None,
                 "unsupported",
-                entry,
+                &body,
                 received_at,
             ));
-            continue;
+            return out;
+        }
+    };
+    for mut entry in entries {
+        let waba = id_at(&entry, "/id");
+        let changes = match entry.get_mut("changes").map(Value::take) {
+            Some(Value::Array(changes)) => changes,
+            taken => {
+                if let (Some(taken), Some(map)) = (taken, entry.as_object_mut()) {
+                    map.insert("changes".to_owned(), taken);
+                }
+                out.push(unsupported(
+                    CHANNEL,
+                    waba,
+                    "unsupported",
+                    &entry,
+                    received_at,
+                ));
+                continue;
+            }
         };
         for change in changes {
             normalize_change(change, waba.as_ref(), received_at, &mut out);
@@ -66,73 +87,101 @@ pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
 }
 
 fn normalize_change(
-    change: &Value,
+    mut change: Value,
     waba: Option<&ProviderId>,
     received_at: DateTime<Utc>,
     out: &mut Vec<Record>,
 ) {
-    let field = str_at(change, "/field").unwrap_or("unsupported");
-    let Some(value) = change.get("value").filter(|v| v.is_object()) else {
-        out.push(unsupported(
-            CHANNEL,
-            waba.cloned(),
-            field,
-            change,
-            received_at,
-        ));
-        return;
+    let field = str_at(&change, "/field")
+        .unwrap_or("unsupported")
+        .to_owned();
+    let mut map = match change.get_mut("value").map(Value::take) {
+        Some(Value::Object(map)) => map,
+        taken => {
+            if let (Some(taken), Some(change)) = (taken, change.as_object_mut()) {
+                change.insert("value".to_owned(), taken);
+            }
+            out.push(unsupported(
+                CHANNEL,
+                waba.cloned(),
+                &field,
+                &change,
+                received_at,
+            ));
+            return;
+        }
     };
-    let ctx = Context {
-        account_id: id_at(value, "/metadata/phone_number_id")
-            .or_else(|| waba.cloned())
-            .unwrap_or_else(unknown_account),
-        business_number: str_at(value, "/metadata/display_phone_number"),
-        contacts: value
-            .get("contacts")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default(),
-        received_at,
-    };
-    let map = value.as_object().expect("checked above");
-    let has_items = ITEM_LISTS.iter().any(|k| map.contains_key(*k));
-    if !has_items {
+    let account_id = id_at_map(&map, "phone_number_id")
+        .or_else(|| waba.cloned())
+        .unwrap_or_else(unknown_account);
+    if !ITEM_LISTS.iter().any(|k| map.contains_key(*k)) {
         // A notification that is not about a conversation: account updates, template reviews,
         // user preferences, user id changes. Kept whole, as one record.
-        out.push(notification(&ctx, field, value));
+        let value = Value::Object(map);
+        out.push(notification(&account_id, received_at, &field, value));
         return;
     }
+    let business_number = map
+        .get("metadata")
+        .and_then(|m| str_at(m, "/display_phone_number"))
+        .map(str::to_owned);
+    // The context keys only describe the items; the items move out of the map one by one.
+    let contacts = match map.shift_remove("contacts") {
+        Some(Value::Array(contacts)) => contacts,
+        _ => Vec::new(),
+    };
+    let ctx = Context {
+        account_id,
+        business_number: business_number.as_deref(),
+        contacts: &contacts,
+        received_at,
+    };
     for (key, item_list) in map {
         let key = key.as_str();
         if CONTEXT_KEYS.contains(&key) {
             continue;
         }
-        let items = match (ITEM_LISTS.contains(&key), item_list.as_array()) {
-            (true, Some(items)) => items,
-            _ => {
+        let items = match (ITEM_LISTS.contains(&key), item_list) {
+            (true, Value::Array(items)) => items,
+            (_, item_list) => {
                 // `errors` beside the items, group updates, fields Meta adds later.
                 let topic = format!("{field}.{key}");
-                out.push(notification(&ctx, &topic, item_list));
+                out.push(notification(
+                    &ctx.account_id,
+                    ctx.received_at,
+                    &topic,
+                    item_list,
+                ));
                 continue;
             }
         };
         for item in items {
             let record = match key {
-                "messages" => ctx.message(item, Direction::Inbound),
-                "message_echoes" => ctx.message(item, Direction::Outbound),
-                "statuses" => ctx.status(item),
-                _ => ctx.call(item),
+                "messages" => ctx.message(&item, Direction::Inbound),
+                "message_echoes" => ctx.message(&item, Direction::Outbound),
+                "statuses" => ctx.status(&item),
+                _ => ctx.call(&item),
             };
-            out.push(record);
+            out.push(record.with_raw(item));
         }
     }
 }
 
-fn notification(ctx: &Context<'_>, topic: &str, raw: &Value) -> Record {
-    let at = provider_time(raw.get("timestamp"))
-        .1
-        .unwrap_or(ctx.received_at);
-    unsupported(CHANNEL, Some(ctx.account_id.clone()), topic, raw, at)
+/// The id at `metadata.<key>` of a change's value.
+fn id_at_map(map: &serde_json::Map<String, Value>, key: &str) -> Option<ProviderId> {
+    map.get("metadata")
+        .and_then(|m| m.get(key))
+        .and_then(ProviderId::from_json)
+}
+
+fn notification(
+    account_id: &ProviderId,
+    received_at: DateTime<Utc>,
+    topic: &str,
+    raw: Value,
+) -> Record {
+    let at = provider_time(raw.get("timestamp")).1.unwrap_or(received_at);
+    unsupported_owned(CHANNEL, Some(account_id.clone()), topic, raw, at)
 }
 
 /// What identifies the person of `user_id` beyond WhatsApp: the phone number of a `wa_id`, and
@@ -287,7 +336,7 @@ impl Context<'_> {
             // An event without the id of its target still refers to *something*; keep it with
             // its own id as the target rather than drop it.
             let refers_to = target.unwrap_or_else(|| base.id.clone());
-            return self.event(base, refers_to, direction, kind, item);
+            return self.event(base, refers_to, direction, kind);
         }
         let kind = match provider_type.as_deref() {
             Some("text") => MessageKind::Text,
@@ -321,7 +370,7 @@ impl Context<'_> {
             reply_to: id_at(item, "/context/id"),
             public: false,
             thread_id: None,
-            raw: item.clone(),
+            raw: Value::Null,
             source: None,
         })
     }
@@ -348,7 +397,7 @@ impl Context<'_> {
                 errors: errors(item),
             }
         };
-        self.event(base, refers_to, Direction::Outbound, kind, item)
+        self.event(base, refers_to, Direction::Outbound, kind)
     }
 
     fn call(&self, item: &Value) -> Record {
@@ -390,19 +439,13 @@ impl Context<'_> {
                 reply_to: None,
                 public: false,
                 thread_id: None,
-                raw: item.clone(),
+                raw: Value::Null,
                 source: None,
             });
         }
         let refers_to = base.id.clone();
         base.id = ProviderId(format!("{}:{event}", base.id));
-        self.event(
-            base,
-            refers_to,
-            direction,
-            EventKind::Call { state: event },
-            item,
-        )
+        self.event(base, refers_to, direction, EventKind::Call { state: event })
     }
 
     fn event(
@@ -411,7 +454,6 @@ impl Context<'_> {
         refers_to: ProviderId,
         direction: Direction,
         kind: EventKind,
-        item: &Value,
     ) -> Record {
         Record::Event(Event {
             channel: CHANNEL,
@@ -426,7 +468,7 @@ impl Context<'_> {
             occurred_at_estimated: base.estimated,
             provider_timestamp: base.provider_timestamp,
             refers_to_unknown: false,
-            raw: item.clone(),
+            raw: Value::Null,
         })
     }
 }
@@ -521,7 +563,7 @@ mod tests {
             "messages": [{"from": "5511999990000", "id": "wamid.A", "timestamp": "1730231903",
                           "type": "text", "text": {"body": "hola"}, "context": {"id": "wamid.PREV"}}]
         }));
-        let records = normalize(&body, now());
+        let records = normalize(body.clone(), now());
         let [Record::Message(m)] = records.as_slice() else {
             panic!("{records:?}")
         };
@@ -546,7 +588,7 @@ mod tests {
             "messages": [{"from": 5511, "id": 42, "timestamp": "TIMESTAMP", "type": "text",
                           "text": {"body": "x"}}]
         }));
-        let records = normalize(&body, now());
+        let records = normalize(body.clone(), now());
         let Record::Message(m) = &records[0] else {
             panic!()
         };
@@ -561,7 +603,7 @@ mod tests {
     fn an_unknown_type_is_an_unsupported_message_with_its_raw_json() {
         let item = json!({"from": "1", "id": "wamid.U", "timestamp": "1", "type": "hologram",
                           "hologram": {"depth": 3}});
-        let records = normalize(&delivery(json!({"messages": [item.clone()]})), now());
+        let records = normalize(delivery(json!({"messages": [item.clone()]})), now());
         let Record::Message(m) = &records[0] else {
             panic!()
         };
@@ -580,7 +622,7 @@ mod tests {
             {"from": "1", "id": "wamid.D", "timestamp": "1", "type": "revoke",
              "revoke": {"original_message_id": "wamid.T"}}
         ]}));
-        let kinds: Vec<(String, String)> = normalize(&body, now())
+        let kinds: Vec<(String, String)> = normalize(body.clone(), now())
             .into_iter()
             .map(|r| match r {
                 Record::Event(e) => (e.kind.name(), e.refers_to.0),
@@ -603,7 +645,7 @@ mod tests {
             {"id": "wamid.O", "status": "delivered", "timestamp": "2", "recipient_id": "1"},
             {"id": "wamid.O", "status": "read", "timestamp": "3", "recipient_id": "1"}
         ]}));
-        let ids: Vec<String> = normalize(&body, now())
+        let ids: Vec<String> = normalize(body.clone(), now())
             .iter()
             .map(|r| match r {
                 Record::Event(e) => e.event_id.0.clone(),
@@ -620,7 +662,7 @@ mod tests {
             {"field": "messages", "value": {"messages": [], "errors": [{"code": 1}]}},
             {"field": "messages"}
         ]}, {"id": "W2"}]});
-        let topics: Vec<String> = normalize(&body, now())
+        let topics: Vec<String> = normalize(body.clone(), now())
             .iter()
             .map(|r| match r {
                 Record::Notification(n) => n.topic.clone(),
@@ -646,7 +688,7 @@ mod tests {
             json!({"object": "page"}),
             json!(null),
         ] {
-            let records = normalize(&body, now());
+            let records = normalize(body.clone(), now());
             assert_eq!(records.len(), 1);
             assert_eq!(records[0].raw(), &body);
         }
@@ -655,9 +697,9 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_json_is_normalized_without_panicking(json in arb_json()) {
-            let _ = normalize(&json, now());
-            let _ = normalize(&delivery(json.clone()), now());
-            let _ = normalize(&delivery(json!({"messages": [json.clone()], "statuses": [json.clone()],
+            let _ = normalize(json.clone(), now());
+            let _ = normalize(delivery(json.clone()), now());
+            let _ = normalize(delivery(json!({"messages": [json.clone()], "statuses": [json.clone()],
                 "message_echoes": [json.clone()], "calls": [json.clone()], "contacts": [json]})), now());
         }
     }
