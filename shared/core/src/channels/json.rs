@@ -102,11 +102,18 @@ pub(crate) fn value_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value>
         return value.pointer(pointer);
     }
     tokens.split('/').try_fold(value, |v, token| match v {
+        // Provider objects are small: comparing a few keys costs less than hashing one.
+        Value::Object(map) if map.len() <= SMALL_OBJECT => {
+            map.iter().find_map(|(k, v)| (k == token).then_some(v))
+        }
         Value::Object(map) => map.get(token),
         Value::Array(list) => index(token).and_then(|i| list.get(i)),
         _ => None,
     })
 }
+
+/// Up to this many keys, an object is searched key by key rather than through its hash table.
+const SMALL_OBJECT: usize = 8;
 
 /// An array index as RFC 6901 writes it: digits, no sign, no leading zero.
 fn index(token: &str) -> Option<usize> {
