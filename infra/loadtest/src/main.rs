@@ -24,6 +24,14 @@
 //! `fsync`s) of the disk under the data folder, which is taken in the system's temporary
 //! directory (`TMPDIR`): point `TMPDIR` at the disk you care about.
 //!
+//! With `--reminders N` it also times the SLA reminders (issue 19, item 7): the server it
+//! starts gets a policy of 20-second targets warned 10 s ahead on a 24/7 clock, and N more
+//! customers (of a business number of their own) write once each, spread over
+//! `--reminder-spread` seconds while the levels run. Once their instants have passed it reads
+//! `GET /api/events` and prints how late each conversation's `sla.warning` and `sla.breached`
+//! fired against its instant (the event's `time` against `due_at`, less the lead for a
+//! warning): percentiles and a histogram. A missing reminder fails the run.
+//!
 //! # What it checks
 //!
 //! After the last level it pages through `GET /api/conversations` and each conversation's
@@ -40,6 +48,7 @@
 //! ```sh
 //! cargo build --release -p switchboard -p loadtest && target/release/loadtest
 //! target/release/loadtest --concurrency 1,8 --deliveries 500 --messages-per-delivery 10
+//! target/release/loadtest --concurrency 16 --rate 200 --max-seconds 40 --reminders 500
 //! ```
 //!
 //! The `switchboard` binary is `--bin`, by default `release/switchboard` under
@@ -113,6 +122,15 @@ struct Args {
     /// Seconds a request may take before it counts as an error.
     #[arg(long, default_value_t = 30)]
     request_timeout: u64,
+    /// Conversations whose SLA reminders to time (each a warning and a breach): with N > 0 the
+    /// server runs a policy of 20-second targets warned 10 s ahead, and N more customers write
+    /// once each, spread over `--reminder-spread` seconds, while the levels run. Needs a
+    /// server this run starts.
+    #[arg(long, default_value_t = 0, conflicts_with = "addr")]
+    reminders: u64,
+    /// Seconds over which the reminder conversations start.
+    #[arg(long, default_value_t = 20)]
+    reminder_spread: u64,
     /// The WhatsApp app secret deliveries are signed with (given to the server it starts).
     #[arg(
         long,
@@ -144,6 +162,8 @@ impl Args {
             ("--resend", self.resend as u64, 0, 10_000),
             ("--rate", self.rate, 0, 100_000),
             ("--request-timeout", self.request_timeout, 1, 300),
+            ("--reminders", self.reminders, 0, 10_000),
+            ("--reminder-spread", self.reminder_spread, 1, 600),
         ];
         for (name, value, low, high) in ranges {
             if !(low..=high).contains(&value) {
@@ -185,7 +205,12 @@ fn main() -> ExitCode {
     let lags: Arc<Mutex<Vec<u64>>> = Arc::default();
     let mut server = match args.addr {
         Some(_) => None,
-        None => match Spawned::start(&args.binary(), &args.secret, lags.clone()) {
+        None => match Spawned::start(
+            &args.binary(),
+            &args.secret,
+            (args.reminders > 0).then_some(REMINDER_POLICY),
+            lags.clone(),
+        ) {
             Ok(server) => Some(server),
             Err(e) => {
                 eprintln!("loadtest: {e}");
@@ -282,6 +307,14 @@ async fn run(
         "p99 ms",
         "max ms"
     );
+    let wave = (args.reminders > 0).then(|| {
+        tokio::spawn(reminder_wave(
+            target.clone(),
+            plan.clone(),
+            args.reminders,
+            Duration::from_secs(args.reminder_spread),
+        ))
+    });
     let mut accepted = HashSet::new();
     let mut failed = HashSet::new();
     let mut first = 0;
@@ -308,7 +341,15 @@ async fn run(
     }
     println!();
     if owned {
-        report_lag(lags, accepted.len() as u64 * plan.messages_per_delivery).await;
+        // The reminder conversations' messages are prioritized too.
+        let messages = accepted.len() as u64 * plan.messages_per_delivery + args.reminders;
+        report_lag(lags, messages).await;
+    }
+    if let Some(wave) = wave {
+        let started = wave
+            .await
+            .map_err(|e| format!("the reminder conversations' task failed: {e}"))??;
+        report_reminders(&target, &started).await?;
     }
 
     let found = inventory(&target, &plan, owned).await?;
@@ -383,6 +424,42 @@ impl Plan {
             .strip_prefix('.')?;
         let (delivery, index) = rest.split_once('.')?;
         Some((delivery.parse().ok()?, index.parse().ok()?))
+    }
+
+    /// The business phone number id of the conversations whose reminders are timed: apart
+    /// from the levels' conversations, so that the exactly-once check does not count them.
+    fn reminder_account(&self) -> String {
+        format!("{}7", self.account)
+    }
+
+    /// The one message of reminder conversation `n`, sent at `timestamp` (Unix seconds, now).
+    fn reminder_body(&self, n: u64, timestamp: u64) -> Bytes {
+        let from = format!("1666{n:07}");
+        let body = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{
+                "id": "102290129340398",
+                "changes": [{
+                    "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": {
+                            "display_phone_number": "15550000001",
+                            "phone_number_id": self.reminder_account(),
+                        },
+                        "contacts": [{ "profile": { "name": "Reminder customer" }, "wa_id": from }],
+                        "messages": [{
+                            "from": from,
+                            "id": format!("wamid.REMINDER.{}.{n}", self.run),
+                            "timestamp": timestamp.to_string(),
+                            "text": { "body": "hello, a question about my order" },
+                            "type": "text",
+                        }],
+                    },
+                    "field": "messages",
+                }],
+            }],
+        });
+        Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"))
     }
 
     /// The body of delivery `d`, as the WhatsApp Business Cloud API sends it.
@@ -649,6 +726,165 @@ async fn report_lag(lags: &Mutex<Vec<u64>>, messages: u64) {
     );
 }
 
+/// The SLA policy of a `--reminders` run: every wait is due 20 s after it starts and warned
+/// 10 s before, on a 24/7 clock, so that both reminders of every timed conversation fall inside
+/// the run.
+const REMINDER_POLICY: &str = r#"
+[warning]
+lead = "10s"
+
+[targets.default]
+P1 = { first = "20s", next = "20s" }
+P2 = { first = "20s", next = "20s" }
+P3 = { first = "20s", next = "20s" }
+P4 = { first = "20s", next = "20s" }
+
+[window]
+length = "24h"
+warn_before = "2h"
+channels = ["whatsapp"]
+
+[calendars.always]
+clock = "always"
+
+[teams]
+default = "always"
+"#;
+
+/// The warning's lead in [`REMINDER_POLICY`], in milliseconds.
+const REMINDER_LEAD_MS: i64 = 10_000;
+
+/// Sends the one message of each of `count` reminder conversations, evenly over `spread`,
+/// each stamped with the second it is sent. Returns the instant the first was sent (reminders
+/// due before it are not this wave's) and how many were accepted.
+async fn reminder_wave(
+    target: Arc<Target>,
+    plan: Arc<Plan>,
+    count: u64,
+    spread: Duration,
+) -> Result<(SystemTime, u64), String> {
+    let start = Instant::now();
+    let began = SystemTime::now();
+    let mut accepted = 0;
+    for n in 0..count {
+        let due = start + spread.mul_f64(n as f64 / count as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let request = target.delivery(plan.reminder_body(n, now), &plan.secret);
+        match target.send(request).await {
+            Ok((StatusCode::OK, _)) => accepted += 1,
+            Ok((status, body)) => {
+                return Err(format!(
+                    "reminder conversation {n}: HTTP {status}: {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+            Err(e) => return Err(format!("reminder conversation {n}: {e}")),
+        }
+    }
+    Ok((began, accepted))
+}
+
+/// Waits for the warning and the breach of every reminder conversation, then prints how late
+/// each fired against its instant (the event's `time` against `due_at`, and against `due_at`
+/// less the lead for a warning), as a histogram and percentiles. Fails when a reminder is
+/// missing after its instant has long passed.
+async fn report_reminders(target: &Target, started: &(SystemTime, u64)) -> Result<(), String> {
+    let (began, conversations) = *started;
+    let began: chrono::DateTime<chrono::Utc> = began.into();
+    let expected = conversations as usize;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (warnings, breaches) = loop {
+        let warnings = reminder_lateness(target, "sla.warning", REMINDER_LEAD_MS, began).await?;
+        let breaches = reminder_lateness(target, "sla.breached", 0, began).await?;
+        if (warnings.len() >= expected && breaches.len() >= expected) || Instant::now() > deadline {
+            break (warnings, breaches);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let mut all: Vec<i64> = warnings
+        .values()
+        .chain(breaches.values())
+        .copied()
+        .collect();
+    all.sort_unstable();
+    let early = all.iter().filter(|ms| **ms < 0).count();
+    let late: Vec<u64> = all.iter().map(|ms| (*ms).max(0) as u64).collect();
+    println!(
+        "reminders: {} warnings and {} breaches of {conversations} conversations fired; lateness p50 {} ms, p90 {} ms, p99 {} ms, max {} ms{}",
+        warnings.len(),
+        breaches.len(),
+        percentile(&late, 50.0),
+        percentile(&late, 90.0),
+        percentile(&late, 99.0),
+        percentile(&late, 100.0),
+        if early > 0 {
+            format!(" ({early} fired before their instant)")
+        } else {
+            String::new()
+        }
+    );
+    let buckets: [(u64, &str); 6] = [
+        (100, "< 100 ms"),
+        (250, "100-250 ms"),
+        (500, "250-500 ms"),
+        (1000, "0.5-1 s"),
+        (2000, "1-2 s"),
+        (u64::MAX, ">= 2 s"),
+    ];
+    let mut low = 0;
+    for (high, label) in buckets {
+        let n = late.iter().filter(|ms| (low..high).contains(*ms)).count();
+        println!("  {label:>10}: {n}");
+        low = high;
+    }
+    if warnings.len() < expected || breaches.len() < expected {
+        return Err(format!(
+            "reminders: {} warnings and {} breaches for {expected} conversations",
+            warnings.len(),
+            breaches.len()
+        ));
+    }
+    Ok(())
+}
+
+/// For each conversation with an event of `kind` due at or after `began`: how late (ms) its
+/// first such event was, against `due_at` less `lead_ms`.
+async fn reminder_lateness(
+    target: &Target,
+    kind: &str,
+    lead_ms: i64,
+    began: chrono::DateTime<chrono::Utc>,
+) -> Result<HashMap<String, i64>, String> {
+    let mut first: HashMap<String, i64> = HashMap::new();
+    for event in pages(target, &format!("/api/events?type={kind}")).await? {
+        let detail = &event["detail"];
+        let time = |v: &Value| {
+            v.as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let (Some(fired), Some(due), Some(conversation)) = (
+            time(&event["time"]),
+            time(&detail["due_at"]),
+            detail["conversation_id"].as_str(),
+        ) else {
+            return Err(format!(
+                "a {kind} event without its time, due_at or conversation: {event}"
+            ));
+        };
+        if due < began {
+            continue;
+        }
+        let late = (fired - due).num_milliseconds() + lead_ms;
+        first.entry(conversation.to_owned()).or_insert(late);
+    }
+    Ok(first)
+}
+
 /// Nearest-rank percentile of sorted values (0 for none).
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -681,7 +917,7 @@ async fn inventory(target: &Target, plan: &Plan, strict: bool) -> Result<Invento
         let conversation: ConversationView = serde_json::from_value(item)
             .map_err(|e| format!("a conversation the API listed does not parse: {e}"))?;
         if conversation.account_id.as_str() != plan.account {
-            if strict {
+            if strict && conversation.account_id.as_str() != plan.reminder_account() {
                 found.anomalies.push(format!(
                     "conversation {} of account {}, not this run's",
                     conversation.id.as_str(),
@@ -726,7 +962,8 @@ async fn pages(target: &Target, path: &str) -> Result<Vec<Value>, String> {
     let mut cursor: Option<String> = None;
     let mut seen = HashSet::new();
     for _ in 0..MAX_PAGES {
-        let mut url = format!("{path}?limit=500");
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{path}{separator}limit=500");
         if let Some(c) = &cursor {
             url.push_str("&cursor=");
             url.push_str(&encode(c));
@@ -884,7 +1121,12 @@ impl Drop for RemoveOnDrop {
 const LOG_TAIL: usize = 40;
 
 impl Spawned {
-    fn start(bin: &Path, secret: &str, lags: Arc<Mutex<Vec<u64>>>) -> Result<Self, String> {
+    fn start(
+        bin: &Path,
+        secret: &str,
+        policy: Option<&str>,
+        lags: Arc<Mutex<Vec<u64>>>,
+    ) -> Result<Self, String> {
         if !bin.is_file() {
             return Err(format!(
                 "no switchboard binary at {} (build it with `cargo build --release -p switchboard`, or pass --bin)",
@@ -910,7 +1152,7 @@ impl Spawned {
                 command.env_remove(name);
             }
         }
-        let child = command
+        command
             .arg("serve")
             // The word lists alone: this measures the intake and the queue, not the model.
             .args([
@@ -921,7 +1163,14 @@ impl Spawned {
                 "embedded",
                 "--data",
             ])
-            .arg(&data.0)
+            .arg(&data.0);
+        if let Some(policy) = policy {
+            let file = data.0.join("sla-policy.toml");
+            std::fs::write(&file, policy)
+                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            command.arg("--policy").arg(file);
+        }
+        let child = command
             .env("SWITCHBOARD_WHATSAPP_APP_SECRETS", secret)
             .env("SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", "loadtest-verify-token")
             // The metrics events, for the prioritization lag of each message.

@@ -11,6 +11,7 @@ use switchboard_core::errors::is_reported;
 use switchboard_core::ports::BackendError;
 use switchboard_core::prioritize::{BatchItem, Prioritizer};
 use switchboard_core::remind::ReminderHandler;
+use switchboard_core::sla::reminder::Reminder;
 
 use crate::{EventFile, SqliteStore};
 
@@ -182,25 +183,50 @@ async fn work(store: Arc<SqliteStore>, prioritizer: Prioritizer, settings: Consu
     }
 }
 
-/// Fires the timers that are due at `clock`'s now: each goes to the reminder handler and, once
-/// handled, is marked fired (a failed one stays due and is tried again at the next call).
-/// Answers how many fired.
+/// Timers read and handled at once by [`fire_due_once`].
+pub const TIMER_BATCH: usize = 64;
+
+/// Fires the timers that are due at `clock`'s now (at most [`TIMER_BATCH`]): each goes to the
+/// reminder handler and, once handled, is marked fired (a failed one stays due and is tried
+/// again at the next call). A conversation's reminders are handled one after the other, in the
+/// order they came due (its warning before its breach); different conversations' at once, so
+/// that their reads and writes share the store's commits instead of waiting in line behind the
+/// intake's (one at a time, a thousand reminders under load fell seconds behind). Answers how
+/// many fired.
 pub async fn fire_due_once(
     store: &SqliteStore,
     handler: &ReminderHandler,
     clock: &dyn Clock,
 ) -> Result<usize, BackendError> {
-    let due = store.due_reminders(clock.now(), BATCH_SIZE).await?;
-    let mut fired = Vec::new();
-    for reminder in &due {
-        match handler.handle(reminder).await {
-            Ok(_) => fired.push(reminder.name.clone()),
-            Err(e) if is_reported(&e) => {}
-            Err(e) => {
-                tracing::error!(reminder = %reminder.name, error = %e, "reminder failed; it stays due")
-            }
+    let due = store.due_reminders(clock.now(), TIMER_BATCH).await?;
+    let mut chains: Vec<Vec<Reminder>> = Vec::new();
+    for reminder in due {
+        match chains
+            .iter_mut()
+            .find(|chain| chain[0].conversation_id == reminder.conversation_id)
+        {
+            Some(chain) => chain.push(reminder),
+            None => chains.push(vec![reminder]),
         }
     }
+    let mut handling = tokio::task::JoinSet::new();
+    for chain in chains {
+        let handler = handler.clone();
+        handling.spawn(async move {
+            let mut fired = Vec::new();
+            for reminder in chain {
+                match handler.handle(&reminder).await {
+                    Ok(_) => fired.push(reminder.name),
+                    Err(e) if is_reported(&e) => {}
+                    Err(e) => {
+                        tracing::error!(reminder = %reminder.name, error = %e, "reminder failed; it stays due")
+                    }
+                }
+            }
+            fired
+        });
+    }
+    let fired: Vec<String> = handling.join_all().await.into_iter().flatten().collect();
     store.mark_fired(&fired, clock.now()).await?;
     Ok(fired.len())
 }
@@ -215,7 +241,8 @@ pub async fn fire_timers(
 ) {
     loop {
         match fire_due_once(&store, &handler, clock.as_ref()).await {
-            Ok(n) if n == BATCH_SIZE => {}
+            // A full batch fired: more may be due already.
+            Ok(n) if n == TIMER_BATCH => {}
             Ok(_) => tokio::time::sleep(settings.idle).await,
             Err(e) if is_reported(&e) => tokio::time::sleep(settings.idle).await,
             Err(e) => {
