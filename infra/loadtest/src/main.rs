@@ -435,31 +435,19 @@ impl Plan {
     /// The one message of reminder conversation `n`, sent at `timestamp` (Unix seconds, now).
     fn reminder_body(&self, n: u64, timestamp: u64) -> Bytes {
         let from = format!("1666{n:07}");
-        let body = json!({
-            "object": "whatsapp_business_account",
-            "entry": [{
-                "id": "102290129340398",
-                "changes": [{
-                    "value": {
-                        "messaging_product": "whatsapp",
-                        "metadata": {
-                            "display_phone_number": "15550000001",
-                            "phone_number_id": self.reminder_account(),
-                        },
-                        "contacts": [{ "profile": { "name": "Reminder customer" }, "wa_id": from }],
-                        "messages": [{
-                            "from": from,
-                            "id": format!("wamid.REMINDER.{}.{n}", self.run),
-                            "timestamp": timestamp.to_string(),
-                            "text": { "body": "hello, a question about my order" },
-                            "type": "text",
-                        }],
-                    },
-                    "field": "messages",
-                }],
-            }],
+        let message = json!({
+            "from": from,
+            "id": format!("wamid.REMINDER.{}.{n}", self.run),
+            "timestamp": timestamp.to_string(),
+            "text": { "body": "hello, a question about my order" },
+            "type": "text",
         });
-        Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"))
+        whatsapp_delivery(
+            &self.reminder_account(),
+            &from,
+            "Reminder customer",
+            vec![message],
+        )
     }
 
     /// The body of delivery `d`, as the WhatsApp Business Cloud API sends it.
@@ -477,29 +465,33 @@ impl Plan {
                 })
             })
             .collect();
-        let body = json!({
-            "object": "whatsapp_business_account",
-            "entry": [{
-                "id": "102290129340398",
-                "changes": [{
-                    "value": {
-                        "messaging_product": "whatsapp",
-                        "metadata": {
-                            "display_phone_number": "15550000000",
-                            "phone_number_id": self.account,
-                        },
-                        "contacts": [{
-                            "profile": { "name": format!("Load test customer {}", delivery % self.senders) },
-                            "wa_id": from,
-                        }],
-                        "messages": messages,
-                    },
-                    "field": "messages",
-                }],
-            }],
-        });
-        Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"))
+        let name = format!("Load test customer {}", delivery % self.senders);
+        whatsapp_delivery(&self.account, &from, &name, messages)
     }
+}
+
+/// A delivery of `messages` from customer `from` (shown as `name`) to the business number
+/// `account`, as the WhatsApp Business Cloud API sends it.
+fn whatsapp_delivery(account: &str, from: &str, name: &str, messages: Vec<Value>) -> Bytes {
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {
+                        "display_phone_number": "15550000000",
+                        "phone_number_id": account,
+                    },
+                    "contacts": [{ "profile": { "name": name }, "wa_id": from }],
+                    "messages": messages,
+                },
+                "field": "messages",
+            }],
+        }],
+    });
+    Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"))
 }
 
 /// The server over HTTP/1.1 with pooled keep-alive connections.

@@ -37,6 +37,24 @@ pub(crate) fn unsupported_owned(
     })
 }
 
+/// Takes the array at `key` out of the object `value` (leaving an empty one), or answers
+/// `None` and leaves `value` as it was when there is no array there.
+pub(crate) fn take_array(value: &mut Value, key: &str) -> Option<Vec<Value>> {
+    match value.get_mut(key) {
+        Some(Value::Array(items)) => Some(std::mem::take(items)),
+        _ => None,
+    }
+}
+
+/// Takes the object at `key` out of the object `value` (leaving an empty one), or answers
+/// `None` and leaves `value` as it was when there is no object there.
+pub(crate) fn take_object(value: &mut Value, key: &str) -> Option<serde_json::Map<String, Value>> {
+    match value.get_mut(key) {
+        Some(Value::Object(map)) => Some(std::mem::take(map)),
+        _ => None,
+    }
+}
+
 /// Gives every record `raw` as the provider JSON it keeps: the last record moves it in, any
 /// other gets a copy (one provider item can make several records, each keeping the item).
 pub(crate) fn keep_raw(mut records: Vec<Record>, raw: Value) -> Vec<Record> {

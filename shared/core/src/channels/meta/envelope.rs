@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{feed, messaging};
-use crate::channels::json::{str_at, unknown_account, unsupported, unsupported_owned};
+use crate::channels::json::{str_at, take_array, unknown_account, unsupported, unsupported_owned};
 use crate::model::{Channel, ProviderId, Record};
 
 /// Which Meta webhook the envelope came from.
@@ -52,9 +52,9 @@ pub(crate) fn normalize(
     let entries: Vec<Value> = if lone {
         vec![body]
     } else {
-        match body.get_mut("entry") {
-            Some(Value::Array(entries)) => std::mem::take(entries),
-            _ => {
+        match take_array(&mut body, "entry") {
+            Some(entries) => entries,
+            None => {
                 return vec![unsupported(
                     channel,
                     None,

@@ -25,7 +25,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::channels::json::{
-    id_at, provider_time, str_at, unknown_account, unsupported, unsupported_owned, value_at,
+    id_at, provider_time, str_at, take_array, take_object, unknown_account, unsupported,
+    unsupported_owned, value_at,
 };
 use crate::identifier::Identifier;
 use crate::ids::{ConversationId, CustomerId, digest_json};
@@ -45,39 +46,27 @@ const CONTEXT_KEYS: [&str; 3] = ["messaging_product", "metadata", "contacts"];
 /// value: each item moves into its record as the raw JSON kept, instead of being copied.
 pub fn normalize(mut body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
     let mut out = Vec::new();
-    let entries = match body.get_mut("entry").map(Value::take) {
-        Some(Value::Array(entries)) => entries,
-        taken => {
-            if let (Some(taken), Some(map)) = (taken, body.as_object_mut()) {
-                map.insert("entry".to_owned(), taken);
-            }
-            out.push(unsupported(
-                CHANNEL,
-                None,
-                "unsupported",
-                &body,
-                received_at,
-            ));
-            return out;
-        }
+    let Some(entries) = take_array(&mut body, "entry") else {
+        out.push(unsupported(
+            CHANNEL,
+            None,
+            "unsupported",
+            &body,
+            received_at,
+        ));
+        return out;
     };
     for mut entry in entries {
         let waba = id_at(&entry, "/id");
-        let changes = match entry.get_mut("changes").map(Value::take) {
-            Some(Value::Array(changes)) => changes,
-            taken => {
-                if let (Some(taken), Some(map)) = (taken, entry.as_object_mut()) {
-                    map.insert("changes".to_owned(), taken);
-                }
-                out.push(unsupported(
-                    CHANNEL,
-                    waba,
-                    "unsupported",
-                    &entry,
-                    received_at,
-                ));
-                continue;
-            }
+        let Some(changes) = take_array(&mut entry, "changes") else {
+            out.push(unsupported(
+                CHANNEL,
+                waba,
+                "unsupported",
+                &entry,
+                received_at,
+            ));
+            continue;
         };
         for change in changes {
             normalize_change(change, waba.as_ref(), received_at, &mut out);
@@ -95,21 +84,15 @@ fn normalize_change(
     let field = str_at(&change, "/field")
         .unwrap_or("unsupported")
         .to_owned();
-    let mut map = match change.get_mut("value").map(Value::take) {
-        Some(Value::Object(map)) => map,
-        taken => {
-            if let (Some(taken), Some(change)) = (taken, change.as_object_mut()) {
-                change.insert("value".to_owned(), taken);
-            }
-            out.push(unsupported(
-                CHANNEL,
-                waba.cloned(),
-                &field,
-                &change,
-                received_at,
-            ));
-            return;
-        }
+    let Some(mut map) = take_object(&mut change, "value") else {
+        out.push(unsupported(
+            CHANNEL,
+            waba.cloned(),
+            &field,
+            &change,
+            received_at,
+        ));
+        return;
     };
     let account_id = id_at_map(&map, "phone_number_id")
         .or_else(|| waba.cloned())
