@@ -115,12 +115,14 @@ async fn a_delivery_of_1000_new_messages_stays_within_the_same_bound() {
 
 /// The prioritizer's DynamoDB calls for one customer message (the SQS receive and delete, one
 /// each per batch of up to 10, and one `PutEvents` per message that sets a level come on top):
-/// the record, the conversation, the customer, one query of the customer's recent history, and
-/// the conversation read and written back under its version, in one transaction with the
-/// `ADD` of the message's counts (the metrics cost no call of their own). The customer's phone
-/// number (identity resolution) costs one query, and one put the first time it is seen. A
-/// customer with other conversations adds one `BatchGetItem`. A repeated entry costs two reads
-/// and no write.
+/// the record, the conversation, the customer, the activity of the customer's identities (its
+/// history's counters, see `switchboard_core::history`), and the conversation read and written
+/// back under its version, in one transaction with the `ADD` of the message's counts (the
+/// metrics cost no call of their own). The first message of a conversation (and one a day
+/// after) notes it in the identity's activity with one update. The customer's phone number
+/// (identity resolution) costs one query, and one put the first time it is seen. A customer
+/// with other conversations adds one `BatchGetItem`. A repeated entry costs two reads and no
+/// write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prioritizing_a_message_costs_a_fixed_handful_of_calls() {
     let (backend, counter) = aws_counted().await;
@@ -140,10 +142,11 @@ async fn prioritizing_a_message_costs_a_fixed_handful_of_calls() {
     };
     let expected = |others: usize, new_number: bool| {
         let mut calls = std::collections::BTreeMap::from([
-            ("BatchGetItem".to_owned(), 1 + others),
+            ("BatchGetItem".to_owned(), 2 + others),
             ("GetItem".to_owned(), 3),
-            ("Query".to_owned(), 2),
+            ("Query".to_owned(), 1),
             ("TransactWriteItems".to_owned(), 1),
+            ("UpdateItem".to_owned(), 1),
         ]);
         if new_number {
             calls.insert("PutItem".to_owned(), 1);
@@ -191,5 +194,73 @@ async fn prioritizing_a_message_costs_a_fixed_handful_of_calls() {
             ("BatchGetItem".to_owned(), 1),
             ("GetItem".to_owned(), 1)
         ])
+    );
+}
+
+/// Issue 19, item 6: what prioritizing a message reads does not grow with the customer's
+/// history. Two customers, one with 10 earlier messages and one with 300 (all prioritized, so
+/// their counters hold them), each write once more to another business number: the same
+/// calls, and within 2× the bytes read back (a history read from its records reads 30 times
+/// more for the second). The count of contacts is right for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prioritizing_reads_the_same_after_ten_or_three_hundred_earlier_messages() {
+    use switchboard_tests::payloads::{whatsapp_text, whatsapp_texts};
+    let (backend, counter) = aws_counted().await;
+    let app = backend.app(None);
+    let prioritizer = backend.prioritizer();
+    let t = 1_795_000_000;
+    let post = |body: Vec<u8>| {
+        let app = app.clone();
+        async move { assert_eq!(call(&app, signed_to(Webhook::Whatsapp, body)).await.0, 200) }
+    };
+    let mut costs = Vec::new();
+    for (from, earlier) in [("5511700000010", 10), ("5511700000300", 300)] {
+        let times: Vec<i64> = (0..earlier).map(|i| t - 20 * 3600 + 60 * i).collect();
+        for (i, chunk) in times.chunks(100).enumerate() {
+            post(whatsapp_texts(
+                "PN",
+                from,
+                &format!("wamid.h{from}.{i}"),
+                chunk,
+                "hola",
+            ))
+            .await;
+        }
+        assert_eq!(backend.prioritize_all(&prioritizer).await, earlier as usize);
+        // On another business number: a new conversation, scored with the whole history.
+        post(whatsapp_text(
+            "PN2",
+            from,
+            &format!("wamid.now{from}"),
+            t,
+            "hola",
+        ))
+        .await;
+        counter.reset();
+        assert_eq!(backend.prioritize_all(&prioritizer).await, 1);
+        costs.push((counter.by_operation(), counter.received()));
+
+        let conversation = switchboard_tests::get_all(&app, "/api/conversations", 10)
+            .await
+            .into_iter()
+            .find(|c| c["customer_provider_id"] == from && c["account_id"] == "PN2")
+            .expect("the conversation");
+        let contacts = conversation["priority"]["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .find(|r| r["signal"] == "contacts_24h")
+            .map(|r| r["detail"].clone());
+        assert_eq!(contacts, Some(serde_json::json!(earlier.to_string())));
+    }
+    let (few, many) = (&costs[0], &costs[1]);
+    assert_eq!(few.0, many.0, "the calls");
+    // What grows is bounded: the other conversation's memory of the messages it scored (at
+    // most `SEEN_KEPT` keys) and its counters (at most 169 hours).
+    assert!(
+        many.1 <= 2 * few.1,
+        "read {} bytes after 300 messages, {} after 10",
+        many.1,
+        few.1
     );
 }

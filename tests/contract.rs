@@ -33,6 +33,7 @@ switchboard_tests::contract!(
     conversation_times_cover_records_arriving_out_of_order,
     unknown_conversation_and_delivery_are_404,
     an_idempotency_key_is_claimed_once_and_remembers_its_result,
+    an_identitys_activity_is_noted_replaced_and_forgotten,
 );
 
 /// Ids of `messages[]` and `message_echoes[]` items, as text, straight from the JSON.
@@ -602,5 +603,89 @@ async fn an_idempotency_key_is_claimed_once_and_remembers_its_result(backend: Ba
     assert_eq!(
         claims.claim(&expired, "fp", until).await.unwrap(),
         Claim::New
+    );
+}
+
+/// The prioritizer's history counters (`CustomerHistory::activity` and `note_activity`): a
+/// note adds or replaces one conversation's time and forgets others, each identity's notes are
+/// its own, a repeated note changes nothing, and an identity with none answers nothing.
+async fn an_identitys_activity_is_noted_replaced_and_forgotten(backend: Backend) {
+    use switchboard_core::history::{Activity, ActivityNote};
+    use switchboard_core::ids::CustomerId;
+    let (a, b) = (
+        CustomerId::from_stored("wa_a"),
+        CustomerId::from_stored("wa_b"),
+    );
+    let conv = |n: u32| ConversationId::from_stored(format!("cv_{n}"));
+    let at = |s: i64| chrono::DateTime::from_timestamp(1_795_000_000 + s, 0).unwrap();
+    let note = |c: u32, s: i64, forget: Vec<ConversationId>, first: bool| ActivityNote {
+        conversation: conv(c),
+        at: at(s),
+        forget,
+        first,
+    };
+    let read = |ids: Vec<CustomerId>| {
+        let history = backend.history.clone();
+        async move {
+            let mut found: Vec<(String, String, i64)> = history
+                .activity(&ids)
+                .await
+                .expect("activity")
+                .into_iter()
+                .map(
+                    |Activity {
+                         identity,
+                         conversation,
+                         at,
+                     }| {
+                        (
+                            identity.to_string(),
+                            conversation.to_string(),
+                            at.timestamp(),
+                        )
+                    },
+                )
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    assert!(read(vec![a.clone(), b.clone()]).await.is_empty());
+
+    let h = &backend.history;
+    h.note_activity(&a, &note(1, 0, vec![], true))
+        .await
+        .unwrap();
+    h.note_activity(&a, &note(2, 10, vec![], false))
+        .await
+        .unwrap();
+    // A note believed first when it is not (two raced) still lands in the map.
+    h.note_activity(&a, &note(3, 20, vec![], true))
+        .await
+        .unwrap();
+    // Believed not first when it is: made all the same.
+    h.note_activity(&b, &note(9, 5, vec![], false))
+        .await
+        .unwrap();
+    let t0 = 1_795_000_000;
+    assert_eq!(
+        read(vec![a.clone(), b.clone()]).await,
+        [
+            ("wa_a".into(), "cv_1".into(), t0),
+            ("wa_a".into(), "cv_2".into(), t0 + 10),
+            ("wa_a".into(), "cv_3".into(), t0 + 20),
+            ("wa_b".into(), "cv_9".into(), t0 + 5),
+        ]
+    );
+    let replace = note(1, 100, vec![conv(2), conv(1), conv(7)], false);
+    h.note_activity(&a, &replace).await.unwrap();
+    h.note_activity(&a, &replace).await.unwrap();
+    assert_eq!(
+        read(vec![a.clone()]).await,
+        [
+            ("wa_a".into(), "cv_1".into(), t0 + 100),
+            ("wa_a".into(), "cv_3".into(), t0 + 20),
+        ],
+        "cv_2 forgotten, cv_1 kept though named in forget, the unknown cv_7 ignored"
     );
 }

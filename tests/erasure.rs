@@ -110,6 +110,13 @@ async fn an_erased_customer_leaves_nothing_of_them_in_the_store(backend: Backend
     .await;
     assert_eq!(status, 200, "{linked}");
     assert_eq!(get_json(&app, &first_delivery).await.0, 200);
+    // The history's counters: both identities noted the conversations they wrote in.
+    let identities = [
+        switchboard_core::ids::CustomerId::from_stored(wa.as_str()),
+        switchboard_core::ids::CustomerId::from_stored(ig.as_str()),
+    ];
+    let activity = backend.history.activity(&identities).await.unwrap();
+    assert_eq!(activity.len(), 2, "{activity:?}");
     let before = backend.storage.everything().await;
     for needle in [PHONE, NAME, WORDS[0], WORDS[2], OTHER_WORDS] {
         assert!(
@@ -157,6 +164,11 @@ async fn an_erased_customer_leaves_nothing_of_them_in_the_store(backend: Backend
         let (status, body) = get_json(&app, &format!("/api/customers/{id}")).await;
         assert_eq!(status, 404, "{body}");
     }
+    assert_eq!(
+        backend.history.activity(&identities).await.unwrap(),
+        [],
+        "the activity goes with the customers"
+    );
     assert_eq!(customer_of(&app, PHONE).await, None);
     assert_eq!(customer_of(&app, "IGSID-QUIMERA").await, None);
     assert_eq!(

@@ -8,7 +8,9 @@ use switchboard_core::ids::{ConversationId, RecordKey};
 use switchboard_core::model::{Channel, Webhook};
 use switchboard_core::ports::QueueEntry;
 use switchboard_core::prioritize::{BatchItem, Outcome, PRIORITIZED};
-use switchboard_tests::payloads::{messenger_text as messenger, whatsapp_text as whatsapp};
+use switchboard_tests::payloads::{
+    messenger_text as messenger, whatsapp_text as whatsapp, whatsapp_texts,
+};
 use switchboard_tests::{Backend, call, get_all, get_json};
 use switchboard_tests::{conversation_of, deliver as post};
 
@@ -614,6 +616,60 @@ async fn the_queue_pages_in_order_and_refuses_a_foreign_cursor(backend: Backend)
     assert_eq!(status, 400);
     let (status, _) = get_json(&app, "/api/queue?limit=0").await;
     assert_eq!(status, 400);
+}
+
+/// Issue 19, item 6: the history is counted as messages arrive, not read back. A customer who
+/// wrote 600 times in the last day on two business numbers (more than a read of its records
+/// would take) and 40 times three days before: the reasons of its next message count every
+/// one of them, and its other conversation is open.
+#[tokio::test]
+async fn the_history_counts_every_earlier_message_however_many() {
+    let backend = switchboard_tests::embedded().await;
+    let app = backend.app(None);
+    let prioritizer = backend.prioritizer();
+    let t = 1_795_000_000;
+    let from = "5215550000077";
+    let minutes = |n: i64, start: i64| (0..n).map(|i| start + 60 * i).collect::<Vec<i64>>();
+    for (pn, tag, times) in [
+        ("PN1", "wamid.week", minutes(40, t - 3 * 86_400)),
+        ("PN1", "wamid.day1", minutes(400, t - 20 * 3600)),
+        ("PN2", "wamid.day2", minutes(200, t - 10 * 3600)),
+    ] {
+        for (i, chunk) in times.chunks(100).enumerate() {
+            let body = whatsapp_texts(pn, from, &format!("{tag}.{i}"), chunk, "hola");
+            post(&app, Webhook::Whatsapp, body).await;
+        }
+        backend.prioritize_all(&prioritizer).await;
+    }
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("PN1", from, "wamid.now", t, "hola"),
+    )
+    .await;
+    assert_eq!(backend.prioritize_all(&prioritizer).await, 1);
+
+    let on_pn1 = conversations_of(&app, from)
+        .await
+        .into_iter()
+        .find(|c| c["account_id"] == "PN1")
+        .expect("the PN1 conversation");
+    let reasons = on_pn1["priority"]["reasons"].as_array().expect("reasons");
+    let detail = |signal: &str| {
+        reasons
+            .iter()
+            .find(|r| r["signal"] == signal)
+            .and_then(|r| r["detail"].as_str())
+            .unwrap_or_else(|| panic!("no {signal} in {reasons:?}"))
+            .to_owned()
+    };
+    assert_eq!(detail("contacts_24h"), "600");
+    assert_eq!(
+        detail("contacts_7d"),
+        "40",
+        "those of the week before the last day"
+    );
+    assert!(detail("open_elsewhere").starts_with("on "), "{reasons:?}");
 }
 
 #[tokio::test]

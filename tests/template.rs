@@ -445,10 +445,10 @@ fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
     let schedules = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"}).to_string();
     let role = serde_json::json!({"Fn::GetAtt": ["SchedulerRole", "Arn"]}).to_string();
     let expected: BTreeSet<(String, String)> = [
-        // DynamoStore: find (BatchGetItem), conversation and customer (GetItem), conversations
-        // of the history (BatchGetItem), the conversation written back under its version
-        // (PutItem) with the metrics' ADD (UpdateItem) in one transaction, the customer's
-        // records (Query on gsi2).
+        // DynamoStore: find (BatchGetItem), conversation and customer (GetItem), the history's
+        // activity and conversations (BatchGetItem), the activity noted (UpdateItem), the
+        // conversation written back under its version (PutItem) with the metrics' ADD
+        // (UpdateItem) in one transaction, the records a link moves (Query on gsi2).
         ("dynamodb:GetItem", &table),
         ("dynamodb:BatchGetItem", &table),
         ("dynamodb:PutItem", &table),

@@ -927,6 +927,7 @@ pub async fn aws_counted() -> (Backend, Arc<CallCounter>) {
 #[derive(Debug, Default)]
 pub struct CallCounter {
     calls: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+    received: std::sync::atomic::AtomicUsize,
 }
 
 impl CallCounter {
@@ -940,9 +941,16 @@ impl CallCounter {
         self.calls.lock().unwrap().values().sum()
     }
 
+    /// The bytes of the response bodies received so far (by their `Content-Length`): what
+    /// the calls read, whatever their number.
+    pub fn received(&self) -> usize {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Forgets what was counted.
     pub fn reset(&self) {
         self.calls.lock().unwrap().clear();
+        self.received.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -969,6 +977,24 @@ impl aws_sdk_dynamodb::config::Intercept for Counting {
             .unwrap_or("unknown")
             .to_owned();
         *self.0.calls.lock().unwrap().entry(target).or_default() += 1;
+        Ok(())
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let length = context
+            .response()
+            .headers()
+            .get("content-length")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(0);
+        self.0
+            .received
+            .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }

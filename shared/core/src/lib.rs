@@ -26,6 +26,7 @@ pub mod consume;
 pub mod erasure;
 pub mod errors;
 pub mod events;
+pub mod history;
 pub mod identifier;
 pub mod ids;
 pub mod intake;

@@ -575,6 +575,10 @@ pub struct Conversation {
     /// queue to show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
+    /// The customer messages counted by the hour (the prioritizer's history counter; see
+    /// [`crate::history`]). Internal: the API does not show it.
+    #[serde(default, skip_serializing_if = "crate::history::Contacts::is_empty")]
+    pub contacts: crate::history::Contacts,
 }
 
 /// The most characters of a customer message a conversation keeps as its preview.
@@ -650,6 +654,7 @@ impl Conversation {
             assigned_at: None,
             statuses: Vec::new(),
             preview: None,
+            contacts: Default::default(),
         };
         conversation.absorb(record);
         Some(conversation)

@@ -468,11 +468,13 @@ pub trait IdentityLookup: Send + Sync {
     ) -> Result<Vec<Sighting>, BackendError>;
 }
 
-/// A customer's recent history, for scoring a new message.
+/// A customer's recent history: its records, and which conversations its identities wrote in
+/// (the prioritizer's history, see [`crate::history`]).
 ///
-/// Contract (held by the contract suite on every backend): answers the messages and events of
-/// the customer's timeline (the surviving customer's, merged identities included) whose
-/// provider time is in `[since, until)`, the newest first, at most `limit`.
+/// Contract (held by the contract suite on every backend): `customer_records` answers the
+/// messages and events of the customer's timeline (the surviving customer's, merged identities
+/// included) whose provider time is in `[since, until)`, the newest first, at most `limit`;
+/// `activity` answers what `note_activity` noted, each identity's own.
 #[async_trait]
 pub trait CustomerHistory: Send + Sync {
     /// A customer's records in a time window, newest first.
@@ -483,6 +485,24 @@ pub trait CustomerHistory: Send + Sync {
         until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Record>, BackendError>;
+
+    /// The conversations each of `identities` wrote in, as noted by
+    /// [`note_activity`](Self::note_activity), in no particular order. An identity with none
+    /// noted has no entry.
+    async fn activity(
+        &self,
+        identities: &[CustomerId],
+    ) -> Result<Vec<crate::history::Activity>, BackendError>;
+
+    /// Notes that `identity` wrote in `note.conversation` at `note.at` (replacing the time
+    /// noted before) and forgets `note.forget`, in one write (`note.first` tells the store the
+    /// identity had nothing noted when read). Repeating it changes nothing; erasing the
+    /// identity's customer erases its activity.
+    async fn note_activity(
+        &self,
+        identity: &CustomerId,
+        note: &crate::history::ActivityNote,
+    ) -> Result<(), BackendError>;
 }
 
 /// A domain event for integrations (ticketing, CRM): `conversation.prioritized`, …

@@ -2,7 +2,8 @@
 //!
 //! For each queue entry of a message it first links the customer with the identities that
 //! carry the same e-mail address or phone number ([`crate::resolve`]). For a customer message
-//! it then reads the customer's recent history (every linked identity's), scores it ([`Scorer`]), applies the score to the conversation ([`crate::priority::apply`]: within
+//! it then reads the customer's recent history (every linked identity's, from the counters of
+//! [`crate::history`]: a fixed number of reads however long it is), scores it ([`Scorer`]), applies the score to the conversation ([`crate::priority::apply`]: within
 //! one wait the level only rises) and, when that set the conversation's priority, times the
 //! wait by the SLA policy (its target, warning and due time; see [`crate::sla`]) and publishes
 //! `conversation.prioritized`; every customer message publishes `message.received`, and one
@@ -33,7 +34,8 @@ use crate::clock::Clock;
 pub use crate::consume::BatchItem;
 use crate::consume::{ConsumeError, QueueHandler, run_batch};
 use crate::events::{self, AnsweredVia};
-use crate::ids::ConversationId;
+use crate::history::{ACTIVITY_REFRESH, Activity, ActivityNote};
+use crate::ids::{ConversationId, CustomerId};
 use crate::metrics::{self, Tally};
 use crate::model::{Conversation, DeliveryStatus, Direction, Event, EventKind, Message, Record};
 use crate::ports::{
@@ -49,9 +51,6 @@ use crate::watch::Watcher;
 
 /// The type of the event published when a conversation's priority is set.
 pub use crate::events::PRIORITIZED;
-
-/// The most records of a customer read for the history of one message.
-pub const HISTORY_LIMIT: usize = 500;
 
 /// What handling one queue entry did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,7 +212,7 @@ impl Prioritizer {
         // Before the history is read, so that it sees every identity of the customer.
         self.resolver.resolve(message).await?;
 
-        let history = self.history(&conversation, message).await?;
+        let (history, activity) = self.history(&conversation, message).await?;
         let text = crate::channels::email::scored_text(message);
         let mut score = self.scorer.score(&text, message.public, &history);
         if crate::channels::email::dmarc_failed(message) && score.priority < Priority::P3 {
@@ -265,6 +264,14 @@ impl Prioritizer {
             published.push(prioritized_event(&preview, now));
         }
         self.ports.events.publish(&published).await?;
+        // Before the conversation's write marks the message seen: a retry notes it again.
+        if let Some(note) = &activity {
+            self.ports
+                .history
+                .note_activity(&conversation.customer_id, note)
+                .await?;
+        }
+        let sent_at = message.sent_at;
         self.ports
             .conversations
             .update_conversation(
@@ -274,6 +281,8 @@ impl Prioritizer {
                     let applied = c.apply_score(key, &score, now);
                     if applied != Applied::AlreadySeen {
                         metrics::message_scored(tally, c, message, &score, first);
+                        // In the write that marks it seen: counted once.
+                        c.contacts.count(sent_at);
                     }
                     if applied == Applied::Prioritized {
                         c.sla = clock.clone();
@@ -362,66 +371,73 @@ impl Prioritizer {
         })
     }
 
-    /// The customer's history as of `message`: the surviving customer's records of the
-    /// look-back window before it, and the conversations they belong to.
+    /// The customer's history as of `message`, from counters (see [`crate::history`]): the
+    /// surviving customer, its identities' activity, and the conversations the activity names
+    /// within the look-back window (this one's counted contacts included). A fixed number of
+    /// reads, whatever the length of the history. Answers the activity note to write for
+    /// this message too.
     async fn history(
         &self,
         conversation: &Conversation,
         message: &Message,
-    ) -> Result<History, BackendError> {
+    ) -> Result<(History, Option<ActivityNote>), BackendError> {
         let at = message.sent_at;
-        let lookback = Duration::days(i64::from(self.scorer.config().history.lookback_days));
+        let since = at - Duration::days(i64::from(self.scorer.config().history.lookback_days));
         let customer = self
             .ports
             .customers
             .customer(&conversation.customer_id)
             .await?;
-        let (customer_id, vip) = match customer {
-            Some(c) => (
-                c.id,
-                c.tier
+        let (identities, vip) = match customer {
+            Some(c) => {
+                let vip = c
+                    .tier
                     .as_deref()
-                    .is_some_and(|t| t.eq_ignore_ascii_case("vip")),
-            ),
-            None => (conversation.customer_id.clone(), false),
+                    .is_some_and(|t| t.eq_ignore_ascii_case("vip"));
+                let mut ids: Vec<CustomerId> =
+                    c.identities.into_iter().map(|i| i.customer_id).collect();
+                if !ids.contains(&conversation.customer_id) {
+                    ids.push(conversation.customer_id.clone());
+                }
+                (ids, vip)
+            }
+            None => (vec![conversation.customer_id.clone()], false),
         };
-        let records = self
-            .ports
-            .history
-            .customer_records(&customer_id, at - lookback, at, HISTORY_LIMIT)
-            .await?;
+        let activity = self.ports.history.activity(&identities).await?;
+        let own: Vec<&Activity> = activity
+            .iter()
+            .filter(|a| a.identity == conversation.customer_id)
+            .collect();
+        let note = ActivityNote::after(&own, &conversation.id, at, since);
+
         let mut history = History {
             vip,
             breaches: conversation.sla_breaches,
             ..History::default()
         };
-        let mut others = BTreeSet::new();
-        let message_key = Record::Message(message.clone()).key();
-        for record in &records {
-            if let Record::Message(m) = record
-                && m.direction == Direction::Inbound
-                && record.key() != message_key
-            {
-                if m.sent_at >= at - Duration::hours(24) {
-                    history.contacts_24h += 1;
-                }
-                if m.sent_at >= at - Duration::days(7) {
-                    history.contacts_7d += 1;
-                }
-            }
-            if let Some(id) = record.conversation_id()
-                && *id != conversation.id
-            {
-                others.insert(id.clone());
-            }
-        }
+        let (day, week) = (at - Duration::hours(24), at - Duration::days(7));
+        let contacts = |history: &mut History, c: &Conversation| {
+            history.contacts_24h += c.contacts.between(day, at);
+            history.contacts_7d += c.contacts.between(week, at);
+        };
+        contacts(&mut history, conversation);
+        let others: BTreeSet<ConversationId> = activity
+            .into_iter()
+            // What was noted lags by up to a day; the conversation's own time decides below.
+            .filter(|a| a.at + ACTIVITY_REFRESH >= since && a.conversation != conversation.id)
+            .map(|a| a.conversation)
+            .collect();
         let others: Vec<ConversationId> = others.into_iter().collect();
-        for other in self
-            .ports
-            .conversations
-            .conversations_by_id(&others)
-            .await?
-        {
+        let others = if others.is_empty() {
+            Vec::new()
+        } else {
+            self.ports
+                .conversations
+                .conversations_by_id(&others)
+                .await?
+        };
+        for other in others.iter().filter(|o| o.last_at >= since) {
+            contacts(&mut history, other);
             if let Some(since) = other.waiting_since {
                 history.open_elsewhere += 1;
                 if history.oldest_open.is_none_or(|(_, oldest)| since < oldest) {
@@ -431,7 +447,7 @@ impl Prioritizer {
             history.breaches += other.sla_breaches;
             history.complaints += u32::from(other.priority.as_ref().is_some_and(|p| p.complaint));
         }
-        Ok(history)
+        Ok((history, note))
     }
 }
 

@@ -143,6 +143,7 @@ mod tests {
             assigned_at: None,
             statuses: Vec::new(),
             preview: None,
+            contacts: Default::default(),
         }
     }
 

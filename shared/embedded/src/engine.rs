@@ -114,6 +114,9 @@ pub struct Purged {
     /// Customers (their identities and links with them) of whom nothing was written for the
     /// retention period.
     pub customers: usize,
+    /// Notes of which conversations an identity wrote in, not renewed for the retention
+    /// period.
+    pub activity: usize,
 }
 
 fn open_error(
@@ -281,6 +284,7 @@ impl SqliteStore {
             conversations = purged.conversations,
             customers = purged.customers,
             identifiers = purged.identifiers,
+            activity = purged.activity,
             "expired rows purged"
         );
         Ok(purged)
@@ -691,6 +695,7 @@ fn purge(conn: &mut Connection, now: DateTime<Utc>) -> rusqlite::Result<Purged> 
         metric_counts: tx.execute("DELETE FROM metric_counts WHERE expires_at <= ?1", [now])?,
         identifiers: tx.execute("DELETE FROM identifiers WHERE expires_at <= ?1", [now])?,
         customers: tx.execute("DELETE FROM customers WHERE expires_at <= ?1", [now])?,
+        activity: tx.execute("DELETE FROM activity WHERE expires_at <= ?1", [now])?,
     };
     tx.commit()?;
     Ok(purged)

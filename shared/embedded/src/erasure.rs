@@ -168,6 +168,11 @@ fn erase(conn: &mut Connection, scope: &ErasureScope) -> Result<ErasedRows, Back
             params_from_iter(&customers),
         )
         .map_err(unavailable)?;
+    tx.execute(
+        &format!("DELETE FROM activity WHERE customer_id IN ({cu})"),
+        params_from_iter(&customers),
+    )
+    .map_err(unavailable)?;
     let customers_removed = tx
         .execute(
             &format!("DELETE FROM customers WHERE id IN ({cu})"),

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
+use switchboard_core::history::{Activity, ActivityNote};
 use switchboard_core::ids::{ConversationId, CustomerId};
 use switchboard_core::metrics;
 use switchboard_core::model::{Conversation, Record};
@@ -58,6 +59,87 @@ impl CustomerHistory for SqliteStore {
                         .map_err(|e| BackendError::unavailable(OP, e))
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn activity(&self, identities: &[CustomerId]) -> Result<Vec<Activity>, BackendError> {
+        const OP: &str = "activity";
+        if identities.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Value> = identities
+            .iter()
+            .map(|i| Value::Text(i.as_str().to_owned()))
+            .collect();
+        self.run(OP, move |conn| {
+            let marks = vec!["?"; ids.len()].join(", ");
+            let rows: Vec<(String, String, i64)> = conn
+                .prepare_cached(&format!(
+                    "SELECT customer_id, conversation_id, at_ms FROM activity
+                     WHERE customer_id IN ({marks})"
+                ))
+                .and_then(|mut s| {
+                    s.query_map(params_from_iter(ids), |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })?
+                    .collect()
+                })
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(identity, conversation, at_ms)| Activity {
+                    identity: CustomerId::from_stored(identity),
+                    conversation: ConversationId::from_stored(conversation),
+                    at: DateTime::from_timestamp_millis(at_ms).unwrap_or_default(),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn note_activity(
+        &self,
+        identity: &CustomerId,
+        note: &ActivityNote,
+    ) -> Result<(), BackendError> {
+        const OP: &str = "note_activity";
+        let identity = identity.as_str().to_owned();
+        let conversation = note.conversation.as_str().to_owned();
+        let at = note.at;
+        let forget: Vec<String> = note
+            .forget
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .filter(|c| *c != conversation)
+            .collect();
+        let expires_at = self.expires_at(self.clock.now());
+        self.write(OP, move |conn| {
+            let unavailable = |e| BackendError::unavailable(OP, e);
+            let tx = conn.savepoint().map_err(unavailable)?;
+            tx.prepare_cached(
+                "INSERT INTO activity (customer_id, conversation_id, at_ms, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (customer_id, conversation_id) DO UPDATE SET
+                     at_ms = excluded.at_ms, expires_at = max(expires_at, excluded.expires_at)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    identity,
+                    conversation,
+                    at.timestamp_millis(),
+                    expires_at
+                ])
+            })
+            .map_err(unavailable)?;
+            for gone in &forget {
+                tx.prepare_cached(
+                    "DELETE FROM activity WHERE customer_id = ?1 AND conversation_id = ?2",
+                )
+                .and_then(|mut s| s.execute(params![identity, gone]))
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
         })
         .await
     }

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 /// higher version is refused at open ([`EmbeddedError::UnsupportedSchema`]).
 ///
 /// [`EmbeddedError::UnsupportedSchema`]: crate::EmbeddedError::UnsupportedSchema
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Version 1. Times: see `crate::time`.
 const V1: &str = "
@@ -182,6 +182,20 @@ const V10: &str = "
 ALTER TABLE deliveries ADD COLUMN erased_at TEXT NULL;
 ";
 
+/// Version 11: the prioritizer's history counters: which conversations each identity wrote
+/// in, and when it last did as noted (see `switchboard_core::history`); `expires_at` in
+/// seconds, purged with the rest, erased with the identity's customer.
+const V11: &str = "
+CREATE TABLE IF NOT EXISTS activity (
+    customer_id     TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    at_ms           INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, conversation_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS activity_expiry ON activity (expires_at);
+";
+
 /// Brings a file of version `found` (0: new, or older) to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()> {
     if found >= SCHEMA_VERSION {
@@ -216,6 +230,9 @@ pub(crate) fn migrate(conn: &mut Connection, found: i64) -> rusqlite::Result<()>
         tx.execute_batch(V9)?;
     }
     tx.execute_batch(V10)?;
+    if found < 11 {
+        tx.execute_batch(V11)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

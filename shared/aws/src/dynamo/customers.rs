@@ -2,11 +2,12 @@
 //! customer, merged ones pointing at the survivor; a customer's records on `gsi2`.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
-use switchboard_core::ids::CustomerId;
+use switchboard_core::history::{Activity, ActivityNote};
+use switchboard_core::ids::{ConversationId, CustomerId};
 use switchboard_core::model::{Customer, Identifier, Link, LinkEvidence, Record, Sighting};
 use switchboard_core::ports::{
     BackendError, CustomerDirectory, CustomerHistory, IdentityIndex, IdentityLookup, LinkError,
@@ -331,6 +332,132 @@ impl CustomerHistory for DynamoStore {
         }
         Ok(records)
     }
+
+    /// One `BatchGetItem` of the identities' `ACTIVITY` items (up to 100 identities a call).
+    async fn activity(&self, identities: &[CustomerId]) -> Result<Vec<Activity>, BackendError> {
+        const OP: &str = "activity";
+        if identities.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = identities.iter().map(activity_key).collect();
+        let mut found = Vec::new();
+        for item in self.batch_get(OP, keys, &[ACTIVITY]).await? {
+            let identity = get_s(&item, PK)
+                .and_then(|pk| pk.strip_prefix("U#"))
+                .ok_or_else(|| corrupt(OP, "pk"))?;
+            let Some(AttributeValue::M(noted)) = item.get(ACTIVITY) else {
+                continue;
+            };
+            for (conversation, at) in noted {
+                let at = at
+                    .as_n()
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .and_then(DateTime::from_timestamp_millis)
+                    .ok_or_else(|| corrupt(OP, ACTIVITY))?;
+                found.push(Activity {
+                    identity: CustomerId::from_stored(identity),
+                    conversation: ConversationId::from_stored(conversation.as_str()),
+                    at,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// One `UpdateItem` of the identity's `ACTIVITY` item: into its map (the entry set, the
+    /// forgotten ones removed), or, for an identity's first note, the whole map made. When
+    /// the item is not as expected (two first notes raced), the other form follows.
+    async fn note_activity(
+        &self,
+        identity: &CustomerId,
+        note: &ActivityNote,
+    ) -> Result<(), BackendError> {
+        const OP: &str = "note_activity";
+        let mut into_map = !note.first;
+        for _ in 0..3 {
+            let outcome = if into_map {
+                self.note_into_map(identity, note).await
+            } else {
+                self.first_note(identity, note).await
+            };
+            match outcome {
+                Ok(_) => return Ok(()),
+                Err(e) if is_condition_failure(&e) => into_map = !into_map,
+                Err(e) => return Err(BackendError::unavailable(OP, e)),
+            }
+        }
+        Err(BackendError::unavailable(
+            OP,
+            "the activity item kept changing while it was noted",
+        ))
+    }
+}
+
+type UpdateResult = Result<
+    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+    aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+>;
+
+impl DynamoStore {
+    /// Sets the note's entry into the identity's map and removes the forgotten ones, if the
+    /// item has a map.
+    async fn note_into_map(&self, identity: &CustomerId, note: &ActivityNote) -> UpdateResult {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(activity_key(identity)))
+            .condition_expression("attribute_exists(#a)")
+            .expression_attribute_names("#a", ACTIVITY)
+            .expression_attribute_names("#c", note.conversation.as_str())
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":at", n(note.at.timestamp_millis()))
+            .expression_attribute_values(":ttl", self.expires_at());
+        let mut expression = "SET #a.#c = :at, #ttl = :ttl".to_owned();
+        let forget = note.forget.iter().filter(|c| **c != note.conversation);
+        for (i, gone) in forget.enumerate() {
+            expression.push_str(if i == 0 { " REMOVE " } else { ", " });
+            expression.push_str(&format!("#a.#f{i}"));
+            update = update.expression_attribute_names(format!("#f{i}"), gone.as_str());
+        }
+        update.update_expression(expression).send().await
+    }
+
+    /// Makes the identity's map with the note's entry alone, if the item has none.
+    async fn first_note(&self, identity: &CustomerId, note: &ActivityNote) -> UpdateResult {
+        let entry = (
+            note.conversation.as_str().to_owned(),
+            n(note.at.timestamp_millis()),
+        );
+        self.client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(activity_key(identity)))
+            .update_expression("SET #a = :m, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#a)")
+            .expression_attribute_names("#a", ACTIVITY)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":m", AttributeValue::M(HashMap::from([entry])))
+            .expression_attribute_values(":ttl", self.expires_at())
+            .send()
+            .await
+    }
+}
+
+/// The attribute of an identity's `ACTIVITY` item holding its conversations: a map of
+/// conversation id to the time last noted (Unix milliseconds).
+const ACTIVITY: &str = "activity";
+
+/// The key of an identity's activity: its customer partition, sort key `ACTIVITY`.
+pub(super) fn activity_key(identity: &CustomerId) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("U#{identity}"))),
+        (SK.to_owned(), s("ACTIVITY")),
+    ])
 }
 
 /// The partition of an identifier's sightings (one item per identity, sorted by its id).

@@ -303,6 +303,7 @@ impl CustomerErasure for DynamoStore {
                     }
                 }
                 keys.push(customer_key(customer));
+                keys.push(customers::activity_key(customer));
                 rows.customers += 1;
             }
         }

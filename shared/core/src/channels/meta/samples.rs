@@ -27,6 +27,24 @@ pub fn whatsapp_text(pn: &str, from: &str, id: &str, ts: i64, text: &str) -> Vec
     whatsapp_text_named(pn, from, "Cliente", id, ts, text)
 }
 
+/// One WhatsApp delivery of texts from `from` to the number `pn`, one at each of `times`,
+/// with ids `<tag>.<i>`: a customer's history in one go.
+pub fn whatsapp_texts(pn: &str, from: &str, tag: &str, times: &[i64], text: &str) -> Vec<u8> {
+    let messages: Vec<_> = times
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| {
+            json!({"from": from, "id": format!("{tag}.{i}"), "timestamp": ts.to_string(),
+                   "type": "text", "text": {"body": text}})
+        })
+        .collect();
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
+      "value": {"metadata": {"display_phone_number": "15550001111", "phone_number_id": pn},
+                "messages": messages}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
 /// A Messenger text between `customer` and the page `PAGE` at `ms` (milliseconds): from the
 /// customer, or the page's echo of its own reply when `echo`.
 pub fn messenger_text(customer: &str, mid: &str, ms: i64, text: &str, echo: bool) -> Vec<u8> {
