@@ -523,8 +523,7 @@ async fn a_refused_send_stores_nothing_and_the_customer_still_waits(backend: Bac
         base_url: fake.url.clone(),
         tokens: Default::default(),
         timeout: Duration::from_secs(5),
-    })
-    .unwrap();
+    });
     let bare = backend.app_replying(std::sync::Arc::new(unconfigured));
     post(
         &app,

@@ -76,14 +76,11 @@ impl FakeGraph {
             .into_iter()
             .map(|w| (w, AccessToken::new(token_of(w))))
             .collect();
-        Arc::new(
-            GraphSender::new(GraphSettings {
-                base_url: self.url.clone(),
-                tokens,
-                timeout,
-            })
-            .expect("graph sender"),
-        )
+        Arc::new(GraphSender::new(GraphSettings {
+            base_url: self.url.clone(),
+            tokens,
+            timeout,
+        }))
     }
 
     /// A sender to this fake with every webhook's token.

@@ -59,14 +59,11 @@ impl FakeTelegram {
 
     /// A sender to this fake with the test bot token.
     pub fn sender(&self) -> Arc<TelegramSender> {
-        Arc::new(
-            TelegramSender::new(
-                &self.url,
-                Some(AccessToken::new(BOT_TOKEN)),
-                Duration::from_secs(10),
-            )
-            .expect("telegram sender"),
-        )
+        Arc::new(TelegramSender::new(
+            &self.url,
+            Some(AccessToken::new(BOT_TOKEN)),
+            Duration::from_secs(10),
+        ))
     }
 
     /// Answers the next request with `status` and `json` (in the order given).

@@ -60,14 +60,11 @@ impl FakeX {
 
     /// A sender to this fake with the test user token.
     pub fn sender(&self) -> Arc<XSender> {
-        Arc::new(
-            XSender::new(
-                &self.url,
-                Some(AccessToken::new(X_USER_TOKEN)),
-                Duration::from_secs(10),
-            )
-            .expect("x sender"),
-        )
+        Arc::new(XSender::new(
+            &self.url,
+            Some(AccessToken::new(X_USER_TOKEN)),
+            Duration::from_secs(10),
+        ))
     }
 
     /// Answers the next request with `status` and `json` (in the order given).

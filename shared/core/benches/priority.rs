@@ -1,6 +1,6 @@
 //! The CPU cost of scoring: `Scorer::score` over the 249 messages of the labelled set
 //! (`tests/fixtures/priority/labelled.jsonl`), with and without history, and building the
-//! scorer from the shipped configuration (once per cold start).
+//! scorer from the shipped configuration (once per cold start), and the start-up pieces apart.
 //!
 //! Run with `cargo bench -p switchboard-core --bench priority`.
 
@@ -58,5 +58,27 @@ fn scoring(c: &mut Criterion) {
     });
 }
 
-criterion_group!(priority, scoring);
+/// What the functions build at start from the shipped configuration, piece by piece: the
+/// priority configuration parsed and checked, the scorer's phrase index from it, the team
+/// names alone (the agent API), the SLA policy.
+fn startup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("startup");
+    group.bench_function("priority_config", |b| {
+        b.iter(|| black_box(PriorityConfig::default_config()))
+    });
+    let config = PriorityConfig::default_config();
+    group.bench_function("phrase_index", |b| {
+        b.iter(|| black_box(Scorer::new(config.clone())))
+    });
+    let none = |_: &str| None::<String>;
+    group.bench_function("priority_teams", |b| {
+        b.iter(|| black_box(switchboard_core::config::priority_teams(&none)))
+    });
+    group.bench_function("sla_policy", |b| {
+        b.iter(|| black_box(switchboard_core::sla::SlaPolicy::default_policy()))
+    });
+    group.finish();
+}
+
+criterion_group!(priority, scoring, startup);
 criterion_main!(priority);

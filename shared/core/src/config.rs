@@ -248,19 +248,25 @@ pub fn priority_config_at(
 /// and a function that only lists queues links none of the scorer.
 pub fn priority_teams(source: &impl Source) -> Result<Vec<String>, ConfigError> {
     match source.get(PRIORITY) {
-        None => Ok(teams_of(crate::priority::config::DEFAULT_TOML)
-            .expect("config/priority.toml has its [teams] (checked by a test)")),
-        Some(path) => config_file(PRIORITY, Path::new(path.trim()), teams_of),
+        None => {
+            let shipped: Teams = serde_json::from_str(crate::priority::config::DEFAULT_JSON)
+                .expect("config/priority.toml has its [teams] (checked by a test)");
+            Ok(team_names(shipped).expect("config/priority.toml names teams"))
+        }
+        Some(path) => config_file(PRIORITY, Path::new(path.trim()), |text| {
+            team_names(toml::from_str(text).map_err(|e| e.to_string())?)
+        }),
     }
 }
 
-/// The `[teams]` of a priority configuration's text, sorted, each once.
-fn teams_of(text: &str) -> Result<Vec<String>, String> {
-    #[derive(serde::Deserialize)]
-    struct Teams {
-        teams: std::collections::BTreeMap<String, String>,
-    }
-    let parsed: Teams = toml::from_str(text).map_err(|e| e.to_string())?;
+/// The `[teams]` of a priority configuration.
+#[derive(serde::Deserialize)]
+struct Teams {
+    teams: std::collections::BTreeMap<String, String>,
+}
+
+/// The team names of `[teams]`, sorted, each once.
+fn team_names(parsed: Teams) -> Result<Vec<String>, String> {
     let mut teams: Vec<String> = parsed.teams.into_values().collect();
     teams.sort();
     teams.dedup();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde_json::json;
+use switchboard_core::channels::meta::samples::whatsapp_texts;
 use switchboard_core::clock::SystemClock;
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
@@ -28,18 +28,13 @@ const NOW: i64 = 1_795_000_000;
 
 /// A WhatsApp delivery of texts from `from`, one at each of `times`.
 fn delivery(from: &str, tag: &str, times: &[i64]) -> Bytes {
-    let messages: Vec<_> = times
-        .iter()
-        .enumerate()
-        .map(|(i, ts)| {
-            json!({"from": from, "id": format!("{tag}.{i}"), "timestamp": ts.to_string(),
-                   "type": "text", "text": {"body": "hola, sigo esperando mi reembolso"}})
-        })
-        .collect();
-    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [
-        {"field": "messages", "value": {"metadata": {"display_phone_number": "15550001111",
-         "phone_number_id": "PN"}, "messages": messages}}]}]});
-    Bytes::from(body.to_string())
+    Bytes::from(whatsapp_texts(
+        "PN",
+        from,
+        tag,
+        times,
+        "hola, sigo esperando mi reembolso",
+    ))
 }
 
 /// Prioritizes everything the queue holds.

@@ -69,9 +69,10 @@ pub async fn webhook_app(webhooks: &[Webhook]) -> Result<axum::Router, StartupEr
 /// `SWITCHBOARD_PRIORITY` and the urgency model of `SWITCHBOARD_MODEL` ([`scorer`]).
 pub async fn prioritizer_app() -> Result<Prioritizer, StartupError> {
     let settings = PrioritizerSettings::from_source(&ProcessEnv)?;
-    let scorer = scorer(settings.priority.clone(), settings.model.as_deref())?;
+    let store = settings.store();
+    let scorer = scorer(settings.priority, settings.model.as_deref())?;
     let sdk = sdk_config().await;
-    let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
+    let ports = AwsPorts::new(&sdk, &store, Arc::new(SystemClock));
     let watcher = settings
         .watch
         .clone()

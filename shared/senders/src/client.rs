@@ -8,6 +8,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use switchboard_core::outbound::SendError;
@@ -37,11 +38,6 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-/// Why the client could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("no HTTPS client: {0}")]
-pub struct ClientError(#[from] std::io::Error);
-
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// How one attempt ended without an answer.
@@ -65,26 +61,41 @@ impl From<Attempt> for SendError {
     }
 }
 
-/// One pooled HTTPS client with a timeout per exchange.
+/// One pooled HTTPS client with a timeout per exchange, shared by its clones. It is built at
+/// the first exchange, not with the senders: loading the system's root certificates costs a
+/// function's cold start a millisecond or more, and most starts of the agent API send nothing.
+/// Without root certificates every exchange fails as unreachable, saying why.
 #[derive(Clone)]
 pub(crate) struct Http {
-    client: HttpsClient,
+    client: Arc<OnceLock<Result<HttpsClient, String>>>,
     timeout: Duration,
 }
 
 impl Http {
     /// A client trusting the system's root certificates (`http://` too, for loopback fakes;
     /// the settings allow it nowhere else).
-    pub(crate) fn new(timeout: Duration) -> Result<Self, ClientError> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
-        Ok(Self { client, timeout })
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            client: Arc::default(),
+            timeout,
+        }
+    }
+
+    fn client(&self) -> Result<&HttpsClient, Attempt> {
+        self.client
+            .get_or_init(|| {
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+                    .map_err(|e| format!("no HTTPS client: {e}"))?
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
+                Ok(Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .build(https))
+            })
+            .as_ref()
+            .map_err(|e| Attempt::NotConnected(e.clone()))
     }
 
     /// POSTs `body` as JSON to `url` (with `bearer` in `Authorization` when given) and reads
@@ -108,9 +119,10 @@ impl Http {
         let request = request
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|_| Attempt::Failed("the request could not be built".to_owned()))?;
+        let client = self.client()?;
         let exchange = async {
             // hyper's errors name their kind, never the URL (which holds Telegram's token).
-            let answer = self.client.request(request).await.map_err(|e| {
+            let answer = client.request(request).await.map_err(|e| {
                 if e.is_connect() {
                     Attempt::NotConnected(e.to_string())
                 } else {

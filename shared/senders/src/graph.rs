@@ -28,7 +28,7 @@ use switchboard_core::outbound::{Content, Outgoing, SendError, Sent, Target};
 use switchboard_core::ports::ReplySender;
 
 use crate::client::{Attempt, Http};
-use crate::{AccessToken, ClientError, RETRY_DELAYS, not_configured};
+use crate::{AccessToken, RETRY_DELAYS, not_configured};
 
 /// Where replies go and with which tokens.
 #[derive(Debug, Clone)]
@@ -59,13 +59,14 @@ impl std::fmt::Debug for GraphSender {
 }
 
 impl GraphSender {
-    /// A sender by `settings`, trusting the system's root certificates.
-    pub fn new(settings: GraphSettings) -> Result<Self, ClientError> {
-        Ok(Self::with_client(
+    /// A sender by `settings`, trusting the system's root certificates (loaded at the first
+    /// send).
+    pub fn new(settings: GraphSettings) -> Self {
+        Self::with_client(
             settings.base_url,
             settings.tokens,
-            Http::new(settings.timeout)?,
-        ))
+            Http::new(settings.timeout),
+        )
     }
 
     pub(crate) fn with_client(

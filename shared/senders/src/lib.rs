@@ -30,7 +30,7 @@ pub mod graph;
 pub mod telegram;
 pub mod x;
 
-pub use client::{AccessToken, ClientError};
+pub use client::AccessToken;
 pub use graph::{GraphSender, GraphSettings};
 pub use telegram::TelegramSender;
 pub use x::XSender;
@@ -89,11 +89,7 @@ impl Senders {
         let graph_url = config::graph_api_url(source)?;
         let telegram_url = config::telegram_api_url(source)?;
         let x_url = config::x_api_url(source)?;
-        let http =
-            client::Http::new(DEFAULT_TIMEOUT).map_err(|e| config::ConfigError::Invalid {
-                name: config::GRAPH_API_URL.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let http = client::Http::new(DEFAULT_TIMEOUT);
         let mut tokens: HashMap<Webhook, AccessToken> = tokens
             .into_iter()
             .map(|(w, t)| (w, AccessToken::new(t)))

@@ -40,16 +40,8 @@ impl std::fmt::Debug for XSender {
 impl XSender {
     /// A sender to X's API at `base_url` (`https://api.x.com`) with the brand account's
     /// user-context `token`, waiting at most `timeout` for an answer.
-    pub fn new(
-        base_url: &str,
-        token: Option<AccessToken>,
-        timeout: std::time::Duration,
-    ) -> Result<Self, crate::ClientError> {
-        Ok(Self::with_client(
-            base_url.to_owned(),
-            token,
-            Http::new(timeout)?,
-        ))
+    pub fn new(base_url: &str, token: Option<AccessToken>, timeout: std::time::Duration) -> Self {
+        Self::with_client(base_url.to_owned(), token, Http::new(timeout))
     }
 
     pub(crate) fn with_client(base_url: String, token: Option<AccessToken>, http: Http) -> Self {

@@ -272,18 +272,22 @@ pub struct Scorer {
 impl Scorer {
     /// A scorer for `config` (already checked by [`PriorityConfig::parse`]).
     pub fn new(config: PriorityConfig) -> Self {
-        let signals: Vec<(String, config::Signal)> = config
-            .signals
-            .iter()
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .collect();
         let mut phrases = PhraseSet::new();
-        for (i, (_, signal)) in signals.iter().enumerate() {
+        let mut signals = Vec::with_capacity(config.signals.len());
+        for (i, (name, signal)) in config.signals.iter().enumerate() {
             for phrase in signal.words.values().flatten() {
                 if let Some(p) = Phrase::new(phrase) {
                     phrases.insert(p, i);
                 }
             }
+            // What scoring reads of the signal: its phrases are in the index.
+            let terms = config::Signal {
+                weight: signal.weight,
+                topic: signal.topic.clone(),
+                complaint: signal.complaint,
+                words: Default::default(),
+            };
+            signals.push((name.clone(), terms));
         }
         Self {
             config,

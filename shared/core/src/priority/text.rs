@@ -13,6 +13,19 @@ use unicode_normalization::char::is_combining_mark;
 
 /// The words of `text`, folded: no accents, lower case, split on anything not alphanumeric.
 pub fn words(text: &str) -> Vec<String> {
+    if text.is_ascii() {
+        // The same result without the Unicode decomposition: nothing in ASCII decomposes.
+        return text
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+    }
+    words_unicode(text)
+}
+
+/// [`words`] for any text: compatibility decomposition, combining marks dropped.
+fn words_unicode(text: &str) -> Vec<String> {
     let folded: String = text
         .nfkd()
         .filter(|c| !is_combining_mark(*c))
@@ -20,6 +33,18 @@ pub fn words(text: &str) -> Vec<String> {
         .map(|c| if c.is_alphanumeric() { c } else { ' ' })
         .collect();
     folded.split_whitespace().map(str::to_owned).collect()
+}
+
+/// A word of a phrase folded as [`words`] folds text, its pieces joined (`e-mail` → `email`).
+fn fold_word(raw: &str) -> String {
+    if raw.is_ascii() {
+        return raw
+            .bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+    }
+    words(raw).join("")
 }
 
 /// One word of a phrase.
@@ -59,7 +84,7 @@ impl Phrase {
                     return Some(Word::Any);
                 }
                 let prefix = raw.ends_with('*');
-                let folded = words(raw.trim_end_matches('*')).join("");
+                let folded = fold_word(raw.trim_end_matches('*'));
                 match (folded.is_empty(), prefix) {
                     (true, _) => None,
                     (false, true) => Some(Word::Prefix(folded)),
@@ -192,6 +217,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn ascii_folds_as_the_unicode_path_does(text in "[ -~\t\n]{0,60}") {
+            prop_assert_eq!(words(&text), words_unicode(&text));
+            prop_assert_eq!(fold_word(&text), words_unicode(&text).join(""));
+        }
+
         #[test]
         fn any_text_folds_and_matches_without_panic(text in any::<String>(), phrase in any::<String>()) {
             let folded = words(&text);
