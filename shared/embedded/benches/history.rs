@@ -21,6 +21,7 @@ use switchboard_core::priority::{PriorityConfig, Scorer};
 use switchboard_core::sla::SlaPolicy;
 use switchboard_embedded::SqliteStore;
 use switchboard_embedded::assembly::EmbeddedPorts;
+use switchboard_embedded::consumer::drain_once;
 
 const SIZES: [usize; 3] = [10, 1_000, 10_000];
 /// The provider time of the timed messages; the history ends just before.
@@ -37,23 +38,15 @@ fn delivery(from: &str, tag: &str, times: &[i64]) -> Bytes {
     ))
 }
 
-/// Prioritizes everything the queue holds.
+/// Prioritizes everything the queue holds, the way `serve` does (`consumer::drain_once`).
 async fn drain(store: &SqliteStore, prioritizer: &Prioritizer) -> usize {
     let mut total = 0;
     loop {
-        let received = store
-            .receive(10, Duration::from_secs(30))
-            .await
-            .expect("receive");
-        if received.is_empty() {
-            return total;
+        match drain_once(store, prioritizer, Duration::from_secs(30)).await {
+            Ok(0) => return total,
+            Ok(n) => total += n,
+            Err(e) => panic!("the queue could not be drained: {e}"),
         }
-        for r in &received {
-            prioritizer.handle(&r.entry).await.expect("prioritized");
-        }
-        let receipts: Vec<i64> = received.iter().map(|r| r.receipt).collect();
-        store.ack(&receipts).await.expect("ack");
-        total += received.len();
     }
 }
 
