@@ -4,7 +4,9 @@
 //! 1. keep the raw delivery (before anything can answer 200);
 //! 2. normalize every entry, change and item (a body that is not JSON is quarantined instead);
 //! 3. write each record once, keyed by its provider id (at the same time as step 1);
-//! 4. once both are durable, enqueue what is not enqueued yet, in batches, and confirm it.
+//! 4. once both are durable, enqueue what is not enqueued yet, in batches, and confirm it —
+//!    or, on a store whose queue shares its transactions ([`Outbox`]), steps 1, 3 and 4 in one
+//!    transaction.
 //!
 //! `Ok` means all of that is durable; any error means the caller must answer 5xx so that the
 //! provider retries, and the retry is safe: stored records are not written again, and records
@@ -18,7 +20,7 @@ use crate::channels;
 use crate::clock::Clock;
 use crate::ids::{ConversationId, RecordKey};
 use crate::model::{CustomerIdentity, Direction, Message, ProviderId, Record, Webhook};
-use crate::ports::{BackendError, IntakeQueue, MessageStore, RawDelivery};
+use crate::ports::{BackendError, IntakeQueue, MessageStore, Outbox, RawDelivery};
 use crate::telemetry;
 
 /// The largest body accepted: Lambda's own limit for a synchronous invocation (6 MB).
@@ -46,8 +48,17 @@ pub struct IntakeOutcome {
 #[derive(Clone)]
 pub struct Intake {
     store: Arc<dyn MessageStore>,
-    queue: Arc<dyn IntakeQueue>,
+    queue: Queue,
     clock: Arc<dyn Clock>,
+}
+
+/// Where the intake's queue entries go.
+#[derive(Clone)]
+enum Queue {
+    /// A queue of its own: enqueued once the records are durable, then confirmed.
+    Separate(Arc<dyn IntakeQueue>),
+    /// The store's own tables: written with the records.
+    Outbox(Arc<dyn Outbox>),
 }
 
 impl Intake {
@@ -59,7 +70,22 @@ impl Intake {
     ) -> Self {
         Self {
             store,
-            queue,
+            queue: Queue::Separate(queue),
+            clock,
+        }
+    }
+
+    /// An intake over a store whose queue shares its transactions: each delivery's bytes,
+    /// records and queue entries are written by one [`Outbox::take_in`], one commit (`outbox`
+    /// is the same store as `store`, seen through that port).
+    pub fn with_outbox(
+        store: Arc<dyn MessageStore>,
+        outbox: Arc<dyn Outbox>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            queue: Queue::Outbox(outbox),
             clock,
         }
     }
@@ -129,6 +155,21 @@ impl Intake {
     ) -> Result<IntakeOutcome, BackendError> {
         let total = normalized.len();
         let records = unique_by_key(normalized);
+        let queue = match &self.queue {
+            Queue::Separate(queue) => queue,
+            Queue::Outbox(outbox) => {
+                let (records, unknown_targets) = self.resolve(records).await?;
+                let pending = outbox.take_in(keep.then_some(delivery), &records).await?;
+                return Ok(accepted(
+                    delivery,
+                    keep,
+                    total,
+                    &records,
+                    unknown_targets,
+                    &pending,
+                ));
+            }
+        };
         // Keeping the raw bytes and writing the records do not depend on each other: one round
         // trip less on the acknowledgement path. Nothing is enqueued (and no 200 answered)
         // before both are durable; if either fails, the provider's retry redoes both safely.
@@ -148,33 +189,18 @@ impl Intake {
         kept?;
         let (records, unknown_targets, pending) = written?;
         for chunk in pending.chunks(ENQUEUE_CHUNK) {
-            self.queue.enqueue(chunk).await?;
+            queue.enqueue(chunk).await?;
             let keys: Vec<_> = chunk.iter().map(|e| e.record_key.clone()).collect();
             self.store.mark_enqueued(&keys).await?;
         }
-        let queued = records
-            .iter()
-            .filter(|r| r.conversation_id().is_some())
-            .count();
-        let outcome = IntakeOutcome {
-            quarantined: false,
-            records: records.len(),
-            duplicates_in_delivery: total - records.len(),
-            duplicates: total - records.len() + queued.saturating_sub(pending.len()),
-            enqueued: pending.len(),
+        Ok(accepted(
+            delivery,
+            keep,
+            total,
+            &records,
             unknown_targets,
-        };
-        account_events(delivery.webhook, &records);
-        tracing::info!(
-            delivery = %delivery.id,
-            records = outcome.records,
-            duplicates_in_delivery = outcome.duplicates_in_delivery,
-            enqueued = outcome.enqueued,
-            unknown_targets = outcome.unknown_targets,
-            replay = !keep,
-            "delivery accepted"
-        );
-        Ok(outcome)
+            &pending,
+        ))
     }
 
     /// Completes what one delivery cannot tell alone, from the records stored before (one
@@ -303,6 +329,41 @@ fn reply_parents(m: &Message) -> Vec<ProviderId> {
 /// Entries confirmed per round: large enough to batch (10 per SQS call, 100 per DynamoDB
 /// transaction), small enough that a failure part-way leaves little to enqueue again.
 const ENQUEUE_CHUNK: usize = 100;
+
+/// The outcome of a delivery whose `records` (of `total` normalized) are stored and whose
+/// `pending` entries are enqueued; logged and counted.
+fn accepted(
+    delivery: &RawDelivery,
+    keep: bool,
+    total: usize,
+    records: &[Record],
+    unknown_targets: usize,
+    pending: &[crate::ports::QueueEntry],
+) -> IntakeOutcome {
+    let queued = records
+        .iter()
+        .filter(|r| r.conversation_id().is_some())
+        .count();
+    let outcome = IntakeOutcome {
+        quarantined: false,
+        records: records.len(),
+        duplicates_in_delivery: total - records.len(),
+        duplicates: total - records.len() + queued.saturating_sub(pending.len()),
+        enqueued: pending.len(),
+        unknown_targets,
+    };
+    account_events(delivery.webhook, records);
+    tracing::info!(
+        delivery = %delivery.id,
+        records = outcome.records,
+        duplicates_in_delivery = outcome.duplicates_in_delivery,
+        enqueued = outcome.enqueued,
+        unknown_targets = outcome.unknown_targets,
+        replay = !keep,
+        "delivery accepted"
+    );
+    outcome
+}
 
 /// Keeps the first record of each key, in order.
 fn unique_by_key(records: Vec<Record>) -> Vec<Record> {

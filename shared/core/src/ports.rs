@@ -153,6 +153,24 @@ pub trait MessageStore: RecordLookup {
     async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError>;
 }
 
+/// A store whose intake queue shares its transactions (the embedded backend, where both are
+/// tables of one file): a delivery's raw bytes, its records and their queue entries are written
+/// in one atomic step, a transactional outbox, so the intake neither enqueues nor confirms
+/// them separately — one commit instead of three on the acknowledgement path.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// In one transaction: keeps `delivery` when given (as [`MessageStore::keep_delivery`]),
+    /// writes `records` (as [`MessageStore::record`]), and enqueues the entries that returns,
+    /// in order, marking their records enqueued (as [`IntakeQueue::enqueue`]). Returns those
+    /// entries. After `Ok` all of it is durable; after an error none of it is, and repeating
+    /// the call is safe.
+    async fn take_in(
+        &self,
+        delivery: Option<&RawDelivery>,
+        records: &[Record],
+    ) -> Result<Vec<QueueEntry>, BackendError>;
+}
+
 /// Stored records by key: what intake reads to resolve replies and events, and what the
 /// prioritizer reads for the message of a queue entry.
 #[async_trait]

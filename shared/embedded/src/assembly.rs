@@ -59,9 +59,12 @@ impl EmbeddedPorts {
         self.clock.clone()
     }
 
-    /// The intake service over the store and its queue.
+    /// The intake service over the store and its queue, which share the file: a delivery is
+    /// written, enqueued and confirmed in one transaction ([`Outbox`]).
+    ///
+    /// [`Outbox`]: switchboard_core::ports::Outbox
     pub fn intake(&self) -> Intake {
-        Intake::new(self.store(), self.store(), self.clock())
+        Intake::with_outbox(self.store(), self.store(), self.clock())
     }
 
     /// The prioritizer, scoring with `scorer` and timing by `policy`.

@@ -8,7 +8,7 @@ use switchboard_core::ids::{ConversationId, CustomerId, RecordKey};
 use switchboard_core::metrics::Tally;
 use switchboard_core::model::{Conversation, Record};
 use switchboard_core::ports::{
-    BackendError, MessageStore, QueueEntry, QueuePosition, RawDelivery, RecordLookup,
+    BackendError, MessageStore, Outbox, QueueEntry, QueuePosition, RawDelivery, RecordLookup,
 };
 use switchboard_core::recording::{self, Prior};
 
@@ -103,40 +103,142 @@ pub(crate) fn write_conversation(
     Ok(())
 }
 
+const KEEP: &str = "keep_delivery";
+const RECORD: &str = "record";
+
+/// Keeps the delivery under its id, whole (a `BLOB`, any size). A delivery already kept (same
+/// id, that is the same bytes) is left as it is.
+pub(crate) fn keep(
+    conn: &Connection,
+    delivery: &RawDelivery,
+    expires_at: i64,
+) -> Result<(), BackendError> {
+    let new = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO deliveries
+                 (id, channel, received_at, quarantined, body, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                delivery.id.as_str(),
+                delivery.webhook.as_str(),
+                time::to_text(delivery.received_at),
+                delivery.quarantined,
+                &delivery.body[..],
+                expires_at,
+            ])
+        })
+        .map_err(|e| BackendError::unavailable(KEEP, e))?;
+    tracing::debug!(
+        delivery = %delivery.id,
+        bytes = delivery.body.len(),
+        quarantined = delivery.quarantined,
+        new = new == 1,
+        "delivery kept"
+    );
+    Ok(())
+}
+
+/// Writes `records` by the rule of [`recording::plan`] (see [`MessageStore::record`]), and
+/// returns the queue entries still to enqueue. Runs inside the write's savepoint, which an
+/// error rolls back.
+pub(crate) fn record(
+    tx: &Connection,
+    records: &[Record],
+    now: chrono::DateTime<chrono::Utc>,
+    expires_at: i64,
+) -> Result<Vec<QueueEntry>, BackendError> {
+    const OP: &str = RECORD;
+    let unavailable = |e| BackendError::unavailable(OP, e);
+    let stored_at = time::to_text(now);
+    // What is stored of each key: (enqueued, the stored version).
+    let mut prior: HashMap<RecordKey, (bool, Option<Record>)> = HashMap::new();
+    {
+        let mut select = tx
+            .prepare_cached("SELECT enqueued, doc FROM records WHERE key = ?1")
+            .map_err(unavailable)?;
+        for record in records {
+            let key = record.key();
+            if prior.contains_key(&key) {
+                continue;
+            }
+            let row: Option<(bool, String)> = select
+                .query_row([key.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+                .map_err(unavailable)?;
+            let Some((enqueued, doc)) = row else { continue };
+            let stored = if enqueued {
+                None
+            } else {
+                match decode_doc::<Record>("record", key.as_str(), &doc) {
+                    Ok(stored) => Some(stored),
+                    Err(e) => {
+                        tracing::warn!(record = %key, error = %e, "stored record undecodable; using the delivered one");
+                        Some(record.clone())
+                    }
+                }
+            };
+            prior.insert(key, (enqueued, stored));
+        }
+    }
+    let plan = recording::plan(records, |key| match prior.get(key) {
+        None => Prior::New,
+        Some((true, _)) => Prior::Confirmed,
+        Some((false, stored)) => stored.as_ref().map_or(Prior::Confirmed, Prior::Unconfirmed),
+    });
+    // Each new record listed under the surviving customer of its identity.
+    let mut persons: HashMap<&CustomerId, CustomerId> = HashMap::new();
+    for identity in &plan.identities {
+        persons.insert(
+            &identity.customer_id,
+            crate::customers::ensure(tx, identity, expires_at, OP)?,
+        );
+    }
+    for record in &plan.new {
+        let doc = serde_json::to_string(record).map_err(|e| BackendError::unavailable(OP, e))?;
+        let person = record.customer().and_then(|c| persons.get(&c.customer_id));
+        tx.prepare_cached(
+            "INSERT INTO records
+                 (key, record_type, conversation_id, customer_id, at_ms, doc,
+                  stored_at, enqueued, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                record.key().as_str(),
+                record.record_type(),
+                record.conversation_id().map(|c| c.as_str()),
+                person.map(|c| c.as_str()),
+                record.at().timestamp_millis(),
+                doc,
+                stored_at,
+                expires_at,
+            ])
+        })
+        .map_err(unavailable)?;
+    }
+    for (id, absorbed) in &plan.conversations {
+        touch_conversation(tx, id, absorbed, expires_at)?;
+    }
+    tracing::debug!(
+        records = records.len(),
+        written = plan.new.len(),
+        pending = plan.pending.len(),
+        "records stored"
+    );
+    Ok(plan.pending)
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     /// Keeps the delivery under its id, whole (a `BLOB`, any size). A delivery already kept
     /// (same id, that is the same bytes) is left as it is.
     async fn keep_delivery(&self, delivery: &RawDelivery) -> Result<(), BackendError> {
-        const OP: &str = "keep_delivery";
         let delivery = delivery.clone();
         let expires_at = self.expires_at(self.clock.now());
-        self.write(OP, move |conn| {
-            let new = conn
-                .execute(
-                    "INSERT OR IGNORE INTO deliveries
-                         (id, channel, received_at, quarantined, body, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        delivery.id.as_str(),
-                        delivery.webhook.as_str(),
-                        time::to_text(delivery.received_at),
-                        delivery.quarantined,
-                        &delivery.body[..],
-                        expires_at,
-                    ],
-                )
-                .map_err(|e| BackendError::unavailable(OP, e))?;
-            tracing::debug!(
-                delivery = %delivery.id,
-                bytes = delivery.body.len(),
-                quarantined = delivery.quarantined,
-                new = new == 1,
-                "delivery kept"
-            );
-            Ok(())
-        })
-        .await
+        self.write(KEEP, move |conn| keep(conn, &delivery, expires_at))
+            .await
     }
 
     /// In one transaction, by the rule of [`recording::plan`]: inserts each record not stored
@@ -145,93 +247,14 @@ impl MessageStore for SqliteStore {
     /// their queue entries in input order, each key once. Notifications are stored, never
     /// returned. On error nothing was written.
     async fn record(&self, records: &[Record]) -> Result<Vec<QueueEntry>, BackendError> {
-        const OP: &str = "record";
         if records.is_empty() {
             return Ok(Vec::new());
         }
         let records = records.to_vec();
         let now = self.clock.now();
         let expires_at = self.expires_at(now);
-        self.write(OP, move |conn| {
-            let unavailable = |e| BackendError::unavailable(OP, e);
-            let stored_at = time::to_text(now);
-            let tx = conn.savepoint().map_err(unavailable)?;
-            // What is stored of each key: (enqueued, the stored version).
-            let mut prior: HashMap<RecordKey, (bool, Option<Record>)> = HashMap::new();
-            {
-                let mut select = tx
-                    .prepare_cached("SELECT enqueued, doc FROM records WHERE key = ?1")
-                    .map_err(unavailable)?;
-                for record in &records {
-                    let key = record.key();
-                    if prior.contains_key(&key) {
-                        continue;
-                    }
-                    let row: Option<(bool, String)> = select
-                        .query_row([key.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .optional()
-                        .map_err(unavailable)?;
-                    let Some((enqueued, doc)) = row else { continue };
-                    let stored = if enqueued {
-                        None
-                    } else {
-                        match decode_doc::<Record>("record", key.as_str(), &doc) {
-                            Ok(stored) => Some(stored),
-                            Err(e) => {
-                                tracing::warn!(record = %key, error = %e, "stored record undecodable; using the delivered one");
-                                Some(record.clone())
-                            }
-                        }
-                    };
-                    prior.insert(key, (enqueued, stored));
-                }
-            }
-            let plan = recording::plan(&records, |key| match prior.get(key) {
-                None => Prior::New,
-                Some((true, _)) => Prior::Confirmed,
-                Some((false, stored)) => stored.as_ref().map_or(Prior::Confirmed, Prior::Unconfirmed),
-            });
-            // Each new record listed under the surviving customer of its identity.
-            let mut persons: HashMap<&CustomerId, CustomerId> = HashMap::new();
-            for identity in &plan.identities {
-                persons.insert(&identity.customer_id, crate::customers::ensure(&tx, identity, expires_at, OP)?);
-            }
-            for record in &plan.new {
-                let doc = serde_json::to_string(record).map_err(|e| BackendError::unavailable(OP, e))?;
-                let person = record.customer().and_then(|c| persons.get(&c.customer_id));
-                tx.prepare_cached(
-                    "INSERT INTO records
-                         (key, record_type, conversation_id, customer_id, at_ms, doc,
-                          stored_at, enqueued, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        record.key().as_str(),
-                        record.record_type(),
-                        record.conversation_id().map(|c| c.as_str()),
-                        person.map(|c| c.as_str()),
-                        record.at().timestamp_millis(),
-                        doc,
-                        stored_at,
-                        expires_at,
-                    ])
-                })
-                .map_err(unavailable)?;
-            }
-            for (id, absorbed) in &plan.conversations {
-                touch_conversation(&tx, id, absorbed, expires_at)?;
-            }
-            tx.commit().map_err(unavailable)?;
-            tracing::debug!(
-                records = records.len(),
-                written = plan.new.len(),
-                pending = plan.pending.len(),
-                "records stored"
-            );
-            Ok(plan.pending)
-        })
-        .await
+        self.write(RECORD, move |conn| record(conn, &records, now, expires_at))
+            .await
     }
 
     /// Marks the records enqueued, in one transaction. Unknown keys are ignored, and so are
@@ -259,6 +282,35 @@ impl MessageStore for SqliteStore {
             tx.commit().map_err(unavailable)?;
             tracing::debug!(keys = keys.len(), marked, "records marked enqueued");
             Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteStore {
+    /// One write, so one commit: under load the deliveries of many clients share it.
+    async fn take_in(
+        &self,
+        delivery: Option<&RawDelivery>,
+        records: &[Record],
+    ) -> Result<Vec<QueueEntry>, BackendError> {
+        let delivery = delivery.cloned();
+        let records = records.to_vec();
+        let now = self.clock.now();
+        let expires_at = self.expires_at(now);
+        // The engine runs each write in a savepoint of its own: an error rolls back all three.
+        self.write(RECORD, move |conn| {
+            if let Some(delivery) = &delivery {
+                keep(conn, delivery, expires_at)?;
+            }
+            let pending = if records.is_empty() {
+                Vec::new()
+            } else {
+                record(conn, &records, now, expires_at)?
+            };
+            crate::queue::enqueue(conn, &pending, now)?;
+            Ok(pending)
         })
         .await
     }

@@ -46,6 +46,53 @@ pub struct Backlog {
     pub oldest: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+const ENQUEUE: &str = "enqueue";
+
+/// Appends `entries` in order and marks their records enqueued (see [`IntakeQueue::enqueue`]);
+/// answers how many were added (an entry already in the queue is not added again). Runs
+/// inside the write's savepoint, which an error rolls back.
+pub(crate) fn enqueue(
+    tx: &rusqlite::Connection,
+    entries: &[QueueEntry],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, BackendError> {
+    const OP: &str = ENQUEUE;
+    let unavailable = |e| BackendError::unavailable(OP, e);
+    let enqueued_at = time::to_text(now);
+    let visible_at_ms = now.timestamp_millis();
+    let mut added = 0usize;
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO intake_queue
+                     (dedup_id, group_id, body, enqueued_at, visible_at_ms, receive_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+            )
+            .map_err(unavailable)?;
+        let mut confirm = tx
+            .prepare_cached("UPDATE records SET enqueued = 1 WHERE key = ?1 AND enqueued = 0")
+            .map_err(unavailable)?;
+        for entry in entries {
+            let body =
+                serde_json::to_string(entry).map_err(|e| BackendError::unavailable(OP, e))?;
+            confirm
+                .execute([entry.record_key.as_str()])
+                .map_err(unavailable)?;
+            added += insert
+                .execute(rusqlite::params![
+                    entry.record_key.as_str(),
+                    entry.conversation_id.as_str(),
+                    body,
+                    enqueued_at,
+                    visible_at_ms,
+                ])
+                .map_err(unavailable)?;
+        }
+    }
+    tracing::debug!(entries = entries.len(), added, "entries enqueued");
+    Ok(added)
+}
+
 #[async_trait]
 impl IntakeQueue for SqliteStore {
     /// Appends the entries in order, in one transaction: after `Ok` all are on disk, after an
@@ -55,53 +102,13 @@ impl IntakeQueue for SqliteStore {
     /// (deduplication until acknowledgement, see the module docs); once acknowledged, the same
     /// entry enqueued again is delivered again, and consumers stay idempotent.
     async fn enqueue(&self, entries: &[QueueEntry]) -> Result<(), BackendError> {
-        const OP: &str = "enqueue";
         if entries.is_empty() {
             return Ok(());
         }
         let entries = entries.to_vec();
         let now = self.clock.now();
-        self.write(OP, move |conn| {
-            let unavailable = |e| BackendError::unavailable(OP, e);
-            let enqueued_at = time::to_text(now);
-            let visible_at_ms = now.timestamp_millis();
-            let tx = conn.savepoint().map_err(unavailable)?;
-            let mut added = 0usize;
-            {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO intake_queue
-                             (dedup_id, group_id, body, enqueued_at, visible_at_ms, receive_count)
-                         VALUES (?1, ?2, ?3, ?4, ?5, 0)",
-                    )
-                    .map_err(unavailable)?;
-                let mut confirm = tx
-                    .prepare_cached(
-                        "UPDATE records SET enqueued = 1 WHERE key = ?1 AND enqueued = 0",
-                    )
-                    .map_err(unavailable)?;
-                for entry in &entries {
-                    let body = serde_json::to_string(entry)
-                        .map_err(|e| BackendError::unavailable(OP, e))?;
-                    confirm
-                        .execute([entry.record_key.as_str()])
-                        .map_err(unavailable)?;
-                    added += insert
-                        .execute(rusqlite::params![
-                            entry.record_key.as_str(),
-                            entry.conversation_id.as_str(),
-                            body,
-                            enqueued_at,
-                            visible_at_ms,
-                        ])
-                        .map_err(unavailable)?;
-                }
-            }
-            tx.commit().map_err(unavailable)?;
-            tracing::debug!(entries = entries.len(), added, "entries enqueued");
-            Ok(())
-        })
-        .await
+        self.write(ENQUEUE, move |conn| enqueue(conn, &entries, now).map(drop))
+            .await
     }
 }
 

@@ -1013,6 +1013,125 @@ async fn whatsapp_deliveries_normalize_store_and_enqueue() {
     assert_eq!(received[0].entry, pending[0]);
 }
 
+fn whatsapp_text(id: &str) -> Bytes {
+    Bytes::from(
+        json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": "100200300"},
+                "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5511999990000"}],
+                "messages": [{"from": "5511999990000", "id": id, "timestamp": "1700000000",
+                              "type": "text", "text": {"body": "hi"}}]
+            }}]}]
+        })
+        .to_string(),
+    )
+}
+
+/// The intake over the embedded store keeps a delivery's bytes, writes its records and
+/// enqueues them in one write, so one commit answers the provider (the separate enqueue and
+/// confirmation were two more, each waiting for its own turn under load).
+#[tokio::test]
+async fn a_delivery_is_kept_recorded_and_enqueued_in_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let shared = Arc::new(store.clone());
+    let intake =
+        switchboard_core::intake::Intake::with_outbox(shared.clone(), shared, clock.clone());
+    let body = whatsapp_text("wamid.ONE");
+    let before = store.commits();
+    let outcome = intake
+        .accept(Webhook::Whatsapp, body.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.commits() - before,
+        1,
+        "one commit for the whole delivery"
+    );
+    assert_eq!((outcome.records, outcome.enqueued), (1, 1));
+    assert!(
+        store
+            .delivery(&DeliveryId::of(&body))
+            .await
+            .unwrap()
+            .is_some(),
+        "the bytes are kept"
+    );
+    let received = store.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(received.len(), 1);
+    let conversation = store
+        .conversation(&received[0].entry.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conversation.customer.display_name.as_deref(), Some("Ana"));
+    // Confirmed in the same write: the provider's retry enqueues nothing again.
+    let before = store.commits();
+    let again = intake.accept(Webhook::Whatsapp, body).await.unwrap();
+    assert_eq!((again.enqueued, again.duplicates), (0, 1));
+    assert_eq!(store.commits() - before, 1);
+    assert_eq!(store.queue_len().await.unwrap(), 1);
+}
+
+/// The one write is atomic: when its last part fails (here the queue refuses the entry),
+/// nothing of the delivery is kept or recorded either, and the provider's retry writes all of
+/// it.
+#[tokio::test]
+async fn a_delivery_that_cannot_be_enqueued_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let shared = Arc::new(store.clone());
+    let intake =
+        switchboard_core::intake::Intake::with_outbox(shared.clone(), shared, clock.clone());
+    store
+        .hold_connection()
+        .execute_batch(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.intake_queue
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+    let body = whatsapp_text("wamid.REFUSED");
+    assert!(
+        intake
+            .accept(Webhook::Whatsapp, body.clone())
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .delivery(&DeliveryId::of(&body))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let kept: i64 = store
+        .hold_connection()
+        .query_row("SELECT count(*) FROM records", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 0, "no record without its queue entry");
+    store
+        .hold_connection()
+        .execute_batch("DROP TRIGGER temp.refuse")
+        .unwrap();
+    let outcome = intake
+        .accept(Webhook::Whatsapp, body.clone())
+        .await
+        .unwrap();
+    assert_eq!(outcome.enqueued, 1);
+    assert!(
+        store
+            .delivery(&DeliveryId::of(&body))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.queue_len().await.unwrap(), 1);
+}
+
 #[tokio::test]
 async fn a_panic_inside_an_operation_is_an_error_and_the_store_recovers() {
     let dir = tempfile::tempdir().unwrap();
