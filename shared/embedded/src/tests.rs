@@ -1270,6 +1270,62 @@ async fn a_failing_write_in_a_group_is_rolled_back_alone() {
     assert_eq!(store.queue_len().await.unwrap(), 3);
 }
 
+/// Publishes that arrive while the file is being written are written and flushed together,
+/// each answered once its lines are on disk, every event once and each publish's in order.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_waiting_for_the_file_are_flushed_together() {
+    use switchboard_core::ports::{DomainEvent, EventLog, EventPublisher};
+    let dir = tempfile::tempdir().unwrap();
+    let file = Arc::new(crate::EventFile::in_folder(dir.path()));
+    let event = |i: i64| {
+        DomainEvent::new(
+            "message.received",
+            1,
+            &[&i.to_string()],
+            t(i),
+            json!({"i": i}),
+        )
+    };
+    // The first publish starts the appending thread.
+    file.publish(&[event(0)]).await.unwrap();
+    assert_eq!(file.flushes(), 1);
+    let held = file.hold_appends();
+    let mut publishes = Vec::new();
+    for i in 0..64 {
+        let file = file.clone();
+        publishes.push(tokio::spawn(async move {
+            file.publish(&[event(1 + 2 * i), event(2 + 2 * i)]).await
+        }));
+    }
+    // Let every publish reach the thread's inbox while the file is held.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(held);
+    for publish in publishes {
+        publish.await.unwrap().unwrap();
+    }
+    assert!(
+        file.flushes() <= 3,
+        "64 publishes waiting took {} flushes",
+        file.flushes() - 1
+    );
+    let all = file.events(None, page(None, 1000)).await.unwrap();
+    let mut numbers: Vec<i64> = all
+        .items
+        .iter()
+        .map(|e| e.detail["i"].as_i64().unwrap())
+        .collect();
+    for pair in numbers[1..].chunks(2) {
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "one publish's events together, in order"
+        );
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..=128).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn expired_events_leave_the_file_and_cursors_issued_before_stay_valid() {
     use switchboard_core::ports::{DomainEvent, EventLog, EventPublisher};
