@@ -180,6 +180,7 @@ impl SqliteStore {
         // free pages.
         conn.pragma_update(None, "secure_delete", true)
             .map_err(open_error(&path, "secure_delete"))?;
+        tune(&conn).map_err(open_error(&path, "temp_store"))?;
         schema::migrate(&mut conn, found).map_err(open_error(&path, "create schema"))?;
         let retention_days = retention_days.max(1);
         let now = clock.now();
@@ -212,6 +213,7 @@ impl SqliteStore {
         reader
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(open_error(&path, "busy_timeout"))?;
+        tune(&reader).map_err(open_error(&path, "temp_store"))?;
         let conn = Arc::new(Mutex::new(conn));
         let (ops, inbox) = std::sync::mpsc::channel();
         let (reads, read_inbox) = std::sync::mpsc::channel();
@@ -592,12 +594,14 @@ fn run_jobs(
             *fault = Some(kind);
         }
     }
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    // The statements of every turn, parsed once (`execute_batch` would parse them each time).
+    let step = |conn: &Connection, sql: &str| conn.prepare_cached(sql)?.execute([]).map(drop);
+    if let Err(e) = step(conn, "BEGIN IMMEDIATE") {
         note(fault, &e);
         return Err(format!("begin: {e}"));
     }
     for job in jobs.iter_mut() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+        if let Err(e) = step(conn, "SAVEPOINT write") {
             note(fault, &e);
             job.fail(&format!("savepoint: {e}"));
             continue;
@@ -615,9 +619,9 @@ fn run_jobs(
             *fault = Some(kind);
         }
         let end = if keep {
-            conn.execute_batch("RELEASE write")
+            step(conn, "RELEASE write")
         } else {
-            conn.execute_batch("ROLLBACK TO write; RELEASE write")
+            step(conn, "ROLLBACK TO write").and_then(|()| step(conn, "RELEASE write"))
         };
         if let Err(e) = end {
             // The transaction is in an unknown state: give up on all of it.
@@ -626,7 +630,7 @@ fn run_jobs(
             return Err(format!("savepoint: {e}"));
         }
     }
-    conn.execute_batch("COMMIT").map_err(|e| {
+    step(conn, "COMMIT").map_err(|e| {
         note(fault, &e);
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -676,6 +680,15 @@ fn lock<'a>(
             ))
         }
     }
+}
+
+/// Keeps both connections' temporary storage in memory. The savepoint of each write of a
+/// group commit journals the pages it changes first; past 64 KiB (a turn of a few dozen
+/// writes) SQLite spills that journal to a temporary file, written and thrown away at every
+/// commit, unless temporary storage is in memory (a quarter of the writes' `pwrite` calls
+/// under load, BENCHMARKS.md §5).
+fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "temp_store", "MEMORY")
 }
 
 /// When a row written at `now` expires after `retention_days`, in unix seconds.
