@@ -233,7 +233,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let owned = server.is_some();
+    let owned = server.as_ref().map(|s| s.child.0.id());
     let outcome = runtime.block_on(async {
         tokio::select! {
             outcome = run(&args, addr, owned, &lags) => outcome,
@@ -270,14 +270,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The whole run against a server at `addr`; `owned` when this process started it (fresh data:
-/// the check is strict about anything that is not this run's).
+/// The whole run against a server at `addr`; `server` is its process id when this process
+/// started it (fresh data: the check is strict about anything that is not this run's).
 async fn run(
     args: &Args,
     addr: SocketAddr,
-    owned: bool,
+    server: Option<u32>,
     lags: &Mutex<Vec<u64>>,
 ) -> Result<(), String> {
+    let owned = server.is_some();
     let plan = Arc::new(Plan::new(args));
     let target = Arc::new(Target::new(addr, Duration::from_secs(args.request_timeout)));
     let sample_size = plan.body(0).len();
@@ -344,6 +345,9 @@ async fn run(
         // The reminder conversations' messages are prioritized too.
         let messages = accepted.len() as u64 * plan.messages_per_delivery + args.reminders;
         report_lag(lags, messages).await;
+    }
+    if let Some(pid) = server {
+        report_cpu(pid, accepted.len());
     }
     if let Some(wave) = wave {
         let started = wave
@@ -715,6 +719,51 @@ async fn report_lag(lags: &Mutex<Vec<u64>>, messages: u64) {
         percentile(&lags, 50.0),
         percentile(&lags, 99.0),
         percentile(&lags, 100.0),
+    );
+}
+
+/// Prints the CPU time the server's threads have used so far (its start, every level and the
+/// prioritization of what they accepted), per accepted delivery, by kind of thread: a figure
+/// that depends far less on what else the machine runs than the throughput does. Linux only
+/// (`/proc`); prints nothing elsewhere.
+fn report_cpu(pid: u32, deliveries: usize) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    // utime and stime are in clock ticks, which `/proc` reports at 100 a second.
+    const TICK_MICROS: f64 = 10_000.0;
+    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head.split_once(" (").map_or("", |(_, n)| n);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+            .sum();
+        let kind = match name {
+            "switchboard-sto" => "store writes",
+            "switchboard-rea" => "store reads",
+            n if n.starts_with("tokio-rt") => "async runtime",
+            _ => "other",
+        };
+        *by_kind.entry(kind).or_default() += ticks;
+    }
+    let per = |ticks: u64| ticks as f64 * TICK_MICROS / deliveries.max(1) as f64;
+    let total: u64 = by_kind.values().sum();
+    let parts: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, &ticks)| format!("{kind} {:.0}", per(ticks)))
+        .collect();
+    println!(
+        "server CPU per accepted delivery, intake and prioritization: {:.0} µs ({})",
+        per(total),
+        parts.join(", ")
     );
 }
 
