@@ -6,6 +6,7 @@
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
+use switchboard_core::consume::ConsumeError;
 use switchboard_core::ids::ConversationId;
 use switchboard_core::model::{Conversation, Webhook};
 use switchboard_core::priority::PriorityConfig;
@@ -19,6 +20,7 @@ switchboard_tests::contract!(
     fired_reminders_warn_then_breach_once_and_a_late_answer_keeps_the_breach,
     a_reminder_for_an_answered_wait_does_nothing,
     an_agent_tool_answer_ends_the_wait_and_cancels_its_reminders,
+    a_reminder_that_fires_before_its_clock_is_written_waits_for_it,
 );
 
 /// The shipped policy with every team on a 24/7 clock.
@@ -458,4 +460,66 @@ async fn an_agent_tool_answer_ends_the_wait_and_cancels_its_reminders(backend: B
         call(&app, answer(c.id.as_str(), r#"{"when": 1}"#)).await.0,
         400
     );
+}
+
+/// The prioritizer schedules a wait's reminders before it writes the conversation's clock (so
+/// that a retry never loses them); a reminder already due fires at once, in between. It used
+/// to find no clock and be dropped as stale: at saturation, tens of warnings and breaches were
+/// never published. It is retried now, and fires once the clock is there; past
+/// `CLOCK_GRACE` of its instant (a prioritization that never comes) it is stale.
+async fn a_reminder_that_fires_before_its_clock_is_written_waits_for_it(backend: Backend) {
+    let app = backend.app(None);
+    let prioritizer = backend.prioritizer_timed(PriorityConfig::default_config(), always_policy());
+    let handler = backend.reminder_handler();
+    // Sent ten minutes ago: its reminders are due, and within the grace.
+    let sent = Utc::now() - Duration::minutes(10);
+    let customer = "PSID-LAGGING";
+    post(
+        &app,
+        messenger(customer, "lag1", sent.timestamp_millis(), "hola", false),
+    )
+    .await;
+    // Stored, waiting, not prioritized yet: the state a reminder fired in between finds.
+    let c = conversation(&backend, customer).await;
+    let since = c.waiting_since.unwrap();
+    assert!(c.current_sla().is_none());
+    let early = |kind| Reminder::new(kind, &c.id, since, since + Duration::minutes(30), since);
+    for kind in [ReminderKind::Warning, ReminderKind::Breach] {
+        assert!(
+            matches!(
+                handler.handle(&early(kind)).await,
+                Err(ConsumeError::NotYet(_))
+            ),
+            "{kind:?} before its clock: retried, not dropped"
+        );
+    }
+    // Past the grace, the same is stale.
+    let forgotten = Reminder::new(
+        ReminderKind::Warning,
+        &c.id,
+        since,
+        since,
+        Utc::now() - switchboard_core::remind::CLOCK_GRACE - Duration::minutes(1),
+    );
+    assert_eq!(handler.handle(&forgotten).await.unwrap(), Fired::Stale);
+    assert!(backend.published.published().await.is_empty());
+
+    backend.prioritize_all(&prioritizer).await;
+    let c = conversation(&backend, customer).await;
+    let clock = c.current_sla().expect("the clock is written").clone();
+    for reminder in Reminder::of_clock(&c.id, &clock) {
+        assert_eq!(
+            handler.handle(&reminder).await.unwrap(),
+            Fired::Published(reminder.kind)
+        );
+    }
+    let types: Vec<Value> = backend
+        .published
+        .published()
+        .await
+        .into_iter()
+        .map(|e| e["type"].clone())
+        .filter(|t| t != "message.received" && t != "conversation.prioritized")
+        .collect();
+    assert_eq!(types, [json!("sla.warning"), json!("sla.breached")]);
 }

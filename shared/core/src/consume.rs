@@ -36,6 +36,11 @@ pub enum ConsumeError {
     /// The message refers to a record or conversation the store does not have.
     #[error("the {0} of the message is not in the store")]
     Missing(&'static str),
+    /// What the message acts on is not written yet, and will be: a reminder fired between its
+    /// scheduling and the write of the conversation's clock, by a prioritizer that writes them
+    /// in that order. Retried like a failure, logged as none.
+    #[error("the {0} is not written yet; retried")]
+    NotYet(&'static str),
     /// A storage, scheduler or event-bus failure.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -82,7 +87,7 @@ pub async fn run_batch<H: QueueHandler>(handler: &H, items: &[BatchItem]) -> Vec
             Ok(outcome) => span.in_scope(|| tracing::debug!(?outcome, "handled")),
             Err(e) => {
                 span.in_scope(|| {
-                    if crate::errors::is_reported(&e) {
+                    if crate::errors::is_reported(&e) || matches!(e, ConsumeError::NotYet(_)) {
                         return tracing::debug!(error = %e, "handling failed; retried later");
                     }
                     tracing::error!(

@@ -90,7 +90,11 @@ impl ReminderHandler {
         let Some(conversation) = self.store.conversation(&reminder.conversation_id).await? else {
             return Ok(Fired::Stale);
         };
+        let now = self.clock.now();
         if !applies(&conversation, reminder) {
+            if awaits_its_clock(&conversation, reminder, now) {
+                return Err(ConsumeError::NotYet("conversation's SLA clock"));
+            }
             tracing::info!(conversation = %reminder.conversation_id, kind = reminder.kind.event_type(), "stale reminder");
             return Ok(Fired::Stale);
         }
@@ -101,7 +105,6 @@ impl ReminderHandler {
         {
             return Ok(Fired::Repeat);
         }
-        let now = self.clock.now();
         self.events
             .publish(&[event(&conversation, reminder, now)])
             .await?;
@@ -131,6 +134,26 @@ impl QueueHandler for ReminderHandler {
     async fn handle(&self, reminder: &Reminder) -> Result<Fired, ConsumeError> {
         ReminderHandler::handle(self, reminder).await
     }
+}
+
+/// How long after its instant a warning or breach may wait for its conversation's clock (see
+/// [`awaits_its_clock`]) before it is dropped as stale: far beyond any prioritization lag a
+/// working prioritizer has, and a bound on retrying one whose prioritization failed for good.
+pub const CLOCK_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Whether `reminder` is a warning or breach of the wait `conversation` is in, whose clock
+/// is not written yet: the prioritizer schedules a wait's reminders before it writes the
+/// conversation (so that a retry never loses them), and one already due fires at once, in
+/// between. Within [`CLOCK_GRACE`] of its instant it is retried, not dropped.
+pub fn awaits_its_clock(
+    conversation: &Conversation,
+    reminder: &Reminder,
+    now: DateTime<Utc>,
+) -> bool {
+    matches!(reminder.kind, ReminderKind::Warning | ReminderKind::Breach)
+        && conversation.waiting_since == Some(reminder.wait_since)
+        && conversation.current_sla().is_none()
+        && now - reminder.fire_at < CLOCK_GRACE
 }
 
 /// Whether `reminder` still applies to `conversation`.

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::clock::Clock;
+use switchboard_core::consume::ConsumeError;
 use switchboard_core::errors::is_reported;
 use switchboard_core::ports::BackendError;
 use switchboard_core::prioritize::{BatchItem, Prioritizer};
@@ -217,6 +218,8 @@ pub async fn fire_due_once(
             for reminder in chain {
                 match handler.handle(&reminder).await {
                     Ok(_) => fired.push(reminder.name),
+                    // Its conversation's clock is being written: it fires at a next round.
+                    Err(ConsumeError::NotYet(_)) => {}
                     Err(e) if is_reported(&e) => {}
                     Err(e) => {
                         tracing::error!(reminder = %reminder.name, error = %e, "reminder failed; it stays due")
