@@ -314,6 +314,11 @@ fn carriers(
     Ok(found)
 }
 
+/// How far behind its due expiry a sighting's row may be before a sighting renews it: rows of
+/// identifiers seen every day are written once a day (and so expire at most a day before the
+/// retention after their last sighting).
+const SIGHTING_REFRESH_SECS: i64 = 86_400;
+
 #[async_trait]
 impl IdentityIndex for SqliteStore {
     async fn observe(
@@ -326,6 +331,35 @@ impl IdentityIndex for SqliteStore {
         let key = identifier.key();
         let sighting = sighting.clone();
         let expires_at = self.expires_at(self.clock.now());
+        // Most messages come from an identity already seen with this identifier, whose row the
+        // upsert would only give a later expiry: read first, on the reading thread, and write
+        // only a new or earlier sighting, or an expiry more than a day behind. One write a day
+        // per identity and identifier instead of one per message, and no turn of the writing
+        // thread to wait for.
+        let (seen, found) = {
+            let (key, identity) = (key.clone(), sighting.identity.clone());
+            self.run(OP, move |conn| {
+                let seen: Option<(i64, i64)> = conn
+                    .prepare_cached(
+                        "SELECT at_ms, expires_at FROM identifiers
+                         WHERE key = ?1 AND customer_id = ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![key, identity.as_str()], |row| {
+                            Ok((row.get(0)?, row.get(1)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(|e| BackendError::unavailable(OP, e))?;
+                Ok((seen, carriers(conn, &key, limit, OP)?))
+            })
+            .await?
+        };
+        if seen.is_some_and(|(at_ms, expires)| {
+            at_ms <= sighting.at.timestamp_millis() && expires >= expires_at - SIGHTING_REFRESH_SECS
+        }) {
+            return Ok(found);
+        }
         self.write(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let tx = conn.savepoint().map_err(unavailable)?;

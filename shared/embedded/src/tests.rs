@@ -1485,3 +1485,66 @@ async fn a_running_serve_forgets_customers_and_events_past_the_retention_without
     );
     task.abort();
 }
+
+/// A sighting of an identity with an identifier it was already seen with is read, not written,
+/// for a day: one write a day per identity and identifier instead of one per message. A new
+/// identity, an earlier sighting, or one a day later is written.
+#[tokio::test]
+async fn a_known_sighting_is_written_once_a_day() {
+    use switchboard_core::identifier::Identifier;
+    use switchboard_core::model::Sighting;
+    use switchboard_core::ports::IdentityIndex;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    let phone = Identifier::phone("+55 11 99999-0000").unwrap();
+    let seen = |who: &str, at: DateTime<Utc>| Sighting {
+        identity: CustomerId::from_stored(who),
+        channel: Channel::Whatsapp,
+        at,
+    };
+    let first = store
+        .observe(&phone, &seen("cu_a", clock.now()), 5)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let commits = store.commits();
+    clock.advance(TimeDelta::hours(20));
+    let again = store
+        .observe(&phone, &seen("cu_a", clock.now()), 5)
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the same carriers");
+    assert_eq!(store.commits(), commits, "nothing written within the day");
+    // Another identity with the same number: written, and both carry it.
+    let both = store
+        .observe(&phone, &seen("cu_b", clock.now()), 5)
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 2);
+    assert_eq!(store.commits(), commits + 1);
+    // An earlier sighting than the one kept moves it back: written.
+    let earlier = clock.now() - TimeDelta::days(3);
+    let moved = store
+        .observe(&phone, &seen("cu_a", earlier), 5)
+        .await
+        .unwrap();
+    assert_eq!(moved[0].at, earlier);
+    assert_eq!(store.commits(), commits + 2);
+    // A day on, the expiry is renewed: the row outlives the retention counted from today.
+    clock.advance(TimeDelta::days(2));
+    store
+        .observe(&phone, &seen("cu_a", clock.now()), 5)
+        .await
+        .unwrap();
+    assert_eq!(store.commits(), commits + 3);
+    clock.advance(TimeDelta::days(29));
+    store.purge_expired().await.unwrap();
+    let kept = store
+        .observe(&phone, &seen("cu_c", clock.now()), 5)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = kept.iter().map(|s| s.identity.as_str()).collect();
+    assert!(ids.contains(&"cu_a"), "renewed two days on: {ids:?}");
+    assert!(!ids.contains(&"cu_b"), "not seen for 31 days: {ids:?}");
+}
