@@ -1029,6 +1029,12 @@ fn whatsapp_text(id: &str) -> Bytes {
     )
 }
 
+/// The intake as `serve` builds it: the store is its outbox.
+fn outbox_intake(store: &SqliteStore, clock: &Arc<TestClock>) -> switchboard_core::intake::Intake {
+    let shared = Arc::new(store.clone());
+    switchboard_core::intake::Intake::with_outbox(shared.clone(), shared, clock.clone())
+}
+
 /// The intake over the embedded store keeps a delivery's bytes, writes its records and
 /// enqueues them in one write, so one commit answers the provider (the separate enqueue and
 /// confirmation were two more, each waiting for its own turn under load).
@@ -1037,9 +1043,7 @@ async fn a_delivery_is_kept_recorded_and_enqueued_in_one_commit() {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::new();
     let store = open(&dir, &clock);
-    let shared = Arc::new(store.clone());
-    let intake =
-        switchboard_core::intake::Intake::with_outbox(shared.clone(), shared, clock.clone());
+    let intake = outbox_intake(&store, &clock);
     let body = whatsapp_text("wamid.ONE");
     let before = store.commits();
     let outcome = intake
@@ -1084,9 +1088,7 @@ async fn a_delivery_that_cannot_be_enqueued_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::new();
     let store = open(&dir, &clock);
-    let shared = Arc::new(store.clone());
-    let intake =
-        switchboard_core::intake::Intake::with_outbox(shared.clone(), shared, clock.clone());
+    let intake = outbox_intake(&store, &clock);
     store
         .hold_connection()
         .execute_batch(
