@@ -700,6 +700,7 @@ async fn provision_then_serve_on_the_aws_backend_with_the_lambda_settings() {
     let probe = switchboard_tests::SqsProbe {
         client: sqs,
         url: queue,
+        pump: None,
     };
     assert_eq!(switchboard_tests::QueueProbe::count(&probe).await, 0);
     // The events go to the bus: no event log to read on this backend.

@@ -203,7 +203,7 @@ fn function_is_wired(t: &Value, name: &str, webhook: &str, secret: &str) {
     assert_eq!(env[arn_var.as_str()]["Ref"], secret);
     for name in [
         switchboard_aws::settings::TABLE,
-        switchboard_aws::settings::INTAKE_QUEUE_URL,
+        switchboard_aws::settings::OUTBOX_TABLE,
         switchboard_core::config::RETENTION_DAYS,
         arn_var.as_str(),
     ] {
@@ -280,13 +280,13 @@ fn role_is_least_privilege(t: &Value, name: &str, secret: &str) {
         // DynamoStore: BatchGetItem (dedup), BatchWriteItem (raw delivery chunks),
         // TransactWriteItems of Put and Update (new records, confirmations), UpdateItem
         // TransactWriteItems need the underlying actions' permissions. GetItem and PutItem
-        // (conversations, read and written back under a version condition).
+        // (conversations, read and written back under a version condition). PutItem on the
+        // outbox table (the queue entries, in the records' transaction). No SQS.
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
-        "sqs:SendMessage",
         "secretsmanager:GetSecretValue",
     ]
     .into_iter()
@@ -300,6 +300,136 @@ fn role_is_least_privilege(t: &Value, name: &str, secret: &str) {
         .map(|s| &s["Resource"])
         .collect();
     assert_eq!(secret_refs, [&serde_json::json!({"Ref": secret})], "{name}");
+    // The outbox table is written with PutItem alone; nothing else reaches it.
+    let outbox = serde_json::json!({"Fn::GetAtt": ["OutboxTable", "Arn"]});
+    let on_outbox: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Resource"] == outbox)
+        .map(|s| &s["Action"])
+        .collect();
+    assert_eq!(
+        on_outbox,
+        [&serde_json::json!("dynamodb:PutItem")],
+        "{name}"
+    );
+}
+
+#[test]
+fn the_outbox_table_streams_to_the_forwarder_which_alone_sends_to_the_intake_queue() {
+    let t = template();
+    let table = &resource(&t, "OutboxTable")["Properties"];
+    assert_eq!(
+        table["KeySchema"],
+        serde_json::json!([{"AttributeName": resources::OUTBOX_PK, "KeyType": "HASH"}])
+    );
+    assert_eq!(
+        table["StreamSpecification"]["StreamViewType"],
+        resources::outbox_stream()
+            .stream_view_type()
+            .expect("a view type")
+            .as_str()
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        resources::TTL_ATTRIBUTE
+    );
+    assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
+
+    let function = resource(&t, "IntakeForwarderFunction");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"],
+        "intake-forwarder"
+    );
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/intake-forwarder/Cargo.toml"),
+    )
+    .expect("the intake-forwarder crate");
+    assert!(manifest.contains("name = \"intake-forwarder\""));
+    assert_eq!(
+        function["Properties"]["Environment"]["Variables"]
+            [switchboard_aws::settings::INTAKE_QUEUE_URL],
+        serde_json::json!({"Ref": "IntakeQueue"})
+    );
+    // Reads its own stream, sends to the intake queue and to its failure destination: nothing
+    // else.
+    let stream = serde_json::json!({"Fn::GetAtt": ["OutboxTable", "StreamArn"]});
+    let queue = serde_json::json!({"Fn::GetAtt": ["IntakeQueue", "Arn"]});
+    let dlq = serde_json::json!({"Fn::GetAtt": ["OutboxDeadLetterQueue", "Arn"]});
+    let mut granted = BTreeSet::new();
+    for statement in function["Properties"]["Policies"][0]["Statement"]
+        .as_array()
+        .unwrap()
+    {
+        let resource = &statement["Resource"];
+        assert!([&stream, &queue, &dlq].contains(&resource), "{resource}");
+        let actions = match &statement["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
+            other => panic!("{other}"),
+        };
+        for action in actions {
+            granted.insert((action, resource.to_string()));
+        }
+    }
+    let expected: BTreeSet<(String, String)> = [
+        ("dynamodb:DescribeStream", &stream),
+        ("dynamodb:GetRecords", &stream),
+        ("dynamodb:GetShardIterator", &stream),
+        ("dynamodb:ListStreams", &stream),
+        ("sqs:SendMessage", &queue),
+        ("sqs:SendMessage", &dlq),
+    ]
+    .into_iter()
+    .map(|(a, r)| (a.to_owned(), r.to_string()))
+    .collect();
+    assert_eq!(granted, expected);
+
+    let mapping = &resource(&t, "IntakeForwarderMapping")["Properties"];
+    assert_eq!(
+        mapping["FunctionName"],
+        serde_json::json!({"Ref": "IntakeForwarderFunction"})
+    );
+    assert_eq!(mapping["EventSourceArn"], stream);
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
+    // Retried until it goes through (never skipped), from the oldest record kept.
+    assert_eq!(mapping["MaximumRetryAttempts"], -1);
+    assert_eq!(mapping["StartingPosition"], "TRIM_HORIZON");
+    assert_eq!(
+        mapping["DestinationConfig"]["OnFailure"]["Destination"],
+        dlq
+    );
+    let pattern: Value = serde_json::from_str(
+        mapping["FilterCriteria"]["Filters"][0]["Pattern"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        pattern,
+        serde_json::json!({"eventName": ["INSERT", "MODIFY"]})
+    );
+
+    // No other function sends to the intake queue.
+    for (name, r) in t["Resources"].as_object().unwrap() {
+        if r["Type"] != "AWS::Serverless::Function" || name == "IntakeForwarderFunction" {
+            continue;
+        }
+        for statement in r["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_array().into_iter().flatten())
+        {
+            assert!(
+                !(statement["Resource"] == queue
+                    && statement["Action"].to_string().contains("sqs:SendMessage")),
+                "{name} sends to the intake queue"
+            );
+        }
+    }
 }
 
 #[test]
@@ -1027,7 +1157,7 @@ fn alarms_reach_the_ops_topic_and_the_dashboard_watches_the_whole_stack() {
         .collect();
     assert_eq!(
         functions.len(),
-        5 + switchboard_core::channels::REGISTRY.len()
+        6 + switchboard_core::channels::REGISTRY.len()
     );
 
     // Every alarm notifies the ops topic, and says when it is over.
@@ -1068,6 +1198,7 @@ fn alarms_reach_the_ops_topic_and_the_dashboard_watches_the_whole_stack() {
         "ReminderDeadLetterQueue",
         "SchedulerDeadLetterQueue",
         "TicketingDeadLetterQueue",
+        "OutboxDeadLetterQueue",
     ] {
         assert!(
             watched("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName")
@@ -1091,6 +1222,11 @@ fn alarms_reach_the_ops_topic_and_the_dashboard_watches_the_whole_stack() {
     for metric in ["5xx", "Count"] {
         assert!(watched("AWS/ApiGateway", metric, "ApiId").contains(&ref_of("HttpApi")));
     }
+    // How far behind the outbox stream the forwarder reads.
+    assert!(
+        watched("AWS/Lambda", "IteratorAge", "FunctionName")
+            .contains(&ref_of("IntakeForwarderFunction"))
+    );
     let rules = of_type("AWS::Events::Rule");
     assert!(rules.len() >= 3);
     for (rule, _) in &rules {

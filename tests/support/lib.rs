@@ -15,11 +15,13 @@ use tokio::sync::OnceCell;
 
 pub mod graph;
 pub mod payloads;
+pub mod stream;
 pub mod telegram;
 pub mod x;
 
+use stream::OutboxPump;
 use switchboard_aws::resources::{ResourceNames, provision, provision_event_bus};
-use switchboard_aws::{DynamoStore, SqsIntakeQueue};
+use switchboard_aws::{DynamoOutbox, DynamoStore, SqsIntakeQueue};
 use switchboard_core::channels::meta::sign;
 use switchboard_core::channels::{ChannelSecrets, Verification};
 use switchboard_core::clock::{Clock, SystemClock};
@@ -29,7 +31,7 @@ use switchboard_core::model::Webhook;
 use switchboard_core::ports::{
     BackendError, ChannelWatches, ConversationReader, ConversationStore, CustomerDirectory,
     CustomerHistory, EventLog, EventPublisher, IdempotencyStore, IntakeQueue, MessageStore,
-    MetricsReader, PageRequest, QueueEntry, RecordLookup, ReplySender,
+    MetricsReader, Outbox, PageRequest, QueueEntry, RecordLookup, ReplySender,
 };
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::{PriorityConfig, Scorer};
@@ -231,6 +233,9 @@ pub struct Backend {
     pub customers: Arc<dyn CustomerDirectory>,
     /// The queue.
     pub queue: Arc<dyn IntakeQueue>,
+    /// The intake's outbox as deployed (DynamoDB: the outbox table, whose stream the probe and
+    /// the consumer forward first); `None`: the intake enqueues itself.
+    pub outbox: Option<Arc<dyn Outbox>>,
     /// Reads and removes what is in the queue.
     pub probe: Arc<dyn QueueProbe>,
     /// Conversations one at a time (and their read-modify-write).
@@ -392,6 +397,15 @@ impl Backend {
         )
     }
 
+    /// The intake as deployed: through the outbox when the backend has one.
+    pub fn intake(&self) -> Intake {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        match &self.outbox {
+            Some(outbox) => Intake::with_outbox(self.store.clone(), outbox.clone(), clock),
+            None => Intake::new(self.store.clone(), self.queue.clone(), clock),
+        }
+    }
+
     fn router(
         &self,
         store: Arc<dyn MessageStore>,
@@ -399,7 +413,14 @@ impl Backend {
         replies: Option<Replies>,
     ) -> axum::Router {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let intake = Intake::new(store, queue, clock.clone());
+        // The store or the queue replaced (a fault injected): the intake that enqueues itself,
+        // where the replacement is used; otherwise as deployed.
+        let replaced = !Arc::ptr_eq(&store, &self.store) || !Arc::ptr_eq(&queue, &self.queue);
+        let intake = if replaced {
+            Intake::new(store, queue, clock.clone())
+        } else {
+            self.intake()
+        };
         webhook_router(WebhookState::new(intake, verifiers(), clock.clone())).merge(api_router(
             ApiPorts {
                 reader: self.reader.clone(),
@@ -724,6 +745,7 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         reader: store.clone(),
         customers: store.clone(),
         queue: store.clone(),
+        outbox: None,
         probe: Arc::new(EmbeddedProbe(store.clone())),
         conversations: store.clone(),
         history: store.clone(),
@@ -928,6 +950,10 @@ pub async fn aws_counted() -> (Backend, Arc<CallCounter>) {
 pub struct CallCounter {
     calls: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
     received: std::sync::atomic::AtomicUsize,
+    /// Requests sent and not answered yet, and the rounds: how many times a request was sent
+    /// while none was in flight (calls made together are one round; one waiting for another's
+    /// answer starts the next).
+    in_flight: std::sync::Mutex<(usize, usize)>,
 }
 
 impl CallCounter {
@@ -947,10 +973,17 @@ impl CallCounter {
         self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The sequential rounds of calls counted so far: a call sent while another is in flight
+    /// shares its round.
+    pub fn rounds(&self) -> usize {
+        self.in_flight.lock().unwrap().1
+    }
+
     /// Forgets what was counted.
     pub fn reset(&self) {
         self.calls.lock().unwrap().clear();
         self.received.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.in_flight.lock().unwrap().1 = 0;
     }
 }
 
@@ -977,6 +1010,22 @@ impl aws_sdk_dynamodb::config::Intercept for Counting {
             .unwrap_or("unknown")
             .to_owned();
         *self.0.calls.lock().unwrap().entry(target).or_default() += 1;
+        let mut in_flight = self.0.in_flight.lock().unwrap();
+        if in_flight.0 == 0 {
+            in_flight.1 += 1;
+        }
+        in_flight.0 += 1;
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut in_flight = self.0.in_flight.lock().unwrap();
+        in_flight.0 = in_flight.0.saturating_sub(1);
         Ok(())
     }
 
@@ -1205,6 +1254,10 @@ async fn aws_with_clients(
             switchboard_aws::settings::INTAKE_QUEUE_URL,
             provisioned.intake_queue_url.clone(),
         ),
+        (
+            switchboard_aws::settings::OUTBOX_TABLE,
+            provisioned.outbox_table.clone(),
+        ),
         (config::RETENTION_DAYS, "30".to_owned()),
         (switchboard_aws::settings::EVENT_BUS, bus.clone()),
         (
@@ -1234,6 +1287,17 @@ async fn aws_with_clients(
         sqs.clone(),
         &provisioned.intake_queue_url,
     ));
+    let outbox = Arc::new(DynamoOutbox::new(store.clone(), &provisioned.outbox_table));
+    // The forwarder is a function of its own: it sends with a client of its own, outside the
+    // counts and the faults of the intake's and the prioritizer's.
+    let pump = Arc::new(OutboxPump::new(
+        &moto.endpoint,
+        &provisioned.outbox_stream_arn,
+        switchboard_aws::forwarder::Forwarder::new(Arc::new(SqsIntakeQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            &provisioned.intake_queue_url,
+        ))),
+    ));
     let timers = Arc::new(switchboard_aws::SchedulerReminders::new(
         scheduler.clone(),
         switchboard_aws::scheduler::ScheduleTarget {
@@ -1250,6 +1314,7 @@ async fn aws_with_clients(
         reader: store.clone(),
         customers: store.clone(),
         queue,
+        outbox: Some(outbox),
         conversations: store.clone(),
         claims: store.clone(),
         metrics: store.clone(),
@@ -1266,6 +1331,7 @@ async fn aws_with_clients(
             url: provisioned.intake_queue_url.clone(),
             dlq_url: provisioned.intake_dlq_url.clone(),
             visibility: Duration::from_secs(30),
+            pump: Some(pump.clone()),
         }),
         event_log: None,
         timers: timers.clone(),
@@ -1277,6 +1343,7 @@ async fn aws_with_clients(
         probe: Arc::new(SqsProbe {
             client: aws_sdk_sqs::Client::new(&sdk),
             url: provisioned.intake_queue_url,
+            pump: Some(pump),
         }),
         env,
         erasure: Some(Erasure::new(
@@ -1301,11 +1368,16 @@ pub struct SqsConsumer {
     pub dlq_url: String,
     /// How long a received message stays hidden.
     pub visibility: Duration,
+    /// The outbox stream, forwarded to the queue before each receive.
+    pub pump: Option<Arc<OutboxPump>>,
 }
 
 #[async_trait]
 impl QueueConsumer for SqsConsumer {
     async fn consume_once(&self, prioritizer: &Prioritizer) -> usize {
+        if let Some(pump) = &self.pump {
+            pump.pump().await;
+        }
         switchboard_aws::sqs_events::poll_queue(
             &self.client,
             &self.url,
@@ -1321,6 +1393,7 @@ impl QueueConsumer for SqsConsumer {
         SqsProbe {
             client: self.client.clone(),
             url: self.dlq_url.clone(),
+            pump: None,
         }
         .count()
         .await
@@ -1332,6 +1405,7 @@ impl QueueConsumer for SqsConsumer {
             url: self.url.clone(),
             dlq_url: self.dlq_url.clone(),
             visibility,
+            pump: self.pump.clone(),
         })
     }
 }
@@ -1449,11 +1523,16 @@ pub struct SqsProbe {
     pub client: aws_sdk_sqs::Client,
     /// The queue URL.
     pub url: String,
+    /// The outbox stream, forwarded to the queue before each look.
+    pub pump: Option<Arc<OutboxPump>>,
 }
 
 #[async_trait]
 impl QueueProbe for SqsProbe {
     async fn count(&self) -> usize {
+        if let Some(pump) = &self.pump {
+            pump.pump().await;
+        }
         let attribute = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages;
         let out = self
             .client
@@ -1470,6 +1549,9 @@ impl QueueProbe for SqsProbe {
     }
 
     async fn drain(&self) -> Vec<QueueEntry> {
+        if let Some(pump) = &self.pump {
+            pump.pump().await;
+        }
         let mut out = Vec::new();
         loop {
             let received = self

@@ -438,6 +438,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 switchboard_aws::settings::INTAKE_QUEUE_URL,
                 out.intake_queue_url
             );
+            println!(
+                "{}={}",
+                switchboard_aws::settings::OUTBOX_TABLE,
+                out.outbox_table
+            );
             println!("{}={}", switchboard_aws::settings::EVENT_BUS, bus);
             println!(
                 "{}={}",

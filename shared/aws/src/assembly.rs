@@ -26,9 +26,10 @@ use switchboard_core::sla::Calendar;
 use switchboard_core::sla::SlaPolicy;
 use switchboard_core::watch::{WatchSettings, Watcher};
 
+use crate::forwarder::Forwarder;
 use crate::scheduler::ScheduleTarget;
 use crate::settings::StoreSettings;
-use crate::{DynamoStore, EventBridgePublisher, SchedulerReminders, SqsIntakeQueue};
+use crate::{DynamoOutbox, DynamoStore, EventBridgePublisher, SchedulerReminders, SqsIntakeQueue};
 
 /// The shared AWS SDK configuration from the standard sources (`AWS_REGION`,
 /// `AWS_ENDPOINT_URL`, credentials …).
@@ -48,6 +49,15 @@ pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
+}
+
+/// The forwarder of the outbox table's stream to the intake queue at `queue_url` (the
+/// `intake-forwarder` function: no table of its own).
+pub fn forwarder(sdk: &SdkConfig, queue_url: &str) -> Forwarder {
+    Forwarder::new(Arc::new(SqsIntakeQueue::new(
+        aws_sdk_sqs::Client::new(sdk),
+        queue_url,
+    )))
 }
 
 /// The ports of the AWS backend: the DynamoDB store, built once, and the other adapters on
@@ -118,9 +128,20 @@ impl AwsPorts {
         ))
     }
 
-    /// The intake service, enqueueing to the queue at `queue_url`.
+    /// The intake service, enqueueing to the queue at `queue_url` itself (a send and a
+    /// confirming write after the records': `switchboard serve --backend aws`, which has no
+    /// stream to read).
     pub fn intake(&self, queue_url: &str) -> Intake {
         Intake::new(self.store(), self.intake_queue(queue_url), self.clock())
+    }
+
+    /// The intake service of the deployed functions: the records' queue entries written into
+    /// the outbox table `outbox_table` in the records' own transaction ([`DynamoOutbox`]),
+    /// whose stream the [`forwarder`] sends on. No SQS call on the
+    /// acknowledgement path.
+    pub fn intake_through_outbox(&self, outbox_table: &str) -> Intake {
+        let outbox = Arc::new(DynamoOutbox::new(self.store(), outbox_table));
+        Intake::with_outbox(self.store(), outbox, self.clock())
     }
 
     /// The prioritizer: the store, the bus `bus`, the reminders of `target`, scoring by

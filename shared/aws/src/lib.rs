@@ -11,6 +11,7 @@
 pub mod assembly;
 pub mod dynamo;
 pub mod events;
+pub mod forwarder;
 #[cfg(feature = "mail")]
 pub mod mail;
 pub mod redrive;
@@ -23,7 +24,7 @@ pub mod settings;
 pub mod sqs;
 pub mod sqs_events;
 
-pub use dynamo::DynamoStore;
+pub use dynamo::{DynamoOutbox, DynamoStore};
 pub use events::EventBridgePublisher;
 pub use scheduler::SchedulerReminders;
 pub use sqs::SqsIntakeQueue;

@@ -2,9 +2,11 @@
 //! these definitions on an emulator or a development account, and a test holds them in agreement
 //! with `template.yaml`, which creates them in a deployed stack.
 
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
@@ -64,6 +66,16 @@ pub const INDEXES: [IndexSpec; 4] = [GSI1, GSI2, GSI3, GSI4];
 /// and `stored_at`, a conversation's `state`). Not `enqueued`: confirming an enqueue then
 /// rewrites the record only, not its two index copies.
 pub const INDEX_ATTRIBUTES: [&str; 3] = ["doc", "stored_at", "state"];
+
+/// The outbox table's partition key: a conversation id. Its one other attribute besides
+/// [`TTL_ATTRIBUTE`] is [`OUTBOX_ENTRIES`].
+pub const OUTBOX_PK: &str = "conversation";
+/// The outbox item's attribute holding the queue entries of the write that put it, in order
+/// (a JSON array of `QueueEntry`).
+pub const OUTBOX_ENTRIES: &str = "entries";
+/// How long an outbox item is kept: a day, the stream's own retention; it is read from the
+/// stream, never from the table.
+pub const OUTBOX_KEEP_SECS: i64 = 24 * 3600;
 
 /// The intake queue: FIFO (one conversation = one message group, so its records stay in order),
 /// explicit deduplication ids (the record key), a dead-letter queue after a bounded number of
@@ -186,6 +198,8 @@ pub struct ResourceNames {
     pub intake_queue: String,
     /// The intake dead-letter queue (ends in `.fifo`).
     pub intake_dlq: String,
+    /// The outbox table, whose stream feeds the intake queue.
+    pub outbox_table: String,
     /// The EventBridge bus of the domain events.
     pub event_bus: String,
     /// The reminder queue (standard).
@@ -208,6 +222,7 @@ impl ResourceNames {
             table: format!("{prefix}-table"),
             intake_queue: format!("{prefix}-intake.fifo"),
             intake_dlq: format!("{prefix}-intake-dlq.fifo"),
+            outbox_table: format!("{prefix}-outbox"),
             event_bus: format!("{prefix}-events"),
             reminder_queue: format!("{prefix}-reminders"),
             reminder_dlq: format!("{prefix}-reminders-dlq"),
@@ -218,14 +233,19 @@ impl ResourceNames {
     }
 }
 
-/// What `provision` created (or found): the values of `SWITCHBOARD_TABLE` and
-/// `SWITCHBOARD_INTAKE_QUEUE_URL`, and the dead-letter queue's URL.
+/// What `provision` created (or found): the values of `SWITCHBOARD_TABLE`,
+/// `SWITCHBOARD_OUTBOX_TABLE` and `SWITCHBOARD_INTAKE_QUEUE_URL`, the outbox's stream and the
+/// dead-letter queue's URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provisioned {
     /// Table name.
     pub table: String,
     /// Intake queue URL.
     pub intake_queue_url: String,
+    /// The outbox table's name.
+    pub outbox_table: String,
+    /// The ARN of the outbox table's stream (what the forwarder reads).
+    pub outbox_stream_arn: String,
     /// Dead-letter queue URL.
     pub intake_dlq_url: String,
 }
@@ -246,8 +266,19 @@ fn failed(
     move |source| ProvisionError { step, source }
 }
 
-/// Creates the table (with TTL), the dead-letter queue and the intake queue, unless they exist.
-/// Safe to run again: existing resources are left as they are.
+/// The outbox table's stream: new images only (an outbox item holds queue entries, never a
+/// message's content), which the forwarder turns into queue messages.
+pub fn outbox_stream() -> StreamSpecification {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewImage)
+        .build()
+        .expect("the flag is set")
+}
+
+/// Creates the table and the outbox table (both with TTL, the outbox with its stream), the
+/// dead-letter queue and the intake queue, unless they exist. Safe to run again: existing
+/// resources are left as they are.
 pub async fn provision(
     dynamodb: &aws_sdk_dynamodb::Client,
     sqs: &aws_sdk_sqs::Client,
@@ -263,35 +294,41 @@ pub async fn provision(
         .set_global_secondary_indexes(Some(indexes))
         .send()
         .await;
-    match created {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
-        Err(e) => return Err(failed(format!("create table {}", names.table))(e.into())),
-    }
-    let ttl = dynamodb
-        .update_time_to_live()
-        .table_name(&names.table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
+    created_unless_there(created, &names.table)?;
+    enable_ttl(dynamodb, &names.table).await?;
+    let created = dynamodb
+        .create_table()
+        .table_name(&names.outbox_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(OUTBOX_PK)
+                .key_type(KeyType::Hash)
                 .build()
-                .expect("name and flag are set"),
+                .expect("name and type are set"),
         )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(OUTBOX_PK)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type are set"),
+        )
+        .stream_specification(outbox_stream())
         .send()
         .await;
-    if let Err(e) = ttl {
-        // Enabling TTL twice is refused with a ValidationException: already done.
-        let already = e
-            .as_service_error()
-            .and_then(|s| s.meta().message())
-            .is_some_and(|m| m.contains("already enabled"));
-        if !already {
-            return Err(failed("enable TTL on the table")(e.into()));
-        }
-    }
+    created_unless_there(created, &names.outbox_table)?;
+    enable_ttl(dynamodb, &names.outbox_table).await?;
+    let outbox_stream_arn = dynamodb
+        .describe_table()
+        .table_name(&names.outbox_table)
+        .send()
+        .await
+        .map_err(|e| failed("read the outbox table's stream")(e.into()))?
+        .table()
+        .and_then(|t| t.latest_stream_arn())
+        .map(str::to_owned)
+        .ok_or_else(|| failed("read the outbox table's stream")("no stream".into()))?;
 
     let dlq_url = create_queue(sqs, &names.intake_dlq, intake_dlq_attributes()).await?;
     let dlq_arn = sqs
@@ -309,8 +346,57 @@ pub async fn provision(
     Ok(Provisioned {
         table: names.table.clone(),
         intake_queue_url: queue_url,
+        outbox_table: names.outbox_table.clone(),
+        outbox_stream_arn,
         intake_dlq_url: dlq_url,
     })
+}
+
+/// A table created, or there already.
+fn created_unless_there<T>(
+    created: Result<T, aws_sdk_dynamodb::error::SdkError<CreateTableError>>,
+    table: &str,
+) -> Result<(), ProvisionError> {
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(failed(format!("create table {table}"))(e.into())),
+    }
+}
+
+/// Turns on TTL on [`TTL_ATTRIBUTE`] of `table` (done already is fine).
+async fn enable_ttl(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), ProvisionError> {
+    let ttl = dynamodb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .expect("name and flag are set"),
+        )
+        .send()
+        .await;
+    if let Err(e) = ttl {
+        // Enabling TTL twice is refused with a ValidationException: already done.
+        let already = e
+            .as_service_error()
+            .and_then(|s| s.meta().message())
+            .is_some_and(|m| m.contains("already enabled"));
+        if !already {
+            return Err(failed(format!("enable TTL on {table}"))(e.into()));
+        }
+    }
+    Ok(())
 }
 
 async fn create_queue(

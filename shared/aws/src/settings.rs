@@ -13,6 +13,8 @@ use switchboard_core::watch::WatchSettings;
 pub const TABLE: &str = "SWITCHBOARD_TABLE";
 /// The intake queue URL: `SWITCHBOARD_INTAKE_QUEUE_URL`.
 pub const INTAKE_QUEUE_URL: &str = "SWITCHBOARD_INTAKE_QUEUE_URL";
+/// The outbox table, whose stream feeds the intake queue: `SWITCHBOARD_OUTBOX_TABLE`.
+pub const OUTBOX_TABLE: &str = "SWITCHBOARD_OUTBOX_TABLE";
 /// The EventBridge Scheduler group of the SLA reminders: `SWITCHBOARD_SCHEDULE_GROUP`.
 pub const SCHEDULE_GROUP: &str = "SWITCHBOARD_SCHEDULE_GROUP";
 /// The ARN of the reminder queue the schedules send to: `SWITCHBOARD_REMINDER_QUEUE_ARN`.
@@ -43,6 +45,14 @@ pub fn intake_queue_url(source: &impl Source) -> Result<String, ConfigError> {
     source.require(
         INTAKE_QUEUE_URL,
         "the intake queue URL (stack output IntakeQueueUrl, or `switchboard provision`)",
+    )
+}
+
+/// The outbox table: `SWITCHBOARD_OUTBOX_TABLE`.
+pub fn outbox_table(source: &impl Source) -> Result<String, ConfigError> {
+    source.require(
+        OUTBOX_TABLE,
+        "the outbox table name (stack output OutboxTableName, or `switchboard provision`)",
     )
 }
 
@@ -136,6 +146,28 @@ impl AwsSettings {
             table: self.table.clone(),
             retention_days: self.retention_days,
         }
+    }
+}
+
+/// The settings of a Lambda function that takes deliveries in (`webhook-*`, `email-intake`):
+/// the store's and `SWITCHBOARD_OUTBOX_TABLE`. Such a function never calls SQS: its records'
+/// queue entries go into the outbox table in the records' own transaction, and the table's
+/// stream feeds the intake queue through the `intake-forwarder` function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeSettings {
+    /// The store's part.
+    pub store: StoreSettings,
+    /// The outbox table's name.
+    pub outbox_table: String,
+}
+
+impl IntakeSettings {
+    /// Reads the settings; the error names the first missing or bad one.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: StoreSettings::from_source(source)?,
+            outbox_table: outbox_table(source)?,
+        })
     }
 }
 

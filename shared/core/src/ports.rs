@@ -153,17 +153,20 @@ pub trait MessageStore: RecordLookup {
     async fn mark_enqueued(&self, keys: &[RecordKey]) -> Result<(), BackendError>;
 }
 
-/// A store whose intake queue shares its transactions (the embedded backend, where both are
-/// tables of one file): a delivery's raw bytes, its records and their queue entries are written
-/// in one atomic step, a transactional outbox, so the intake neither enqueues nor confirms
-/// them separately — one commit instead of three on the acknowledgement path.
+/// A store whose intake queue is fed from its own transactions, a transactional outbox: a
+/// delivery's records and their queue entries are written in one atomic step, so the intake
+/// neither enqueues nor confirms them separately. The embedded backend (the queue is a table
+/// of the same file: one commit instead of three on the acknowledgement path) and DynamoDB
+/// (the entries go into an outbox table in the records' transaction; its stream feeds the
+/// queue: two rounds instead of five).
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// In one transaction: keeps `delivery` when given (as [`MessageStore::keep_delivery`]),
     /// writes `records` (as [`MessageStore::record`]), and enqueues the entries that returns,
     /// in order, marking their records enqueued (as [`IntakeQueue::enqueue`]). Returns those
-    /// entries. After `Ok` all of it is durable; after an error none of it is, and repeating
-    /// the call is safe.
+    /// entries. After `Ok` all of it is durable; after an error repeating the call is safe
+    /// (on the embedded store none of it was written; on DynamoDB the raw bytes, kept in
+    /// parallel, may be).
     async fn take_in(
         &self,
         delivery: Option<&RawDelivery>,

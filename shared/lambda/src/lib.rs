@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `webhook-<channel>` | [`webhook_app`] | the webhook router |
 //! | `email-intake` | `mail_intake_app` (feature `mail`) | `MailIntake::handle` on the mail bucket's S3 events |
+//! | `intake-forwarder` | [`forwarder_app`] | [`Forwarder::forward`] on the outbox table's stream |
 //! | `prioritizer` | [`prioritizer_app`] | [`handle_sqs`] on the intake queue |
 //! | `sla-reminder` | [`reminder_app`] | [`handle_sqs`] on the reminder queue |
 //! | `agent-api` | [`agent_api_app`] | the `/api` router |
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use switchboard_aws::assembly::{AwsPorts, channel_verification, reply_tokens, sdk_config};
 use switchboard_aws::settings::{
-    ApiSettings, AwsSettings, ErasureSettings, PrioritizerSettings, ReminderSettings,
+    ApiSettings, ErasureSettings, IntakeSettings, PrioritizerSettings, ReminderSettings,
 };
 use switchboard_core::channels;
 use switchboard_core::clock::{Clock, SystemClock};
@@ -36,6 +37,7 @@ use switchboard_http::{
 };
 use switchboard_senders::Senders;
 
+pub use switchboard_aws::forwarder::{Forwarder, StreamEvent, StreamResponse};
 pub use switchboard_aws::sqs_events::handle_sqs;
 
 pub mod emf;
@@ -49,7 +51,7 @@ pub struct StartupError(#[from] ConfigError);
 /// the router `lambda_http::run` serves.
 pub async fn webhook_app(webhooks: &[Webhook]) -> Result<axum::Router, StartupError> {
     let source = ProcessEnv;
-    let settings = AwsSettings::from_source(&source)?;
+    let settings = IntakeSettings::from_source(&source)?;
     let sdk = sdk_config().await;
     let mut verifiers = HashMap::new();
     for &webhook in webhooks {
@@ -60,8 +62,8 @@ pub async fn webhook_app(webhooks: &[Webhook]) -> Result<axum::Router, StartupEr
         );
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let ports = AwsPorts::new(&sdk, &settings.store(), clock.clone());
-    let intake = ports.intake(&settings.intake_queue_url);
+    let ports = AwsPorts::new(&sdk, &settings.store, clock.clone());
+    let intake = ports.intake_through_outbox(&settings.outbox_table);
     Ok(webhook_router(WebhookState::new(intake, verifiers, clock)))
 }
 
@@ -134,13 +136,22 @@ pub fn scorer(
 /// messages SES stored in the mail bucket, through the intake of the table and queue.
 #[cfg(feature = "mail")]
 pub async fn mail_intake_app() -> Result<switchboard_aws::mail::MailIntake, StartupError> {
-    let settings = AwsSettings::from_source(&ProcessEnv)?;
+    let settings = IntakeSettings::from_source(&ProcessEnv)?;
     let sdk = sdk_config().await;
-    let ports = AwsPorts::new(&sdk, &settings.store(), Arc::new(SystemClock));
+    let ports = AwsPorts::new(&sdk, &settings.store, Arc::new(SystemClock));
     Ok(switchboard_aws::mail::MailIntake::from_sdk(
         &sdk,
-        ports.intake(&settings.intake_queue_url),
+        ports.intake_through_outbox(&settings.outbox_table),
     ))
+}
+
+/// The forwarder of the function `intake-forwarder`, from the process environment
+/// (`SWITCHBOARD_INTAKE_QUEUE_URL`): the outbox table's stream records in, their queue
+/// entries sent to the intake queue.
+pub async fn forwarder_app() -> Result<Forwarder, StartupError> {
+    let queue_url = switchboard_aws::settings::intake_queue_url(&ProcessEnv)?;
+    let sdk = sdk_config().await;
+    Ok(switchboard_aws::assembly::forwarder(&sdk, &queue_url))
 }
 
 /// The agent API on AWS: the `/api` routes (queue, conversations, timelines, customers,

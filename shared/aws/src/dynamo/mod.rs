@@ -55,10 +55,13 @@ mod erasure;
 mod idempotency;
 mod messages;
 mod metrics;
+mod outbox;
 mod reader;
 #[cfg(test)]
 mod tests;
 mod watches;
+
+pub use outbox::DynamoOutbox;
 
 /// Largest piece of a compressed raw delivery in one item (leaves room under DynamoDB's 400 KB).
 pub const CHUNK_BYTES: usize = 350 * 1024;
@@ -404,13 +407,11 @@ impl DynamoStore {
         units: Vec<WriteUnit>,
     ) -> Result<bool, BackendError> {
         // Up to 100 actions and well under the 4 MB a transaction may hold; a unit is never
-        // split. Counter updates are small: a bucket's update is counted as one action and 1 KB.
+        // split.
         let mut chunks: Vec<Vec<WriteUnit>> = Vec::new();
         let (mut actions, mut bytes) = (0, 0);
         for unit in units {
-            let n = unit.puts.len() + unit.updates.len() + unit.tally.buckets().count();
-            let size = unit.puts.iter().map(|p| item_size(p.item())).sum::<usize>()
-                + 1024 * (unit.updates.len() + unit.tally.buckets().count());
+            let (n, size) = unit.cost();
             match chunks.last_mut() {
                 Some(chunk)
                     if actions + n <= TRANSACT_MAX && bytes + size <= TRANSACT_MAX_BYTES =>
@@ -666,6 +667,25 @@ struct WriteUnit {
 }
 
 impl WriteUnit {
+    /// The actions and bytes this unit takes of a transaction. Counter updates are small: a
+    /// bucket's update is counted as one action and 1 KB.
+    fn cost(&self) -> (usize, usize) {
+        let buckets = self.tally.buckets().count();
+        let actions = self.puts.len() + self.updates.len() + buckets;
+        let bytes = self.puts.iter().map(|p| item_size(p.item())).sum::<usize>()
+            + 1024 * (self.updates.len() + buckets);
+        (actions, bytes)
+    }
+
+    /// Whether `units` fit one transaction ([`DynamoStore::transact`] writes them in one call).
+    fn fit_one_transaction(units: &[WriteUnit]) -> bool {
+        let (actions, bytes) = units
+            .iter()
+            .map(Self::cost)
+            .fold((0, 0), |(a, b), (n, s)| (a + n, b + s));
+        actions <= TRANSACT_MAX && bytes <= TRANSACT_MAX_BYTES
+    }
+
     fn put(put: Put) -> Self {
         Self {
             puts: vec![put],
