@@ -38,6 +38,9 @@ requirements=(
   "cfn-lint==1.58.*"
   "cargo-lambda==1.9.*"
   "ziglang==0.17.*"
+  # The Python + boto3 baseline of infra/coldstart (--python): Lambda's runtime interface
+  # client (boto3 comes with moto).
+  "awslambdaric==4.2.*"
 )
 
 say() {

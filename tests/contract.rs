@@ -34,6 +34,8 @@ switchboard_tests::contract!(
     unknown_conversation_and_delivery_are_404,
     an_idempotency_key_is_claimed_once_and_remembers_its_result,
     an_identitys_activity_is_noted_replaced_and_forgotten,
+    a_delivery_too_large_for_one_transaction_is_enqueued_once_each,
+    a_record_stored_unconfirmed_is_enqueued_once_by_the_intake_as_deployed,
 );
 
 /// Ids of `messages[]` and `message_echoes[]` items, as text, straight from the JSON.
@@ -688,4 +690,50 @@ async fn an_identitys_activity_is_noted_replaced_and_forgotten(backend: Backend)
         ],
         "cv_2 forgotten, cv_1 kept though named in forget, the unknown cv_7 ignored"
     );
+}
+
+/// Sixty messages from sixty customers: more than one DynamoDB transaction holds with their
+/// customers, conversations and outbox items, so the outbox writes the records first and
+/// confirms them after. Each reaches the queue once; a repeat adds nothing.
+async fn a_delivery_too_large_for_one_transaction_is_enqueued_once_each(backend: Backend) {
+    let app = backend.app(None);
+    let messages: Vec<Value> = (0..60)
+        .map(|i| {
+            json!({"from": format!("55118{i:07}"), "id": format!("wamid.large.{i}"),
+                   "timestamp": (1_700_000_000 + i).to_string(), "type": "text",
+                   "text": {"body": format!("message {i}")}})
+        })
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [
+        {"field": "messages", "value": {"metadata": {"display_phone_number": "15550001111",
+         "phone_number_id": "PNL"}, "messages": messages}}]}]})
+    .to_string()
+    .into_bytes();
+    assert_eq!(call(&app, signed(body.clone())).await.0, 200);
+    let queued = backend.probe.drain().await;
+    let keys: HashSet<String> = queued.iter().map(|e| e.record_key.to_string()).collect();
+    assert_eq!((queued.len(), keys.len()), (60, 60));
+    assert_eq!(call(&app, signed(body)).await.0, 200);
+    assert!(backend.probe.drain().await.is_empty());
+}
+
+/// What an interrupted write leaves (records stored, their enqueue never confirmed, nothing
+/// queued) is finished by the provider's retry through the intake as deployed: each record
+/// enqueued once, and a further retry adds nothing.
+async fn a_record_stored_unconfirmed_is_enqueued_once_by_the_intake_as_deployed(backend: Backend) {
+    let app = backend.app(None);
+    let body = text_delivery(&[
+        ("777", "wamid.i1", 1_700_000_000),
+        ("778", "wamid.i2", 1_700_000_005),
+    ]);
+    let records = whatsapp::normalize(serde_json::from_slice(&body).unwrap(), chrono::Utc::now());
+    assert_eq!(backend.store.record(&records).await.unwrap().len(), 2);
+    assert!(backend.probe.drain().await.is_empty());
+    assert_eq!(call(&app, signed(body.clone())).await.0, 200);
+    let queued = backend.probe.drain().await;
+    let keys: HashSet<String> = queued.iter().map(|e| e.record_key.to_string()).collect();
+    let expected: HashSet<String> = records.iter().map(|r| r.key().to_string()).collect();
+    assert_eq!((queued.len(), keys), (2, expected));
+    assert_eq!(call(&app, signed(body)).await.0, 200);
+    assert!(backend.probe.drain().await.is_empty());
 }

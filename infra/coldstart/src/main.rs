@@ -13,8 +13,8 @@
 //! * **cold start**: from just before the spawn to the first `POST …/invocation/{id}/response`
 //!   received: process start, the function's initialisation (settings, AWS clients) and its first
 //!   invocation. A webhook function's first invocation is the whole intake path against the
-//!   emulator (some eight sequential DynamoDB and SQS calls to moto, a Python server), so this
-//!   figure includes the emulator's latency, which the baseline, doing no I/O, does not have;
+//!   emulator (three DynamoDB calls in two rounds to moto, a Python server), so this figure
+//!   includes the emulator's latency, which the baseline, doing no I/O, does not have;
 //! * **init**: from the spawn to the first `GET …/invocation/next`, the initialisation alone
 //!   (Lambda's `Init Duration`), with no network call in it;
 //! * **peak RSS**: `VmHWM` of the process, read after its response and before it is killed
@@ -63,6 +63,17 @@
 //! else `moto_server` on `PATH`, else the one `./infra/dev-setup.sh` installs; the harness starts
 //! it on a free loopback port and stops it at the end. `--endpoint URL` uses an emulator already
 //! running on loopback instead.
+//!
+//! `--python PATH` adds `python-boto3`: the same WhatsApp intake written in Python with boto3
+//! (`infra/coldstart/python/intake.py`: the secret at init, the signature, one conditional put
+//! per message, one batched send to the FIFO queue), run by `awslambdaric` under the
+//! interpreter at PATH, as Lambda's Python runtime runs a function, and measured like the
+//! others (same events, a fresh stack per run):
+//!
+//! ```sh
+//! cargo run --release -p coldstart -- --runs 20 --bin target/release/webhook-whatsapp \
+//!   --bin target/release/coldstart-hello --python ~/.cache/switchboard/venv/bin/python3
+//! ```
 //!
 //! These are local figures: a laptop or CI machine, not a Lambda sandbox (whose CPU share at
 //! 256 MB is a fraction of a core), on the host architecture rather than arm64. The ratios of init
@@ -175,6 +186,12 @@ mod harness {
         /// start-up and routing alone.
         #[arg(long, value_enum, default_value_t = Scenario::Post)]
         event: Scenario,
+        /// Also measure the Python + boto3 baseline of the WhatsApp webhook
+        /// (`infra/coldstart/python/intake.py` under `awslambdaric`, as `python-boto3`), run by
+        /// the Python interpreter at PATH, which must have `boto3` and `awslambdaric`
+        /// (`./infra/dev-setup.sh` installs both in its virtual environment).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
     }
 
     fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -187,6 +204,10 @@ mod harness {
     struct Target {
         name: String,
         path: PathBuf,
+        /// Arguments of the program (the Python baseline's module to run).
+        args: Vec<OsString>,
+        /// Variables of this target alone (the Python baseline's `PYTHONPATH`).
+        extra_env: Vec<(String, OsString)>,
         kind: Kind,
         /// The event of every run; `None`: made per run ([`seed`]).
         event: Option<Vec<u8>>,
@@ -298,6 +319,7 @@ mod harness {
                     "AWS_LAMBDA_FUNCTION_NAME".into(),
                     target.name.clone().into(),
                 ));
+                env.extend(target.extra_env.iter().cloned());
                 let mut event = target.event.clone();
                 if target.kind.needs_resources() {
                     let prefix = format!("coldstart-{}-{seq}", std::process::id());
@@ -385,7 +407,7 @@ mod harness {
             event: event.into(),
             timeout,
         });
-        let (mut process, start) = match Process::spawn(&target.path, env) {
+        let (mut process, start) = match Process::spawn(&target.path, &target.args, env) {
             Ok(spawned) => spawned,
             Err(e) => {
                 api.end();
@@ -483,6 +505,10 @@ mod harness {
             (
                 switchboard_aws::settings::INTAKE_QUEUE_URL,
                 provisioned.intake_queue_url.clone(),
+            ),
+            (
+                switchboard_aws::settings::OUTBOX_TABLE,
+                provisioned.outbox_table.clone(),
             ),
         ];
         if matches!(kind, Kind::Webhook(_)) {
@@ -670,8 +696,24 @@ mod harness {
             targets.push(Target {
                 name,
                 path,
+                args: Vec::new(),
+                extra_env: Vec::new(),
                 kind,
                 event,
+            });
+        }
+        if let Some(python) = &cli.python {
+            let kind = Kind::Webhook(Webhook::Whatsapp);
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
+            targets.push(Target {
+                name: "python-boto3".to_owned(),
+                path: python.clone(),
+                args: ["-m", "awslambdaric", "intake.handler"]
+                    .map(OsString::from)
+                    .to_vec(),
+                extra_env: vec![("PYTHONPATH".to_owned(), dir.into_os_string())],
+                kind,
+                event: events::event(kind, cli.event)?,
             });
         }
         Ok(targets)

@@ -48,12 +48,18 @@ pub struct Process {
 }
 
 impl Process {
-    /// Spawns `program` with exactly `env` (nothing inherited), stdin closed, stdout and stderr
-    /// into one temporary file. Returns the instant taken just before the spawn.
-    pub fn spawn(program: &Path, env: &[(String, OsString)]) -> io::Result<(Self, Instant)> {
+    /// Spawns `program` with `args` and exactly `env` (nothing inherited), stdin closed,
+    /// stdout and stderr into one temporary file. Returns the instant taken just before the
+    /// spawn.
+    pub fn spawn(
+        program: &Path,
+        args: &[OsString],
+        env: &[(String, OsString)],
+    ) -> io::Result<(Self, Instant)> {
         let log = tempfile::tempfile()?;
         let mut command = Command::new(program);
         command
+            .args(args)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
