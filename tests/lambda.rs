@@ -668,3 +668,80 @@ async fn the_customer_erasure_function_erases_on_aws_and_the_agent_api_does_not(
     assert!(status == 404 || status == 405, "{status} {body}");
     assert_eq!(api_json(&api, "GET", &path, None).await.0, 404);
 }
+
+/// A webhook function (and `email-intake`) refuses to start without its settings, naming the
+/// first missing: the table, then the outbox table.
+#[test]
+fn the_intake_settings_name_what_is_missing() {
+    use switchboard_aws::settings::IntakeSettings;
+    let none = |_: &str| None::<String>;
+    let err = IntakeSettings::from_source(&none).unwrap_err();
+    assert!(err.to_string().contains("SWITCHBOARD_TABLE"), "{err}");
+    let table_only = |name: &str| (name == "SWITCHBOARD_TABLE").then(|| "t".to_owned());
+    let err = IntakeSettings::from_source(&table_only).unwrap_err();
+    assert!(
+        err.to_string().contains("SWITCHBOARD_OUTBOX_TABLE"),
+        "{err}"
+    );
+    let both = |name: &str| {
+        matches!(name, "SWITCHBOARD_TABLE" | "SWITCHBOARD_OUTBOX_TABLE").then(|| "t".to_owned())
+    };
+    let settings = IntakeSettings::from_source(&both).unwrap();
+    assert_eq!(settings.outbox_table, "t");
+}
+
+/// The intake-forwarder's handler on a DynamoDB stream event as Lambda sends it (every field
+/// of the record, not only those read): the entries reach the intake queue on moto in order,
+/// and the response is the partial batch response Lambda reads; a failed send names the
+/// record to retry from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarder_answers_a_stream_event_as_lambda_sends_it() {
+    use std::sync::Arc;
+    use switchboard_aws::forwarder::{Forwarder, StreamEvent};
+    use switchboard_core::ports::IntakeQueue;
+    let backend = switchboard_tests::aws().await;
+    let entry = |key: &str| {
+        json!({"record_key": key, "conversation_id": "cv_fwd", "channel": "whatsapp",
+               "record_type": "message", "kind": "text", "account_id": "PN"})
+    };
+    let record = |seq: &str, name: &str, keys: &[&str]| {
+        let entries: Vec<_> = keys.iter().map(|k| entry(k)).collect();
+        json!({
+            "eventID": format!("e{seq}"), "eventName": name, "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/s-outbox/stream/2026-12-07T00:00:00.000",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1796600000.0,
+                "Keys": {"conversation": {"S": "cv_fwd"}},
+                "NewImage": {"conversation": {"S": "cv_fwd"},
+                             "entries": {"S": serde_json::to_string(&entries).unwrap()},
+                             "expires_at": {"N": "1796686400"}},
+                "SequenceNumber": seq, "SizeBytes": 412, "StreamViewType": "NEW_IMAGE"
+            }
+        })
+    };
+    let event: StreamEvent = serde_json::from_value(json!({"Records": [
+        record("100", "INSERT", &["k1", "k2"]),
+        record("101", "MODIFY", &["k3"]),
+    ]}))
+    .expect("the event Lambda sends");
+    let forwarder = Forwarder::new(backend.queue.clone());
+    let answer = serde_json::to_value(forwarder.forward(&event).await).unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let queued: Vec<String> = backend
+        .probe
+        .drain()
+        .await
+        .iter()
+        .map(|e| e.record_key.to_string())
+        .collect();
+    assert_eq!(queued, ["k1", "k2", "k3"]);
+
+    let flaky = Arc::new(switchboard_tests::FlakyQueue::new(backend.queue.clone(), 1));
+    let forwarder = Forwarder::new(flaky as Arc<dyn IntakeQueue>);
+    let answer = serde_json::to_value(forwarder.forward(&event).await).unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "100"}]})
+    );
+}

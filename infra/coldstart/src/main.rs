@@ -6,7 +6,7 @@
 //! Each binary runs as Lambda runs a `provided.al2023` function: a fresh process with a clean
 //! environment (only `AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_NAME`,
 //! `AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256`, `AWS_LAMBDA_FUNCTION_VERSION=$LATEST`,
-//! `AWS_LAMBDA_LOG_FORMAT=JSON`, `AWS_REGION`, `AWS_ENDPOINT_URL`, static test credentials and
+//! `AWS_LAMBDA_LOG_FORMAT=JSON`, `AWS_REGION` and `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`, static test credentials and
 //! the `SWITCHBOARD_*` settings, with the plain app secret `dev-secret` and verify token
 //! `dev-token`), polling a Lambda Runtime API that the harness serves on `127.0.0.1`. Per run:
 //!
@@ -593,6 +593,8 @@ mod harness {
             ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
             ("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()),
             ("AWS_REGION".into(), REGION.into()),
+            // Lambda sets both; boto3 reads this one.
+            ("AWS_DEFAULT_REGION".into(), REGION.into()),
             ("AWS_ENDPOINT_URL".into(), endpoint.into()),
             ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
