@@ -355,22 +355,7 @@ fn the_outbox_table_streams_to_the_forwarder_which_alone_sends_to_the_intake_que
     let stream = serde_json::json!({"Fn::GetAtt": ["OutboxTable", "StreamArn"]});
     let queue = serde_json::json!({"Fn::GetAtt": ["IntakeQueue", "Arn"]});
     let dlq = serde_json::json!({"Fn::GetAtt": ["OutboxDeadLetterQueue", "Arn"]});
-    let mut granted = BTreeSet::new();
-    for statement in function["Properties"]["Policies"][0]["Statement"]
-        .as_array()
-        .unwrap()
-    {
-        let resource = &statement["Resource"];
-        assert!([&stream, &queue, &dlq].contains(&resource), "{resource}");
-        let actions = match &statement["Action"] {
-            Value::String(a) => vec![a.clone()],
-            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
-            other => panic!("{other}"),
-        };
-        for action in actions {
-            granted.insert((action, resource.to_string()));
-        }
-    }
+    let granted = grants(function);
     let expected: BTreeSet<(String, String)> = [
         ("dynamodb:DescribeStream", &stream),
         ("dynamodb:GetRecords", &stream),
@@ -394,8 +379,10 @@ fn the_outbox_table_streams_to_the_forwarder_which_alone_sends_to_the_intake_que
         mapping["FunctionResponseTypes"],
         serde_json::json!(["ReportBatchItemFailures"])
     );
-    // Retried until it goes through (never skipped), from the oldest record kept.
+    // Retried until it goes through, from the oldest record kept; a batch still failing an
+    // hour before the stream would drop it is described in the dead-letter queue instead.
     assert_eq!(mapping["MaximumRetryAttempts"], -1);
+    assert_eq!(mapping["MaximumRecordAgeInSeconds"], 23 * 3600);
     assert_eq!(mapping["StartingPosition"], "TRIM_HORIZON");
     assert_eq!(
         mapping["DestinationConfig"]["OnFailure"]["Destination"],
