@@ -11,12 +11,14 @@
 //!   (`infra/events/sqs-reminder.json`'s first record) of a conversation that is not stored:
 //!   one read, and nothing to do.
 //! * `agent-api`: `infra/events/api-queue.json`, `GET /api/queue?team=billing`: one query.
+//! * `intake-forwarder`: `infra/events/outbox-stream.json`, an outbox stream event with one
+//!   queue entry: one `SendMessageBatch` to the intake queue.
 //! * anything else (`coldstart-hello`): a small JSON object.
 //!
 //! With [`Scenario::Handshake`] every function gets a first invocation that makes no AWS call:
 //! Meta's subscription `GET` for the webhooks, an entry of a status (acknowledged unread) for
-//! the prioritizer, an empty batch for the sla-reminder, `GET /api/events` (404 on AWS) for the
-//! agent API.
+//! the prioritizer, an empty batch for the sla-reminder and the forwarder, `GET /api/events`
+//! (404 on AWS) for the agent API.
 //!
 //! A webhook or agent-API function must answer the expected `statusCode`; a queue consumer
 //! must answer an empty `batchItemFailures`; for any other function, a response with a
@@ -40,6 +42,7 @@ const WHATSAPP_VERIFY: &str = include_str!("../../events/whatsapp-verify.json");
 const SQS_INTAKE: &str = include_str!("../../events/sqs-intake.json");
 const SQS_REMINDER: &str = include_str!("../../events/sqs-reminder.json");
 const API_QUEUE: &str = include_str!("../../events/api-queue.json");
+const OUTBOX_STREAM: &str = include_str!("../../events/outbox-stream.json");
 
 const FACEBOOK_BODY: &str = r#"{"object":"page","entry":[{"id":"1029384756","time":1730231903000,"messaging":[{"sender":{"id":"5550001"},"recipient":{"id":"1029384756"},"timestamp":1730231903000,"message":{"mid":"m_coldstart_facebook","text":"hello"}}]}]}"#;
 
@@ -65,6 +68,8 @@ pub enum Kind {
     SlaReminder,
     /// The agent API (`agent-api`): API Gateway events.
     AgentApi,
+    /// The outbox stream's consumer (`intake-forwarder`): DynamoDB stream events.
+    Forwarder,
     /// Any other function: it gets a small JSON event.
     Plain,
 }
@@ -77,6 +82,7 @@ impl Kind {
             "prioritizer" => Kind::Prioritizer,
             "sla-reminder" => Kind::SlaReminder,
             "agent-api" => Kind::AgentApi,
+            "intake-forwarder" => Kind::Forwarder,
             _ => switchboard_core::channels::REGISTRY
                 .iter()
                 .find(|m| m.function() == name)
@@ -127,6 +133,8 @@ pub fn event(kind: Kind, scenario: Scenario) -> Result<Option<Vec<u8>>, String> 
             event
         }
         (Kind::SlaReminder, Scenario::Handshake) => json!({"Records": []}),
+        (Kind::Forwarder, Scenario::Post) => sample("outbox-stream.json", OUTBOX_STREAM)?,
+        (Kind::Forwarder, Scenario::Handshake) => json!({"Records": []}),
         (Kind::AgentApi, Scenario::Post) => sample("api-queue.json", API_QUEUE)?,
         (Kind::AgentApi, Scenario::Handshake) => {
             let mut event = sample("api-queue.json", API_QUEUE)?;
@@ -310,7 +318,7 @@ pub fn check_response(kind: Kind, scenario: Scenario, body: &[u8]) -> Result<(),
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| format!("the response is not JSON ({e}): {}", shown()))?;
     let expected = match (kind, scenario) {
-        (Kind::Prioritizer | Kind::SlaReminder, _) => {
+        (Kind::Prioritizer | Kind::SlaReminder | Kind::Forwarder, _) => {
             return match value.get("batchItemFailures") {
                 Some(Value::Array(failed)) if failed.is_empty() => Ok(()),
                 _ => Err(format!("a batch with failures: {}", shown())),
@@ -356,6 +364,7 @@ mod tests {
         assert_eq!(Kind::of("prioritizer"), Kind::Prioritizer);
         assert_eq!(Kind::of("sla-reminder"), Kind::SlaReminder);
         assert_eq!(Kind::of("agent-api"), Kind::AgentApi);
+        assert_eq!(Kind::of("intake-forwarder"), Kind::Forwarder);
     }
 
     #[test]
@@ -434,6 +443,14 @@ mod tests {
             sqs(Kind::SlaReminder, Scenario::Handshake)["Records"],
             json!([])
         );
+        // The forwarder's sample is a stream event its handler reads.
+        let stream: switchboard_aws::forwarder::StreamEvent =
+            serde_json::from_value(sqs(Kind::Forwarder, Scenario::Post)).unwrap();
+        assert_eq!(stream.records.len(), 2);
+        assert_eq!(
+            sqs(Kind::Forwarder, Scenario::Handshake)["Records"],
+            json!([])
+        );
         assert_eq!(sqs(Kind::AgentApi, Scenario::Post)["rawPath"], "/api/queue");
         assert_eq!(
             sqs(Kind::AgentApi, Scenario::Handshake)["rawPath"],
@@ -465,5 +482,7 @@ mod tests {
         let one = br#"{"batchItemFailures":[{"itemIdentifier":"a"}]}"#;
         assert!(check_response(Kind::Prioritizer, post, none).is_ok());
         assert!(check_response(Kind::SlaReminder, post, one).is_err());
+        assert!(check_response(Kind::Forwarder, post, none).is_ok());
+        assert!(check_response(Kind::Forwarder, post, one).is_err());
     }
 }

@@ -52,7 +52,8 @@
 //!
 //! ```sh
 //! cargo build --release -p webhook-whatsapp -p webhook-facebook -p webhook-instagram \
-//!   -p webhook-standard -p prioritizer -p sla-reminder -p agent-api -p coldstart
+//!   -p webhook-standard -p intake-forwarder -p prioritizer -p sla-reminder -p agent-api \
+//!   -p coldstart
 //! cargo run --release -p coldstart -- --runs 20
 //! cargo run --release -p coldstart -- --runs 20 --json > coldstart.json
 //! ```
@@ -125,7 +126,12 @@ mod harness {
     const REGION: &str = "us-east-1";
     const BASELINE: &str = "coldstart-hello";
     /// The functions measured by default: every webhook of the registry, then the others.
-    const OTHER_BINS: [&str; 3] = ["prioritizer", "sla-reminder", "agent-api"];
+    const OTHER_BINS: [&str; 4] = [
+        "intake-forwarder",
+        "prioritizer",
+        "sla-reminder",
+        "agent-api",
+    ];
 
     fn default_bins() -> Vec<&'static str> {
         switchboard_core::channels::REGISTRY
@@ -151,7 +157,8 @@ mod harness {
     #[command(name = "coldstart")]
     struct Cli {
         /// A function binary to measure (repeat for several). Default: every function (each
-        /// webhook of the registry, prioritizer, sla-reminder, agent-api) and coldstart-hello,
+        /// webhook of the registry, intake-forwarder, prioritizer, sla-reminder, agent-api) and
+        /// coldstart-hello,
         /// from the release folder.
         #[arg(long = "bin", value_name = "PATH")]
         bins: Vec<PathBuf>,
