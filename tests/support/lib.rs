@@ -950,10 +950,20 @@ pub async fn aws_counted() -> (Backend, Arc<CallCounter>) {
 pub struct CallCounter {
     calls: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
     received: std::sync::atomic::AtomicUsize,
-    /// Requests sent and not answered yet, and the rounds: how many times a request was sent
-    /// while none was in flight (calls made together are one round; one waiting for another's
-    /// answer starts the next).
-    in_flight: std::sync::Mutex<(usize, usize)>,
+    /// The sequential rounds: (the deepest round of a request answered so far, the deepest
+    /// round of a request sent so far). A request sent is one round deeper than the deepest
+    /// answered before it was sent: requests sent together share a round, one sent after
+    /// another's answer is the next (it may have waited for it), so the deepest is the length
+    /// of the longest chain of requests one after the other.
+    rounds: std::sync::Mutex<(usize, usize)>,
+}
+
+/// The round of a request, kept in its attempt's configuration from send to answer.
+#[derive(Debug, Clone, Copy)]
+struct Round(usize);
+
+impl aws_smithy_types::config_bag::Storable for Round {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
 impl CallCounter {
@@ -973,17 +983,17 @@ impl CallCounter {
         self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The sequential rounds of calls counted so far: a call sent while another is in flight
-    /// shares its round.
+    /// The sequential rounds of the calls counted so far: the longest chain of calls each
+    /// sent after the one before was answered (calls sent together share a round).
     pub fn rounds(&self) -> usize {
-        self.in_flight.lock().unwrap().1
+        self.rounds.lock().unwrap().1
     }
 
     /// Forgets what was counted.
     pub fn reset(&self) {
         self.calls.lock().unwrap().clear();
         self.received.store(0, std::sync::atomic::Ordering::Relaxed);
-        self.in_flight.lock().unwrap().1 = 0;
+        *self.rounds.lock().unwrap() = (0, 0);
     }
 }
 
@@ -999,7 +1009,7 @@ impl aws_sdk_dynamodb::config::Intercept for Counting {
         &self,
         context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
         _components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         // Both DynamoDB and SQS name the operation in X-Amz-Target: `DynamoDB_20120810.PutItem`.
         let target = context
@@ -1010,11 +1020,10 @@ impl aws_sdk_dynamodb::config::Intercept for Counting {
             .unwrap_or("unknown")
             .to_owned();
         *self.0.calls.lock().unwrap().entry(target).or_default() += 1;
-        let mut in_flight = self.0.in_flight.lock().unwrap();
-        if in_flight.0 == 0 {
-            in_flight.1 += 1;
-        }
-        in_flight.0 += 1;
+        let mut rounds = self.0.rounds.lock().unwrap();
+        let round = rounds.0 + 1;
+        rounds.1 = rounds.1.max(round);
+        cfg.interceptor_state().store_put(Round(round));
         Ok(())
     }
 
@@ -1022,10 +1031,12 @@ impl aws_sdk_dynamodb::config::Intercept for Counting {
         &self,
         _context: &aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
         _components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let mut in_flight = self.0.in_flight.lock().unwrap();
-        in_flight.0 = in_flight.0.saturating_sub(1);
+        if let Some(Round(round)) = cfg.load::<Round>() {
+            let mut rounds = self.0.rounds.lock().unwrap();
+            rounds.0 = rounds.0.max(*round);
+        }
         Ok(())
     }
 

@@ -198,10 +198,11 @@ impl DynamoStore {
                     }
                     persons.insert(id, person);
                 }
+                let new_keys: Vec<RecordKey> = plan.new.iter().map(|r| r.key()).collect();
                 let mut record_items = Vec::with_capacity(plan.new.len());
-                for record in &plan.new {
+                for (record, key) in plan.new.iter().zip(&new_keys) {
                     let person = record.customer().and_then(|c| persons.get(&c.customer_id));
-                    record_items.push(self.record_item(record, &record.key(), person, now)?);
+                    record_items.push(self.record_item(record, key, person, now)?);
                 }
                 let mut state_units = Vec::new();
                 for (id, absorbed) in &plan.conversations {
@@ -218,44 +219,33 @@ impl DynamoStore {
                     }
                 }
                 // Through the outbox in this very transaction, when it fits one.
-                let confirm_here = match outbox {
+                let outbox_unit = match outbox {
                     Some(table) if !plan.pending.is_empty() => {
-                        let pending: HashSet<&RecordKey> =
-                            plan.pending.iter().map(|e| &e.record_key).collect();
-                        let mut with_records = units
-                            .iter()
-                            .chain(&state_units)
-                            .map(WriteUnit::cost)
-                            .fold((0, 0), |(a, b), (n, s)| (a + n, b + s));
-                        with_records.0 += record_items.len();
-                        let outbox_unit = self.outbox_unit(table, &plan.pending, &existing)?;
-                        let (n, size) = outbox_unit.cost();
-                        let item_bytes: usize = record_items.iter().map(item_size).sum();
-                        let fits = with_records.0 + n <= TRANSACT_MAX
-                            && with_records.1 + size + item_bytes <= TRANSACT_MAX_BYTES;
-                        if fits {
-                            for item in &mut record_items {
-                                let key = get_s(item, PK)
-                                    .and_then(|pk| pk.strip_prefix("R#"))
-                                    .map(RecordKey::from_stored);
-                                if key.is_some_and(|k| pending.contains(&k)) {
-                                    item.insert("enqueued".into(), AttributeValue::Bool(true));
-                                }
-                            }
-                            Some(outbox_unit)
-                        } else {
-                            None
-                        }
+                        Some(self.outbox_unit(table, &plan.pending, &existing)?)
                     }
                     _ => None,
                 };
+                let confirm_here = outbox_unit.filter(|outbox| {
+                    WriteUnit::fit_one_transaction(
+                        units.iter().chain(&state_units).chain([outbox]),
+                        &record_items,
+                    )
+                });
                 let confirmed_here = confirm_here.is_some();
+                if confirmed_here {
+                    let pending: HashSet<&RecordKey> =
+                        plan.pending.iter().map(|e| &e.record_key).collect();
+                    for (item, key) in record_items.iter_mut().zip(&new_keys) {
+                        if pending.contains(key) {
+                            item.insert("enqueued".into(), AttributeValue::Bool(true));
+                        }
+                    }
+                }
                 for item in record_items {
                     units.push(WriteUnit::put(self.conditional_put(item, None)?));
                 }
                 units.extend(state_units);
                 units.extend(confirm_here);
-                debug_assert!(!confirmed_here || WriteUnit::fit_one_transaction(&units));
                 let cancelled = self.transact(OP, units).await?;
                 tracing::debug!(
                     records = records.len(),

@@ -677,12 +677,13 @@ impl WriteUnit {
         (actions, bytes)
     }
 
-    /// Whether `units` fit one transaction ([`DynamoStore::transact`] writes them in one call).
-    fn fit_one_transaction(units: &[WriteUnit]) -> bool {
+    /// Whether `units` and the puts of `items` fit one transaction ([`DynamoStore::transact`]
+    /// writes them in one call).
+    fn fit_one_transaction<'a>(units: impl Iterator<Item = &'a WriteUnit>, items: &[Item]) -> bool {
+        let puts: (usize, usize) = (items.len(), items.iter().map(item_size).sum());
         let (actions, bytes) = units
-            .iter()
             .map(Self::cost)
-            .fold((0, 0), |(a, b), (n, s)| (a + n, b + s));
+            .fold(puts, |(a, b), (n, s)| (a + n, b + s));
         actions <= TRANSACT_MAX && bytes <= TRANSACT_MAX_BYTES
     }
 
