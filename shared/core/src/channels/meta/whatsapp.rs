@@ -109,7 +109,7 @@ fn normalize_change(
         .and_then(|m| str_at(m, "/display_phone_number"))
         .map(str::to_owned);
     // The context keys only describe the items; the items move out of the map one by one.
-    let contacts = match map.shift_remove("contacts") {
+    let contacts = match map.remove("contacts") {
         Some(Value::Array(contacts)) => contacts,
         _ => Vec::new(),
     };
