@@ -9,6 +9,11 @@
 //!   signed once outside the timed loop. Each is reported both as messages/s (`n` elements per
 //!   delivery) and as bytes/s of body.
 //!
+//! * `deliver/<telegram|x|standard|email>/<n>`: the same path for the other channels, through
+//!   their channel module as the intake calls it (`SignatureCheck::verify`, then
+//!   `ChannelModule::records`, which parses): one message a delivery for Telegram, Standard
+//!   Webhooks and e-mail (as they send them), 1, 10 and 100 direct-message events for X.
+//!
 //! Run with `cargo bench -p switchboard-core` (add a filter such as `-- deliver/whatsapp` to run
 //! part of it). The benchmarks are single-threaded; measuring takes about a minute, after the
 //! release build of the bench profile.
@@ -22,9 +27,11 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_grou
 use serde_json::{Value, json};
 use switchboard_core::channels;
 use switchboard_core::channels::meta::{MetaVerifier, sign};
+use switchboard_core::channels::{ChannelModule, ChannelSecrets};
 use switchboard_core::ids::RecordKey;
 use switchboard_core::model::{Record, Webhook};
 use switchboard_core::verify::Secret;
+use switchboard_core::verify::SignatureCheck;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures and deliveries
@@ -269,6 +276,184 @@ fn check_delivery(
     assert_eq!(distinct.len(), n, "{}: distinct keys", channel.name());
 }
 
+/// The channels beyond Meta's, verified and normalized through their channel module as the
+/// intake does (`SignatureCheck::verify`, then `ChannelModule::records`, which parses).
+/// Telegram, Standard Webhooks and e-mail carry one message a delivery; X batches its events.
+#[derive(Clone, Copy)]
+enum OtherChannel {
+    Telegram,
+    X,
+    Standard,
+    Email,
+}
+
+/// The Standard Webhooks secret of the Standard and e-mail deliveries.
+const BENCH_WHSEC: &str = "whsec_YmVuY2gtc3RhbmRhcmQtc2lnbmluZy1rZXk=";
+
+impl OtherChannel {
+    const ALL: [OtherChannel; 4] = [
+        OtherChannel::Telegram,
+        OtherChannel::X,
+        OtherChannel::Standard,
+        OtherChannel::Email,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            OtherChannel::Telegram => "telegram",
+            OtherChannel::X => "x",
+            OtherChannel::Standard => "standard",
+            OtherChannel::Email => "email",
+        }
+    }
+
+    fn webhook(self) -> Webhook {
+        match self {
+            OtherChannel::Telegram => Webhook::Telegram,
+            OtherChannel::X => Webhook::X,
+            OtherChannel::Standard => Webhook::Standard,
+            OtherChannel::Email => Webhook::Email,
+        }
+    }
+
+    /// The message counts a delivery of this channel can carry.
+    fn sizes(self) -> &'static [usize] {
+        match self {
+            OtherChannel::X => &[1, 10, 100],
+            _ => &[1],
+        }
+    }
+
+    fn module(self) -> &'static dyn ChannelModule {
+        channels::module(self.webhook())
+    }
+
+    fn check(self) -> std::sync::Arc<dyn SignatureCheck> {
+        let module = self.module();
+        let field = module.secrets()[0].key;
+        let secret = match self {
+            OtherChannel::Standard | OtherChannel::Email => BENCH_WHSEC,
+            _ => BENCH_SECRET,
+        };
+        let mut secrets = ChannelSecrets::new("bench");
+        secrets.set(field, [secret.to_owned()]);
+        module
+            .verification(&secrets)
+            .expect("the bench's secrets verify")
+            .signature
+    }
+
+    /// A delivery of `n` messages.
+    fn delivery(self, n: usize) -> Vec<u8> {
+        match self {
+            OtherChannel::Telegram => {
+                assert_eq!(n, 1, "a Telegram update carries one message");
+                serde_json::to_vec(&fixture_json("telegram/message_text__nutgram.json"))
+                    .expect("JSON serializes")
+            }
+            OtherChannel::X => {
+                let mut body = fixture_json("x/direct_message_events_received__tweetinvi.json");
+                let event = body["direct_message_events"][0].clone();
+                let sender = event["message_create"]["sender_id"].clone();
+                body["direct_message_events"] = (0..n)
+                    .map(|i| {
+                        let mut e = event.clone();
+                        e["id"] = json!(format!("{}", 1_247_299_084_244_979_717_u64 + i as u64));
+                        e["created_timestamp"] =
+                            json!(format!("{}", 1_586_214_250_037_u64 + i as u64));
+                        e["message_create"]["sender_id"] = sender.clone();
+                        e
+                    })
+                    .collect();
+                serde_json::to_vec(&body).expect("JSON serializes")
+            }
+            OtherChannel::Standard => serde_json::to_vec(&json!({
+                "type": "message.received", "source": "webchat", "account": "bench-site",
+                "customer": {"id": "v-1", "name": "Ana", "email": "ana@example.com"},
+                "message": {"id": "m-bench-1", "text": "Hola, no me llegó el pedido",
+                            "sent_at": "2024-10-29T20:00:00Z"}
+            }))
+            .expect("JSON serializes"),
+            OtherChannel::Email => fixture_bytes("email/plain.eml"),
+        }
+    }
+
+    /// The headers the provider signs `body` with.
+    fn headers(self, body: &[u8]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        let mut put = |name: &'static str, value: String| {
+            headers.insert(name, value.parse().expect("a header value"));
+        };
+        match self {
+            OtherChannel::Telegram => put(
+                channels::telegram::verify::SECRET_TOKEN_HEADER,
+                BENCH_SECRET.to_owned(),
+            ),
+            OtherChannel::X => put(
+                channels::x::SIGNATURE_HEADER,
+                channels::x::verify::sign(BENCH_SECRET, body),
+            ),
+            OtherChannel::Standard | OtherChannel::Email => {
+                let secret = channels::standard::StandardSecret::parse(BENCH_WHSEC)
+                    .expect("a whsec_ secret");
+                let at = received_at().timestamp();
+                put("webhook-id", "msg_bench".to_owned());
+                put("webhook-timestamp", at.to_string());
+                put(
+                    "webhook-signature",
+                    channels::standard::sign(&secret, "msg_bench", at, body),
+                );
+            }
+        }
+        headers
+    }
+}
+
+/// The whole per-delivery CPU path of a channel beyond Meta's: the signature, the records
+/// (parsed as the intake parses them), each record's key.
+fn deliver_other(
+    check: &dyn SignatureCheck,
+    module: &dyn ChannelModule,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    received_at: DateTime<Utc>,
+) -> (Vec<Record>, Vec<RecordKey>) {
+    check
+        .verify(headers, body, received_at)
+        .expect("signature verifies");
+    let records = module.records(body, received_at).expect("in the format");
+    let keys = records.iter().map(Record::key).collect();
+    (records, keys)
+}
+
+/// Checks, once and untimed, that a built delivery of `channel` makes `n` messages.
+fn check_other(channel: OtherChannel, n: usize, headers: &http::HeaderMap, body: &[u8]) {
+    let (records, keys) = deliver_other(
+        channel.check().as_ref(),
+        channel.module(),
+        headers,
+        body,
+        received_at(),
+    );
+    let messages = records
+        .iter()
+        .filter(|r| matches!(r, Record::Message(_)))
+        .count();
+    assert_eq!(
+        messages,
+        n,
+        "{}: messages of {n}: {records:?}",
+        channel.name()
+    );
+    let distinct: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        keys.len(),
+        "{}: distinct keys",
+        channel.name()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Benchmarks
 // ---------------------------------------------------------------------------------------------
@@ -355,13 +540,36 @@ fn bench_deliver(c: &mut Criterion) {
     }
 }
 
+fn bench_deliver_other(c: &mut Criterion) {
+    let at = received_at();
+    for channel in OtherChannel::ALL {
+        let check = channel.check();
+        let module = channel.module();
+        let mut group = c.benchmark_group(format!("deliver/{}", channel.name()));
+        for &n in channel.sizes() {
+            let body = channel.delivery(n);
+            let headers = channel.headers(&body);
+            check_other(channel, n, &headers, &body);
+            group.throughput(Throughput::ElementsAndBytes {
+                elements: n as u64,
+                bytes: body.len() as u64,
+            });
+            group.bench_with_input(BenchmarkId::from_parameter(n), &body, |b, body| {
+                b.iter(|| deliver_other(check.as_ref(), module, &headers, black_box(body), at))
+            });
+        }
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = intake;
     config = config();
-    targets = bench_verify, bench_deliver
+    targets = bench_verify, bench_deliver, bench_deliver_other
 }
 
-/// The profiling mode: `INTAKE_PROFILE=<channel>/<n>[:<repeats>]` (say `whatsapp/100:200`)
+/// The profiling mode: `INTAKE_PROFILE=<channel>/<n>[:<repeats>]` (say `whatsapp/100:200`,
+/// or `telegram/1:1000`)
 /// builds that one delivery and runs [`deliver`] on it `repeats` times (100 by default), with
 /// no criterion around it, so that `valgrind --tool=callgrind --toggle-collect=intake::deliver`
 /// counts the instructions of the intake path alone (BENCHMARKS.md section 1).
@@ -386,14 +594,31 @@ fn profile(spec: &str) {
         println!("verify: {repeats} bodies of {} bytes", body.len());
         return;
     }
-    let channel = BenchChannel::ALL
-        .into_iter()
-        .find(|c| c.name() == name)
-        .unwrap_or_else(|| panic!("INTAKE_PROFILE: no channel {name}"));
     let n: usize = n.parse().expect("INTAKE_PROFILE: n is a number");
     let repeats: usize = repeats
         .parse()
         .expect("INTAKE_PROFILE: repeats is a number");
+    if let Some(channel) = OtherChannel::ALL.into_iter().find(|c| c.name() == name) {
+        let (check, module) = (channel.check(), channel.module());
+        let body = channel.delivery(n);
+        let headers = channel.headers(&body);
+        check_other(channel, n, &headers, &body);
+        for _ in 0..repeats {
+            black_box(deliver_other(
+                check.as_ref(),
+                module,
+                &headers,
+                black_box(&body),
+                received_at(),
+            ));
+        }
+        println!("{name}/{n}: {repeats} deliveries of {} bytes", body.len());
+        return;
+    }
+    let channel = BenchChannel::ALL
+        .into_iter()
+        .find(|c| c.name() == name)
+        .unwrap_or_else(|| panic!("INTAKE_PROFILE: no channel {name}"));
     let v = verifier(&[BENCH_SECRET]);
     let body = channel.delivery(n);
     let sig = sign(BENCH_SECRET, &body);

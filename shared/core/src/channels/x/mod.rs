@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::json::{provider_time, str_at, unsupported, value_at};
+use super::json::{provider_time, str_at, unsupported, unsupported_owned, value_at};
 use super::{ChannelModule, ChannelSecrets, SecretField, Verification};
 use crate::channel::{Channel, Webhook};
 use crate::identifier::Identifier;
@@ -88,6 +88,9 @@ impl ChannelModule for X {
     }
     fn normalize(&self, body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
         normalize(body, received_at)
+    }
+    fn normalize_owned(&self, body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
+        normalize_owned(body, received_at)
     }
 }
 
@@ -206,7 +209,7 @@ fn dm(event: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -> O
         reply_to: None,
         public: false,
         thread_id: None,
-        raw: event.clone(),
+        raw: Value::Null,
         source: None,
     }))
 }
@@ -256,7 +259,7 @@ fn tweet(tweet: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -
         reply_to: id_of(tweet, "in_reply_to_status_id"),
         public: true,
         thread_id: id_of(tweet, "in_reply_to_status_id"),
-        raw: tweet.clone(),
+        raw: Value::Null,
         source: None,
     }))
 }
@@ -272,7 +275,6 @@ fn event_record(
     direction: Direction,
     kind: EventKind,
     time: (Option<String>, Option<DateTime<Utc>>),
-    raw: &Value,
     at: DateTime<Utc>,
 ) -> Record {
     let (provider_timestamp, occurred) = time;
@@ -289,7 +291,7 @@ fn event_record(
         occurred_at_estimated: occurred.is_none(),
         provider_timestamp,
         refers_to_unknown: false,
-        raw: raw.clone(),
+        raw: Value::Null,
     })
 }
 
@@ -316,7 +318,6 @@ fn tweet_delete(
         direction,
         EventKind::Delete,
         provider_time(item.get("timestamp_ms")),
-        item,
         at,
     ))
 }
@@ -351,7 +352,6 @@ fn favorite(item: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>)
             emoji: Some("❤".into()),
         },
         time,
-        item,
         at,
     ))
 }
@@ -381,9 +381,73 @@ fn mark_read(
             errors: Vec::new(),
         },
         provider_time(created),
-        item,
         at,
     ))
+}
+
+/// The keys of a delivery that describe its items (the users, the apps) rather than hold them.
+fn is_context(key: &str) -> bool {
+    matches!(key, "for_user_id" | "users" | "apps" | "user_has_blocked")
+}
+
+/// The record of one `item` of the list `key` of `body`, which moves in as its provider
+/// JSON; an item nobody reads is kept as `unsupported`.
+fn item_record(
+    key: &str,
+    item: Value,
+    body: &Value,
+    account: &ProviderId,
+    received_at: DateTime<Utc>,
+) -> Record {
+    let record = match key {
+        "direct_message_events" => dm(&item, body, account, received_at),
+        "tweet_create_events" => tweet(&item, body, account, received_at),
+        "tweet_delete_events" => tweet_delete(&item, body, account, received_at),
+        "favorite_events" => favorite(&item, body, account, received_at),
+        "direct_message_mark_read_events" => mark_read(&item, body, account, received_at),
+        _ => None,
+    };
+    match record {
+        Some(record) => record.with_raw(item),
+        None => {
+            let at = provider_time(item.get("created_timestamp"))
+                .1
+                .unwrap_or(received_at);
+            unsupported_owned(CHANNEL, Some(account.clone()), key, item, at)
+        }
+    }
+}
+
+/// [`normalize`], owning the delivery: each item moves into its record as the raw JSON kept
+/// instead of being copied (the users and apps stay in the body, where the items' people are
+/// looked up). The same records as [`normalize`], in the same order.
+pub fn normalize_owned(mut body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
+    let account = body.get("for_user_id").and_then(ProviderId::from_json);
+    let (Some(account), Some(object)) = (account, body.as_object_mut()) else {
+        return normalize(&body, received_at);
+    };
+    let keys: Vec<String> = object.keys().filter(|k| !is_context(k)).cloned().collect();
+    if keys.is_empty() {
+        return normalize(&body, received_at);
+    }
+    let lists: Vec<(String, Value)> = keys
+        .into_iter()
+        .filter_map(|k| object.remove(&k).map(|v| (k, v)))
+        .collect();
+    let mut records = Vec::new();
+    for (key, value) in lists {
+        let items = match value {
+            Value::Array(items) => items,
+            other => vec![other],
+        };
+        for item in items {
+            records.push(item_record(&key, item, &body, &account, received_at));
+        }
+    }
+    if records.is_empty() {
+        return normalize(&body, received_at);
+    }
+    records
 }
 
 /// The records of one delivery. Never fails, never panics: every item of every list becomes
@@ -399,10 +463,7 @@ pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
     };
     let mut records = Vec::new();
     for (key, value) in object {
-        if matches!(
-            key.as_str(),
-            "for_user_id" | "users" | "apps" | "user_has_blocked"
-        ) {
+        if is_context(key) {
             continue;
         }
         let items: Vec<&Value> = match value {
@@ -410,20 +471,7 @@ pub fn normalize(body: &Value, received_at: DateTime<Utc>) -> Vec<Record> {
             other => vec![other],
         };
         for item in items {
-            let record = match key.as_str() {
-                "direct_message_events" => dm(item, body, &account, received_at),
-                "tweet_create_events" => tweet(item, body, &account, received_at),
-                "tweet_delete_events" => tweet_delete(item, body, &account, received_at),
-                "favorite_events" => favorite(item, body, &account, received_at),
-                "direct_message_mark_read_events" => mark_read(item, body, &account, received_at),
-                _ => None,
-            };
-            records.push(record.unwrap_or_else(|| {
-                let at = provider_time(item.get("created_timestamp"))
-                    .1
-                    .unwrap_or(received_at);
-                unsupported(CHANNEL, Some(account.clone()), key, item, at)
-            }));
+            records.push(item_record(key, item.clone(), body, &account, received_at));
         }
     }
     if records.is_empty() {

@@ -332,5 +332,30 @@ proptest! {
     ) {
         let records = normalize(&body, now());
         prop_assert!(!records.is_empty());
+        // Owning the delivery changes nothing but the copies.
+        prop_assert_eq!(normalize_owned(body, now()), records);
     }
+}
+
+#[test]
+fn owning_a_delivery_gives_the_same_records_for_every_fixture() {
+    let dir = format!("{}/../../tests/fixtures/x", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json")
+            && !path.to_string_lossy().ends_with(".meta.json")
+        {
+            let body: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(
+                normalize_owned(body.clone(), now()),
+                normalize(&body, now()),
+                "{}",
+                path.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "{seen} fixtures");
 }
