@@ -427,7 +427,12 @@ pub fn normalize_owned(mut body: Value, received_at: DateTime<Utc>) -> Vec<Recor
         return normalize(&body, received_at);
     };
     let keys: Vec<String> = object.keys().filter(|k| !is_context(k)).cloned().collect();
-    if keys.is_empty() {
+    let holds_items = keys.iter().any(|k| match &object[k] {
+        Value::Array(items) => !items.is_empty(),
+        _ => true,
+    });
+    if !holds_items {
+        // Nothing to move: the delivery is kept whole, as it came.
         return normalize(&body, received_at);
     }
     let lists: Vec<(String, Value)> = keys
@@ -443,9 +448,6 @@ pub fn normalize_owned(mut body: Value, received_at: DateTime<Utc>) -> Vec<Recor
         for item in items {
             records.push(item_record(&key, item, &body, &account, received_at));
         }
-    }
-    if records.is_empty() {
-        return normalize(&body, received_at);
     }
     records
 }

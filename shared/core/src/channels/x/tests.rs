@@ -338,6 +338,15 @@ proptest! {
 }
 
 #[test]
+fn a_delivery_of_empty_lists_is_kept_whole_owned_or_not() {
+    let body = json!({"for_user_id": "42", "direct_message_events": []});
+    let records = normalize_owned(body.clone(), now());
+    assert_eq!(records, normalize(&body, now()));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].raw(), &body);
+}
+
+#[test]
 fn owning_a_delivery_gives_the_same_records_for_every_fixture() {
     let dir = format!("{}/../../tests/fixtures/x", env!("CARGO_MANIFEST_DIR"));
     let mut seen = 0;
