@@ -171,6 +171,22 @@ fn replying_webhooks(t: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// `function` is built from the crate `functions/<binary>`, whose package is named so.
+fn builds(function: &Value, binary: &str) {
+    assert_eq!(function["Metadata"]["BuildProperties"]["Binary"], binary);
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions")
+            .join(binary)
+            .join("Cargo.toml"),
+    )
+    .unwrap_or_else(|e| panic!("the {binary} crate: {e}"));
+    assert!(
+        manifest.contains(&format!("name = \"{binary}\"")),
+        "{binary}"
+    );
+}
+
 #[test]
 fn every_webhook_function_is_wired_as_the_code_expects() {
     let t = template();
@@ -190,14 +206,7 @@ fn function_is_wired(t: &Value, name: &str, webhook: &str, secret: &str) {
     let binary = function["Metadata"]["BuildProperties"]["Binary"]
         .as_str()
         .unwrap();
-    let manifest = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../functions")
-            .join(binary)
-            .join("Cargo.toml"),
-    )
-    .expect("the function crate named by Binary");
-    assert!(manifest.contains(&format!("name = \"{binary}\"")));
+    builds(function, binary);
     let env = &function["Properties"]["Environment"]["Variables"];
     let arn_var = format!("SWITCHBOARD_{}_SECRET_ARN", webhook.to_ascii_uppercase());
     assert_eq!(env[arn_var.as_str()]["Ref"], secret);
@@ -336,15 +345,7 @@ fn the_outbox_table_streams_to_the_forwarder_which_alone_sends_to_the_intake_que
     assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
 
     let function = resource(&t, "IntakeForwarderFunction");
-    assert_eq!(
-        function["Metadata"]["BuildProperties"]["Binary"],
-        "intake-forwarder"
-    );
-    let manifest = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/intake-forwarder/Cargo.toml"),
-    )
-    .expect("the intake-forwarder crate");
-    assert!(manifest.contains("name = \"intake-forwarder\""));
+    builds(function, "intake-forwarder");
     assert_eq!(
         function["Properties"]["Environment"]["Variables"]
             [switchboard_aws::settings::INTAKE_QUEUE_URL],
@@ -446,15 +447,7 @@ fn no_secret_is_a_plain_parameter() {
 fn the_prioritizer_consumes_the_intake_queue_with_partial_batch_failures() {
     let t = template();
     let function = resource(&t, "PrioritizerFunction");
-    assert_eq!(
-        function["Metadata"]["BuildProperties"]["Binary"],
-        "prioritizer"
-    );
-    let manifest = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/prioritizer/Cargo.toml"),
-    )
-    .expect("the prioritizer crate");
-    assert!(manifest.contains("name = \"prioritizer\""));
+    builds(function, "prioritizer");
     let env = &function["Properties"]["Environment"]["Variables"];
     assert_eq!(env[switchboard_aws::settings::TABLE]["Ref"], "Table");
     assert_eq!(env[switchboard_aws::settings::EVENT_BUS]["Ref"], "EventBus");
@@ -697,15 +690,7 @@ fn the_reminders_go_from_scheduler_to_their_queue_and_the_sla_reminder_function(
     }
 
     let function = resource(&t, "SlaReminderFunction");
-    assert_eq!(
-        function["Metadata"]["BuildProperties"]["Binary"],
-        "sla-reminder"
-    );
-    let manifest = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/sla-reminder/Cargo.toml"),
-    )
-    .expect("the sla-reminder crate");
-    assert!(manifest.contains("name = \"sla-reminder\""));
+    builds(function, "sla-reminder");
     let env = &function["Properties"]["Environment"]["Variables"];
     assert_eq!(env[switchboard_aws::settings::TABLE]["Ref"], "Table");
     assert_eq!(env[switchboard_aws::settings::EVENT_BUS]["Ref"], "EventBus");
@@ -766,15 +751,7 @@ fn the_reminders_go_from_scheduler_to_their_queue_and_the_sla_reminder_function(
 fn the_agent_api_is_wired_iam_authorized_and_holds_only_what_it_uses() {
     let t = template();
     let function = resource(&t, "AgentApiFunction");
-    assert_eq!(
-        function["Metadata"]["BuildProperties"]["Binary"],
-        "agent-api"
-    );
-    let manifest = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/agent-api/Cargo.toml"),
-    )
-    .expect("the agent-api crate");
-    assert!(manifest.contains("name = \"agent-api\""));
+    builds(function, "agent-api");
     // The settings `agent_api_app` reads.
     let env = &function["Properties"]["Environment"]["Variables"];
     use switchboard_core::config;
