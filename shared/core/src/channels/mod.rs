@@ -160,17 +160,27 @@ pub trait ChannelModule: Send + Sync + 'static {
     /// intake quarantines it). By default: JSON within [`bounds`], then
     /// [`normalize`](Self::normalize).
     fn records(&self, body: &[u8], received_at: DateTime<Utc>) -> Option<Vec<Record>> {
-        if !bounds::within_bounds(body) {
-            tracing::warn!(
-                bytes = body.len(),
-                max_values = bounds::MAX_VALUES,
-                "delivery holds more JSON values than one may; kept unparsed"
-            );
-            return None;
-        }
-        let json: Value = serde_json::from_slice(body).ok()?;
-        Some(self.normalize_owned(json, received_at))
+        default_records(self, body, received_at)
     }
+}
+
+/// [`ChannelModule::records`]' default, for a module that overrides it to fall back on: JSON
+/// within [`bounds`], parsed whole, then [`ChannelModule::normalize_owned`].
+pub fn default_records<M: ChannelModule + ?Sized>(
+    module: &M,
+    body: &[u8],
+    received_at: DateTime<Utc>,
+) -> Option<Vec<Record>> {
+    if !bounds::within_bounds(body) {
+        tracing::warn!(
+            bytes = body.len(),
+            max_values = bounds::MAX_VALUES,
+            "delivery holds more JSON values than one may; kept unparsed"
+        );
+        return None;
+    }
+    let json: Value = serde_json::from_slice(body).ok()?;
+    Some(module.normalize_owned(json, received_at))
 }
 
 /// Every channel module switchboard has, one per [`Webhook`].

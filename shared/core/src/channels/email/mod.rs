@@ -109,6 +109,7 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
             received_at,
         )];
     };
+    let headers = NamedHeaders::of(&mail);
     let provider_id = mail
         .message_id()
         .map(str::trim)
@@ -117,19 +118,19 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
     let (sent_at, provider_timestamp) = match mail.date() {
         Some(date) => (
             Utc.timestamp_opt(date.to_timestamp(), 0).single(),
-            mail.header_raw("Date").map(|d| d.trim().to_owned()),
+            headers.date.map(|d| d.trim().to_owned()),
         ),
         None => (None, None),
     };
     let summary = summary(&mail, &provider_id);
-    let account = envelope_recipient(&mail)
+    let account = envelope_recipient(&headers)
         .or_else(|| first_address(mail.to()))
         .unwrap_or_else(|| "unknown".to_owned());
     let from = mail.from().and_then(|a| a.first());
     let from_address = from.and_then(|a| a.address()).map(str::to_lowercase);
     let at = sent_at.unwrap_or(received_at);
 
-    let auto = automatic(&mail, from_address.as_deref());
+    let auto = automatic(&mail, &headers, from_address.as_deref());
     if let Some(topic) = auto {
         return vec![notification(
             Some(ProviderId::from(account.as_str())),
@@ -319,25 +320,67 @@ fn recipients(mail: &mail_parser::Message<'_>) -> Vec<(String, Option<String>)> 
     all
 }
 
+/// The raw headers the intake reads by name, gathered in one pass over the message's headers
+/// (rather than a search of them all for each name): the last of each, as
+/// `Message::header_raw` gives, except `Received`, of which the topmost is kept (the latest
+/// hop's, the receiving service's own line).
+#[derive(Debug, Default)]
+struct NamedHeaders<'a> {
+    date: Option<&'a str>,
+    /// `X-Original-To`, `Delivered-To`, `Envelope-To`, `X-Envelope-To`, in that order of
+    /// preference.
+    envelope: [Option<&'a str>; 4],
+    received: Option<&'a str>,
+    auto_submitted: Option<&'a str>,
+    precedence: Option<&'a str>,
+    /// `X-Autoreply` or `X-Autorespond` is present.
+    autoreply: bool,
+}
+
+impl<'a> NamedHeaders<'a> {
+    fn of(mail: &'a mail_parser::Message<'a>) -> Self {
+        const ENVELOPE: [&str; 4] = [
+            "X-Original-To",
+            "Delivered-To",
+            "Envelope-To",
+            "X-Envelope-To",
+        ];
+        let mut named = NamedHeaders::default();
+        for (name, value) in mail.headers_raw() {
+            let is = |expected: &str| name.eq_ignore_ascii_case(expected);
+            if is("Date") {
+                named.date = Some(value);
+            } else if is("Received") {
+                named.received.get_or_insert(value);
+            } else if is("Auto-Submitted") {
+                named.auto_submitted = Some(value);
+            } else if is("Precedence") {
+                named.precedence = Some(value);
+            } else if is("X-Autoreply") || is("X-Autorespond") {
+                named.autoreply = true;
+            } else if let Some(slot) = ENVELOPE.iter().position(|e| is(e)) {
+                named.envelope[slot] = Some(value);
+            }
+        }
+        named
+    }
+}
+
 /// The envelope recipient a relay wrote into the message, lowercased, without brackets.
-fn envelope_recipient(mail: &mail_parser::Message<'_>) -> Option<String> {
-    [
-        "X-Original-To",
-        "Delivered-To",
-        "Envelope-To",
-        "X-Envelope-To",
-    ]
-    .iter()
-    .filter_map(|name| mail.header_raw(*name))
-    .map(|v| {
-        v.trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .trim()
-            .to_lowercase()
-    })
-    .find(|v| v.contains('@') && !v.contains(char::is_whitespace))
-    .or_else(|| received_for(mail.header_raw("Received")?))
+fn envelope_recipient(headers: &NamedHeaders<'_>) -> Option<String> {
+    headers
+        .envelope
+        .iter()
+        .flatten()
+        .map(|v| {
+            v.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_lowercase()
+        })
+        .find(|v| v.contains('@') && !v.contains(char::is_whitespace))
+        .or_else(|| received_for(headers.received?))
 }
 
 /// The recipient the topmost `Received` header names (`… for <journal@acme.example>; date`):
@@ -376,8 +419,11 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 }
 
 /// `email.auto_reply` or `email.bounce` when the message is one; `None` for a person's mail.
-fn automatic(mail: &mail_parser::Message<'_>, from: Option<&str>) -> Option<&'static str> {
-    let header = |name: &str| mail.header_raw(name).map(|v| v.trim().to_lowercase());
+fn automatic(
+    mail: &mail_parser::Message<'_>,
+    headers: &NamedHeaders<'_>,
+    from: Option<&str>,
+) -> Option<&'static str> {
     let report = mail.content_type().is_some_and(|ct| {
         ct.c_type.eq_ignore_ascii_case("multipart")
             && ct
@@ -396,11 +442,11 @@ fn automatic(mail: &mail_parser::Message<'_>, from: Option<&str>) -> Option<&'st
     if report || daemon {
         return Some("email.bounce");
     }
-    let auto_submitted = header("Auto-Submitted").is_some_and(|v| !v.starts_with("no"));
-    let precedence =
-        header("Precedence").is_some_and(|v| matches!(v.as_str(), "bulk" | "auto_reply" | "junk"));
-    let flagged = header("X-Autoreply").is_some() || header("X-Autorespond").is_some();
-    (auto_submitted || precedence || flagged).then_some("email.auto_reply")
+    let lower = |v: Option<&str>| v.map(|v| v.trim().to_ascii_lowercase());
+    let auto_submitted = lower(headers.auto_submitted).is_some_and(|v| !v.starts_with("no"));
+    let precedence = lower(headers.precedence)
+        .is_some_and(|v| matches!(v.as_str(), "bulk" | "auto_reply" | "junk"));
+    (auto_submitted || precedence || headers.autoreply).then_some("email.auto_reply")
 }
 
 /// The verdicts of `Authentication-Results` (the first of each method) and SES's.

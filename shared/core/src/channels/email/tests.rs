@@ -293,6 +293,18 @@ fn the_received_line_names_the_mailbox_when_no_delivered_to_does() {
     };
     assert_eq!(question.direction, Direction::Inbound);
     assert_eq!(question.account_id.as_str(), "help@acme.example");
+    // A relay's older line below SES's names another mailbox: the topmost line, the receiving
+    // service's own, is the one read.
+    let relayed = String::from_utf8(ses(&raw("plain"), "<help@acme.example>")).unwrap();
+    let (first, rest) = relayed.split_once("\r\nReturn-Path").unwrap();
+    let relayed = format!(
+        "{first}\r\nReceived: from relay.example by mx.example for <old@acme.example>; \
+         Wed, 25 Nov 2026 10:00:00 +0000\r\nReturn-Path{rest}"
+    );
+    match parse(relayed.as_bytes(), now()).remove(0) {
+        Record::Message(m) => assert_eq!(m.account_id.as_str(), "help@acme.example"),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(received_for("from x by y; Thu, 26 Nov 2026"), None);
     assert_eq!(received_for("from x by y for @;"), None);
 }

@@ -14,7 +14,7 @@ use sha2::Sha256;
 use std::collections::HashMap;
 
 use crate::verify::{
-    Handshake, HandshakeError, HandshakeReply, Secret, SignatureCheck, SignatureError,
+    Handshake, HandshakeError, HandshakeReply, HmacKey, Secret, SignatureCheck, SignatureError,
     constant_time_eq,
 };
 
@@ -27,7 +27,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// [`Handshake`].
 #[derive(Clone, Debug)]
 pub struct MetaVerifier {
-    app_secrets: Vec<Secret>,
+    app_keys: Vec<HmacKey>,
     verify_token: Secret,
 }
 
@@ -39,7 +39,10 @@ impl MetaVerifier {
     /// refuses an empty list before it gets here.
     pub fn new(app_secrets: Vec<Secret>, verify_token: Secret) -> Self {
         Self {
-            app_secrets,
+            app_keys: app_secrets
+                .iter()
+                .map(|s| HmacKey::new(s.expose().as_bytes()))
+                .collect(),
             verify_token,
         }
     }
@@ -50,9 +53,8 @@ impl MetaVerifier {
         let mut matched = false;
         // Try every secret, without stopping at the first match, so the time taken does not tell
         // which secret matched.
-        for secret in &self.app_secrets {
-            let mut mac = HmacSha256::new_from_slice(secret.expose().as_bytes())
-                .expect("HMAC accepts keys of any length");
+        for key in &self.app_keys {
+            let mut mac = key.mac();
             mac.update(body);
             matched |= mac.verify_slice(&expected).is_ok();
         }

@@ -17,7 +17,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
 
-use crate::verify::{SignatureCheck, SignatureError};
+use crate::verify::{HmacKey, SignatureCheck, SignatureError};
 
 /// The header of the delivery's id.
 pub const ID_HEADER: &str = "webhook-id";
@@ -69,13 +69,15 @@ pub fn sign(secret: &StandardSecret, id: &str, timestamp: i64, body: &[u8]) -> S
 /// The signature check of a Standard Webhooks source.
 #[derive(Debug, Clone)]
 pub struct StandardVerifier {
-    secrets: Vec<StandardSecret>,
+    keys: Vec<HmacKey>,
 }
 
 impl StandardVerifier {
     /// A verifier accepting signatures by any of `secrets` (none: every delivery refused).
     pub fn new(secrets: Vec<StandardSecret>) -> Self {
-        Self { secrets }
+        Self {
+            keys: secrets.iter().map(|s| HmacKey::new(&s.0)).collect(),
+        }
     }
 }
 
@@ -137,9 +139,8 @@ impl SignatureCheck for StandardVerifier {
     ) -> Result<(), SignatureError> {
         let (id, seconds, candidates) = signed_headers(headers, now)?;
         let mut matched = false;
-        for secret in &self.secrets {
-            let mut mac =
-                HmacSha256::new_from_slice(&secret.0).expect("HMAC accepts keys of any length");
+        for key in &self.keys {
+            let mut mac = key.mac();
             mac.update(format!("{id}.{seconds}.").as_bytes());
             mac.update(body);
             for candidate in &candidates {

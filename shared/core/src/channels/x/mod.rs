@@ -92,6 +92,100 @@ impl ChannelModule for X {
     fn normalize_owned(&self, body: Value, received_at: DateTime<Utc>) -> Vec<Record> {
         normalize_owned(body, received_at)
     }
+    fn records(&self, body: &[u8], received_at: DateTime<Utc>) -> Option<Vec<Record>> {
+        if !super::bounds::within_bounds(body) {
+            return super::default_records(self, body, received_at);
+        }
+        match serde_json::from_slice::<Slim>(body) {
+            Ok(slim) if slim.holds_items() => Some(normalize_owned(slim.0, received_at)),
+            // Kept whole, or not in the shape read here: the whole tree, as any channel.
+            _ => super::default_records(self, body, received_at),
+        }
+    }
+}
+
+/// A delivery parsed for what the normalizer reads of it: the event lists whole, of `users`
+/// only each person's `name` and `screen_name` (the rest of a profile, most of a one-event
+/// delivery's bytes, is skipped without being built), and no `apps`. It gives the same
+/// records as the whole tree whenever it [holds items](Slim::holds_items); a delivery kept
+/// whole (its body is then the raw JSON kept), or one whose `users` is not a map of objects,
+/// is parsed whole instead.
+struct Slim(Value);
+
+impl Slim {
+    /// Whether the delivery names its account and holds an item, so that no record keeps the
+    /// body itself.
+    fn holds_items(&self) -> bool {
+        let Some(object) = self.0.as_object() else {
+            return false;
+        };
+        object
+            .get("for_user_id")
+            .and_then(ProviderId::from_json)
+            .is_some()
+            && object.iter().any(|(key, value)| {
+                !is_context(key)
+                    && match value {
+                        Value::Array(items) => !items.is_empty(),
+                        _ => true,
+                    }
+            })
+    }
+}
+
+/// What is read of a person in `users`.
+#[derive(serde::Deserialize)]
+struct Names {
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    screen_name: Option<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for Slim {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Top;
+        impl<'de> serde::de::Visitor<'de> for Top {
+            type Value = Slim;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an Account Activity delivery")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Slim, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "users" => {
+                            let users: std::collections::BTreeMap<String, Names> =
+                                map.next_value()?;
+                            let users = users
+                                .into_iter()
+                                .map(|(id, names)| {
+                                    let mut person = serde_json::Map::new();
+                                    if let Some(name) = names.name {
+                                        person.insert("name".into(), name);
+                                    }
+                                    if let Some(handle) = names.screen_name {
+                                        person.insert("screen_name".into(), handle);
+                                    }
+                                    (id, Value::Object(person))
+                                })
+                                .collect();
+                            object.insert(key, Value::Object(users));
+                        }
+                        "apps" | "user_has_blocked" => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        _ => {
+                            let value: Value = map.next_value()?;
+                            object.insert(key, value);
+                        }
+                    }
+                }
+                Ok(Slim(Value::Object(object)))
+            }
+        }
+        deserializer.deserialize_map(Top)
+    }
 }
 
 /// An id as X's string: the `<field>_str` form when there is one, else the field.

@@ -332,6 +332,11 @@ proptest! {
     ) {
         let records = normalize(&body, now());
         prop_assert!(!records.is_empty());
+        // Reading the raw delivery for what is read of it changes nothing (against the tree
+        // of the same bytes: a float may not survive writing and reading again).
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let reread: Value = serde_json::from_slice(&bytes).unwrap();
+        prop_assert_eq!(X.records(&bytes, now()), Some(normalize(&reread, now())));
         // Owning the delivery changes nothing but the copies.
         prop_assert_eq!(normalize_owned(body, now()), records);
     }
@@ -339,11 +344,41 @@ proptest! {
 
 #[test]
 fn a_delivery_of_empty_lists_is_kept_whole_owned_or_not() {
-    let body = json!({"for_user_id": "42", "direct_message_events": []});
+    let body = json!({"for_user_id": "42", "direct_message_events": [],
+                      "users": {"42": {"name": "Acme", "followers_count": 3}}, "apps": {}});
     let records = normalize_owned(body.clone(), now());
     assert_eq!(records, normalize(&body, now()));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].raw(), &body);
+    // From the raw bytes too: the profile and the apps are kept with it.
+    let from_bytes = X
+        .records(&serde_json::to_vec(&body).unwrap(), now())
+        .unwrap();
+    assert_eq!(from_bytes, records);
+}
+
+/// A delivery whose `users` is not a map of people is read whole, as it was before the
+/// profiles were skipped.
+#[test]
+fn odd_users_are_read_as_the_whole_tree_reads_them() {
+    for users in [
+        json!([1, 2]),
+        json!({"7": "seven"}),
+        json!({"7": {"name": 7}}),
+        json!(null),
+    ] {
+        let body = json!({"for_user_id": "42", "users": users,
+            "direct_message_events": [{"type": "message_create", "id": "1",
+              "created_timestamp": "1586214250037",
+              "message_create": {"sender_id": "7", "target": {"recipient_id": "42"},
+                                 "message_data": {"text": "hi"}}}]});
+        let bytes = serde_json::to_vec(&body).unwrap();
+        assert_eq!(
+            X.records(&bytes, now()),
+            Some(normalize(&body, now())),
+            "{users}"
+        );
+    }
 }
 
 #[test]
@@ -360,6 +395,13 @@ fn owning_a_delivery_gives_the_same_records_for_every_fixture() {
             assert_eq!(
                 normalize_owned(body.clone(), now()),
                 normalize(&body, now()),
+                "{}",
+                path.display()
+            );
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(
+                X.records(&bytes, now()),
+                Some(normalize(&body, now())),
                 "{}",
                 path.display()
             );
