@@ -147,6 +147,27 @@ struct Body {
     thread_id: Option<ProviderId>,
 }
 
+/// The topic of a change's notification, `<field>.<item>` or `<field>`: written out only when
+/// a notification is made, not for every change.
+#[derive(Debug, Clone, Copy)]
+struct Topic<'a> {
+    field: &'static str,
+    item: Option<&'a str>,
+}
+
+impl Topic<'_> {
+    fn of(field: &'static str) -> Self {
+        Topic { field, item: None }
+    }
+
+    fn text(&self) -> String {
+        match self.item {
+            Some(item) => format!("{}.{item}", self.field),
+            None => self.field.to_owned(),
+        }
+    }
+}
+
 impl<'a> Change<'a> {
     fn new(
         channel: Channel,
@@ -180,18 +201,21 @@ impl<'a> Change<'a> {
     /// A page `feed` change.
     fn feed(&self) -> Record {
         let item = str_at(self.value, "/item");
-        let topic = item.map_or_else(|| "feed".to_owned(), |item| format!("feed.{item}"));
+        let topic = Topic {
+            field: "feed",
+            item,
+        };
         let verb = str_at(self.value, "/verb");
         match item {
             Some("comment") => match id_at(self.value, "/comment_id") {
-                Some(id) => self.versioned(verb, &topic, self.comment(id, MessageKind::Comment)),
-                None => self.notification(&topic),
+                Some(id) => self.versioned(verb, topic, self.comment(id, MessageKind::Comment)),
+                None => self.notification(&topic.text()),
             },
             Some(item) if POST_ITEMS.contains(&item) && !self.by_account => {
                 match id_at(self.value, "/post_id") {
                     Some(id) => self.versioned(
                         verb,
-                        &topic,
+                        topic,
                         Body {
                             kind: if item == "share" {
                                 MessageKind::Share
@@ -206,11 +230,11 @@ impl<'a> Change<'a> {
                             id,
                         },
                     ),
-                    None => self.notification(&topic),
+                    None => self.notification(&topic.text()),
                 }
             }
-            Some("reaction" | "like") => self.reaction(verb, &topic),
-            _ => self.notification(&topic),
+            Some("reaction" | "like") => self.reaction(verb, topic),
+            _ => self.notification(&topic.text()),
         }
     }
 
@@ -220,7 +244,7 @@ impl<'a> Change<'a> {
         match id {
             Some(id) => self.versioned(
                 str_at(self.value, "/verb"),
-                "mention",
+                Topic::of("mention"),
                 self.comment(id, MessageKind::Mention),
             ),
             None => self.notification("mention"),
@@ -266,7 +290,7 @@ impl<'a> Change<'a> {
                 id,
             }
         };
-        self.versioned(verb, "ratings", body)
+        self.versioned(verb, Topic::of("ratings"), body)
     }
 
     /// The message of a comment (or a mention in one): thread `post_id`, replying to
@@ -288,7 +312,7 @@ impl<'a> Change<'a> {
 
     /// One version of an item that keeps its id for life: `add` is the message, the other verbs
     /// are events on it; an unknown verb is a notification on `topic`.
-    fn versioned(&self, verb: Option<&str>, topic: &str, body: Body) -> Record {
+    fn versioned(&self, verb: Option<&str>, topic: Topic<'_>, body: Body) -> Record {
         let id = &body.id;
         match verb {
             Some("add") => self.message(body),
@@ -313,21 +337,21 @@ impl<'a> Change<'a> {
                     hidden: verb == "hide",
                 },
             ),
-            _ => self.notification(topic),
+            _ => self.notification(&topic.text()),
         }
     }
 
     /// A reaction or like on a comment or post.
-    fn reaction(&self, verb: Option<&str>, topic: &str) -> Record {
+    fn reaction(&self, verb: Option<&str>, topic: Topic<'_>) -> Record {
         let target = id_at(self.value, "/comment_id").or_else(|| id_at(self.value, "/post_id"));
         let reaction_type = str_at(self.value, "/reaction_type").unwrap_or("like");
         let (Some(target), Some(verb)) = (target, verb) else {
-            return self.notification(topic);
+            return self.notification(&topic.text());
         };
         let emoji = match verb {
             "add" | "edit" | "edited" => Some(reaction_type.to_owned()),
             "remove" => None,
-            _ => return self.notification(topic),
+            _ => return self.notification(&topic.text()),
         };
         let event_id = format!(
             "{target}:{}:{reaction_type}:{verb}:{}",
@@ -449,7 +473,7 @@ fn attachments(value: &Value, item: &str) -> Vec<Attachment> {
     };
     let mut out: Vec<Attachment> = ["photo", "video"]
         .into_iter()
-        .filter_map(|kind| Some(url(kind, str_at(value, &format!("/{kind}"))?, None)))
+        .filter_map(|kind| Some(url(kind, value.get(kind)?.as_str()?, None)))
         .collect();
     if let Some(photos) = value.get("photos").and_then(Value::as_array) {
         out.extend(
@@ -462,7 +486,8 @@ fn attachments(value: &Value, item: &str) -> Vec<Attachment> {
     }
     if let Some(link) = str_at(value, "/link") {
         match item {
-            "photo" | "video" => out.push(url(item, link, id_at(value, &format!("/{item}_id")))),
+            "photo" => out.push(url(item, link, id_at(value, "/photo_id"))),
+            "video" => out.push(url(item, link, id_at(value, "/video_id"))),
             "share" => out.push(url("link", link, None)),
             _ => {}
         }
