@@ -36,6 +36,7 @@ switchboard_tests::contract!(
     an_identitys_activity_is_noted_replaced_and_forgotten,
     a_delivery_too_large_for_one_transaction_is_enqueued_once_each,
     a_record_stored_unconfirmed_is_enqueued_once_by_the_intake_as_deployed,
+    a_settlement_writes_its_reminders_activity_and_conversation,
 );
 
 /// Ids of `messages[]` and `message_echoes[]` items, as text, straight from the JSON.
@@ -736,4 +737,104 @@ async fn a_record_stored_unconfirmed_is_enqueued_once_by_the_intake_as_deployed(
     assert_eq!((queued.len(), keys), (2, expected));
     assert_eq!(call(&app, signed(body)).await.0, 200);
     assert!(backend.probe.drain().await.is_empty());
+}
+
+/// `Settle`: a scored message's reminders created and cancelled, its activity noted and its
+/// conversation changed, as the four ports' writes would; repeating it changes nothing; a
+/// conversation that does not exist answers `None` with the rest written all the same.
+async fn a_settlement_writes_its_reminders_activity_and_conversation(backend: Backend) {
+    use switchboard_core::history::ActivityNote;
+    use switchboard_core::metrics::Tally;
+    use switchboard_core::model::Conversation;
+    use switchboard_core::ports::Settlement;
+    use switchboard_core::sla::{Reminder, WindowClosing};
+
+    let app = backend.app(None);
+    let body = text_delivery(&[("5511", "wamid.settle1", 1_790_000_000)]);
+    assert_eq!(call(&app, signed(body)).await.0, 200);
+    let listed = get_all(&app, "/api/conversations", 10).await;
+    let id = ConversationId::from_stored(listed[0]["id"].as_str().unwrap());
+    let stored = backend
+        .conversations
+        .conversation(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    let far = |days: i64| chrono::Utc::now() + chrono::Duration::days(days);
+    let window = |id: &ConversationId, days: i64| {
+        Reminder::of_window(
+            id,
+            far(days),
+            &WindowClosing {
+                warn_at: far(days + 1),
+                closes_at: far(days + 2),
+            },
+        )
+    };
+    let (old, new) = (window(&id, 10), window(&id, 20));
+    backend
+        .timers
+        .schedule(std::slice::from_ref(&old))
+        .await
+        .unwrap();
+    let note = ActivityNote {
+        conversation: id.clone(),
+        at: far(0),
+        forget: Vec::new(),
+        first: true,
+    };
+    let name = new.name.clone();
+    let change = |c: &mut Conversation, _: &mut Tally| {
+        let moved = c.window_reminder.as_deref() != Some(name.as_str());
+        c.window_reminder = Some(name.clone());
+        moved
+    };
+    for _ in 0..2 {
+        let written = backend
+            .settle
+            .settle(Settlement {
+                schedule: std::slice::from_ref(&new),
+                cancel: std::slice::from_ref(&old.name),
+                activity: Some((&stored.customer_id, &note)),
+                conversation: &id,
+                change: &change,
+            })
+            .await
+            .unwrap()
+            .expect("the conversation exists");
+        assert_eq!(written.window_reminder.as_deref(), Some(new.name.as_str()));
+    }
+    let pending = backend.pending.names().await;
+    assert!(pending.contains(&new.name), "{pending:?}");
+    assert!(!pending.contains(&old.name), "{pending:?}");
+    let read = backend
+        .conversations
+        .conversation(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.window_reminder.as_deref(), Some(new.name.as_str()));
+    let activity = backend
+        .history
+        .activity(std::slice::from_ref(&stored.customer_id))
+        .await
+        .unwrap();
+    assert_eq!(activity.len(), 1);
+    assert_eq!(activity[0].conversation, id);
+
+    let missing = ConversationId::from_stored("cv_missing");
+    let elsewhere = window(&missing, 30);
+    let answer = backend
+        .settle
+        .settle(Settlement {
+            schedule: std::slice::from_ref(&elsewhere),
+            cancel: &[],
+            activity: None,
+            conversation: &missing,
+            change: &change,
+        })
+        .await
+        .unwrap();
+    assert!(answer.is_none());
+    assert!(backend.pending.names().await.contains(&elsewhere.name));
 }

@@ -254,6 +254,9 @@ pub struct Backend {
     pub event_log: Option<Arc<dyn EventLog>>,
     /// Where reminders are scheduled (the timer table, or EventBridge Scheduler on moto).
     pub timers: Arc<dyn switchboard_core::ports::ReminderScheduler>,
+    /// Where a scored message's writes go together (the store in one transaction, or the
+    /// ports' steps in turn on AWS).
+    pub settle: Arc<dyn switchboard_core::ports::Settle>,
     /// Names the reminders scheduled and not fired (or deleted) yet.
     pub pending: Arc<dyn PendingReminders>,
     /// Idempotency keys.
@@ -497,6 +500,7 @@ impl Backend {
                 identities: self.identities.clone(),
                 events: self.events.clone(),
                 timers: self.timers.clone(),
+                settle: self.settle.clone(),
             },
             scorer,
             Arc::new(policy),
@@ -758,6 +762,7 @@ pub fn embedded_in(path: &Path, keep: Arc<dyn std::any::Any + Send + Sync>) -> B
         }),
         event_log: Some(events),
         timers: store.clone(),
+        settle: store.clone(),
         claims: store.clone(),
         metrics: store.clone(),
         watches: store.clone(),
@@ -1346,6 +1351,11 @@ async fn aws_with_clients(
         }),
         event_log: None,
         timers: timers.clone(),
+        settle: Arc::new(switchboard_core::ports::SettleInSteps {
+            timers: timers.clone(),
+            history: store.clone(),
+            conversations: store.clone(),
+        }),
         pending: Arc::new(SchedulerGroup {
             client: scheduler,
             group: reminders.group,

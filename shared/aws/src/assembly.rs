@@ -16,7 +16,7 @@ use switchboard_core::config::{self, ConfigError, Source};
 use switchboard_core::erasure::Erasure;
 use switchboard_core::intake::Intake;
 use switchboard_core::model::Webhook;
-use switchboard_core::ports::ReplySender;
+use switchboard_core::ports::{ReplySender, SettleInSteps};
 use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
 use switchboard_core::priority::Scorer;
 use switchboard_core::remind::ReminderHandler;
@@ -156,15 +156,22 @@ impl AwsPorts {
         statuses_answer: bool,
     ) -> Prioritizer {
         let store = self.store();
+        let timers = self.timers(target);
         Prioritizer::new(
             PrioritizerPorts {
                 records: store.clone(),
                 conversations: store.clone(),
                 customers: store.clone(),
                 identities: store.clone(),
-                history: store,
+                history: store.clone(),
                 events: self.events(bus),
-                timers: self.timers(target),
+                timers: timers.clone(),
+                // DynamoDB and EventBridge Scheduler share no transaction: the steps in turn.
+                settle: Arc::new(SettleInSteps {
+                    timers,
+                    history: store.clone(),
+                    conversations: store,
+                }),
             },
             scorer,
             Arc::new(policy),

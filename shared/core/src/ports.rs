@@ -8,6 +8,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::ids::{ConversationId, CustomerId, DeliveryId, RecordKey};
 use crate::metrics::{BucketKey, Counts, Tally};
@@ -624,6 +625,69 @@ pub trait ReminderScheduler: Send + Sync {
     async fn schedule(&self, reminders: &[crate::sla::Reminder]) -> Result<(), BackendError>;
     /// Deletes reminders by name (missing ones are fine).
     async fn cancel(&self, names: &[String]) -> Result<(), BackendError>;
+}
+
+/// What the prioritization of one inbound message writes once it is scored and its events are
+/// published: the reminders to create, those to cancel, the customer's activity to note, and
+/// the change to its conversation (which marks the message seen).
+pub struct Settlement<'a> {
+    /// Reminders to create ([`ReminderScheduler::schedule`]).
+    pub schedule: &'a [crate::sla::Reminder],
+    /// Reminders to delete by name ([`ReminderScheduler::cancel`]).
+    pub cancel: &'a [String],
+    /// The activity to note ([`CustomerHistory::note_activity`]), if any.
+    pub activity: Option<(&'a CustomerId, &'a crate::history::ActivityNote)>,
+    /// The conversation to change.
+    pub conversation: &'a ConversationId,
+    /// The change ([`ConversationStore::update_conversation`]).
+    pub change: ConversationChange<'a>,
+}
+
+/// Writes a [`Settlement`].
+///
+/// Contract (held by the contract suite on every backend): the same effects as
+/// [`ReminderScheduler::schedule`], [`ReminderScheduler::cancel`],
+/// [`CustomerHistory::note_activity`] and then [`ConversationStore::update_conversation`],
+/// in that order; it answers what `update_conversation` answers. After an error, the whole
+/// settlement may be repeated harmlessly (each part is idempotent, and the conversation's
+/// change is what marks the message seen, so it is written last or with the rest). A store
+/// that can write them in one transaction does ([`SettleInSteps`] is the others' way).
+#[async_trait]
+pub trait Settle: Send + Sync {
+    /// Writes the settlement; `None` when the conversation does not exist.
+    async fn settle(
+        &self,
+        settlement: Settlement<'_>,
+    ) -> Result<Option<Conversation>, BackendError>;
+}
+
+/// [`Settle`] as the four writes of the ports, one after the other: for a backend without
+/// transactions across them (DynamoDB's timers are EventBridge Scheduler's).
+#[derive(Clone)]
+pub struct SettleInSteps {
+    /// Where the reminders are.
+    pub timers: Arc<dyn ReminderScheduler>,
+    /// Where the activity is noted.
+    pub history: Arc<dyn CustomerHistory>,
+    /// Where the conversation is.
+    pub conversations: Arc<dyn ConversationStore>,
+}
+
+#[async_trait]
+impl Settle for SettleInSteps {
+    async fn settle(
+        &self,
+        settlement: Settlement<'_>,
+    ) -> Result<Option<Conversation>, BackendError> {
+        self.timers.schedule(settlement.schedule).await?;
+        self.timers.cancel(settlement.cancel).await?;
+        if let Some((identity, note)) = settlement.activity {
+            self.history.note_activity(identity, note).await?;
+        }
+        self.conversations
+            .update_conversation(settlement.conversation, settlement.change)
+            .await
+    }
 }
 
 /// Sends a reply through a provider's API (the Graph API for Meta's channels).

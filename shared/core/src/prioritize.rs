@@ -40,7 +40,7 @@ use crate::metrics::{self, Tally};
 use crate::model::{Conversation, DeliveryStatus, Direction, Event, EventKind, Message, Record};
 use crate::ports::{
     BackendError, ConversationStore, CustomerDirectory, CustomerHistory, DomainEvent,
-    EventPublisher, IdentityIndex, QueueEntry, RecordLookup, ReminderScheduler,
+    EventPublisher, IdentityIndex, QueueEntry, RecordLookup, ReminderScheduler, Settle, Settlement,
 };
 use crate::priority::{Applied, History, Priority, Scorer};
 use crate::resolve::Resolver;
@@ -88,6 +88,8 @@ pub struct PrioritizerPorts {
     pub events: Arc<dyn EventPublisher>,
     /// Where the SLA and window reminders are set.
     pub timers: Arc<dyn ReminderScheduler>,
+    /// Where a scored message's reminders, activity and conversation are written together.
+    pub settle: Arc<dyn Settle>,
 }
 
 /// The prioritizer over its ports.
@@ -230,8 +232,7 @@ impl Prioritizer {
 
         // The timers. The clock starts with the wait and moves when the level does (a
         // message that only confirms the level leaves it); the window moves with every
-        // customer message. New reminders first, then the old ones cancelled, then the
-        // conversation written: a retry after any failure redoes each step harmlessly.
+        // customer message.
         let mut created: Vec<Reminder> = Vec::new();
         let mut clock = preview.sla.clone();
         if applied == Applied::Prioritized {
@@ -253,8 +254,6 @@ impl Prioritizer {
         preview.sla = clock.clone();
         preview.window_reminder = window_name.clone();
         let plan = timers::plan(&conversation, &preview, created);
-        self.ports.timers.schedule(&plan.schedule).await?;
-        self.ports.timers.cancel(&plan.cancel).await?;
 
         let mut published = vec![events::message_received(&conversation, message, now)];
         if conversation.case.number > 1 && conversation.case.opened_at == Some(message.sent_at) {
@@ -263,35 +262,37 @@ impl Prioritizer {
         if applied == Applied::Prioritized {
             published.push(prioritized_event(&preview, now));
         }
+        // Before the settlement marks the message seen: a retry publishes them again.
         self.ports.events.publish(&published).await?;
-        // Before the conversation's write marks the message seen: a retry notes it again.
-        if let Some(note) = &activity {
-            self.ports
-                .history
-                .note_activity(&conversation.customer_id, note)
-                .await?;
-        }
         let sent_at = message.sent_at;
+        let change = |c: &mut Conversation, tally: &mut Tally| {
+            let first = c.priority.is_none();
+            let applied = c.apply_score(key, &score, now);
+            if applied != Applied::AlreadySeen {
+                metrics::message_scored(tally, c, message, &score, first);
+                // In the write that marks it seen: counted once.
+                c.contacts.count(sent_at);
+            }
+            if applied == Applied::Prioritized {
+                c.sla = clock.clone();
+            }
+            let window_moved = c.window_reminder != window_name;
+            c.window_reminder = window_name.clone();
+            applied != Applied::AlreadySeen || window_moved
+        };
+        // New reminders, the old ones cancelled, the activity noted and the conversation
+        // written: one write where the store can, else in that order, each harmless to redo.
         self.ports
-            .conversations
-            .update_conversation(
-                &conversation.id,
-                &|c: &mut Conversation, tally: &mut Tally| {
-                    let first = c.priority.is_none();
-                    let applied = c.apply_score(key, &score, now);
-                    if applied != Applied::AlreadySeen {
-                        metrics::message_scored(tally, c, message, &score, first);
-                        // In the write that marks it seen: counted once.
-                        c.contacts.count(sent_at);
-                    }
-                    if applied == Applied::Prioritized {
-                        c.sla = clock.clone();
-                    }
-                    let window_moved = c.window_reminder != window_name;
-                    c.window_reminder = window_name.clone();
-                    applied != Applied::AlreadySeen || window_moved
-                },
-            )
+            .settle
+            .settle(Settlement {
+                schedule: &plan.schedule,
+                cancel: &plan.cancel,
+                activity: activity
+                    .as_ref()
+                    .map(|note| (&conversation.customer_id, note)),
+                conversation: &conversation.id,
+                change: &change,
+            })
             .await?
             .ok_or(PrioritizeError::Missing("conversation"))?;
         tracing::info!(

@@ -329,9 +329,41 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, BackendError> + Send + 'static,
     {
+        self.write_in(Lane::Foreground, operation, f).await
+    }
+
+    /// [`write`](Self::write) for work no one is waiting on an answer for (the prioritizer
+    /// settling a message, the consumer taking and acknowledging entries): while the
+    /// acknowledgement path keeps the store busy, it waits for a turn with room, at most
+    /// [`BACKGROUND_MAX_WAIT`] (see [`Lane`]).
+    pub(crate) async fn write_background<T, F>(
+        &self,
+        operation: &'static str,
+        f: F,
+    ) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, BackendError> + Send + 'static,
+    {
+        self.write_in(Lane::Background, operation, f).await
+    }
+
+    /// [`write`](Self::write) in `lane`.
+    pub(crate) async fn write_in<T, F>(
+        &self,
+        lane: Lane,
+        operation: &'static str,
+        f: F,
+    ) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, BackendError> + Send + 'static,
+    {
         let (sender, answer) = tokio::sync::oneshot::channel();
         let job = Box::new(WriteJob {
             operation,
+            lane,
+            sent: std::time::Instant::now(),
             work: Some(f),
             result: None,
             sender,
@@ -415,10 +447,44 @@ trait Job: Send {
     /// Answers the caller, once the transaction is committed (`Ok`) or not; `reported` when the
     /// failure is a condition already logged (see [`crate::faults`]).
     fn finish(self: Box<Self>, committed: Result<(), String>, reported: bool);
+    /// Its lane.
+    fn lane(&self) -> Lane;
+    /// When it was sent to the store's thread.
+    fn sent(&self) -> std::time::Instant;
 }
+
+/// Which writes a turn takes first. The acknowledgement path (the intake's write of a
+/// delivery) is answered after the commit of the turn that holds it, and every write in a turn
+/// makes that turn longer. Background writes (the prioritizer's settlement, the queue
+/// consumer's) have no one waiting at the other end of a connection: while a turn has
+/// [`BUSY_TURN`] acknowledgement writes or more, they wait for a quieter one, at most
+/// [`BACKGROUND_MAX_WAIT`], after which up to [`BACKGROUND_PER_BUSY_TURN`] of them (the oldest)
+/// join each turn however busy. Other writes (an agent's action, a reminder firing) always go
+/// in the next turn, as every write does on a quiet store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// A provider waits for the answer: always in the next turn, and counted to tell a busy
+    /// turn.
+    Acknowledgement,
+    /// Always in the next turn.
+    Foreground,
+    /// Asynchronous work: may wait while acknowledgements keep the store busy.
+    Background,
+}
+
+/// Acknowledgement writes that make a turn busy (see [`Lane`]).
+const BUSY_TURN: usize = 8;
+
+/// The longest a background write waits for a quieter turn (see [`Lane`]).
+pub(crate) const BACKGROUND_MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Background writes that join a busy turn once the oldest has waited its longest.
+const BACKGROUND_PER_BUSY_TURN: usize = 16;
 
 struct WriteJob<T, F> {
     operation: &'static str,
+    lane: Lane,
+    sent: std::time::Instant,
     work: Option<F>,
     result: Option<Result<T, BackendError>>,
     sender: tokio::sync::oneshot::Sender<Result<T, BackendError>>,
@@ -444,6 +510,14 @@ where
             self.operation,
             reason.to_owned(),
         )));
+    }
+
+    fn lane(&self) -> Lane {
+        self.lane
+    }
+
+    fn sent(&self) -> std::time::Instant {
+        self.sent
     }
 
     fn fault(&self) -> Option<&'static str> {
@@ -509,23 +583,48 @@ struct Worker {
 }
 
 impl Worker {
-    /// Until every sender is gone: takes the writes waiting (at least one) and commits them
-    /// together.
+    /// Until every sender is gone and nothing is deferred: takes the writes waiting (at least
+    /// one) and commits them together, background ones as [`Lane`] says.
     fn serve(self) {
-        while let Ok(first) = self.inbox.recv() {
-            let mut writes = vec![first];
+        let mut deferred: std::collections::VecDeque<Box<dyn Job>> = Default::default();
+        loop {
+            // Block for work only when none is deferred.
+            let first = if deferred.is_empty() {
+                match self.inbox.recv() {
+                    Ok(job) => Some(job),
+                    Err(_) => break,
+                }
+            } else {
+                None
+            };
             // A lock poisoned by a panic (of a test holding it) is healed by the first `lock`,
             // which reports it; the operations need not fail for it, so take it again.
             let guard = lock(&self.conn, "turn").or_else(|_| lock(&self.conn, "turn"));
-            // What arrived while the connection was busy joins this turn.
-            let mut taken = 1;
-            while taken < MAX_TURN {
-                let Ok(job) = self.inbox.try_recv() else {
-                    break;
-                };
-                writes.push(job);
-                taken += 1;
+            // What arrived while the connection was busy joins this turn, or is deferred.
+            let mut writes = Vec::new();
+            let mut acknowledgements = 0;
+            let waiting = std::iter::from_fn(|| self.inbox.try_recv().ok());
+            for job in first.into_iter().chain(waiting).take(MAX_TURN) {
+                match job.lane() {
+                    Lane::Background => deferred.push_back(job),
+                    lane => {
+                        acknowledgements += usize::from(lane == Lane::Acknowledgement);
+                        writes.push(job);
+                    }
+                }
             }
+            let room = if acknowledgements < BUSY_TURN {
+                MAX_TURN.saturating_sub(writes.len())
+            } else if deferred
+                .front()
+                .is_some_and(|job| job.sent().elapsed() >= BACKGROUND_MAX_WAIT)
+            {
+                BACKGROUND_PER_BUSY_TURN
+            } else {
+                0
+            };
+            let background = room.min(deferred.len());
+            writes.extend(deferred.drain(..background));
             self.queued
                 .fetch_sub(writes.len(), std::sync::atomic::Ordering::SeqCst);
             let mut guard = match guard {

@@ -12,7 +12,7 @@ use switchboard_core::ports::{
 };
 use switchboard_core::recording::{self, Prior};
 
-use crate::engine::{SqliteStore, decode_doc};
+use crate::engine::{Lane, SqliteStore, decode_doc};
 use crate::time;
 
 /// Absorbs `records` (all of conversation `id`) into the stored conversation by the rule of
@@ -300,7 +300,8 @@ impl Outbox for SqliteStore {
         let now = self.clock.now();
         let expires_at = self.expires_at(now);
         // The engine runs each write in a savepoint of its own: an error rolls back all three.
-        self.write(RECORD, move |conn| {
+        // A provider waits for its answer: the acknowledgement lane.
+        self.write_in(Lane::Acknowledgement, RECORD, move |conn| {
             if let Some(delivery) = &delivery {
                 keep(conn, delivery, expires_at)?;
             }

@@ -211,7 +211,8 @@ impl SqliteStore {
         let hidden_until =
             now_ms.saturating_add(i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX));
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.write(OP, move |conn| {
+        // The consumer's: it may wait while the intake keeps the store busy.
+        self.write_background(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let tx = conn.savepoint().map_err(unavailable)?;
             let heads: Vec<(i64, String, i64, String)> = tx
@@ -289,7 +290,7 @@ impl SqliteStore {
             return Ok(());
         }
         let receipts = receipts.to_vec();
-        self.write(OP, move |conn| {
+        self.write_background(OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let tx = conn.savepoint().map_err(unavailable)?;
             let mut deleted = 0usize;

@@ -1550,3 +1550,108 @@ async fn a_known_sighting_is_written_once_a_day() {
     assert!(ids.contains(&"cu_a"), "renewed two days on: {ids:?}");
     assert!(!ids.contains(&"cu_b"), "not seen for 31 days: {ids:?}");
 }
+
+/// A scored message's reminders, activity and conversation are one write of the group
+/// commit ([`switchboard_core::ports::Settle`]), where they were three writes in turn (the
+/// reminders, the activity, the conversation), each waiting for a commit of its own.
+#[tokio::test]
+async fn prioritizing_a_message_settles_it_in_one_commit() {
+    use switchboard_core::ports::CustomerHistory;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let ports = crate::assembly::EmbeddedPorts::open(dir.path(), 30, clock.clone()).unwrap();
+    let store = ports.store();
+    let prioritizer = ports.prioritizer(
+        Arc::new(switchboard_core::priority::Scorer::new(
+            switchboard_core::priority::PriorityConfig::default_config(),
+        )),
+        Arc::new(switchboard_core::sla::SlaPolicy::default_policy()),
+    );
+    ports
+        .intake()
+        .accept(Webhook::Whatsapp, whatsapp_text("wamid.SETTLE"))
+        .await
+        .unwrap();
+    let entry = store
+        .receive(1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0)
+        .entry;
+    // The identity's first sighting is written before the history is read; what follows
+    // the scoring is the settlement alone.
+    let before = store.commits();
+    prioritizer.handle(&entry).await.unwrap();
+    let during = store.commits() - before;
+    let conversation = store
+        .conversation(&entry.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(conversation.priority.is_some(), "scored");
+    let pending = store.pending_reminders().await.unwrap();
+    assert!(
+        pending.len() >= 2,
+        "the SLA's warning and breach: {pending:?}"
+    );
+    let activity = store
+        .activity(std::slice::from_ref(&conversation.customer_id))
+        .await
+        .unwrap();
+    assert_eq!(activity.len(), 1, "the activity noted");
+    assert_eq!(during, 2, "the identity's sighting, then the settlement");
+}
+
+/// Acknowledgements first: a background write waits while a turn holds eight acknowledgement
+/// writes (`BUSY_TURN`), and joins a quieter turn; beside fewer, it joins the same one.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_writes_wait_while_acknowledgements_keep_the_store_busy() {
+    use crate::engine::Lane;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(&dir, &clock);
+    // Turns of `acks` acknowledgement writes and one background write, queued together.
+    let turn = |acks: usize, wait_first: Duration| {
+        let store = store.clone();
+        async move {
+            let before = store.commits();
+            let held = store.hold_connection();
+            let mut writes = Vec::new();
+            let s = store.clone();
+            writes.push(tokio::spawn(async move {
+                s.write_background("test", |_| Ok(())).await
+            }));
+            while store.pending_writes() < 1 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tokio::time::sleep(wait_first).await;
+            for _ in 0..acks {
+                let s = store.clone();
+                writes.push(tokio::spawn(async move {
+                    s.write_in(Lane::Acknowledgement, "test", |_| Ok(())).await
+                }));
+            }
+            while store.pending_writes() < acks + 1 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            drop(held);
+            for write in writes {
+                write.await.unwrap().unwrap();
+            }
+            store.commits() - before
+        }
+    };
+    assert_eq!(turn(7, Duration::ZERO).await, 1, "a quiet turn takes it");
+    assert_eq!(
+        turn(8, Duration::ZERO).await,
+        2,
+        "a busy turn leaves it to the next"
+    );
+    let waited = crate::engine::BACKGROUND_MAX_WAIT + Duration::from_millis(50);
+    assert_eq!(
+        turn(8, waited).await,
+        1,
+        "once it has waited its longest, it joins"
+    );
+}

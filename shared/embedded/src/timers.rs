@@ -18,25 +18,13 @@ impl ReminderScheduler for SqliteStore {
         if reminders.is_empty() {
             return Ok(());
         }
-        let rows = reminders
-            .iter()
-            .map(|r| {
-                serde_json::to_string(r)
-                    .map(|body| (r.name.clone(), r.fire_at.timestamp_millis(), body))
-                    .map_err(|e| BackendError::unavailable(OP, e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows = timer_rows(reminders, OP)?;
         self.write(OP, move |conn| {
-            let unavailable = |e| BackendError::unavailable(OP, e);
-            let tx = conn.savepoint().map_err(unavailable)?;
-            for (name, fire_at_ms, body) in &rows {
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO timers (name, fire_at_ms, body) VALUES (?1, ?2, ?3)",
-                )
-                .and_then(|mut s| s.execute(params![name, fire_at_ms, body]))
-                .map_err(unavailable)?;
-            }
-            tx.commit().map_err(unavailable)
+            let tx = conn
+                .savepoint()
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+            insert_timers(&tx, &rows, OP)?;
+            tx.commit().map_err(|e| BackendError::unavailable(OP, e))
         })
         .await
     }
@@ -48,17 +36,62 @@ impl ReminderScheduler for SqliteStore {
         }
         let names = names.to_vec();
         self.write(OP, move |conn| {
-            let unavailable = |e| BackendError::unavailable(OP, e);
-            let tx = conn.savepoint().map_err(unavailable)?;
-            for name in &names {
-                tx.prepare_cached("DELETE FROM timers WHERE name = ?1 AND fired_at IS NULL")
-                    .and_then(|mut s| s.execute([name]))
-                    .map_err(unavailable)?;
-            }
-            tx.commit().map_err(unavailable)
+            let tx = conn
+                .savepoint()
+                .map_err(|e| BackendError::unavailable(OP, e))?;
+            delete_timers(&tx, &names, OP)?;
+            tx.commit().map_err(|e| BackendError::unavailable(OP, e))
         })
         .await
     }
+}
+
+/// A reminder as a row of the timer table: its name, when it fires, its document.
+pub(crate) type TimerRow = (String, i64, String);
+
+/// The rows of `reminders`.
+pub(crate) fn timer_rows(
+    reminders: &[Reminder],
+    op: &'static str,
+) -> Result<Vec<TimerRow>, BackendError> {
+    reminders
+        .iter()
+        .map(|r| {
+            serde_json::to_string(r)
+                .map(|body| (r.name.clone(), r.fire_at.timestamp_millis(), body))
+                .map_err(|e| BackendError::unavailable(op, e))
+        })
+        .collect()
+}
+
+/// Creates the timers of `rows` that do not exist yet.
+pub(crate) fn insert_timers(
+    conn: &rusqlite::Connection,
+    rows: &[TimerRow],
+    op: &'static str,
+) -> Result<(), BackendError> {
+    for (name, fire_at_ms, body) in rows {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO timers (name, fire_at_ms, body) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![name, fire_at_ms, body]))
+        .map_err(|e| BackendError::unavailable(op, e))?;
+    }
+    Ok(())
+}
+
+/// Deletes the timers named that have not fired.
+pub(crate) fn delete_timers(
+    conn: &rusqlite::Connection,
+    names: &[String],
+    op: &'static str,
+) -> Result<(), BackendError> {
+    for name in names {
+        conn.prepare_cached("DELETE FROM timers WHERE name = ?1 AND fired_at IS NULL")
+            .and_then(|mut s| s.execute([name]))
+            .map_err(|e| BackendError::unavailable(op, e))?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {
