@@ -53,7 +53,10 @@ const SECONDS_PER_DAY: i64 = 86_400;
 ///   `Ok` it is on disk; after an error nothing of it is (rolled back). Writes that arrive
 ///   while another is being committed are committed together, in one transaction and one
 ///   `fsync` (group commit), each in a savepoint of its own: one that fails is rolled back
-///   alone, and none answers before the commit that makes it durable.
+///   alone, and none answers before the commit that makes it durable. A turn takes the
+///   acknowledgement path's writes first: background writes (the prioritizer's settlement,
+///   the queue consumer's) wait while the intake keeps the turns busy, within a bound
+///   (at most 200 ms; see `engine::Lane` in the source).
 /// * Any SQLite failure or a panic inside an operation is reported as
 ///   [`BackendError::Unavailable`] naming the operation (the panicking operation's work is
 ///   rolled back, and the store goes on); no input makes an operation panic.
