@@ -485,25 +485,39 @@ fn auth(mail: &mail_parser::Message<'_>) -> Value {
     Value::Object(verdicts)
 }
 
-/// The record's `raw`: what the headers say, without the body.
+/// The record's `raw`: what the headers say, without the body. Built as values directly
+/// (`json!` would serialize each list into a value again).
 fn summary(mail: &mail_parser::Message<'_>, id: &ProviderId) -> Value {
+    let text = |s: String| Value::String(s);
     let list = |a: Option<&Address<'_>>| {
-        addresses(a)
-            .into_iter()
-            .map(|(address, name)| json!({"address": address, "name": name}))
-            .collect::<Vec<_>>()
+        Value::Array(
+            addresses(a)
+                .into_iter()
+                .map(|(address, name)| {
+                    let mut entry = serde_json::Map::new();
+                    entry.insert("address".into(), text(address));
+                    entry.insert("name".into(), name.map_or(Value::Null, text));
+                    Value::Object(entry)
+                })
+                .collect(),
+        )
     };
-    json!({
-        "message_id": id.as_str(),
-        "from": list(mail.from()),
-        "to": list(mail.to()),
-        "cc": list(mail.cc()),
-        "reply_to": list(mail.reply_to()),
-        "subject": mail.subject(),
-        "in_reply_to": ids(mail.in_reply_to()),
-        "references": ids(mail.references()),
-        "auth": auth(mail),
-    })
+    let id_list =
+        |value: &HeaderValue<'_>| Value::Array(ids(value).into_iter().map(text).collect());
+    let mut summary = serde_json::Map::new();
+    summary.insert("message_id".into(), text(id.as_str().to_owned()));
+    summary.insert("from".into(), list(mail.from()));
+    summary.insert("to".into(), list(mail.to()));
+    summary.insert("cc".into(), list(mail.cc()));
+    summary.insert("reply_to".into(), list(mail.reply_to()));
+    summary.insert(
+        "subject".into(),
+        mail.subject().map_or(Value::Null, |s| text(s.to_owned())),
+    );
+    summary.insert("in_reply_to".into(), id_list(mail.in_reply_to()));
+    summary.insert("references".into(), id_list(mail.references()));
+    summary.insert("auth".into(), auth(mail));
+    Value::Object(summary)
 }
 
 /// Whether the message's DMARC verdict was a failure.

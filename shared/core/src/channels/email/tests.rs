@@ -308,3 +308,23 @@ fn the_received_line_names_the_mailbox_when_no_delivered_to_does() {
     assert_eq!(received_for("from x by y; Thu, 26 Nov 2026"), None);
     assert_eq!(received_for("from x by y for @;"), None);
 }
+
+/// The header summary kept as the record's raw JSON, whole.
+#[test]
+fn the_summary_holds_the_headers_and_not_the_body() {
+    let m = message("plain");
+    assert_eq!(
+        m.raw,
+        serde_json::json!({
+            "message_id": "CAF3x1-plain-4411@mail.example.com",
+            "from": [{"address": "ana@example.com", "name": "Ana María Ruiz"}],
+            "to": [{"address": "support@acme.example", "name": "Acme Support"}],
+            "cc": [],
+            "reply_to": [],
+            "subject": "Pedido 4411 sin entregar",
+            "in_reply_to": [],
+            "references": [],
+            "auth": {},
+        })
+    );
+}
