@@ -122,7 +122,9 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
         ),
         None => (None, None),
     };
-    let summary = summary(&mail, &provider_id);
+    let parents = ids(mail.in_reply_to());
+    let references = ids(mail.references());
+    let summary = summary(&mail, &provider_id, &parents, &references);
     let account = envelope_recipient(&headers)
         .or_else(|| first_address(mail.to()))
         .unwrap_or_else(|| "unknown".to_owned());
@@ -150,11 +152,11 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
         )];
     };
     let brand_domain = domain(&account);
-    let outbound = brand_domain.is_some() && domain(&from_address) == brand_domain;
+    let outbound = same_domain(domain(&from_address), brand_domain);
     let (account, customer, customer_name) = if outbound {
         let outside = recipients(&mail)
             .into_iter()
-            .find(|(address, _)| domain(address) != brand_domain);
+            .find(|(address, _)| !same_domain(domain(address), brand_domain));
         match outside {
             Some((address, name)) => (from_address.clone(), address, name),
             None => {
@@ -176,7 +178,14 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
     let customer_id = ProviderId::from(customer.as_str());
     let text = mail
         .body_text(0)
-        .map(|t| t.replace("\r\n", "\n").trim_end().to_owned())
+        .map(|t| {
+            let t = t.trim_end();
+            if t.contains('\r') {
+                t.replace("\r\n", "\n")
+            } else {
+                t.to_owned()
+            }
+        })
         .filter(|t| !t.trim().is_empty());
     let attachments: Vec<Attachment> = mail
         .attachments()
@@ -206,8 +215,6 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
     } else {
         MessageKind::Document
     };
-    let parents = ids(mail.in_reply_to());
-    let references = ids(mail.references());
     vec![Record::Message(Message {
         channel: CHANNEL,
         conversation_id: ConversationId::derive(CHANNEL, &account, &customer_id),
@@ -398,12 +405,17 @@ fn received_for(received: &str) -> Option<String> {
     (address.contains('@') && !address.starts_with('@')).then_some(address)
 }
 
-/// The domain of an address, lowercased.
-fn domain(address: &str) -> Option<String> {
+/// The domain of an address (compare with `eq_ignore_ascii_case`).
+fn domain(address: &str) -> Option<&str> {
     address
         .rsplit_once('@')
-        .map(|(_, d)| d.to_lowercase())
+        .map(|(_, d)| d)
         .filter(|d| !d.is_empty())
+}
+
+/// Whether two optional domains are the same one, case aside.
+fn same_domain(a: Option<&str>, b: Option<&str>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
 }
 
 /// The message ids of `In-Reply-To` or `References`, in order.
@@ -487,7 +499,12 @@ fn auth(mail: &mail_parser::Message<'_>) -> Value {
 
 /// The record's `raw`: what the headers say, without the body. Built as values directly
 /// (`json!` would serialize each list into a value again).
-fn summary(mail: &mail_parser::Message<'_>, id: &ProviderId) -> Value {
+fn summary(
+    mail: &mail_parser::Message<'_>,
+    id: &ProviderId,
+    in_reply_to: &[String],
+    references: &[String],
+) -> Value {
     let text = |s: String| Value::String(s);
     let list = |a: Option<&Address<'_>>| {
         Value::Array(
@@ -502,8 +519,7 @@ fn summary(mail: &mail_parser::Message<'_>, id: &ProviderId) -> Value {
                 .collect(),
         )
     };
-    let id_list =
-        |value: &HeaderValue<'_>| Value::Array(ids(value).into_iter().map(text).collect());
+    let id_list = |ids: &[String]| Value::Array(ids.iter().cloned().map(text).collect());
     let mut summary = serde_json::Map::new();
     summary.insert("message_id".into(), text(id.as_str().to_owned()));
     summary.insert("from".into(), list(mail.from()));
@@ -514,8 +530,8 @@ fn summary(mail: &mail_parser::Message<'_>, id: &ProviderId) -> Value {
         "subject".into(),
         mail.subject().map_or(Value::Null, |s| text(s.to_owned())),
     );
-    summary.insert("in_reply_to".into(), id_list(mail.in_reply_to()));
-    summary.insert("references".into(), id_list(mail.references()));
+    summary.insert("in_reply_to".into(), id_list(in_reply_to));
+    summary.insert("references".into(), id_list(references));
     summary.insert("auth".into(), auth(mail));
     Value::Object(summary)
 }

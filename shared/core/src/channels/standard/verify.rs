@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, KeyInit, Mac};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use sha2::Sha256;
 
 use crate::verify::{HmacKey, SignatureCheck, SignatureError};
@@ -81,7 +81,12 @@ impl StandardVerifier {
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, SignatureError> {
+/// The three headers' names, made once (a lookup by `&str` parses the name every time).
+const ID_NAME: HeaderName = HeaderName::from_static(ID_HEADER);
+const TIMESTAMP_NAME: HeaderName = HeaderName::from_static(TIMESTAMP_HEADER);
+const SIGNATURE_NAME: HeaderName = HeaderName::from_static(SIGNATURE_HEADER);
+
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<&'a str, SignatureError> {
     headers
         .get(name)
         .ok_or(SignatureError::Missing)?
@@ -94,9 +99,9 @@ fn signed_headers(
     headers: &HeaderMap,
     now: DateTime<Utc>,
 ) -> Result<(&str, i64, Vec<Vec<u8>>), SignatureError> {
-    let id = header(headers, ID_HEADER)?;
-    let timestamp = header(headers, TIMESTAMP_HEADER)?;
-    let signatures = header(headers, SIGNATURE_HEADER)?;
+    let id = header(headers, &ID_NAME)?;
+    let timestamp = header(headers, &TIMESTAMP_NAME)?;
+    let signatures = header(headers, &SIGNATURE_NAME)?;
     if id.is_empty() || id.len() > 256 {
         return Err(SignatureError::Malformed);
     }
