@@ -335,23 +335,10 @@ impl SqliteStore {
         self.write_in(Lane::Foreground, operation, f).await
     }
 
-    /// [`write`](Self::write) for work no one is waiting on an answer for (the prioritizer
-    /// settling a message, the consumer taking and acknowledging entries): while the
-    /// acknowledgement path keeps the store busy, it waits for a turn with room, at most
+    /// [`write`](Self::write) in `lane`: a background write (work no one is waiting on an
+    /// answer for: the prioritizer settling a message, the consumer taking and acknowledging
+    /// entries) waits while the acknowledgement path keeps the store busy, at most
     /// [`BACKGROUND_MAX_WAIT`] (see [`Lane`]).
-    pub(crate) async fn write_background<T, F>(
-        &self,
-        operation: &'static str,
-        f: F,
-    ) -> Result<T, BackendError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, BackendError> + Send + 'static,
-    {
-        self.write_in(Lane::Background, operation, f).await
-    }
-
-    /// [`write`](Self::write) in `lane`.
     pub(crate) async fn write_in<T, F>(
         &self,
         lane: Lane,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use switchboard_core::ports::{BackendError, IntakeQueue, QueueEntry};
 
 use crate::EmbeddedError;
-use crate::engine::{SqliteStore, UndecodableDoc};
+use crate::engine::{Lane, SqliteStore, UndecodableDoc};
 use crate::time;
 
 /// How many times an entry is handed out before it goes to the dead-letter table instead (the
@@ -212,7 +212,7 @@ impl SqliteStore {
             now_ms.saturating_add(i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX));
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         // The consumer's: it may wait while the intake keeps the store busy.
-        self.write_background(OP, move |conn| {
+        self.write_in(Lane::Background, OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let tx = conn.savepoint().map_err(unavailable)?;
             let heads: Vec<(i64, String, i64, String)> = tx
@@ -290,7 +290,7 @@ impl SqliteStore {
             return Ok(());
         }
         let receipts = receipts.to_vec();
-        self.write_background(OP, move |conn| {
+        self.write_in(Lane::Background, OP, move |conn| {
             let unavailable = |e| BackendError::unavailable(OP, e);
             let tx = conn.savepoint().map_err(unavailable)?;
             let mut deleted = 0usize;

@@ -1620,7 +1620,7 @@ async fn background_writes_wait_while_acknowledgements_keep_the_store_busy() {
             let mut writes = Vec::new();
             let s = store.clone();
             writes.push(tokio::spawn(async move {
-                s.write_background("test", |_| Ok(())).await
+                s.write_in(Lane::Background, "test", |_| Ok(())).await
             }));
             while store.pending_writes() < 1 {
                 tokio::time::sleep(Duration::from_millis(2)).await;
