@@ -116,20 +116,13 @@ impl Slim {
     /// Whether the delivery names its account and holds an item, so that no record keeps the
     /// body itself.
     fn holds_items(&self) -> bool {
-        let Some(object) = self.0.as_object() else {
-            return false;
-        };
-        object
-            .get("for_user_id")
-            .and_then(ProviderId::from_json)
-            .is_some()
-            && object.iter().any(|(key, value)| {
-                !is_context(key)
-                    && match value {
-                        Value::Array(items) => !items.is_empty(),
-                        _ => true,
-                    }
-            })
+        self.0.as_object().is_some_and(|object| {
+            object
+                .get("for_user_id")
+                .and_then(ProviderId::from_json)
+                .is_some()
+                && holds_items(object)
+        })
     }
 }
 
@@ -172,7 +165,8 @@ impl<'de> serde::Deserialize<'de> for Slim {
                                 .collect();
                             object.insert(key, Value::Object(users));
                         }
-                        "apps" | "user_has_blocked" => {
+                        // The other context the normalizer never reads.
+                        other if is_context(other) && other != "for_user_id" => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
                         _ => {
@@ -479,6 +473,18 @@ fn mark_read(
     ))
 }
 
+/// Whether a delivery's object holds an item: a list that is not empty, or a value, under a
+/// key that is not context (when it holds none, the delivery is kept whole).
+fn holds_items(object: &serde_json::Map<String, Value>) -> bool {
+    object.iter().any(|(key, value)| {
+        !is_context(key)
+            && match value {
+                Value::Array(items) => !items.is_empty(),
+                _ => true,
+            }
+    })
+}
+
 /// The keys of a delivery that describe its items (the users, the apps) rather than hold them.
 fn is_context(key: &str) -> bool {
     matches!(key, "for_user_id" | "users" | "apps" | "user_has_blocked")
@@ -520,15 +526,11 @@ pub fn normalize_owned(mut body: Value, received_at: DateTime<Utc>) -> Vec<Recor
     let (Some(account), Some(object)) = (account, body.as_object_mut()) else {
         return normalize(&body, received_at);
     };
-    let keys: Vec<String> = object.keys().filter(|k| !is_context(k)).cloned().collect();
-    let holds_items = keys.iter().any(|k| match &object[k] {
-        Value::Array(items) => !items.is_empty(),
-        _ => true,
-    });
-    if !holds_items {
+    if !holds_items(object) {
         // Nothing to move: the delivery is kept whole, as it came.
         return normalize(&body, received_at);
     }
+    let keys: Vec<String> = object.keys().filter(|k| !is_context(k)).cloned().collect();
     let lists: Vec<(String, Value)> = keys
         .into_iter()
         .filter_map(|k| object.remove(&k).map(|v| (k, v)))
