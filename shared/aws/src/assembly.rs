@@ -7,6 +7,11 @@
 //! artifact within its size budget.
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::sync::Arc;
 
 use switchboard_core::cases::Cases;
@@ -39,16 +44,64 @@ pub async fn sdk_config() -> SdkConfig {
 
 /// The SDK configuration loader with switchboard's HTTPS client (rustls on ring), to which a
 /// caller may add settings (an endpoint, a region) before loading.
+///
+/// Where the environment holds the region (`AWS_REGION` or `AWS_DEFAULT_REGION`) and the
+/// credentials (`AWS_ACCESS_KEY_ID` and its secret) — every Lambda function — the SDK's default
+/// chains would settle on them first; the loader is given them directly instead, so that a
+/// start does not build the rest of each chain (the web-identity provider's STS client, the
+/// instance-metadata clients, the profile providers) only to leave it unused. Anywhere else the
+/// default chains are used as they are.
 pub fn sdk_defaults() -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
+    use aws_config::environment::{
+        EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+    };
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
+    if set("AWS_REGION") || set("AWS_DEFAULT_REGION") {
+        loader = loader.region(EnvironmentVariableRegionProvider::new());
+    }
+    if set("AWS_ACCESS_KEY_ID") && (set("AWS_SECRET_ACCESS_KEY") || set("SECRET_ACCESS_KEY")) {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
+    loader
 }
 
-/// The HTTPS client every AWS client uses.
-pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+/// The HTTPS client every AWS client uses: rustls on ring, its connector (and the trust
+/// store of the system's roots) built at the first request, once per timeout settings, and
+/// shared by every client of the process ([`ConnectOnFirstRequest`]).
+pub fn https_client() -> SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    SharedHttpClient::new(ConnectOnFirstRequest(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https(),
+    ))
+}
+
+/// An HTTP client that leaves out its inner client's check at client construction.
+///
+/// The SDK's hyper client checks its base configuration by building a whole TLS connector
+/// and dropping it — the root certificates parsed into a trust store (about 150 of them) —
+/// at every `Client::new`, the credential chain's STS client included, and then builds the
+/// connector it keeps at the first request. A function making four clients parsed the roots
+/// five times, four of them at start; with this wrapper, once, at the first request (which
+/// builds, caches and reuses the connector as before). A connector that cannot be built
+/// still fails that first request with the reason; nothing here changes what is sent.
+#[derive(Debug)]
+pub struct ConnectOnFirstRequest(SharedHttpClient);
+
+impl HttpClient for ConnectOnFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// The forwarder of the outbox table's stream to the intake queue at `queue_url` (the

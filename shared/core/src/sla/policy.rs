@@ -15,6 +15,11 @@ use crate::priority::Priority;
 /// The policy shipped with switchboard (`config/sla.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../../../config/sla.toml");
 
+/// [`DEFAULT_TOML`] as JSON, made by the build script: what [`SlaPolicy::default_policy`]
+/// reads, so that a start with the shipped policy runs no TOML parser (a test holds the two
+/// documents equal).
+const DEFAULT_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/sla.json"));
+
 /// What is wrong with a policy file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("SLA policy: {0}")]
@@ -81,7 +86,7 @@ struct WindowRule {
 
 // --- the file ---------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     warning: WarningFile,
@@ -92,21 +97,21 @@ struct File {
     teams: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WarningFile {
     share: Option<f64>,
     lead: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TargetFile {
     first: String,
     next: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WindowFile {
     length: String,
@@ -114,7 +119,7 @@ struct WindowFile {
     channels: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CalendarFile {
     clock: String,
@@ -150,15 +155,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl SlaPolicy {
-    /// The policy shipped with switchboard.
+    /// The policy shipped with switchboard (`config/sla.toml`, read from the JSON the build
+    /// makes of it), checked as [`parse`](Self::parse) checks a file.
     pub fn default_policy() -> Self {
-        Self::parse(DEFAULT_TOML).expect("config/sla.toml is valid (checked by a test)")
+        let file: File =
+            serde_json::from_str(DEFAULT_JSON).expect("config/sla.toml as JSON (a test reads it)");
+        Self::check(file).expect("config/sla.toml is valid (checked by a test)")
     }
 
     /// Parses and checks a policy file's text.
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let file: File = toml::from_str(text).map_err(|e| PolicyError(e.to_string()))?;
+        Self::check(file)
+    }
+
+    /// The policy of a parsed file, checked: the first thing wrong with it, named.
+    fn check(file: File) -> Result<Self, PolicyError> {
         let err = |m: String| PolicyError(m);
-        let file: File = toml::from_str(text).map_err(|e| err(e.to_string()))?;
 
         let warning = match (file.warning.share, file.warning.lead.as_deref()) {
             (Some(share), None) if share > 0.0 && share < 1.0 => Warning::Share(share),
@@ -442,4 +455,18 @@ impl SlaPolicy {
 
 fn human(d: Duration) -> String {
     format!("{}s", d.num_seconds())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_json_is_the_shipped_toml() {
+        let from_toml: File =
+            toml::from_str(DEFAULT_TOML).expect("config/sla.toml is a policy file");
+        let from_json: File = serde_json::from_str(DEFAULT_JSON).expect("the build's JSON");
+        assert_eq!(from_json, from_toml);
+        assert!(SlaPolicy::parse(DEFAULT_TOML).is_ok());
+    }
 }
