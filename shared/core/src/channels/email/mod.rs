@@ -31,7 +31,7 @@
 //! the raw bytes themselves are the kept delivery.
 
 use chrono::{DateTime, TimeZone, Utc};
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{Address, HeaderName, HeaderValue, MessageParser, MimeHeaders};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -109,27 +109,30 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
             received_at,
         )];
     };
-    let headers = NamedHeaders::of(&mail);
-    let provider_id = mail
-        .message_id()
+    let mut headers = Headers::of(&mail);
+    let provider_id = headers
+        .message_id
+        .and_then(HeaderValue::as_text)
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map_or_else(|| raw_id(raw), ProviderId::from);
-    let (sent_at, provider_timestamp) = match mail.date() {
+    let (sent_at, provider_timestamp) = match headers.date.and_then(HeaderValue::as_datetime) {
         Some(date) => (
             Utc.timestamp_opt(date.to_timestamp(), 0).single(),
-            headers.date.map(|d| d.trim().to_owned()),
+            headers.date_raw.map(|d| d.trim().to_owned()),
         ),
         None => (None, None),
     };
-    let parents = ids(mail.in_reply_to());
-    let references = ids(mail.references());
-    let summary = summary(&mail, &provider_id, &parents, &references);
+    let parents = ids(headers.in_reply_to);
+    let references = ids(headers.references);
+    let from_header = headers.address(headers.from);
+    let to = headers.address(headers.to);
     let account = envelope_recipient(&headers)
-        .or_else(|| first_address(mail.to()))
+        .or_else(|| first_address(to))
         .unwrap_or_else(|| "unknown".to_owned());
-    let from = mail.from().and_then(|a| a.first());
+    let from = from_header.and_then(|a| a.first());
     let from_address = from.and_then(|a| a.address()).map(str::to_lowercase);
+    let summary = summary(&mut headers, &provider_id, &parents, &references);
     let at = sent_at.unwrap_or(received_at);
 
     let auto = automatic(&mail, &headers, from_address.as_deref());
@@ -154,7 +157,7 @@ pub fn parse(raw: &[u8], received_at: DateTime<Utc>) -> Vec<Record> {
     let brand_domain = domain(&account);
     let outbound = same_domain(domain(&from_address), brand_domain);
     let (account, customer, customer_name) = if outbound {
-        let outside = recipients(&mail)
+        let outside = recipients(&headers)
             .into_iter()
             .find(|(address, _)| !same_domain(domain(address), brand_domain));
         match outside {
@@ -321,19 +324,34 @@ fn first_address(address: Option<&Address<'_>>) -> Option<String> {
 }
 
 /// `To` then `Cc`, in order.
-fn recipients(mail: &mail_parser::Message<'_>) -> Vec<(String, Option<String>)> {
-    let mut all = addresses(mail.to());
-    all.extend(addresses(mail.cc()));
+fn recipients(headers: &Headers<'_>) -> Vec<(String, Option<String>)> {
+    let mut all = addresses(headers.address(headers.to));
+    all.extend(addresses(headers.address(headers.cc)));
     all
 }
 
-/// The raw headers the intake reads by name, gathered in one pass over the message's headers
-/// (rather than a search of them all for each name): the last of each, as
-/// `Message::header_raw` gives, except `Received`, of which the topmost is kept (the latest
-/// hop's, the receiving service's own line).
+/// The headers the intake reads, gathered in one pass over the message's headers (rather
+/// than one search of them all per name, as `mail_parser::Message`'s accessors do, and a
+/// second pass for the raw ones).
+///
+/// * Parsed values: the last header of each name, as the accessors give (`Message::from`,
+///   `Message::message_id`, …).
+/// * Raw values (the text after the colon, when it is UTF-8): the last of each name, as
+///   `Message::header_raw` gives, except `Received`, of which the topmost is kept (the latest
+///   hop's, the receiving service's own line).
+/// * The authentication verdicts (`auth`, which [`summary`] takes), read in the headers' order.
 #[derive(Debug, Default)]
-struct NamedHeaders<'a> {
-    date: Option<&'a str>,
+struct Headers<'a> {
+    message_id: Option<&'a HeaderValue<'a>>,
+    date: Option<&'a HeaderValue<'a>>,
+    date_raw: Option<&'a str>,
+    from: Option<&'a HeaderValue<'a>>,
+    to: Option<&'a HeaderValue<'a>>,
+    cc: Option<&'a HeaderValue<'a>>,
+    reply_to: Option<&'a HeaderValue<'a>>,
+    subject: Option<&'a HeaderValue<'a>>,
+    in_reply_to: Option<&'a HeaderValue<'a>>,
+    references: Option<&'a HeaderValue<'a>>,
     /// `X-Original-To`, `Delivered-To`, `Envelope-To`, `X-Envelope-To`, in that order of
     /// preference.
     envelope: [Option<&'a str>; 4],
@@ -342,9 +360,13 @@ struct NamedHeaders<'a> {
     precedence: Option<&'a str>,
     /// `X-Autoreply` or `X-Autorespond` is present.
     autoreply: bool,
+    /// The verdicts of `Authentication-Results` (the first of each method), `Received-SPF`
+    /// (when no `Authentication-Results` before it gave SPF's) and SES's
+    /// `X-SES-Spam-Verdict` / `X-SES-Virus-Verdict` (the last of each).
+    auth: serde_json::Map<String, Value>,
 }
 
-impl<'a> NamedHeaders<'a> {
+impl<'a> Headers<'a> {
     fn of(mail: &'a mail_parser::Message<'a>) -> Self {
         const ENVELOPE: [&str; 4] = [
             "X-Original-To",
@@ -352,29 +374,108 @@ impl<'a> NamedHeaders<'a> {
             "Envelope-To",
             "X-Envelope-To",
         ];
-        let mut named = NamedHeaders::default();
-        for (name, value) in mail.headers_raw() {
-            let is = |expected: &str| name.eq_ignore_ascii_case(expected);
-            if is("Date") {
-                named.date = Some(value);
-            } else if is("Received") {
-                named.received.get_or_insert(value);
-            } else if is("Auto-Submitted") {
-                named.auto_submitted = Some(value);
-            } else if is("Precedence") {
-                named.precedence = Some(value);
-            } else if is("X-Autoreply") || is("X-Autorespond") {
-                named.autoreply = true;
-            } else if let Some(slot) = ENVELOPE.iter().position(|e| is(e)) {
-                named.envelope[slot] = Some(value);
+        let raw_message: &'a [u8] = &mail.raw_message;
+        let mut headers = Headers::default();
+        for header in mail.root_part().headers() {
+            // Only the raw values that are read are sliced and checked for UTF-8.
+            let raw = || {
+                raw_message
+                    .get(header.offset_start as usize..header.offset_end as usize)
+                    .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            };
+            let value = Some(&header.value);
+            match &header.name {
+                HeaderName::MessageId => headers.message_id = value,
+                HeaderName::Date => {
+                    headers.date = value;
+                    // As `header_raw` gives it: the last that is UTF-8.
+                    headers.date_raw = raw().or(headers.date_raw);
+                }
+                HeaderName::From => headers.from = value,
+                HeaderName::To => headers.to = value,
+                HeaderName::Cc => headers.cc = value,
+                HeaderName::ReplyTo => headers.reply_to = value,
+                HeaderName::Subject => headers.subject = value,
+                HeaderName::InReplyTo => headers.in_reply_to = value,
+                HeaderName::References => headers.references = value,
+                HeaderName::Received => {
+                    if headers.received.is_none() {
+                        headers.received = raw();
+                    }
+                }
+                // The rest by name (mail-parser knows some of them, such as
+                // `Authentication-Results`, as variants of their own; others are `Other`).
+                other => {
+                    let name = other.as_str();
+                    let is = |expected: &str| name.eq_ignore_ascii_case(expected);
+                    if is("Authentication-Results") {
+                        if let Some(value) = raw() {
+                            authentication_results(value, &mut headers.auth);
+                        }
+                    } else if is("Received-SPF") {
+                        if let Some(value) = raw() {
+                            let verdict = value.split_whitespace().next().unwrap_or_default();
+                            headers
+                                .auth
+                                .entry("spf")
+                                .or_insert_with(|| Value::String(verdict.to_lowercase()));
+                        }
+                    } else if is("X-SES-Spam-Verdict") || is("X-SES-Virus-Verdict") {
+                        if let Some(value) = raw() {
+                            let key = if is("X-SES-Spam-Verdict") {
+                                "spam"
+                            } else {
+                                "virus"
+                            };
+                            headers
+                                .auth
+                                .insert(key.into(), Value::String(value.trim().to_lowercase()));
+                        }
+                    } else if is("Auto-Submitted") {
+                        headers.auto_submitted = raw().or(headers.auto_submitted);
+                    } else if is("Precedence") {
+                        headers.precedence = raw().or(headers.precedence);
+                    } else if is("X-Autoreply") || is("X-Autorespond") {
+                        headers.autoreply |= raw().is_some();
+                    } else if let Some(slot) = ENVELOPE.iter().position(|e| is(e)) {
+                        headers.envelope[slot] = raw().or(headers.envelope[slot]);
+                    }
+                }
             }
         }
-        named
+        headers
+    }
+
+    /// The address list of a parsed address header.
+    fn address(&self, value: Option<&'a HeaderValue<'a>>) -> Option<&'a Address<'a>> {
+        value.and_then(HeaderValue::as_address)
+    }
+}
+
+/// The SPF, DKIM and DMARC verdicts of one `Authentication-Results` header, each unless an
+/// earlier header gave it.
+fn authentication_results(value: &str, verdicts: &mut serde_json::Map<String, Value>) {
+    for clause in value.split(';').skip(1) {
+        let clause = clause.trim().to_lowercase();
+        for method in ["spf", "dkim", "dmarc"] {
+            if let Some(rest) = clause
+                .strip_prefix(method)
+                .and_then(|r| r.strip_prefix('='))
+            {
+                verdicts.entry(method).or_insert_with(|| {
+                    Value::String(
+                        rest.chars()
+                            .take_while(|c| c.is_ascii_alphanumeric())
+                            .collect(),
+                    )
+                });
+            }
+        }
     }
 }
 
 /// The envelope recipient a relay wrote into the message, lowercased, without brackets.
-fn envelope_recipient(headers: &NamedHeaders<'_>) -> Option<String> {
+fn envelope_recipient(headers: &Headers<'_>) -> Option<String> {
     headers
         .envelope
         .iter()
@@ -419,8 +520,8 @@ fn same_domain(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 /// The message ids of `In-Reply-To` or `References`, in order.
-fn ids(value: &HeaderValue<'_>) -> Vec<String> {
-    match value {
+fn ids(value: Option<&HeaderValue<'_>>) -> Vec<String> {
+    match value.unwrap_or(&HeaderValue::Empty) {
         HeaderValue::Text(id) => vec![id.trim().to_owned()],
         HeaderValue::TextList(list) => list.iter().map(|id| id.trim().to_owned()).collect(),
         _ => Vec::new(),
@@ -433,7 +534,7 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 /// `email.auto_reply` or `email.bounce` when the message is one; `None` for a person's mail.
 fn automatic(
     mail: &mail_parser::Message<'_>,
-    headers: &NamedHeaders<'_>,
+    headers: &Headers<'_>,
     from: Option<&str>,
 ) -> Option<&'static str> {
     let report = mail.content_type().is_some_and(|ct| {
@@ -461,78 +562,47 @@ fn automatic(
     (auto_submitted || precedence || headers.autoreply).then_some("email.auto_reply")
 }
 
-/// The verdicts of `Authentication-Results` (the first of each method) and SES's.
-fn auth(mail: &mail_parser::Message<'_>) -> Value {
-    let mut verdicts = serde_json::Map::new();
-    for (name, value) in mail.headers_raw() {
-        if name.eq_ignore_ascii_case("Authentication-Results") {
-            for clause in value.split(';').skip(1) {
-                let clause = clause.trim().to_lowercase();
-                for method in ["spf", "dkim", "dmarc"] {
-                    if let Some(rest) = clause
-                        .strip_prefix(method)
-                        .and_then(|r| r.strip_prefix('='))
-                    {
-                        let verdict: String = rest
-                            .chars()
-                            .take_while(|c| c.is_ascii_alphanumeric())
-                            .collect();
-                        verdicts.entry(method).or_insert(json!(verdict));
-                    }
-                }
-            }
-        } else if name.eq_ignore_ascii_case("X-SES-Spam-Verdict") {
-            verdicts.insert("spam".into(), json!(value.trim().to_lowercase()));
-        } else if name.eq_ignore_ascii_case("X-SES-Virus-Verdict") {
-            verdicts.insert("virus".into(), json!(value.trim().to_lowercase()));
-        } else if name.eq_ignore_ascii_case("Received-SPF") {
-            let verdict = value
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_lowercase();
-            verdicts.entry("spf").or_insert(json!(verdict));
-        }
-    }
-    Value::Object(verdicts)
-}
-
 /// The record's `raw`: what the headers say, without the body. Built as values directly
 /// (`json!` would serialize each list into a value again).
 fn summary(
-    mail: &mail_parser::Message<'_>,
+    headers: &mut Headers<'_>,
     id: &ProviderId,
     in_reply_to: &[String],
     references: &[String],
 ) -> Value {
-    let text = |s: String| Value::String(s);
-    let list = |a: Option<&Address<'_>>| {
+    let list = |value| {
         Value::Array(
-            addresses(a)
+            addresses(headers.address(value))
                 .into_iter()
                 .map(|(address, name)| {
                     let mut entry = serde_json::Map::new();
-                    entry.insert("address".into(), text(address));
-                    entry.insert("name".into(), name.map_or(Value::Null, text));
+                    entry.insert("address".into(), Value::String(address));
+                    entry.insert("name".into(), name.map_or(Value::Null, Value::String));
                     Value::Object(entry)
                 })
                 .collect(),
         )
     };
-    let id_list = |ids: &[String]| Value::Array(ids.iter().cloned().map(text).collect());
+    let id_list = |ids: &[String]| Value::Array(ids.iter().cloned().map(Value::String).collect());
     let mut summary = serde_json::Map::new();
-    summary.insert("message_id".into(), text(id.as_str().to_owned()));
-    summary.insert("from".into(), list(mail.from()));
-    summary.insert("to".into(), list(mail.to()));
-    summary.insert("cc".into(), list(mail.cc()));
-    summary.insert("reply_to".into(), list(mail.reply_to()));
+    summary.insert("message_id".into(), Value::String(id.as_str().to_owned()));
+    summary.insert("from".into(), list(headers.from));
+    summary.insert("to".into(), list(headers.to));
+    summary.insert("cc".into(), list(headers.cc));
+    summary.insert("reply_to".into(), list(headers.reply_to));
     summary.insert(
         "subject".into(),
-        mail.subject().map_or(Value::Null, |s| text(s.to_owned())),
+        headers
+            .subject
+            .and_then(HeaderValue::as_text)
+            .map_or(Value::Null, |s| Value::String(s.to_owned())),
     );
     summary.insert("in_reply_to".into(), id_list(in_reply_to));
     summary.insert("references".into(), id_list(references));
-    summary.insert("auth".into(), auth(mail));
+    summary.insert(
+        "auth".into(),
+        Value::Object(std::mem::take(&mut headers.auth)),
+    );
     Value::Object(summary)
 }
 

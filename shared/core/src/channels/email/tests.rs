@@ -328,3 +328,100 @@ fn the_summary_holds_the_headers_and_not_the_body() {
         })
     );
 }
+
+/// The one pass over the headers reads what mail-parser's accessors (`from`, `message_id`,
+/// …) and `header_raw` read, header by header: the last of each name, the topmost
+/// `Received`.
+fn assert_one_pass_reads_as_the_accessors(raw: &[u8]) {
+    let Some(mail) = MessageParser::default().parse(raw) else {
+        return;
+    };
+    let h = Headers::of(&mail);
+    assert_eq!(
+        h.message_id.and_then(HeaderValue::as_text),
+        mail.message_id()
+    );
+    assert_eq!(h.date.and_then(HeaderValue::as_datetime), mail.date());
+    assert_eq!(h.address(h.from), mail.from());
+    assert_eq!(h.address(h.to), mail.to());
+    assert_eq!(h.address(h.cc), mail.cc());
+    assert_eq!(h.address(h.reply_to), mail.reply_to());
+    assert_eq!(h.subject.and_then(HeaderValue::as_text), mail.subject());
+    assert_eq!(
+        h.in_reply_to.unwrap_or(&HeaderValue::Empty),
+        mail.in_reply_to()
+    );
+    assert_eq!(
+        h.references.unwrap_or(&HeaderValue::Empty),
+        mail.references()
+    );
+    assert_eq!(h.date_raw, mail.header_raw("Date"));
+    for (slot, name) in [
+        "X-Original-To",
+        "Delivered-To",
+        "Envelope-To",
+        "X-Envelope-To",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(h.envelope[slot], mail.header_raw(name), "{name}");
+    }
+    assert_eq!(h.auto_submitted, mail.header_raw("Auto-Submitted"));
+    assert_eq!(h.precedence, mail.header_raw("Precedence"));
+    let first = |name: &str| {
+        mail.headers_raw()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    assert_eq!(h.received, first("Received"));
+    assert_eq!(
+        h.autoreply,
+        first("X-Autoreply").or(first("X-Autorespond")).is_some()
+    );
+}
+
+#[test]
+fn the_headers_are_read_in_one_pass_as_the_accessors_read_them() {
+    let dir = format!("{}/../../tests/fixtures/email", env!("CARGO_MANIFEST_DIR"));
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).expect(&dir) {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|e| e == "eml") {
+            assert_one_pass_reads_as_the_accessors(&std::fs::read(&path).expect("readable"));
+            read += 1;
+        }
+    }
+    assert!(read >= 10, "{read} fixtures");
+    // Repeated headers: the last of each name, the first `Received`.
+    assert_one_pass_reads_as_the_accessors(
+        b"Received: from a by b for <one@acme.example>; Mon, 1 Jan 2024 00:00:00 +0000\r\n\
+          Received: from c by d for <two@acme.example>; Mon, 1 Jan 2024 00:00:00 +0000\r\n\
+          From: First <first@example.com>\r\nFrom: Second <second@example.com>\r\n\
+          Delivered-To: a@acme.example\r\ndelivered-to: b@acme.example\r\n\
+          Subject: one\r\nSubject: two\r\nMessage-ID: <1@x>\r\nMessage-ID: <2@x>\r\n\
+          X-Autorespond: yes\r\n\r\nbody",
+    );
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_headers_are_read_in_one_pass_as_the_accessors_read_them(
+        headers in prop::collection::vec(
+            (prop_oneof![Just("From"), Just("To"), Just("Cc"), Just("Reply-To"),
+                         Just("Subject"), Just("Date"), Just("Message-ID"),
+                         Just("In-Reply-To"), Just("References"), Just("Received"),
+                         Just("Delivered-To"), Just("x-original-to"), Just("Envelope-To"),
+                         Just("X-Envelope-To"), Just("Auto-Submitted"), Just("PRECEDENCE"),
+                         Just("X-Autoreply"), Just("X-Autorespond"), Just("X-Other")],
+             "[ -~]{0,60}"),
+            0..12),
+    ) {
+        let mut raw = String::new();
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str("\r\nbody");
+        assert_one_pass_reads_as_the_accessors(raw.as_bytes());
+    }
+}
