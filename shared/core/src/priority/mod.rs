@@ -271,23 +271,20 @@ pub struct Scorer {
 
 impl Scorer {
     /// A scorer for `config` (already checked by [`PriorityConfig::parse`]).
-    pub fn new(config: PriorityConfig) -> Self {
+    pub fn new(mut config: PriorityConfig) -> Self {
         let mut phrases = PhraseSet::new();
+        // The signals move into the scorer, their phrases into the index (neither is copied).
         let mut signals = Vec::with_capacity(config.signals.len());
-        for (i, (name, signal)) in config.signals.iter().enumerate() {
-            for phrase in signal.words.values().flatten() {
-                if let Some(p) = Phrase::new(phrase) {
+        for (i, (name, mut signal)) in std::mem::take(&mut config.signals)
+            .into_iter()
+            .enumerate()
+        {
+            for phrase in std::mem::take(&mut signal.words).into_values().flatten() {
+                if let Some(p) = Phrase::from_owned(phrase) {
                     phrases.insert(p, i);
                 }
             }
-            // What scoring reads of the signal: its phrases are in the index.
-            let terms = config::Signal {
-                weight: signal.weight,
-                topic: signal.topic.clone(),
-                complaint: signal.complaint,
-                words: Default::default(),
-            };
-            signals.push((name.clone(), terms));
+            signals.push((name, signal));
         }
         Self {
             config,
@@ -309,7 +306,7 @@ impl Scorer {
         self.model.is_some()
     }
 
-    /// The configuration in use.
+    /// The configuration in use, but for its signals, which are in the scorer's index.
     pub fn config(&self) -> &PriorityConfig {
         &self.config
     }

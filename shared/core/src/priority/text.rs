@@ -38,11 +38,14 @@ fn words_unicode(text: &str) -> Vec<String> {
 /// A word of a phrase folded as [`words`] folds text, its pieces joined (`e-mail` → `email`).
 fn fold_word(raw: &str) -> String {
     if raw.is_ascii() {
-        return raw
-            .bytes()
-            .filter(u8::is_ascii_alphanumeric)
-            .map(|b| char::from(b.to_ascii_lowercase()))
-            .collect();
+        // One allocation of the right size (a collected iterator would grow it char by char).
+        let mut folded = String::with_capacity(raw.len());
+        folded.extend(
+            raw.bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .map(|b| char::from(b.to_ascii_lowercase())),
+        );
+        return folded;
     }
     words(raw).join("")
 }
@@ -77,6 +80,27 @@ impl Phrase {
     /// `text` as a phrase, or `None` when it has no word (punctuation only, empty, or only
     /// `*`). A `*` at the end of a word makes it a prefix; a `*` alone matches any one word.
     pub fn new(text: &str) -> Option<Self> {
+        Self::words_of(text).map(|words| Self {
+            text: text.trim().to_owned(),
+            words,
+        })
+    }
+
+    /// [`new`](Self::new) keeping `text` itself as the phrase's text (no copy unless it has
+    /// spaces to trim): how the scorer takes the phrases of its configuration.
+    pub fn from_owned(text: String) -> Option<Self> {
+        let words = Self::words_of(&text)?;
+        let trimmed = text.trim();
+        let text = if trimmed.len() == text.len() {
+            text
+        } else {
+            trimmed.to_owned()
+        };
+        Some(Self { text, words })
+    }
+
+    /// The words of `text`, or `None` when it has no word but `*`.
+    fn words_of(text: &str) -> Option<Vec<Word>> {
         let words: Vec<Word> = text
             .split_whitespace()
             .filter_map(|raw| {
@@ -93,10 +117,7 @@ impl Phrase {
             })
             .collect();
         let has_word = words.iter().any(|w| *w != Word::Any);
-        has_word.then(|| Self {
-            text: text.trim().to_owned(),
-            words,
-        })
+        has_word.then_some(words)
     }
 
     fn matches_at(&self, text: &[String], start: usize) -> bool {
@@ -131,11 +152,13 @@ impl<T: Clone> PhraseSet<T> {
     /// Adds a phrase.
     pub fn insert(&mut self, phrase: Phrase, tag: T) {
         match &phrase.words[0] {
-            Word::Exact(first) => self
-                .exact
-                .entry(first.clone())
-                .or_default()
-                .push((phrase, tag)),
+            Word::Exact(first) => match self.exact.get_mut(first) {
+                Some(list) => list.push((phrase, tag)),
+                None => {
+                    let first = first.clone();
+                    self.exact.insert(first, vec![(phrase, tag)]);
+                }
+            },
             Word::Prefix(_) | Word::Any => self.prefix.push((phrase, tag)),
         }
     }
