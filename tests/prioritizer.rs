@@ -829,3 +829,110 @@ fn target_minutes(conversation: &Value) -> i64 {
         other => panic!("{other:?}: {conversation}"),
     }
 }
+
+/// The urgency model's inference, the costly part of scoring, overlaps the history reads:
+/// the history port below answers only once the model has begun (or after 5 s), so a
+/// prioritizer that ran the model after reading the history would show the wait in the
+/// flag this test reads. The model's raise still reaches the score.
+#[tokio::test]
+async fn the_models_inference_runs_while_the_history_is_read() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use switchboard_core::ids::CustomerId;
+    use switchboard_core::ports::{BackendError as PortError, CustomerHistory};
+    use switchboard_core::prioritize::{Prioritizer, PrioritizerPorts};
+    use switchboard_core::priority::{Assessment, Scorer, UrgencyModel};
+
+    #[derive(Debug)]
+    struct Begins(tokio::sync::watch::Sender<bool>);
+    impl UrgencyModel for Begins {
+        fn assess(&self, _text: &str) -> Assessment {
+            self.0.send_replace(true);
+            Assessment {
+                probability: 0.9,
+                raise: true,
+                lower: false,
+                topics: vec!["security".into()],
+            }
+        }
+    }
+
+    struct WaitsForTheModel {
+        inner: Arc<dyn CustomerHistory>,
+        model_began: tokio::sync::watch::Receiver<bool>,
+        overlapped: AtomicBool,
+    }
+    #[async_trait::async_trait]
+    impl CustomerHistory for WaitsForTheModel {
+        async fn customer_records(
+            &self,
+            customer: &CustomerId,
+            since: chrono::DateTime<chrono::Utc>,
+            until: chrono::DateTime<chrono::Utc>,
+            limit: usize,
+        ) -> Result<Vec<switchboard_core::model::Record>, PortError> {
+            self.inner
+                .customer_records(customer, since, until, limit)
+                .await
+        }
+        async fn activity(
+            &self,
+            identities: &[CustomerId],
+        ) -> Result<Vec<switchboard_core::history::Activity>, PortError> {
+            let mut began = self.model_began.clone();
+            let overlapped = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                began.wait_for(|began| *began),
+            )
+            .await
+            .is_ok_and(|seen| seen.is_ok());
+            self.overlapped.store(overlapped, Ordering::SeqCst);
+            self.inner.activity(identities).await
+        }
+        async fn note_activity(
+            &self,
+            identity: &CustomerId,
+            note: &switchboard_core::history::ActivityNote,
+        ) -> Result<(), PortError> {
+            self.inner.note_activity(identity, note).await
+        }
+    }
+
+    let backend = switchboard_tests::embedded().await;
+    let app = backend.app(None);
+    post(
+        &app,
+        Webhook::Whatsapp,
+        whatsapp("PN", "5215550000021", "wamid.M1", 1_795_000_000, "hola"),
+    )
+    .await;
+    let (began, model_began) = tokio::sync::watch::channel(false);
+    let history = Arc::new(WaitsForTheModel {
+        inner: backend.history.clone(),
+        model_began,
+        overlapped: AtomicBool::new(false),
+    });
+    let prioritizer = Prioritizer::new(
+        PrioritizerPorts {
+            records: backend.store.clone(),
+            conversations: backend.conversations.clone(),
+            customers: backend.customers.clone(),
+            history: history.clone(),
+            identities: backend.identities.clone(),
+            events: backend.events.clone(),
+            timers: backend.timers.clone(),
+            settle: backend.settle.clone(),
+        },
+        Arc::new(Scorer::default().with_model(Arc::new(Begins(began)))),
+        Arc::new(switchboard_core::sla::SlaPolicy::default_policy()),
+        Arc::new(switchboard_core::clock::SystemClock),
+    );
+    assert_eq!(backend.prioritize_all(&prioritizer).await, 1);
+    assert!(
+        history.overlapped.load(Ordering::SeqCst),
+        "the history was read before the model began"
+    );
+    let scored = conversations_of(&app, "5215550000021").await;
+    assert_eq!(scored[0]["priority"]["priority"], "P2", "{}", scored[0]);
+    assert!(signals(&scored[0]).contains(&"model".to_owned()));
+}

@@ -3,7 +3,9 @@
 //! For each queue entry of a message it first links the customer with the identities that
 //! carry the same e-mail address or phone number ([`crate::resolve`]). For a customer message
 //! it then reads the customer's recent history (every linked identity's, from the counters of
-//! [`crate::history`]: a fixed number of reads however long it is), scores it ([`Scorer`]), applies the score to the conversation ([`crate::priority::apply`]: within
+//! [`crate::history`]: a fixed number of reads however long it is), scores it ([`Scorer`]; the
+//! urgency model, when there is one, reads the text on a blocking thread meanwhile, from the
+//! moment the message is found), applies the score to the conversation ([`crate::priority::apply`]: within
 //! one wait the level only rises) and, when that set the conversation's priority, times the
 //! wait by the SLA policy (its target, warning and due time; see [`crate::sla`]) and publishes
 //! `conversation.prioritized`; every customer message publishes `message.received`, and one
@@ -194,6 +196,17 @@ impl Prioritizer {
             Some(_) => return Ok(Outcome::Skipped),
             None => return Err(PrioritizeError::Missing("record")),
         };
+        let text = crate::channels::email::scored_text(message);
+        // The urgency model's inference, the costly part of scoring, runs on a blocking thread
+        // while the conversation is read, the customer's identities resolved and the history
+        // read: a message waits for the longer of the two rather than their sum. (A message
+        // found already scored below wastes its inference: a redelivery, rare.)
+        let assessment =
+            (self.scorer.has_model() && message.direction == Direction::Inbound).then(|| {
+                let scorer = Arc::clone(&self.scorer);
+                let text = text.clone().into_owned();
+                tokio::task::spawn_blocking(move || scorer.assess(&text))
+            });
         let conversation = self
             .ports
             .conversations
@@ -215,8 +228,19 @@ impl Prioritizer {
         self.resolver.resolve(message).await?;
 
         let (history, activity) = self.history(&conversation, message).await?;
-        let text = crate::channels::email::scored_text(message);
-        let mut score = self.scorer.score(&text, message.public, &history);
+        let assessment = match assessment {
+            None => None,
+            Some(inference) => inference.await.unwrap_or_else(|_| {
+                tracing::error!(
+                    conversation = %conversation.id,
+                    "the urgency model failed: scored by the word lists alone"
+                );
+                None
+            }),
+        };
+        let mut score = self
+            .scorer
+            .score_assessed(&text, message.public, &history, assessment);
         if crate::channels::email::dmarc_failed(message) && score.priority < Priority::P3 {
             // Mail that fails DMARC may not be from whom it says: never above normal.
             score.priority = Priority::P3;

@@ -275,10 +275,7 @@ impl Scorer {
         let mut phrases = PhraseSet::new();
         // The signals move into the scorer, their phrases into the index (neither is copied).
         let mut signals = Vec::with_capacity(config.signals.len());
-        for (i, (name, mut signal)) in std::mem::take(&mut config.signals)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, (name, mut signal)) in std::mem::take(&mut config.signals).into_iter().enumerate() {
             for phrase in std::mem::take(&mut signal.words).into_values().flatten() {
                 if let Some(p) = Phrase::from_owned(phrase) {
                     phrases.insert(p, i);
@@ -331,6 +328,30 @@ impl Scorer {
     /// otherwise it weighs 0 and only explains. A P1 is never lowered. Where the words name no
     /// topic, the model's nearest topic routes the message.
     pub fn score(&self, text: &str, public: bool, history: &History) -> Score {
+        self.score_assessed(text, public, history, self.assess(text))
+    }
+
+    /// The urgency model's assessment of `text`, the costly part of scoring: `None` without a
+    /// model or for an empty text. A caller that has something to wait for meanwhile (the
+    /// prioritizer reads the customer's history) runs it apart and hands the result to
+    /// [`score_assessed`](Self::score_assessed).
+    pub fn assess(&self, text: &str) -> Option<Assessment> {
+        self.model
+            .as_ref()
+            .filter(|_| !text.trim().is_empty())
+            .map(|model| model.assess(text))
+    }
+
+    /// [`score`](Self::score) with the model's assessment of `text` already made
+    /// ([`assess`](Self::assess)); `None` scores by the word lists, the style and the history
+    /// alone.
+    pub fn score_assessed(
+        &self,
+        text: &str,
+        public: bool,
+        history: &History,
+        assessment: Option<Assessment>,
+    ) -> Score {
         let folded = words(text);
         let mut reasons = Vec::new();
         let mut found: Vec<(usize, &Phrase)> = Vec::new();
@@ -420,8 +441,7 @@ impl Scorer {
                 .max(0)
         };
         let mut model_topic = None;
-        if let Some(model) = self.model.as_ref().filter(|_| !text.trim().is_empty()) {
-            let assessment = model.assess(text);
+        if let Some(assessment) = assessment {
             // The sum before the floor at 0: what the model's weight must make up.
             let before = reasons
                 .iter()
