@@ -914,14 +914,8 @@ async fn the_models_inference_runs_while_the_history_is_read() {
     });
     let prioritizer = Prioritizer::new(
         PrioritizerPorts {
-            records: backend.store.clone(),
-            conversations: backend.conversations.clone(),
-            customers: backend.customers.clone(),
             history: history.clone(),
-            identities: backend.identities.clone(),
-            events: backend.events.clone(),
-            timers: backend.timers.clone(),
-            settle: backend.settle.clone(),
+            ..backend.prioritizer_ports()
         },
         Arc::new(Scorer::default().with_model(Arc::new(Begins(began)))),
         Arc::new(switchboard_core::sla::SlaPolicy::default_policy()),

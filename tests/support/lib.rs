@@ -491,21 +491,21 @@ impl Backend {
         policy: switchboard_core::sla::SlaPolicy,
         clock: Arc<dyn Clock>,
     ) -> Prioritizer {
-        Prioritizer::new(
-            PrioritizerPorts {
-                records: self.store.clone(),
-                conversations: self.conversations.clone(),
-                customers: self.customers.clone(),
-                history: self.history.clone(),
-                identities: self.identities.clone(),
-                events: self.events.clone(),
-                timers: self.timers.clone(),
-                settle: self.settle.clone(),
-            },
-            scorer,
-            Arc::new(policy),
-            clock,
-        )
+        Prioritizer::new(self.prioritizer_ports(), scorer, Arc::new(policy), clock)
+    }
+
+    /// The prioritizer's ports over this backend (a test may replace one of them).
+    pub fn prioritizer_ports(&self) -> PrioritizerPorts {
+        PrioritizerPorts {
+            records: self.store.clone(),
+            conversations: self.conversations.clone(),
+            customers: self.customers.clone(),
+            history: self.history.clone(),
+            identities: self.identities.clone(),
+            events: self.events.clone(),
+            timers: self.timers.clone(),
+            settle: self.settle.clone(),
+        }
     }
 
     /// The whole application on `clock` (intake, cases, replies through `sender`, figures), and
