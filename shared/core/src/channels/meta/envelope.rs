@@ -98,26 +98,26 @@ pub(crate) fn normalize(
                 }
                 ("changes", Value::Array(changes)) => {
                     for mut change in changes {
-                        let field = str_at(&change, "/field")
-                            .unwrap_or("unsupported")
-                            .to_owned();
-                        match change.get_mut("value").map(Value::take) {
-                            Some(v) => out.extend(match object {
-                                MetaObject::Page => {
-                                    feed::page_change(&account, &field, v, received_at)
-                                }
-                                MetaObject::Instagram => {
-                                    feed::instagram_change(&account, &field, v, received_at)
-                                }
-                            }),
-                            None => out.push(unsupported_owned(
-                                object.changes_channel(),
-                                Some(account.clone()),
-                                &field,
-                                change,
-                                received_at,
-                            )),
-                        }
+                        let value = change.get_mut("value").map(Value::take);
+                        let field = str_at(&change, "/field").unwrap_or("unsupported");
+                        out.push(match (value, object) {
+                            (Some(v), MetaObject::Page) => {
+                                feed::page_change(&account, field, v, received_at)
+                            }
+                            (Some(v), MetaObject::Instagram) => {
+                                feed::instagram_change(&account, field, v, received_at)
+                            }
+                            (None, _) => {
+                                let field = field.to_owned();
+                                unsupported_owned(
+                                    object.changes_channel(),
+                                    Some(account.clone()),
+                                    &field,
+                                    change,
+                                    received_at,
+                                )
+                            }
+                        });
                     }
                 }
                 (other, value) => out.push(unsupported_owned(

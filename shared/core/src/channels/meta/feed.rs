@@ -30,10 +30,12 @@
 //! [`Message`]: crate::model::Message
 //! [`Notification`]: crate::model::Notification
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::channels::json::{id_at, keep_raw, provider_time, str_at, unsupported};
+use crate::channels::json::{provider_time, unsupported};
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
     Attachment, Channel, CustomerIdentity, Direction, Event, EventKind, Message, MessageKind,
@@ -43,90 +45,160 @@ use crate::model::{
 /// Feed items that are posts: conversations when a visitor writes them.
 const POST_ITEMS: [&str; 5] = ["post", "status", "photo", "video", "share"];
 
-/// Normalizes one `changes[]` item of a page entry (`field` `feed`, `mention`, `ratings`, …).
+/// Normalizes one `changes[]` item of a page entry (`field` `feed`, `mention`, `ratings`, …):
+/// its one record, keeping the change's value as its raw JSON.
 pub(crate) fn page_change(
     page_id: &ProviderId,
     field: &str,
     value: Value,
     received_at: DateTime<Utc>,
-) -> Vec<Record> {
-    let records = page_records(page_id, field, &value, received_at);
-    keep_raw(records, value)
-}
-
-/// The records of one page change, before each is given the change's value as its raw JSON.
-fn page_records(
-    page_id: &ProviderId,
-    field: &str,
-    value: &Value,
-    received_at: DateTime<Utc>,
-) -> Vec<Record> {
-    let change = Change::new(Channel::FacebookFeed, page_id, value, received_at);
+) -> Record {
+    let change = Change::new(Channel::FacebookFeed, page_id, &value, received_at);
     let record = match field {
         "feed" => change.feed(),
         "mention" => change.mention(),
         "ratings" => change.rating(),
         other => change.notification(other),
     };
-    vec![record]
+    record.with_raw(value)
 }
 
 /// Normalizes one `changes[]` item of an Instagram entry (`comments`, `live_comments`,
-/// `mentions`, `story_insights`, …).
+/// `mentions`, `story_insights`, …): its one record, keeping the change's value as its raw
+/// JSON.
 pub(crate) fn instagram_change(
     account_id: &ProviderId,
     field: &str,
     value: Value,
     received_at: DateTime<Utc>,
-) -> Vec<Record> {
-    let records = instagram_records(account_id, field, &value, received_at);
-    keep_raw(records, value)
-}
-
-/// The records of one Instagram change, before each is given the change's value as its raw
-/// JSON.
-fn instagram_records(
-    account_id: &ProviderId,
-    field: &str,
-    value: &Value,
-    received_at: DateTime<Utc>,
-) -> Vec<Record> {
-    let change = Change::new(Channel::Instagram, account_id, value, received_at);
+) -> Record {
+    let change = Change::new(Channel::Instagram, account_id, &value, received_at);
+    let f = change.fields;
     let record = match field {
-        "comments" | "live_comments" => match id_at(value, "/id") {
+        "comments" | "live_comments" => match id_of(f.id) {
             Some(id) => change.message(Body {
                 id,
                 kind: MessageKind::Comment,
                 provider_type: Some(field.to_owned()),
-                text: str_at(value, "/text").map(str::to_owned),
+                text: text_of(f.text).map(str::to_owned),
                 attachments: Vec::new(),
-                reply_to: id_at(value, "/parent_id"),
-                thread_id: id_at(value, "/media/id"),
+                reply_to: id_of(f.parent_id),
+                thread_id: id_of(nested(f.media, "id")),
             }),
             None => change.notification(field),
         },
-        "mentions" => match id_at(value, "/comment_id").or_else(|| id_at(value, "/media_id")) {
+        "mentions" => match id_of(f.comment_id).or_else(|| id_of(f.media_id)) {
             Some(id) => change.message(Body {
                 id,
                 kind: MessageKind::Mention,
                 provider_type: Some(field.to_owned()),
-                text: str_at(value, "/text").map(str::to_owned),
+                text: text_of(f.text).map(str::to_owned),
                 attachments: Vec::new(),
                 reply_to: None,
-                thread_id: id_at(value, "/media_id"),
+                thread_id: id_of(f.media_id),
             }),
             None => change.notification(field),
         },
         other => change.notification(other),
     };
-    vec![record]
+    record.with_raw(value)
 }
 
-/// One change value with what every record made from it shares: time, author, conversation.
+/// The fields of a change value that the normalizer reads, found in one pass over its keys
+/// (reading each by its pointer searched the object again for every field: a tenth of a
+/// change's time). A value that is not an object has none.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fields<'a> {
+    item: Option<&'a Value>,
+    verb: Option<&'a Value>,
+    created_time: Option<&'a Value>,
+    from: Option<&'a Value>,
+    sender_id: Option<&'a Value>,
+    sender_name: Option<&'a Value>,
+    reviewer_id: Option<&'a Value>,
+    reviewer_name: Option<&'a Value>,
+    id: Option<&'a Value>,
+    comment_id: Option<&'a Value>,
+    post_id: Option<&'a Value>,
+    parent_id: Option<&'a Value>,
+    open_graph_story_id: Option<&'a Value>,
+    media: Option<&'a Value>,
+    media_id: Option<&'a Value>,
+    message: Option<&'a Value>,
+    text: Option<&'a Value>,
+    review_text: Option<&'a Value>,
+    reaction_type: Option<&'a Value>,
+    photo: Option<&'a Value>,
+    video: Option<&'a Value>,
+    photos: Option<&'a Value>,
+    link: Option<&'a Value>,
+    photo_id: Option<&'a Value>,
+    video_id: Option<&'a Value>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(value: &'a Value) -> Self {
+        let mut fields = Fields::default();
+        let Value::Object(map) = value else {
+            return fields;
+        };
+        for (key, v) in map {
+            let slot = match key.as_str() {
+                "item" => &mut fields.item,
+                "verb" => &mut fields.verb,
+                "created_time" => &mut fields.created_time,
+                "from" => &mut fields.from,
+                "sender_id" => &mut fields.sender_id,
+                "sender_name" => &mut fields.sender_name,
+                "reviewer_id" => &mut fields.reviewer_id,
+                "reviewer_name" => &mut fields.reviewer_name,
+                "id" => &mut fields.id,
+                "comment_id" => &mut fields.comment_id,
+                "post_id" => &mut fields.post_id,
+                "parent_id" => &mut fields.parent_id,
+                "open_graph_story_id" => &mut fields.open_graph_story_id,
+                "media" => &mut fields.media,
+                "media_id" => &mut fields.media_id,
+                "message" => &mut fields.message,
+                "text" => &mut fields.text,
+                "review_text" => &mut fields.review_text,
+                "reaction_type" => &mut fields.reaction_type,
+                "photo" => &mut fields.photo,
+                "video" => &mut fields.video,
+                "photos" => &mut fields.photos,
+                "link" => &mut fields.link,
+                "photo_id" => &mut fields.photo_id,
+                "video_id" => &mut fields.video_id,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        fields
+    }
+}
+
+/// A text field, read as `str_at` reads one: a string that is not empty.
+fn text_of(value: Option<&Value>) -> Option<&str> {
+    value.and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// An id field (string or number), read as `id_at` reads one.
+fn id_of(value: Option<&Value>) -> Option<ProviderId> {
+    value.and_then(ProviderId::from_json)
+}
+
+/// The field `key` of an object field (`from.id`, `media.id`).
+fn nested<'a>(value: Option<&'a Value>, key: &str) -> Option<&'a Value> {
+    value.and_then(|v| v.get(key))
+}
+
+/// One change value with what its record shares with any other: time, author, conversation.
+/// Each change makes one record, which takes these by value.
 struct Change<'a> {
     channel: Channel,
     account: &'a ProviderId,
     value: &'a Value,
+    fields: Fields<'a>,
     provider_timestamp: Option<String>,
     at: DateTime<Utc>,
     estimated: bool,
@@ -175,14 +247,16 @@ impl<'a> Change<'a> {
         value: &'a Value,
         received_at: DateTime<Utc>,
     ) -> Self {
-        let (provider_timestamp, at) = provider_time(value.get("created_time"));
-        let author = author(value);
+        let fields = Fields::of(value);
+        let (provider_timestamp, at) = provider_time(fields.created_time);
+        let author = author(&fields);
         let by_account = author.as_ref().is_some_and(|(id, _)| id == account);
         let (user, display_name) = author.unwrap_or_else(|| (unknown_user(), None));
         Self {
             channel,
             account,
             value,
+            fields,
             provider_timestamp,
             at: at.unwrap_or(received_at),
             estimated: at.is_none(),
@@ -199,20 +273,24 @@ impl<'a> Change<'a> {
     }
 
     /// A page `feed` change.
-    fn feed(&self) -> Record {
-        let item = str_at(self.value, "/item");
+    fn feed(self) -> Record {
+        let f = self.fields;
+        let item = text_of(f.item);
         let topic = Topic {
             field: "feed",
             item,
         };
-        let verb = str_at(self.value, "/verb");
+        let verb = text_of(f.verb);
         match item {
-            Some("comment") => match id_at(self.value, "/comment_id") {
-                Some(id) => self.versioned(verb, topic, self.comment(id, MessageKind::Comment)),
+            Some("comment") => match id_of(f.comment_id) {
+                Some(id) => {
+                    let body = self.comment(id, MessageKind::Comment);
+                    self.versioned(verb, topic, body)
+                }
                 None => self.notification(&topic.text()),
             },
             Some(item) if POST_ITEMS.contains(&item) && !self.by_account => {
-                match id_at(self.value, "/post_id") {
+                match id_of(f.post_id) {
                     Some(id) => self.versioned(
                         verb,
                         topic,
@@ -223,8 +301,8 @@ impl<'a> Change<'a> {
                                 MessageKind::Comment
                             },
                             provider_type: Some(item.to_owned()),
-                            text: str_at(self.value, "/message").map(str::to_owned),
-                            attachments: attachments(self.value, item),
+                            text: text_of(f.message).map(str::to_owned),
+                            attachments: attachments(&f, item),
                             reply_to: None,
                             thread_id: Some(id.clone()),
                             id,
@@ -239,31 +317,31 @@ impl<'a> Change<'a> {
     }
 
     /// A page `mention` change: the page named in someone's post or comment.
-    fn mention(&self) -> Record {
-        let id = id_at(self.value, "/comment_id").or_else(|| id_at(self.value, "/post_id"));
-        match id {
-            Some(id) => self.versioned(
-                str_at(self.value, "/verb"),
-                Topic::of("mention"),
-                self.comment(id, MessageKind::Mention),
-            ),
+    fn mention(self) -> Record {
+        let f = self.fields;
+        match id_of(f.comment_id).or_else(|| id_of(f.post_id)) {
+            Some(id) => {
+                let body = self.comment(id, MessageKind::Mention);
+                self.versioned(text_of(f.verb), Topic::of("mention"), body)
+            }
             None => self.notification("mention"),
         }
     }
 
     /// A page `ratings` change: a review, or a comment on one.
-    fn rating(&self) -> Record {
-        let verb = str_at(self.value, "/verb");
-        let on_rating = str_at(self.value, "/item") == Some("comment");
-        let text = str_at(self.value, "/review_text")
-            .or_else(|| str_at(self.value, "/message"))
+    fn rating(self) -> Record {
+        let f = self.fields;
+        let verb = text_of(f.verb);
+        let on_rating = text_of(f.item) == Some("comment");
+        let text = text_of(f.review_text)
+            .or_else(|| text_of(f.message))
             .map(str::to_owned);
         if verb == Some("add") && text.is_none() && !on_rating {
             // A bare star rating or recommendation: nothing to answer.
             return self.notification("ratings");
         }
-        let story = id_at(self.value, "/open_graph_story_id");
-        let comment = id_at(self.value, "/comment_id");
+        let story = id_of(f.open_graph_story_id);
+        let comment = id_of(f.comment_id);
         let id = if on_rating {
             comment.or_else(|| story.clone())
         } else {
@@ -282,7 +360,7 @@ impl<'a> Change<'a> {
         } else {
             Body {
                 kind: MessageKind::Comment,
-                provider_type: str_at(self.value, "/item").map(str::to_owned),
+                provider_type: text_of(f.item).map(str::to_owned),
                 text,
                 attachments: Vec::new(),
                 reply_to: None,
@@ -296,15 +374,19 @@ impl<'a> Change<'a> {
     /// The message of a comment (or a mention in one): thread `post_id`, replying to
     /// `parent_id` when that is another comment.
     fn comment(&self, id: ProviderId, kind: MessageKind) -> Body {
-        let post = id_at(self.value, "/post_id");
-        let reply_to =
-            id_at(self.value, "/parent_id").filter(|parent| Some(parent) != post.as_ref());
+        let f = &self.fields;
+        let post = id_of(f.post_id);
+        // A top-level comment names its post as its parent: that is no reply.
+        let reply_to = match (f.parent_id, &post) {
+            (Some(parent), Some(post)) if post.matches_json(parent) => None,
+            (parent, _) => id_of(parent),
+        };
         Body {
             id,
             kind,
-            provider_type: str_at(self.value, "/item").map(str::to_owned),
-            text: str_at(self.value, "/message").map(str::to_owned),
-            attachments: attachments(self.value, "comment"),
+            provider_type: text_of(f.item).map(str::to_owned),
+            text: text_of(f.message).map(str::to_owned),
+            attachments: attachments(f, "comment"),
             reply_to,
             thread_id: post,
         }
@@ -312,39 +394,45 @@ impl<'a> Change<'a> {
 
     /// One version of an item that keeps its id for life: `add` is the message, the other verbs
     /// are events on it; an unknown verb is a notification on `topic`.
-    fn versioned(&self, verb: Option<&str>, topic: Topic<'_>, body: Body) -> Record {
+    fn versioned(self, verb: Option<&str>, topic: Topic<'_>, body: Body) -> Record {
         let id = &body.id;
+        let direction = self.direction();
         match verb {
             Some("add") => self.message(body),
-            Some("edited" | "edit") => self.event(
-                format!("{id}:edited:{}", self.stamp()),
-                id.clone(),
-                self.direction(),
-                EventKind::Edit { text: body.text },
-            ),
-            Some("remove") => self.event(
-                format!("{id}:remove"),
-                id.clone(),
-                self.direction(),
-                EventKind::Delete,
-            ),
+            Some("edited" | "edit") => {
+                let event_id = format!("{id}:edited:{}", self.stamp());
+                self.event(
+                    event_id,
+                    body.id,
+                    direction,
+                    EventKind::Edit { text: body.text },
+                )
+            }
+            Some("remove") => {
+                let event_id = format!("{id}:remove");
+                self.event(event_id, body.id, direction, EventKind::Delete)
+            }
             // Only the page hides comments: the author is still the customer, the act the brand's.
-            Some(verb @ ("hide" | "unhide")) => self.event(
-                format!("{id}:{verb}:{}", self.stamp()),
-                id.clone(),
-                Direction::Outbound,
-                EventKind::Hide {
-                    hidden: verb == "hide",
-                },
-            ),
+            Some(verb @ ("hide" | "unhide")) => {
+                let event_id = format!("{id}:{verb}:{}", self.stamp());
+                self.event(
+                    event_id,
+                    body.id,
+                    Direction::Outbound,
+                    EventKind::Hide {
+                        hidden: verb == "hide",
+                    },
+                )
+            }
             _ => self.notification(&topic.text()),
         }
     }
 
     /// A reaction or like on a comment or post.
-    fn reaction(&self, verb: Option<&str>, topic: Topic<'_>) -> Record {
-        let target = id_at(self.value, "/comment_id").or_else(|| id_at(self.value, "/post_id"));
-        let reaction_type = str_at(self.value, "/reaction_type").unwrap_or("like");
+    fn reaction(self, verb: Option<&str>, topic: Topic<'_>) -> Record {
+        let f = self.fields;
+        let target = id_of(f.comment_id).or_else(|| id_of(f.post_id));
+        let reaction_type = text_of(f.reaction_type).unwrap_or("like");
         let (Some(target), Some(verb)) = (target, verb) else {
             return self.notification(&topic.text());
         };
@@ -358,12 +446,8 @@ impl<'a> Change<'a> {
             self.customer.provider_user_id,
             self.stamp()
         );
-        self.event(
-            event_id,
-            target,
-            self.direction(),
-            EventKind::Reaction { emoji },
-        )
+        let direction = self.direction();
+        self.event(event_id, target, direction, EventKind::Reaction { emoji })
     }
 
     fn direction(&self) -> Direction {
@@ -375,27 +459,29 @@ impl<'a> Change<'a> {
     }
 
     /// The provider time as sent, or a digest of the item when it has none.
-    fn stamp(&self) -> String {
-        self.provider_timestamp
-            .clone()
-            .unwrap_or_else(|| digest_json(self.value))
+    fn stamp(&self) -> Cow<'_, str> {
+        match &self.provider_timestamp {
+            Some(stamp) => Cow::Borrowed(stamp),
+            None => Cow::Owned(digest_json(self.value)),
+        }
     }
 
-    fn message(&self, body: Body) -> Record {
+    fn message(self, body: Body) -> Record {
+        let direction = self.direction();
         Record::Message(Message {
             channel: self.channel,
             account_id: self.account.clone(),
             provider_message_id: body.id,
-            conversation_id: self.conversation_id.clone(),
-            customer: self.customer.clone(),
-            direction: self.direction(),
+            conversation_id: self.conversation_id,
+            direction,
+            customer: self.customer,
             kind: body.kind,
             provider_type: body.provider_type,
             text: body.text,
             attachments: body.attachments,
             sent_at: self.at,
             sent_at_estimated: self.estimated,
-            provider_timestamp: self.provider_timestamp.clone(),
+            provider_timestamp: self.provider_timestamp,
             reply_to: body.reply_to,
             public: true,
             thread_id: body.thread_id,
@@ -405,7 +491,7 @@ impl<'a> Change<'a> {
     }
 
     fn event(
-        &self,
+        self,
         event_id: String,
         refers_to: ProviderId,
         direction: Direction,
@@ -416,19 +502,19 @@ impl<'a> Change<'a> {
             account_id: self.account.clone(),
             event_id: ProviderId(event_id),
             refers_to,
-            conversation_id: self.conversation_id.clone(),
-            customer: self.customer.clone(),
+            conversation_id: self.conversation_id,
+            customer: self.customer,
             direction,
             kind,
             occurred_at: self.at,
             occurred_at_estimated: self.estimated,
-            provider_timestamp: self.provider_timestamp.clone(),
+            provider_timestamp: self.provider_timestamp,
             refers_to_unknown: false,
             raw: Value::Null,
         })
     }
 
-    fn notification(&self, topic: &str) -> Record {
+    fn notification(self, topic: &str) -> Record {
         unsupported(
             self.channel,
             Some(self.account.clone()),
@@ -441,21 +527,25 @@ impl<'a> Change<'a> {
 
 /// The author of an item and the name they show: `from` (Facebook `name`, Instagram
 /// `username`), the older `sender_id`/`sender_name`, or a rating's `reviewer_id`.
-fn author(value: &Value) -> Option<(ProviderId, Option<String>)> {
-    let named = |id: &str, names: &[&str]| {
-        let id = id_at(value, id)?;
-        let name = names
+fn author(f: &Fields<'_>) -> Option<(ProviderId, Option<String>)> {
+    let name = |names: &[Option<&Value>]| {
+        names
             .iter()
-            .find_map(|p| str_at(value, p))
-            .map(str::to_owned);
-        Some((id, name))
+            .find_map(|name| text_of(*name))
+            .map(str::to_owned)
     };
-    named(
-        "/from/id",
-        &["/from/name", "/from/username", "/sender_name"],
-    )
-    .or_else(|| named("/sender_id", &["/sender_name"]))
-    .or_else(|| named("/reviewer_id", &["/reviewer_name"]))
+    if let Some(id) = id_of(nested(f.from, "id")) {
+        let names = [
+            nested(f.from, "name"),
+            nested(f.from, "username"),
+            f.sender_name,
+        ];
+        return Some((id, name(&names)));
+    }
+    if let Some(id) = id_of(f.sender_id) {
+        return Some((id, name(&[f.sender_name])));
+    }
+    id_of(f.reviewer_id).map(|id| (id, name(&[f.reviewer_name])))
 }
 
 fn unknown_user() -> ProviderId {
@@ -464,18 +554,18 @@ fn unknown_user() -> ProviderId {
 
 /// Media of a feed item: a comment's `photo`/`video` URL, a post's `photos[]`, the `link` of a
 /// photo, video or shared link.
-fn attachments(value: &Value, item: &str) -> Vec<Attachment> {
+fn attachments(f: &Fields<'_>, item: &str) -> Vec<Attachment> {
     let url = |kind: &str, url: &str, media_id: Option<ProviderId>| Attachment {
         kind: kind.to_owned(),
         media_id: media_id.map(|id| id.0),
         url: Some(url.to_owned()),
         ..Attachment::default()
     };
-    let mut out: Vec<Attachment> = ["photo", "video"]
+    let mut out: Vec<Attachment> = [("photo", f.photo), ("video", f.video)]
         .into_iter()
-        .filter_map(|kind| Some(url(kind, value.get(kind)?.as_str()?, None)))
+        .filter_map(|(kind, value)| Some(url(kind, value?.as_str()?, None)))
         .collect();
-    if let Some(photos) = value.get("photos").and_then(Value::as_array) {
+    if let Some(photos) = f.photos.and_then(Value::as_array) {
         out.extend(
             photos
                 .iter()
@@ -484,10 +574,10 @@ fn attachments(value: &Value, item: &str) -> Vec<Attachment> {
                 .map(|s| url("photo", s, None)),
         );
     }
-    if let Some(link) = str_at(value, "/link") {
+    if let Some(link) = text_of(f.link) {
         match item {
-            "photo" => out.push(url(item, link, id_at(value, "/photo_id"))),
-            "video" => out.push(url(item, link, id_at(value, "/video_id"))),
+            "photo" => out.push(url(item, link, id_of(f.photo_id))),
+            "video" => out.push(url(item, link, id_of(f.video_id))),
             "share" => out.push(url("link", link, None)),
             _ => {}
         }
@@ -952,8 +1042,8 @@ mod tests {
         // A bare star rating has nothing to answer.
         let mut bare = changes(&feed_fixture("ratings_rating_add"))[0].1.clone();
         bare.as_object_mut().unwrap().remove("review_text");
-        let records = page_change(&PAGE.into(), "ratings", bare.clone(), now());
-        assert_eq!(records[0].kind_name(), "ratings");
+        let record = page_change(&PAGE.into(), "ratings", bare.clone(), now());
+        assert_eq!(record.kind_name(), "ratings");
     }
 
     #[test]
@@ -1037,12 +1127,9 @@ mod tests {
         let value = json!({"id": "R1", "text": "Thanks!", "parent_id": "C1",
                            "from": {"id": "17841400000", "username": "brand"},
                            "media": {"id": 555}});
-        let Record::Message(m) = one(instagram_change(
-            &"17841400000".into(),
-            "comments",
-            value.clone(),
-            now(),
-        )) else {
+        let Record::Message(m) =
+            instagram_change(&"17841400000".into(), "comments", value.clone(), now())
+        else {
             panic!()
         };
         assert_eq!(m.direction, Direction::Outbound);
@@ -1080,15 +1167,13 @@ mod tests {
             ("mention", json!([1, 2]), "mention"),
             ("ratings", json!("x"), "ratings"),
         ] {
-            let Record::Notification(n) = one(page_change(&page, field, value.clone(), now()))
-            else {
+            let Record::Notification(n) = page_change(&page, field, value.clone(), now()) else {
                 panic!("{value}")
             };
             assert_eq!(n.topic, topic, "{value}");
             assert_eq!(n.raw, value);
         }
-        let Record::Notification(n) = one(instagram_change(&page, "mentions", json!({}), now()))
-        else {
+        let Record::Notification(n) = instagram_change(&page, "mentions", json!({}), now()) else {
             panic!()
         };
         assert_eq!(n.topic, "mentions");
@@ -1104,15 +1189,16 @@ mod tests {
             json in arb_json(),
         ) {
             let account: ProviderId = "P".into();
-            for (records, channel) in [
+            // One record a change whatever its shape (the type says so), on its channel and
+            // account, keeping the change whole.
+            for (record, channel) in [
                 (page_change(&account, field, json.clone(), now()), Channel::FacebookFeed),
                 (instagram_change(&account, field, json.clone(), now()), Channel::Instagram),
             ] {
-                proptest::prop_assert_eq!(records.len(), 1);
-                proptest::prop_assert_eq!(records[0].channel(), channel);
-                proptest::prop_assert_eq!(records[0].account_id(), &account);
-                proptest::prop_assert_eq!(records[0].raw(), &json);
-                if let Record::Message(m) = &records[0] {
+                proptest::prop_assert_eq!(record.channel(), channel);
+                proptest::prop_assert_eq!(record.account_id(), &account);
+                proptest::prop_assert_eq!(record.raw(), &json);
+                if let Record::Message(m) = &record {
                     proptest::prop_assert!(m.public);
                 }
             }
