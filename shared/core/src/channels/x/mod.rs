@@ -182,10 +182,18 @@ impl<'de> serde::Deserialize<'de> for Slim {
     }
 }
 
-/// An id as X's string: the `<field>_str` form when there is one, else the field.
-fn id_of(value: &Value, field: &str) -> Option<ProviderId> {
+/// [`id_or_str`] of a field named by a literal, with its `_str` name written at compile time.
+macro_rules! id_of {
+    ($value:expr, $field:literal) => {
+        id_or_str($value, concat!($field, "_str"), $field)
+    };
+}
+
+/// An id as X's string: the `<field>_str` form when there is one, else the field; see
+/// [`id_of!`], which names both.
+fn id_or_str(value: &Value, string_field: &str, field: &str) -> Option<ProviderId> {
     value
-        .get(format!("{field}_str"))
+        .get(string_field)
         .and_then(ProviderId::from_json)
         .or_else(|| value.get(field).and_then(ProviderId::from_json))
 }
@@ -245,9 +253,9 @@ fn dm(event: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -> O
     if str_at(event, "/type") != Some("message_create") {
         return None;
     }
-    let id = id_of(event, "id")?;
+    let id = id_of!(event, "id")?;
     let create = event.get("message_create")?;
-    let sender = id_of(create, "sender_id")?;
+    let sender = id_of!(create, "sender_id")?;
     let recipient = value_at(create, "/target/recipient_id").and_then(ProviderId::from_json);
     let outbound = &sender == account;
     let customer_id = if outbound { recipient? } else { sender };
@@ -262,7 +270,7 @@ fn dm(event: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -> O
                 Some(other) => other.into(),
                 None => "document".into(),
             },
-            media_id: id_of(m, "id").map(|id| id.0),
+            media_id: id_of!(m, "id").map(|id| id.0),
             url: str_at(m, "/media_url_https").map(str::to_owned),
             ..Attachment::default()
         })
@@ -303,10 +311,10 @@ fn dm(event: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -> O
 }
 
 fn tweet(tweet: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -> Option<Record> {
-    let id = id_of(tweet, "id")?;
+    let id = id_of!(tweet, "id")?;
     let user = tweet.get("user")?;
-    let author = id_of(user, "id")?;
-    let replied_user = id_of(tweet, "in_reply_to_user_id");
+    let author = id_of!(user, "id")?;
+    let replied_user = id_of!(tweet, "in_reply_to_user_id");
     let outbound = &author == account;
     // The brand's own tweet belongs to the conversation of whom it answers; one that answers
     // no one (a post, a thread of its own) is not a customer conversation.
@@ -344,9 +352,9 @@ fn tweet(tweet: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -
         sent_at: sent.unwrap_or(at),
         sent_at_estimated: sent.is_none(),
         provider_timestamp,
-        reply_to: id_of(tweet, "in_reply_to_status_id"),
+        reply_to: id_of!(tweet, "in_reply_to_status_id"),
         public: true,
-        thread_id: id_of(tweet, "in_reply_to_status_id"),
+        thread_id: id_of!(tweet, "in_reply_to_status_id"),
         raw: Value::Null,
         source: None,
     }))
@@ -390,8 +398,8 @@ fn tweet_delete(
     at: DateTime<Utc>,
 ) -> Option<Record> {
     let status = item.get("status")?;
-    let id = id_of(status, "id")?;
-    let user = id_of(status, "user_id")?;
+    let id = id_of!(status, "id")?;
+    let user = id_of!(status, "user_id")?;
     let direction = if &user == account {
         Direction::Outbound
     } else {
@@ -412,9 +420,9 @@ fn tweet_delete(
 
 fn favorite(item: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -> Option<Record> {
     let liked = item.get("favorited_status")?;
-    let tweet_id = id_of(liked, "id")?;
-    let by = item.get("user").and_then(|u| id_of(u, "id"))?;
-    let author = liked.get("user").and_then(|u| id_of(u, "id"));
+    let tweet_id = id_of!(liked, "id")?;
+    let by = item.get("user").and_then(|u| id_of!(u, "id"))?;
+    let author = liked.get("user").and_then(|u| id_of!(u, "id"));
     // A customer liking the brand's tweet, or the brand liking a customer's.
     let (customer, direction) = if &by == account {
         (author.filter(|a| a != account)?, Direction::Outbound)
@@ -450,12 +458,12 @@ fn mark_read(
     account: &ProviderId,
     at: DateTime<Utc>,
 ) -> Option<Record> {
-    let reader = id_of(item, "sender_id")?;
+    let reader = id_of!(item, "sender_id")?;
     if &reader == account {
         // The brand read the customer's messages: nothing the conversation needs.
         return None;
     }
-    let last = id_of(item, "last_read_event_id")?;
+    let last = id_of!(item, "last_read_event_id")?;
     let created = item.get("created_timestamp");
     Some(event_record(
         account,
