@@ -3,8 +3,9 @@
 //! * `verify`: `MetaVerifier::verify` alone (one app secret, and two as during a rotation) over
 //!   the signed WhatsApp fixture and over a ~1 MB body.
 //! * `deliver/<channel>/<n>`: the whole per-delivery CPU path for a delivery carrying `n`
-//!   messages (1, 10, 100, 1000): signature check over the raw bytes, `serde_json::from_slice`,
-//!   `channels::normalize_owned` (as the intake calls it), and each record's storage `key()`. The deliveries are built from the
+//!   messages (1, 10, 100, 1000): signature check over the raw bytes, the channel module's
+//!   `records` (parse and normalize, as the intake calls it), and each record's storage
+//!   `key()`. The deliveries are built from the
 //!   test fixtures by replicating one real item with distinct ids and a few distinct senders, and
 //!   signed once outside the timed loop. Each is reported both as messages/s (`n` elements per
 //!   delivery) and as bytes/s of body.
@@ -244,8 +245,9 @@ fn deliver(
     verifier
         .verify_header(Some(signature), body)
         .expect("signature verifies");
-    let json: Value = serde_json::from_slice(body).expect("delivery is JSON");
-    let records = channels::normalize_owned(webhook, json, received_at);
+    let records = channels::module(webhook)
+        .records(body, received_at)
+        .expect("delivery is JSON");
     let keys = records.iter().map(Record::key).collect();
     (records, keys)
 }

@@ -179,8 +179,15 @@ pub fn default_records<M: ChannelModule + ?Sized>(
         );
         return None;
     }
-    let json: Value = serde_json::from_slice(body).ok()?;
+    let json: Value = parse_json(body)?;
     Some(module.normalize_owned(json, received_at))
+}
+
+/// A JSON body parsed into `T`, or `None` when it is not JSON of that shape: the body's UTF-8
+/// checked once, in one pass (JSON is UTF-8 throughout), instead of each string's on its own
+/// as `serde_json::from_slice` does — the same answer, in less time for a body of many strings.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
+    serde_json::from_str(std::str::from_utf8(body).ok()?).ok()
 }
 
 /// Every channel module switchboard has, one per [`Webhook`].
@@ -232,6 +239,57 @@ pub fn normalize_owned(webhook: Webhook, body: Value, received_at: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `parse_json` accepts is exactly what `serde_json::from_slice` accepts, with the same
+    /// value: on JSON, on JSON with a byte changed (invalid UTF-8 inside and outside strings,
+    /// broken syntax), and on any bytes.
+    #[test]
+    fn parse_json_answers_as_from_slice_does() {
+        let same = |body: &[u8]| {
+            let slice: Option<Value> = serde_json::from_slice(body).ok();
+            assert_eq!(parse_json::<Value>(body), slice, "{body:?}");
+        };
+        let json =
+            b"{\"a\": [\"x\", \"\\u00e9t\\u00e9\", 1.5, null], \"b\": {\"c\": \"caf\xc3\xa9\"}}";
+        assert!(
+            parse_json::<Value>(json).is_some(),
+            "the unchanged body is JSON"
+        );
+        same(json);
+        for at in 0..json.len() {
+            for byte in [0x80, 0xc3, 0xff, b'"', b'\\', b'}', 0] {
+                let mut changed = json.to_vec();
+                changed[at] = byte;
+                same(&changed);
+            }
+        }
+        for body in [
+            &b""[..],
+            b"\xef\xbb\xbf{}",
+            b"{} ",
+            b"{}x",
+            b"\"\xc3\"",
+            b"\"\xc3\xa9\"",
+        ] {
+            same(body);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_json_answers_as_from_slice_does_on_any_bytes(
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"{}[]\":,\\ 0123456789aeflnrstu".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                0..64,
+            ),
+        ) {
+            let slice: Option<Value> = serde_json::from_slice(&body).ok();
+            proptest::prop_assert_eq!(parse_json::<Value>(&body), slice);
+        }
+    }
 
     #[test]
     fn every_webhook_has_exactly_one_module_with_its_own_function() {

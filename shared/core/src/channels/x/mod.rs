@@ -96,8 +96,8 @@ impl ChannelModule for X {
         if !super::bounds::within_bounds(body) {
             return super::default_records(self, body, received_at);
         }
-        match serde_json::from_slice::<Slim>(body) {
-            Ok(slim) if slim.holds_items() => Some(normalize_owned(slim.0, received_at)),
+        match super::parse_json::<Slim>(body) {
+            Some(slim) if slim.holds_items() => Some(normalize_owned(slim.0, received_at)),
             // Kept whole, or not in the shape read here: the whole tree, as any channel.
             _ => super::default_records(self, body, received_at),
         }
