@@ -105,8 +105,13 @@ pub struct QueueEntry {
 impl QueueEntry {
     /// The entry for a message or event; `None` for a notification (not about a conversation).
     pub fn for_record(record: &Record) -> Option<Self> {
+        Self::for_keyed(record.key(), record)
+    }
+
+    /// [`QueueEntry::for_record`] of a record whose key (`record.key()`) is derived already.
+    pub fn for_keyed(record_key: RecordKey, record: &Record) -> Option<Self> {
         Some(Self {
-            record_key: record.key(),
+            record_key,
             conversation_id: record.conversation_id()?.clone(),
             channel: record.channel(),
             record_type: record.record_type().to_owned(),

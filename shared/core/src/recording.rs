@@ -39,8 +39,8 @@ pub enum Prior<'a> {
 /// What to do for a batch of records. Every list keeps the input order; each key appears once.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan<'a> {
-    /// Records to write: not stored yet.
-    pub new: Vec<&'a Record>,
+    /// Records to write, with their keys: not stored yet.
+    pub new: Vec<(&'a RecordKey, &'a Record)>,
     /// The identities of the new records, each once: their customer must exist.
     pub identities: Vec<&'a CustomerIdentity>,
     /// For each conversation touched, the records to absorb into it (for a record stored
@@ -57,22 +57,32 @@ impl Plan<'_> {
     }
 }
 
-/// The plan for `records`, given what the store holds of each key (`prior`).
-pub fn plan<'a>(records: &'a [Record], prior: impl Fn(&RecordKey) -> Prior<'a>) -> Plan<'a> {
+/// The plan for `records`, given what the store holds of each key (`prior`). `keys` are the
+/// records' keys in the same order (`keys[i]` is `records[i].key()`): a key is a SHA-256, so
+/// the caller derives them once, for its reads, this plan and its writes.
+///
+/// # Panics
+///
+/// When `keys` and `records` differ in length.
+pub fn plan<'a>(
+    records: &'a [Record],
+    keys: &'a [RecordKey],
+    prior: impl Fn(&RecordKey) -> Prior<'a>,
+) -> Plan<'a> {
+    assert_eq!(records.len(), keys.len(), "one key per record");
     let mut out = Plan::default();
-    let mut seen = HashSet::with_capacity(records.len());
+    let mut seen: HashSet<&RecordKey> = HashSet::with_capacity(records.len());
     let mut identities = HashSet::new();
     let mut conversations: HashMap<ConversationId, usize> = HashMap::new();
-    for record in records {
-        let key = record.key();
-        if !seen.insert(key.clone()) {
+    for (record, key) in records.iter().zip(keys) {
+        if !seen.insert(key) {
             continue;
         }
-        let current = match prior(&key) {
+        let current = match prior(key) {
             Prior::Confirmed => continue,
             Prior::Unconfirmed(stored) => stored,
             Prior::New => {
-                out.new.push(record);
+                out.new.push((key, record));
                 if let Some(identity) = record.customer()
                     && identities.insert(identity.customer_id.clone())
                 {
@@ -81,8 +91,10 @@ pub fn plan<'a>(records: &'a [Record], prior: impl Fn(&RecordKey) -> Prior<'a>) 
                 record
             }
         };
-        let (Some(entry), Some(id)) = (QueueEntry::for_record(current), current.conversation_id())
-        else {
+        let (Some(entry), Some(id)) = (
+            QueueEntry::for_keyed(key.clone(), current),
+            current.conversation_id(),
+        ) else {
             continue;
         };
         let slot = *conversations.entry(id.clone()).or_insert_with(|| {
@@ -147,14 +159,15 @@ mod tests {
         let c = message("c", "2", Direction::Inbound, 120, "hey");
         let records = [a.clone(), b.clone(), a.clone(), c.clone()];
         let confirmed = b.key();
-        let plan = plan(&records, |k| {
+        let keys: Vec<RecordKey> = records.iter().map(Record::key).collect();
+        let plan = plan(&records, &keys, |k| {
             if *k == confirmed {
                 Prior::Confirmed
             } else {
                 Prior::New
             }
         });
-        assert_eq!(plan.new, [&a, &c]);
+        assert_eq!(plan.new, [(&a.key(), &a), (&c.key(), &c)]);
         assert_eq!(plan.identities.len(), 2);
         assert_eq!(
             plan.pending
@@ -165,7 +178,7 @@ mod tests {
         );
         assert_eq!(plan.conversations.len(), 2);
         assert!(!plan.writes_nothing());
-        let all_confirmed = super::plan(&records, |_| Prior::Confirmed);
+        let all_confirmed = super::plan(&records, &keys, |_| Prior::Confirmed);
         assert!(all_confirmed.writes_nothing() && all_confirmed.pending.is_empty());
     }
 
@@ -174,7 +187,8 @@ mod tests {
         let stored = message("a", "1", Direction::Inbound, 100, "first");
         let again = message("a", "1", Direction::Inbound, 900, "resent");
         let records = [again];
-        let plan = plan(&records, |_| Prior::Unconfirmed(&stored));
+        let keys = [records[0].key()];
+        let plan = plan(&records, &keys, |_| Prior::Unconfirmed(&stored));
         assert!(plan.new.is_empty() && plan.identities.is_empty());
         assert_eq!(plan.conversations[0].1, [&stored]);
         let (conversation, _) = fold(None, &plan.conversations[0].1).unwrap();

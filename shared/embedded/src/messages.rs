@@ -152,15 +152,16 @@ pub(crate) fn record(
     const OP: &str = RECORD;
     let unavailable = |e| BackendError::unavailable(OP, e);
     let stored_at = time::to_text(now);
+    // Each key derived once (a SHA-256): for the reads, the plan and the inserts.
+    let keys: Vec<RecordKey> = records.iter().map(Record::key).collect();
     // What is stored of each key: (enqueued, the stored version).
     let mut prior: HashMap<RecordKey, (bool, Option<Record>)> = HashMap::new();
     {
         let mut select = tx
             .prepare_cached("SELECT enqueued, doc FROM records WHERE key = ?1")
             .map_err(unavailable)?;
-        for record in records {
-            let key = record.key();
-            if prior.contains_key(&key) {
+        for (record, key) in records.iter().zip(&keys) {
+            if prior.contains_key(key) {
                 continue;
             }
             let row: Option<(bool, String)> = select
@@ -179,10 +180,10 @@ pub(crate) fn record(
                     }
                 }
             };
-            prior.insert(key, (enqueued, stored));
+            prior.insert(key.clone(), (enqueued, stored));
         }
     }
-    let plan = recording::plan(records, |key| match prior.get(key) {
+    let plan = recording::plan(records, &keys, |key| match prior.get(key) {
         None => Prior::New,
         Some((true, _)) => Prior::Confirmed,
         Some((false, stored)) => stored.as_ref().map_or(Prior::Confirmed, Prior::Unconfirmed),
@@ -195,7 +196,7 @@ pub(crate) fn record(
             crate::customers::ensure(tx, identity, expires_at, OP)?,
         );
     }
-    for record in &plan.new {
+    for (key, record) in &plan.new {
         let doc = serde_json::to_string(record).map_err(|e| BackendError::unavailable(OP, e))?;
         let person = record.customer().and_then(|c| persons.get(&c.customer_id));
         tx.prepare_cached(
@@ -206,7 +207,7 @@ pub(crate) fn record(
         )
         .and_then(|mut s| {
             s.execute(params![
-                record.key().as_str(),
+                key.as_str(),
                 record.record_type(),
                 record.conversation_id().map(|c| c.as_str()),
                 person.map(|c| c.as_str()),

@@ -138,7 +138,7 @@ impl DynamoStore {
                 } else {
                     self.find(&unconfirmed).await?
                 };
-                let plan = recording::plan(records, |key| match existing.get(key) {
+                let plan = recording::plan(records, keys, |key| match existing.get(key) {
                     None => Prior::New,
                     Some(true) => Prior::Confirmed,
                     // A stored doc that could not be read back (never seen): the delivered one.
@@ -198,9 +198,8 @@ impl DynamoStore {
                     }
                     persons.insert(id, person);
                 }
-                let new_keys: Vec<RecordKey> = plan.new.iter().map(|r| r.key()).collect();
                 let mut record_items = Vec::with_capacity(plan.new.len());
-                for (record, key) in plan.new.iter().zip(&new_keys) {
+                for &(key, record) in &plan.new {
                     let person = record.customer().and_then(|c| persons.get(&c.customer_id));
                     record_items.push(self.record_item(record, key, person, now)?);
                 }
@@ -235,7 +234,7 @@ impl DynamoStore {
                 if confirmed_here {
                     let pending: HashSet<&RecordKey> =
                         plan.pending.iter().map(|e| &e.record_key).collect();
-                    for (item, key) in record_items.iter_mut().zip(&new_keys) {
+                    for (item, (key, _)) in record_items.iter_mut().zip(&plan.new) {
                         if pending.contains(key) {
                             item.insert("enqueued".into(), AttributeValue::Bool(true));
                         }
