@@ -143,14 +143,22 @@ fn index(token: &str) -> Option<usize> {
 
 /// The text of a JSON string field.
 pub(crate) fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value_at(value, pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    text_of(value_at(value, pointer))
 }
 
 /// An id field (string or number).
 pub(crate) fn id_at(value: &Value, pointer: &str) -> Option<ProviderId> {
-    value_at(value, pointer).and_then(ProviderId::from_json)
+    id_of(value_at(value, pointer))
+}
+
+/// A field found already, read as text: a string that is not empty.
+pub(crate) fn text_of(value: Option<&Value>) -> Option<&str> {
+    value.and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// A field found already, read as an id (a string or a number).
+pub(crate) fn id_of(value: Option<&Value>) -> Option<ProviderId> {
+    value.and_then(ProviderId::from_json)
 }
 
 /// Arbitrary JSON for the normalizers' property tests.

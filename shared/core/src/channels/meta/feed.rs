@@ -35,7 +35,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::channels::json::{provider_time, unsupported};
+use crate::channels::json::{id_of, provider_time, text_of, unsupported};
 use crate::ids::{ConversationId, CustomerId, digest_json};
 use crate::model::{
     Attachment, Channel, CustomerIdentity, Direction, Event, EventKind, Message, MessageKind,
@@ -175,16 +175,6 @@ impl<'a> Fields<'a> {
         }
         fields
     }
-}
-
-/// A text field, read as `str_at` reads one: a string that is not empty.
-fn text_of(value: Option<&Value>) -> Option<&str> {
-    value.and_then(Value::as_str).filter(|s| !s.is_empty())
-}
-
-/// An id field (string or number), read as `id_at` reads one.
-fn id_of(value: Option<&Value>) -> Option<ProviderId> {
-    value.and_then(ProviderId::from_json)
 }
 
 /// The field `key` of an object field (`from.id`, `media.id`).

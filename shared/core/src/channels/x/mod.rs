@@ -315,6 +315,7 @@ fn tweet(tweet: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -
     let user = tweet.get("user")?;
     let author = id_of!(user, "id")?;
     let replied_user = id_of!(tweet, "in_reply_to_user_id");
+    let replied_status = id_of!(tweet, "in_reply_to_status_id");
     let outbound = &author == account;
     // The brand's own tweet belongs to the conversation of whom it answers; one that answers
     // no one (a post, a thread of its own) is not a customer conversation.
@@ -352,9 +353,9 @@ fn tweet(tweet: &Value, body: &Value, account: &ProviderId, at: DateTime<Utc>) -
         sent_at: sent.unwrap_or(at),
         sent_at_estimated: sent.is_none(),
         provider_timestamp,
-        reply_to: id_of!(tweet, "in_reply_to_status_id"),
+        reply_to: replied_status.clone(),
         public: true,
-        thread_id: id_of!(tweet, "in_reply_to_status_id"),
+        thread_id: replied_status,
         raw: Value::Null,
         source: None,
     }))
