@@ -6,8 +6,8 @@
 //!   messages (1, 10, 100, 1000): signature check over the raw bytes, the channel module's
 //!   `records` (parse and normalize, as the intake calls it), and each record's storage
 //!   `key()`. The deliveries are built from the test fixtures by replicating one real item with
-//!   distinct ids and a few distinct senders, and signed once outside the timed loop. Each is reported both as messages/s (`n` elements per
-//!   delivery) and as bytes/s of body.
+//!   distinct ids and a few distinct senders, and signed once outside the timed loop. Each is
+//!   reported both as messages/s (`n` elements per delivery) and as bytes/s of body.
 //!
 //! * `deliver/<telegram|x|standard|email>/<n>`: the same path for the other channels, through
 //!   their channel module as the intake calls it (`SignatureCheck::verify`, then

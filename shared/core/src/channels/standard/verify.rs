@@ -60,10 +60,20 @@ impl StandardSecret {
 /// Signs `body` as a sender does: the `webhook-signature` value for `id` at `timestamp` (Unix
 /// seconds) under `secret`. For tests and for the README's example sender.
 pub fn sign(secret: &StandardSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(&secret.0).expect("HMAC accepts keys of any length");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
+    let mac = HmacSha256::new_from_slice(&secret.0).expect("HMAC accepts keys of any length");
+    let mac = signed(mac, id, timestamp, body);
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// `mac` over what a Standard Webhooks signature signs: `id.timestamp.` then the body, fed in
+/// parts (no text is built for the prefix).
+fn signed(mut mac: HmacSha256, id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
+    let mut timestamp_text = itoa::Buffer::new();
+    let timestamp_text = timestamp_text.format(timestamp).as_bytes();
+    for part in [id.as_bytes(), b".", timestamp_text, b".", body] {
+        mac.update(part);
+    }
+    mac
 }
 
 /// The signature check of a Standard Webhooks source.
@@ -143,15 +153,9 @@ impl SignatureCheck for StandardVerifier {
         now: DateTime<Utc>,
     ) -> Result<(), SignatureError> {
         let (id, seconds, candidates) = signed_headers(headers, now)?;
-        // `id.seconds.` then the body, fed in parts: no text is built for the prefix.
-        let mut seconds_text = itoa::Buffer::new();
-        let seconds_text = seconds_text.format(seconds).as_bytes();
         let mut matched = false;
         for key in &self.keys {
-            let mut mac = key.mac();
-            for part in [id.as_bytes(), b".", seconds_text, b".", body] {
-                mac.update(part);
-            }
+            let mac = signed(key.mac(), id, seconds, body);
             for candidate in &candidates {
                 matched |= mac.clone().verify_slice(candidate).is_ok();
             }
